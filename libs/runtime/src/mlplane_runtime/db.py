@@ -1,0 +1,135 @@
+"""A service's database: one async SQLAlchemy engine and its session factory.
+
+Every service keeps its tables in its own PostgreSQL schema (its `MetaData(schema=...)`),
+so no query crosses schemas and any service can move to its own database by changing
+one URL. Nothing here connects at import time: `create_database` builds the engine
+lazily and the first session opens the first connection.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+# The URL schemes we accept for PostgreSQL; all are served by the asyncpg driver.
+_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def asyncpg_url(url: str) -> str:
+    """`url` as a `postgresql+asyncpg://` SQLAlchemy URL.
+
+    Accepts `postgresql://`, `postgres://` and `postgresql+asyncpg://`. Raises
+    `ValueError` naming the scheme for anything else (mysql, sqlite, a psycopg URL...).
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL: {exc}") from None
+    if parsed.drivername not in _POSTGRES_SCHEMES:
+        raise ValueError(
+            f"unsupported database URL scheme {parsed.drivername!r}: "
+            "use postgresql:// or postgresql+asyncpg://"
+        )
+    if not parsed.host and not parsed.query.get("host"):
+        raise ValueError("database URL has no host")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """`url` as a plain `postgresql://` URL, for a raw asyncpg connection (LISTEN)."""
+    parsed = make_url(asyncpg_url(url))
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def check_schema_name(name: str) -> str:
+    """`name` if it is a plain lowercase PostgreSQL identifier; else `ValueError`.
+
+    Schema names are interpolated into DDL and NOTIFY channel names, so only plain
+    identifiers are allowed (no quoting games).
+    """
+    if not _SCHEMA_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid schema name {name!r}: lowercase letters, digits and _, at most 63"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """A service's engine and session factory; `url` is the normalised asyncpg URL."""
+
+    url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def ping(self) -> bool:
+        """True when a `SELECT 1` round trip succeeds; never raises (for /readyz)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def ensure_schema(self, name: str) -> None:
+        """Create schema `name` if it does not exist. Raises `ValueError` on a bad name."""
+        check_schema_name(name)
+        async with self.engine.begin() as conn:
+            # An advisory lock: concurrent CREATE SCHEMA IF NOT EXISTS can still fail
+            # with a unique violation when two processes race at start-up.
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"mlplane_schema:{name}"},
+            )
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{name}"'))
+
+    async def drop_schema(self, name: str) -> None:
+        """Drop schema `name` and everything in it (tests and teardown only)."""
+        check_schema_name(name)
+        async with self.engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+
+    async def dispose(self) -> None:
+        """Close every pooled connection; the Database can be used again afterwards."""
+        await self.engine.dispose()
+
+
+def create_database(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout_s: float = 30.0,
+    pre_ping: bool = False,
+    echo: bool = False,
+) -> Database:
+    """A `Database` for `url` (postgresql:// or postgresql+asyncpg://); connects lazily.
+
+    Sessions do not expire objects on commit, so values read in a unit of work stay
+    usable after it commits. Raises `ValueError` for a URL that is not PostgreSQL.
+    """
+    normalised = asyncpg_url(url)
+    engine = create_async_engine(
+        normalised,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout_s,
+        # Off by default: a ping costs a round trip per checkout on the consumers' hot
+        # path. Without it a database restart fails the first use of each stale
+        # connection, SQLAlchemy then invalidates the pool, and the caller retries.
+        pool_pre_ping=pre_ping,
+        echo=echo,
+    )
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    return Database(url=normalised, engine=engine, sessions=sessions)
