@@ -8,11 +8,10 @@ envelope's `type` decides which. Extensions: `traceparent` / `tracestate`
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
 from uuid import uuid4
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,15 +19,21 @@ from pydantic import (
     model_validator,
 )
 
-SPEC_VERSION = "1.0"
-JSON = "application/json"
-SCHEMA_BASE_URI = "https://mlplane.io/schemas/events"
+from mlplane_contracts.types import Timestamp
+
+SPEC_VERSION: Final = "1.0"
+JSON: Final = "application/json"
+SCHEMA_BASE_URI: Final = "https://mlplane.io/schemas/events"
 
 
 class EventPayload(BaseModel):
     """Base of every event's `data`. Subclasses set `event_type` and register."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # JSON has no NaN or infinity: refusing them keeps every payload round-trippable.
+    # Attribute docstrings become field descriptions in the published JSON Schemas.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
     event_type: ClassVar[str]
 
@@ -55,6 +60,11 @@ def registered_payloads() -> dict[str, type[EventPayload]]:
     return dict(_PAYLOADS)
 
 
+def payload_model_for(event_type: str) -> type[EventPayload] | None:
+    """The payload model registered for `event_type`, or None (no copy: per-message use)."""
+    return _PAYLOADS.get(event_type)
+
+
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 event whose data is a registered mlplane payload."""
 
@@ -65,7 +75,7 @@ class CloudEvent(BaseModel):
     source: str = Field(min_length=1)
     type: str = Field(min_length=1)
     subject: str | None = None
-    time: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    time: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     datacontenttype: Literal["application/json"] = JSON
     dataschema: str | None = None
     traceparent: str | None = None

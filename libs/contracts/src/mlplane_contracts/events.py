@@ -1,0 +1,387 @@
+"""The payload (`data`) of every mlplane event type, one model per type.
+
+A type is `io.mlplane.<entity>.<happening>.v<major>`. A version only ever grows
+by optional fields; a change that would break a consumer is a new `.vN` type
+published beside the old one. Models forbid unknown fields so a producer's typo
+fails at the producer, not in some consumer later.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlplane_contracts.envelope import EventPayload, register_payload
+from mlplane_contracts.types import (
+    ByteSize,
+    Count,
+    DeploymentId,
+    Digest,
+    DnsLabel,
+    GitCommitSha,
+    ImageRepository,
+    MediaType,
+    Metric,
+    MetricKey,
+    Name,
+    ParamValue,
+    Percent,
+    Principal,
+    ResourceUri,
+    Score,
+    Sha256Hex,
+    Share,
+    Text,
+    Timestamp,
+    VersionNumber,
+    WebUrl,
+)
+
+CI_RUN_COMPLETED = "io.mlplane.ci.run.completed.v1"
+MODEL_VERSION_REGISTERED = "io.mlplane.model.version.registered.v1"
+MODEL_ALIAS_CHANGED = "io.mlplane.model.alias.changed.v1"
+IMAGE_BUILT = "io.mlplane.image.built.v1"
+IMAGE_BUILD_FAILED = "io.mlplane.image.build_failed.v1"
+IMAGE_SCANNED = "io.mlplane.image.scanned.v1"
+DEPLOYMENT_REQUESTED = "io.mlplane.deployment.requested.v1"
+DEPLOYMENT_STATUS_CHANGED = "io.mlplane.deployment.status_changed.v1"
+DRIFT_DETECTED = "io.mlplane.drift.detected.v1"
+
+
+class _Part(BaseModel):
+    """A structured value inside a payload: as strict as the payload itself."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
+
+
+# -- vocabulary -------------------------------------------------------------------
+
+
+class CiProvider(StrEnum):
+    GITHUB_ACTIONS = "github_actions"
+    GITLAB_CI = "gitlab_ci"
+    OTHER = "other"
+
+
+class CiConclusion(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ModelFramework(StrEnum):
+    SKLEARN = "sklearn"
+    XGBOOST = "xgboost"
+    LIGHTGBM = "lightgbm"
+    PYTORCH = "pytorch"
+    TENSORFLOW = "tensorflow"
+    ONNX = "onnx"
+    HUGGINGFACE = "huggingface"
+    CUSTOM = "custom"
+
+
+class BuildBackend(StrEnum):
+    """How the builder made the image: appended a layer by the OCI API, or ran a Dockerfile."""
+
+    OCI_APPEND = "oci_append"
+    DOCKERFILE = "dockerfile"
+
+
+class ScanVerdict(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    UNKNOWN = "unknown"
+
+
+class Environment(StrEnum):
+    """Deployment environments, in promotion order."""
+
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class DeploymentStrategy(StrEnum):
+    ROLLING = "rolling"
+    CANARY = "canary"
+
+
+class DeploymentPhase(StrEnum):
+    """A deployment's life: requested → rendered → committed → syncing → healthy or failed."""
+
+    PENDING = "pending"
+    REJECTED = "rejected"
+    RENDERED = "rendered"
+    COMMITTED = "committed"
+    SYNCING = "syncing"
+    PROGRESSING = "progressing"
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+
+
+class DriftMethod(StrEnum):
+    """Per-feature tests, chosen as Evidently chooses them by data size and kind."""
+
+    KOLMOGOROV_SMIRNOV = "ks"
+    CHI_SQUARE = "chi_square"
+    WASSERSTEIN = "wasserstein"
+    JENSEN_SHANNON = "jensen_shannon"
+    PSI = "psi"
+
+
+class DriftSeverity(StrEnum):
+    WARNING = "warning"
+    SEVERE = "severe"
+
+
+# -- shared parts -----------------------------------------------------------------
+
+
+class ModelArtifact(_Part):
+    """The trained model in object storage, as the registry verified it."""
+
+    uri: ResourceUri
+    sha256: Sha256Hex
+    size_bytes: ByteSize
+    framework: ModelFramework
+    media_type: MediaType | None = None
+
+
+class DatasetRef(_Part):
+    """A dataset the model was trained or evaluated on, pinned by content digest."""
+
+    name: Name
+    uri: ResourceUri
+    digest: Digest
+
+
+class Lineage(_Part):
+    """Where a model version came from: code, CI run, data, parameters and results."""
+
+    git_repository: WebUrl
+    commit_sha: GitCommitSha
+    git_ref: Name | None = None
+    ci_run_url: WebUrl
+    datasets: tuple[DatasetRef, ...] = ()
+    params: dict[MetricKey, ParamValue] = Field(default_factory=dict)
+    metrics: dict[MetricKey, Metric] = Field(default_factory=dict)
+
+
+class ImageReference(_Part):
+    """A container image pinned by manifest digest (never by tag alone)."""
+
+    repository: ImageRepository
+    digest: Digest
+
+    @property
+    def reference(self) -> str:
+        """`<repository>@<digest>`, the form `docker pull` and Kubernetes accept."""
+        return f"{self.repository}@{self.digest}"
+
+
+class ImageLayer(_Part):
+    digest: Digest
+    size_bytes: ByteSize
+    media_type: MediaType
+
+
+class SeverityCounts(_Part):
+    """How many findings of each severity a scan reported."""
+
+    critical: Count = 0
+    high: Count = 0
+    medium: Count = 0
+    low: Count = 0
+    unknown: Count = 0
+
+
+class FeatureDrift(_Part):
+    """One feature's drift test: the statistic, its threshold, and the outcome."""
+
+    feature: Name
+    method: DriftMethod
+    score: Score
+    threshold: Score
+    drifted: bool
+
+
+# -- events -----------------------------------------------------------------------
+
+
+@register_payload
+class CiRunCompleted(EventPayload):
+    """A CI pipeline finished a training run (sent by the gateway from the CI webhook)."""
+
+    event_type = CI_RUN_COMPLETED
+
+    team: DnsLabel
+    model: DnsLabel
+    provider: CiProvider
+    run_id: Name
+    conclusion: CiConclusion
+    completed_at: Timestamp
+    artifact: ModelArtifact | None = None
+    """Present when the run uploaded a model; a failed run usually has none."""
+    lineage: Lineage
+
+
+@register_payload
+class ModelVersionRegistered(EventPayload):
+    """The registry accepted a new version of a model, artifact verified."""
+
+    event_type = MODEL_VERSION_REGISTERED
+
+    team: DnsLabel
+    model: DnsLabel
+    version: VersionNumber
+    artifact: ModelArtifact
+    lineage: Lineage
+    tags: dict[MetricKey, ParamValue] = Field(default_factory=dict)
+    registered_by: Principal
+    registered_at: Timestamp
+
+
+@register_payload
+class ModelAliasChanged(EventPayload):
+    """An alias (`champion`, `challenger`) now points at another version, or at none."""
+
+    event_type = MODEL_ALIAS_CHANGED
+
+    team: DnsLabel
+    model: DnsLabel
+    alias: DnsLabel
+    version: VersionNumber | None
+    """The version the alias points at now; None when the alias was removed."""
+    previous_version: VersionNumber | None = None
+    changed_by: Principal
+    changed_at: Timestamp
+
+
+@register_payload
+class ImageBuilt(EventPayload):
+    """The builder pushed a serving image for a model version."""
+
+    event_type = IMAGE_BUILT
+
+    team: DnsLabel
+    model: DnsLabel
+    version: VersionNumber
+    image: ImageReference
+    base_image: ImageReference
+    layers: tuple[ImageLayer, ...] = Field(min_length=1)
+    size_bytes: ByteSize
+    backend: BuildBackend
+    built_at: Timestamp
+
+
+@register_payload
+class ImageBuildFailed(EventPayload):
+    """The builder gave up building an image for a model version."""
+
+    event_type = IMAGE_BUILD_FAILED
+
+    team: DnsLabel
+    model: DnsLabel
+    version: VersionNumber
+    backend: BuildBackend
+    reason: Text
+    retryable: bool
+    """True when the same inputs might build later (registry down), false when they never will."""
+    failed_at: Timestamp
+
+
+@register_payload
+class ImageScanned(EventPayload):
+    """The scanner scanned a built image and decided a verdict by policy."""
+
+    event_type = IMAGE_SCANNED
+
+    team: DnsLabel
+    model: DnsLabel
+    version: VersionNumber
+    image: ImageReference
+    verdict: ScanVerdict
+    counts: SeverityCounts
+    """Findings per severity, after policy exceptions and VEX statements."""
+    reasons: tuple[Text, ...] = ()
+    """Why the policy decided the verdict, e.g. `CVE-2024-3094 (critical, fixable)`."""
+    report_uri: ResourceUri
+    sbom_uri: ResourceUri | None = None
+    scanner_version: Name
+    scanned_at: Timestamp
+
+
+@register_payload
+class DeploymentRequested(EventPayload):
+    """Someone asked to deploy a model version to an environment."""
+
+    event_type = DEPLOYMENT_REQUESTED
+
+    deployment_id: DeploymentId
+    team: DnsLabel
+    model: DnsLabel
+    version: VersionNumber
+    environment: Environment
+    strategy: DeploymentStrategy = DeploymentStrategy.ROLLING
+    canary_weight: Percent | None = None
+    """Share of traffic the new version gets first, for the canary strategy."""
+    reason: Text | None = None
+    requested_by: Principal
+    requested_at: Timestamp
+
+
+@register_payload
+class DeploymentStatusChanged(EventPayload):
+    """A deployment moved to another phase."""
+
+    event_type = DEPLOYMENT_STATUS_CHANGED
+
+    deployment_id: DeploymentId
+    team: DnsLabel
+    model: DnsLabel
+    version: VersionNumber
+    environment: Environment
+    phase: DeploymentPhase
+    previous_phase: DeploymentPhase | None = None
+    image: ImageReference | None = None
+    gitops_commit: GitCommitSha | None = None
+    """The commit in the GitOps repository that carries this deployment."""
+    message: Text | None = None
+    changed_at: Timestamp
+
+
+@register_payload
+class DriftDetected(EventPayload):
+    """The served data of a model version drifted from its reference profile."""
+
+    event_type = DRIFT_DETECTED
+
+    team: DnsLabel
+    model: DnsLabel
+    version: VersionNumber
+    environment: Environment
+    severity: DriftSeverity
+    drift_share: Share
+    """Share of features that drifted."""
+    share_threshold: Share
+    """The share above which the dataset counts as drifted."""
+    features: tuple[FeatureDrift, ...] = Field(min_length=1)
+    sample_size: Count
+    reference_size: Count
+    window_start: Timestamp
+    window_end: Timestamp
+    report_uri: ResourceUri | None = None
+    detected_at: Timestamp
