@@ -1,0 +1,192 @@
+"""The unit of work: a service's state change and the events it causes, in one transaction.
+
+A request or a message opens one `UnitOfWork`, does its work through `.session`,
+calls `emit(...)` for each event, and `commit()`s once. Committed events reach the
+bus through the outbox relay; an event emitted in a transaction that rolls back
+leaves no trace. Consumers also record the handled event in the inbox through it,
+so effects, inbox row and follow-up events commit together.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from mlplane_contracts.amqp import encode
+from mlplane_contracts.envelope import CloudEvent, EventPayload, new_event
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlplane_runtime.db import Database
+from mlplane_runtime.messaging_tables import MessagingTables
+from mlplane_runtime.telemetry.tracing import current_trace_context
+
+# PostgreSQL allows 32767 bind parameters per statement; an outbox row takes 8.
+_ROWS_PER_INSERT = 1000
+
+
+def event_source(service: str) -> str:
+    """The CloudEvent `source` of everything `service` emits."""
+    return f"/mlplane/{service}"
+
+
+class UnitOfWork:
+    """One transaction of one service. Use as `async with factory() as uow:`.
+
+    Leaving the block without `commit()` (or by an exception) rolls back the
+    session and forgets the emitted events.
+    """
+
+    def __init__(self, session: AsyncSession, tables: MessagingTables, service: str) -> None:
+        self._session = session
+        self._tables = tables
+        self._service = service
+        self._source = event_source(service)
+        self._pending: list[CloudEvent] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        """The SQLAlchemy session of this transaction (for the service's store)."""
+        return self._session
+
+    @property
+    def service(self) -> str:
+        return self._service
+
+    @property
+    def pending_events(self) -> tuple[CloudEvent, ...]:
+        """Events emitted since the last commit, in emit order (no sequence yet)."""
+        return tuple(self._pending)
+
+    async def __aenter__(self) -> UnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Closing the session rolls back whatever was not committed.
+        self._pending.clear()
+        await self._session.close()
+
+    def emit(self, data: EventPayload, *, subject: str | None) -> CloudEvent:
+        """Queue an event for this transaction; it is written to the outbox at commit.
+
+        The event takes the trace context active now (so consumers join this
+        trace), source `/mlplane/<service>`, a new id and the current time. Its
+        per-subject `sequence` is assigned at commit: the returned event has none;
+        `commit()` returns the events as they are published.
+        """
+        traceparent, tracestate = current_trace_context()
+        event = new_event(
+            data,
+            source=self._source,
+            subject=subject,
+            traceparent=traceparent,
+            tracestate=tracestate,
+        )
+        self._pending.append(event)
+        return event
+
+    async def record_handled(self, event: CloudEvent) -> bool:
+        """Write the inbox row of `event`; False when `(source, id)` was handled before.
+
+        A concurrent transaction handling the same event makes this wait for it:
+        if that one commits this returns False, if it rolls back this returns True.
+        """
+        inbox = self._tables.inbox
+        statement = (
+            pg_insert(inbox)
+            .values(source=event.source, event_id=event.id, type=event.type)
+            .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.event_id])
+            .returning(inbox.c.event_id)
+        )
+        result = await self._session.execute(statement)
+        return result.first() is not None
+
+    async def commit(self) -> tuple[CloudEvent, ...]:
+        """Write the emitted events to the outbox and commit everything at once.
+
+        Assigns each event with a subject the next sequence number of that
+        subject, then NOTIFYs the relay (PostgreSQL delivers it only on commit).
+        Returns the committed events, sequences included. Raises what the
+        database raises; the transaction is then rolled back by leaving the block.
+        """
+        events = await self._write_outbox() if self._pending else ()
+        await self._session.commit()
+        self._pending.clear()
+        return events
+
+    async def rollback(self) -> None:
+        """Discard the session's changes and the emitted events; the unit stays usable."""
+        self._pending.clear()
+        await self._session.rollback()
+
+    async def _write_outbox(self) -> tuple[CloudEvent, ...]:
+        next_sequence = await self._reserve_sequences()
+        events: list[CloudEvent] = []
+        rows: list[dict[str, Any]] = []
+        for event in self._pending:
+            if event.subject is not None:
+                sequence = next_sequence[event.subject]
+                next_sequence[event.subject] = sequence + 1
+                event = event.model_copy(update={"sequence": sequence})
+            message = encode(event)
+            events.append(event)
+            rows.append(
+                {
+                    "event_id": event.id,
+                    "source": event.source,
+                    "type": event.type,
+                    "subject": event.subject,
+                    "sequence": event.sequence,
+                    "headers": message.headers,
+                    "body": message.body,
+                    "content_type": message.content_type,
+                }
+            )
+        outbox = self._tables.outbox
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            # One round trip: the insert rides in a CTE of the NOTIFY.
+            written = insert(outbox).values(chunk).cte("written")
+            notify = select(func.pg_notify(self._tables.notify_channel, "")).add_cte(written)
+            await self._session.execute(notify)
+        return tuple(events)
+
+    async def _reserve_sequences(self) -> dict[str, int]:
+        """First sequence number to use per subject, reserving one per pending event."""
+        counts = Counter(e.subject for e in self._pending if e.subject is not None)
+        if not counts:
+            return {}
+        table = self._tables.outbox_sequence
+        # Sorted, so concurrent units lock subject rows in one order (no deadlock).
+        # The row lock is held to commit: producers of one subject commit, and get
+        # outbox positions, in sequence order.
+        reserve = pg_insert(table).values(
+            [{"subject": s, "last_sequence": counts[s]} for s in sorted(counts)]
+        )
+        upsert = reserve.on_conflict_do_update(
+            index_elements=[table.c.subject],
+            set_={"last_sequence": table.c.last_sequence + reserve.excluded.last_sequence},
+        ).returning(table.c.subject, table.c.last_sequence)
+        result = await self._session.execute(upsert)
+        return {subject: last - counts[subject] + 1 for subject, last in result}
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOfWorkFactory:
+    """Opens units of work of one service: `async with uow_factory() as uow: ...`."""
+
+    database: Database
+    tables: MessagingTables
+    service: str
+
+    def __call__(self) -> UnitOfWork:
+        """A new unit of work on a new session (connects on first use)."""
+        return UnitOfWork(self.database.sessions(), self.tables, self.service)
