@@ -80,7 +80,7 @@ class CloudEvent(BaseModel):
     dataschema: str | None = None
     traceparent: str | None = None
     tracestate: str | None = None
-    sequence: int | None = Field(default=None, ge=0)
+    sequence: int | None = Field(default=None, ge=0, le=2**63 - 1)
     data: SerializeAsAny[EventPayload]
 
     @model_validator(mode="before")

@@ -69,6 +69,30 @@ CONSUMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 """Event types each service consumes: the bindings of its queue to `EXCHANGE`."""
 
 
+PRODUCED_BY: Mapping[str, str] = MappingProxyType(
+    {
+        CI_RUN_COMPLETED: "gateway",
+        MODEL_VERSION_REGISTERED: "registry",
+        MODEL_ALIAS_CHANGED: "registry",
+        IMAGE_BUILT: "builder",
+        IMAGE_BUILD_FAILED: "builder",
+        IMAGE_SCANNED: "scanner",
+        DEPLOYMENT_REQUESTED: "gateway",
+        DEPLOYMENT_STATUS_CHANGED: "deployer",
+        DRIFT_DETECTED: "drift",
+    }
+)
+"""The one service that publishes each event type (its `source` is `/mlplane/<service>`)."""
+
+
+def source_of(service: str) -> str:
+    """The CloudEvent `source` of events the service publishes, `/mlplane/<service>`.
+
+    Raises ValueError when `service` is not a lowercase name.
+    """
+    return f"/{QUEUE_PREFIX}/{_checked(service)}"
+
+
 _SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
