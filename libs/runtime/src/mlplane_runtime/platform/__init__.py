@@ -1,0 +1,15 @@
+"""The embedded platform: every installed service in one process (`mlplane up`), or one
+service alone (`mlplane serve <name>`), on the infrastructure the settings name."""
+
+from mlplane_runtime.platform.host import Platform, PlatformStartFailed
+from mlplane_runtime.platform.hosted_service import HostedService
+from mlplane_runtime.platform.http_server import PortUnavailable, bind_http_socket, serve_platform
+
+__all__ = [
+    "HostedService",
+    "Platform",
+    "PlatformStartFailed",
+    "PortUnavailable",
+    "bind_http_socket",
+    "serve_platform",
+]

@@ -1,0 +1,127 @@
+"""One service plug-in wired into a host: its schema, consumer, relay, routes and lifespan."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+from fastapi import APIRouter
+from mlplane_contracts.topology import source_of
+
+from mlplane_runtime.bus.base import Transport
+from mlplane_runtime.consumer import EventConsumer
+from mlplane_runtime.db import Database
+from mlplane_runtime.dead_letters_api import dead_letters_router
+from mlplane_runtime.migrations import upgrade_to_head
+from mlplane_runtime.relay import OutboxRelay
+from mlplane_runtime.service import ServiceContext, ServicePlugin
+from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.uow import UnitOfWorkFactory
+
+_log = logging.getLogger("mlplane.platform")
+
+
+class HostedService:
+    """A plug-in and what the host built for it; `subscribe`, then `start` and `stop`."""
+
+    def __init__(
+        self,
+        plugin: ServicePlugin,
+        settings: RuntimeSettings,
+        database: Database,
+        transport: Transport,
+        data_dir: Path,
+    ) -> None:
+        self.plugin = plugin
+        self.name = plugin.name
+        tables = plugin.messaging()
+        self.context = ServiceContext(
+            name=plugin.name,
+            settings=settings,
+            database=database,
+            uow_factory=UnitOfWorkFactory(database, tables, plugin.name),
+            transport=transport,
+            data_dir=data_dir,
+        )
+        self.consumer = EventConsumer(
+            plugin.name, self.context.uow_factory, plugin.handlers_for(self.context)
+        )
+        self.relay = OutboxRelay(
+            database, tables, transport, plugin.name, batch_size=settings.relay_batch_size
+        )
+        self._lifespan: AbstractAsyncContextManager[None] | None = None
+        self._relay_started = False
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The event types this service consumes (the bindings of its queue)."""
+        return tuple(sorted(self.consumer.event_types))
+
+    async def prepare_schema(self) -> None:
+        """Bring the service's schema to its latest shape: its migrations, or create_all.
+
+        Raises what the migrations raise; nothing of a failed migration is committed.
+        """
+        plugin = self.plugin
+        database = self.context.database
+        await database.ensure_schema(plugin.schema)
+        if plugin.migrations is not None:
+            await upgrade_to_head(database.url, plugin.migrations, plugin.schema)
+            return
+        async with database.engine.begin() as connection:
+            await connection.run_sync(plugin.metadata.create_all)
+
+    def subscribe(self) -> None:
+        """Register the consumer on the transport (before the transport starts)."""
+        if self.event_types:
+            self.context.transport.subscribe(self.name, self.event_types, self.consumer)
+
+    def router(self) -> APIRouter:
+        """The service's routes and its dead-letter API, under `/<service name>`."""
+        router = APIRouter(prefix=f"/{self.name}")
+        for own_router in self.plugin.routers_for(self.context):
+            router.include_router(own_router)
+        router.include_router(dead_letters_router(self.name, self.context.transport))
+        return router
+
+    async def start(self) -> None:
+        """Start the outbox relay, then enter the service's own lifespan."""
+        self.relay.start()
+        self._relay_started = True
+        if self.plugin.lifespan is not None:
+            lifespan = self.plugin.lifespan(self.context)
+            await lifespan.__aenter__()
+            self._lifespan = lifespan
+        _log.info(
+            "hosting service %s: schema %s, consumes %s",
+            self.name,
+            self.plugin.schema,
+            ", ".join(self.event_types) or "nothing",
+            extra={
+                "hosted_service": self.name,
+                "schema": self.plugin.schema,
+                "event_source": source_of(self.name),
+                "consumes": list(self.event_types),
+            },
+        )
+
+    async def stop_lifespan(self) -> None:
+        """Exit the service's own lifespan; errors are logged, never raised."""
+        lifespan, self._lifespan = self._lifespan, None
+        if lifespan is None:
+            return
+        try:
+            await lifespan.__aexit__(None, None, None)
+        except Exception as exc:
+            _log.error("service %s: lifespan did not exit cleanly", self.name, exc_info=exc)
+
+    async def stop_relay(self) -> None:
+        """Stop the outbox relay (unpublished rows stay for the next start); never raises."""
+        if not self._relay_started:
+            return
+        self._relay_started = False
+        try:
+            await self.relay.stop()
+        except Exception as exc:
+            _log.error("service %s: relay did not stop cleanly", self.name, exc_info=exc)

@@ -1,0 +1,181 @@
+"""Serving a started platform over HTTP until SIGINT or SIGTERM, then stopping it in order.
+
+The listening socket is bound before anything else starts, so a taken port is a
+clear error at once rather than after the database and bus came up. uvicorn's own
+signal handling re-raises the signal once it is done serving, which would kill the
+process before the platform stops; here the host handles the signals itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+from collections.abc import Callable, Iterator, Sequence
+
+import uvicorn
+
+from mlplane_runtime.errors import MlplaneError
+from mlplane_runtime.platform.host import Platform
+from mlplane_runtime.service import ServicePlugin
+from mlplane_runtime.settings import RuntimeSettings
+
+_log = logging.getLogger("mlplane.platform")
+
+GRACEFUL_SHUTDOWN_S = 10
+
+
+class PortUnavailable(MlplaneError):
+    """The HTTP address cannot be bound (taken by another process, or not local)."""
+
+    status = 503
+    title = "Port unavailable"
+    retryable = False
+
+
+def bind_http_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host:port` (port 0: any free port), not yet listening.
+
+    Raises PortUnavailable naming the address and what to change.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise PortUnavailable(f"cannot resolve the HTTP host {host!r}: {exc}") from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        # As uvicorn does: a restart may bind while old connections sit in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortUnavailable(
+                f"port {port} on {host} is already in use by another process; stop it, "
+                "or set MLPLANE_HTTP_PORT to a free port"
+            ) from exc
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+class _PlatformServer(uvicorn.Server):
+    """uvicorn without its signal capture: the caller owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_platform(
+    settings: RuntimeSettings,
+    plugins: Sequence[ServicePlugin],
+    *,
+    name: str = "mlplane",
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Host `plugins`, serve HTTP on `settings.http_host:http_port` until SIGINT/SIGTERM.
+
+    Then stops accepting requests, lets running ones finish (bounded), and stops
+    the platform: services' relays, the transport, the database, the embedded
+    PostgreSQL. A signal during start-up stops what was started and returns.
+    `on_ready` gets the base URL once requests are served. Raises
+    PortUnavailable, PlatformStartFailed or EmbeddedPostgresFailed when it cannot
+    start (having stopped whatever it started).
+    """
+    sock = bind_http_socket(settings.http_host, settings.http_port)
+    shutdown = _Shutdown(asyncio.current_task())
+    try:
+        with _signal_handlers(asyncio.get_running_loop(), shutdown.request):
+            platform = Platform(settings, plugins, name=name)
+            await platform.start()
+            try:
+                await _serve(platform, sock, shutdown, on_ready)
+            finally:
+                _log.info("stopping the platform")
+                await platform.stop()
+                _log.info("platform stopped")
+    except asyncio.CancelledError:
+        if not shutdown.requested:
+            raise
+    finally:
+        sock.close()
+
+
+class _Shutdown:
+    """What a signal does: cancel the start-up, or ask the HTTP server to finish."""
+
+    def __init__(self, main_task: asyncio.Task[object] | None) -> None:
+        self.main_task = main_task
+        self.server: uvicorn.Server | None = None
+        self.requested = False
+
+    def request(self, sig: signal.Signals) -> None:
+        if self.requested:
+            if self.server is not None:
+                # A second signal: stop waiting for open connections.
+                self.server.force_exit = True
+            return
+        self.requested = True
+        _log.info("received %s, shutting down", sig.name)
+        if self.server is not None:
+            self.server.should_exit = True
+        elif self.main_task is not None:
+            self.main_task.cancel()
+
+
+async def _serve(
+    platform: Platform,
+    sock: socket.socket,
+    shutdown: _Shutdown,
+    on_ready: Callable[[str], None] | None,
+) -> None:
+    config = uvicorn.Config(
+        platform.app,
+        log_config=None,  # keep the JSON logging the CLI configured
+        access_log=False,  # the service app writes its own access log
+        lifespan="off",  # the platform is started and stopped around serving
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    server = _PlatformServer(config)
+    shutdown.server = server
+    if shutdown.requested:
+        return
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    # uvicorn offers no event for "listening"; `started` flips once it is.
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if server.started:
+        host, port = sock.getsockname()[:2]
+        url = f"http://{_url_host(host)}:{port}"
+        _log.info("serving on %s", url, extra={"url": url})
+        if on_ready is not None:
+            on_ready(url)
+    await serving
+
+
+@contextlib.contextmanager
+def _signal_handlers(
+    loop: asyncio.AbstractEventLoop, handler: Callable[[signal.Signals], None]
+) -> Iterator[None]:
+    installed: list[signal.Signals] = []
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, handler, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                # Not the main thread (tests): the caller stops the server instead.
+                pass
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
