@@ -25,6 +25,7 @@ from typing import Any, Final
 from mlplane_contracts.envelope import JSON, CloudEvent
 from mlplane_contracts.errors import EventDecodeError
 from mlplane_contracts.wire import (
+    ENVELOPE_ATTRIBUTES,
     STRUCTURED_CONTENT_TYPE,
     data_to_json,
     event_from_binary,
@@ -117,14 +118,11 @@ def attributes_from_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     """
     attributes: dict[str, Any] = {}
     for key, value in headers.items():
-        if key.startswith("cloudEvents"):
-            if key[11:12] not in ("_", ":"):
+        name = _KNOWN_HEADERS.get(key)
+        if name is None:
+            name = _attribute_name(key)
+            if name is None:
                 continue
-            name = key[12:].lower()
-        elif key[:3].lower() == "ce-":
-            name = key[3:].lower()
-        else:
-            continue
         if isinstance(value, bytes):
             try:
                 value = value.decode()
@@ -132,3 +130,19 @@ def attributes_from_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
                 raise EventDecodeError(f"header {key!r} is not UTF-8: {exc}") from exc
         attributes[name] = value
     return attributes
+
+
+def _attribute_name(header: str) -> str | None:
+    if header.startswith(("cloudEvents_", "cloudEvents:")):
+        return header[12:].lower()
+    if header[:3].lower() == "ce-":
+        return header[3:].lower()
+    return None
+
+
+# Per-message fast path: the headers mlplane and most senders use, by exact name.
+_KNOWN_HEADERS: Final = {
+    prefix + name: name
+    for prefix in ACCEPTED_PREFIXES
+    for name in (*ENVELOPE_ATTRIBUTES, "datacontenttype")
+}
