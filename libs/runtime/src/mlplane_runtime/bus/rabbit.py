@@ -10,8 +10,9 @@ Delivery semantics (the same as `EmbeddedTransport`'s):
   copied into the service's DLQ instead. The copy is confirmed before the ack, so a
   crash between the two duplicates a delivery (the inbox drops it) and never loses it;
 - the connection is robust: after a connection loss aio-pika reconnects, restores
-  channels and consumers, and unacknowledged deliveries come again. Publishes
-  during the outage raise `Unavailable`, so the caller keeps its rows and retries.
+  channels and consumers, and unacknowledged deliveries come again. A publish
+  during the outage waits for the new connection up to the confirm timeout, or
+  raises `Unavailable`, so the caller keeps its rows and publishes again.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker, RabbitExchange
+from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 from mlplane_contracts.topology import (
     ATTEMPT_HEADER,
@@ -36,6 +36,7 @@ from mlplane_contracts.topology import (
     queue_name,
     retry_queue_name,
 )
+from yarl import URL
 
 from mlplane_runtime.bus.base import (
     DeadLetter,
@@ -46,13 +47,13 @@ from mlplane_runtime.bus.base import (
     RetryPolicy,
 )
 from mlplane_runtime.bus.rabbit_dead_letters import (
-    as_dead_letter,
     dead_letter_headers,
-    dead_letter_id,
-    fetch_unacked,
+    list_dead_letters,
+    replay_dead_letters,
     replay_headers,
     retry_headers,
 )
+from mlplane_runtime.bus.rabbit_publish import DEFAULT_EXCHANGE, Publication, publish_confirmed
 from mlplane_runtime.bus.rabbit_topology import (
     DEAD_LETTER_EXCHANGE_DECL,
     EVENTS_EXCHANGE,
@@ -60,7 +61,6 @@ from mlplane_runtime.bus.rabbit_topology import (
     delete_service_queues,
     service_queue,
 )
-from mlplane_runtime.errors import Unavailable
 from mlplane_runtime.telemetry.metrics import (
     EVENTS_DEAD_LETTERED,
     EVENTS_REPLAYED,
@@ -71,22 +71,9 @@ __all__ = ["RabbitTransport", "delete_service_queues"]
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_EXCHANGE = RabbitExchange()
 # After a failed retry or dead-letter publish the delivery is requeued; the pause
 # keeps a broker that refuses publishes from turning that into a hot loop.
 _REQUEUE_PAUSE_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Publication:
-    exchange: RabbitExchange
-    routing_key: str
-    body: bytes
-    headers: Mapping[str, Any]
-    message_id: str | None
-    content_type: str | None
-    # True for the copies we route to one named queue: a return means it is gone.
-    mandatory: bool
 
 
 @dataclass(slots=True)
@@ -171,12 +158,13 @@ class RabbitTransport:
         """
         if self._broker is not None:
             return
-        client_properties: Any = (
-            {"connection_name": self._connection_name} if self._connection_name else None
-        )
+        url = URL(self._url)
+        if self._connection_name:
+            # aiormq takes the connection name (client property `connection_name`)
+            # from the URL's `name` query parameter.
+            url = url.update_query(name=self._connection_name)
         broker = RabbitBroker(
-            self._url,
-            client_properties=client_properties,
+            str(url),
             reconnect_interval=self._reconnect_interval_s,
             graceful_timeout=self._graceful_timeout_s,
             app_id="mlplane",
@@ -233,7 +221,7 @@ class RabbitTransport:
         """
         await self._publish_confirmed(
             [
-                _Publication(
+                Publication(
                     exchange=EVENTS_EXCHANGE,
                     routing_key=message.routing_key,
                     body=message.body,
@@ -251,48 +239,10 @@ class RabbitTransport:
             raise RuntimeError("the transport is not started")
         return self._broker
 
-    async def _publish_confirmed(self, publications: Sequence[_Publication]) -> None:
-        broker = self._started_broker()
-        if not publications:
-            return
-        # Every publish is started before any confirm is awaited. Tasks start in
-        # creation order and the channel's publish lock is FIFO, so the frames leave
-        # in batch order on the one default channel.
-        tasks = [asyncio.ensure_future(self._publish_one(broker, p)) for p in publications]
-        try:
-            async with asyncio.timeout(self._confirm_timeout_s):
-                results = await asyncio.gather(*tasks, return_exceptions=True)
-        except TimeoutError:
-            for task in tasks:
-                task.cancel()
-            raise Unavailable(
-                f"RabbitMQ did not confirm {len(publications)} messages within "
-                f"{self._confirm_timeout_s} s"
-            ) from None
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise Unavailable(
-                f"RabbitMQ did not confirm {len(failures)} of {len(publications)} messages: "
-                f"{failures[0]!r}"
-            ) from failures[0]
-
-    async def _publish_one(self, broker: RabbitBroker, publication: _Publication) -> None:
-        result = await broker.publish(
-            publication.body,
-            exchange=publication.exchange,
-            routing_key=publication.routing_key,
-            mandatory=publication.mandatory,
-            persist=True,
-            headers=dict(publication.headers),
-            message_id=publication.message_id,
-            content_type=publication.content_type,
+    async def _publish_confirmed(self, publications: Sequence[Publication]) -> None:
+        await publish_confirmed(
+            self._started_broker(), publications, timeout_s=self._confirm_timeout_s
         )
-        # A nack raises inside aio-pika; a returned (unroutable) mandatory message
-        # comes back as the message instead of the Basic.Ack frame.
-        if publication.mandatory and not isinstance(result, aiormq.spec.Basic.Ack):
-            raise Unavailable(
-                f"RabbitMQ returned the message for {publication.routing_key!r}: no such queue"
-            )
 
     # -- consuming ---------------------------------------------------------
 
@@ -349,8 +299,8 @@ class RabbitTransport:
     async def _schedule_retry(self, service: str, inbound: InboundMessage) -> None:
         await self._publish_confirmed(
             [
-                _Publication(
-                    exchange=_DEFAULT_EXCHANGE,
+                Publication(
+                    exchange=DEFAULT_EXCHANGE,
                     # Level n is the wait before try n + 1.
                     routing_key=retry_queue_name(service, inbound.attempt),
                     body=inbound.body,
@@ -372,7 +322,7 @@ class RabbitTransport:
     ) -> None:
         await self._publish_confirmed(
             [
-                _Publication(
+                Publication(
                     exchange=DEAD_LETTER_EXCHANGE_DECL,
                     routing_key=dead_letter_queue_name(service),
                     body=inbound.body,
@@ -401,29 +351,15 @@ class RabbitTransport:
 
     # -- dead letters --------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _dead_letter_queue(self, service: str) -> AsyncIterator[Any]:
-        broker = self._started_broker()
-        # FastStream keeps channels for its own publishers and subscribers; reading
-        # a queue with basic.get on a channel we can close (returning every
-        # unacknowledged message in place) needs aio-pika's channel directly.
-        connection = await broker.connect()
-        async with self._dead_letter_lock:
-            channel = await connection.channel(publisher_confirms=False)
-            try:
-                yield await channel.get_queue(dead_letter_queue_name(service), ensure=True)
-            finally:
-                with contextlib.suppress(Exception):
-                    await channel.close()
-
     async def dead_letters(self, service: str, limit: int = 100) -> list[DeadLetter]:
         """The service's DLQ, oldest first, up to `limit`, without removing anything.
 
-        Raises aio-pika's channel errors (NOT_FOUND when the service never started
-        on this broker), RuntimeError when the transport is not started.
+        An undeclared DLQ is empty. Raises aio-pika's connection errors, and
+        RuntimeError when the transport is not started.
         """
-        async with self._dead_letter_queue(service) as queue:
-            return [as_dead_letter(service, m) for m in await fetch_unacked(queue, limit)]
+        connection = await self._started_broker().connect()
+        async with self._dead_letter_lock:
+            return await list_dead_letters(connection, service, limit)
 
     async def replay(self, service: str, dead_letter_ids: Sequence[str] | None = None) -> int:
         """Send dead letters (all, or those named) back to `mlplane.<service>`, try 1 again.
@@ -433,30 +369,26 @@ class RabbitTransport:
         how many were replayed. Raises `Unavailable` when a copy is not confirmed
         (nothing is removed then).
         """
-        wanted = None if dead_letter_ids is None else set(dead_letter_ids)
-        async with self._dead_letter_queue(service) as queue:
-            fetched = await fetch_unacked(queue, None)
-            chosen = [m for m in fetched if wanted is None or dead_letter_id(m) in wanted]
-            letters = [as_dead_letter(service, m) for m in chosen]
+        connection = await self._started_broker().connect()
+
+        async def send_back(letters: Sequence[AbstractIncomingMessage]) -> None:
             await self._publish_confirmed(
                 [
-                    _Publication(
-                        exchange=_DEFAULT_EXCHANGE,
+                    Publication(
+                        exchange=DEFAULT_EXCHANGE,
                         routing_key=queue_name(service),
                         body=letter.body,
-                        headers={
-                            **replay_headers(letter.headers),
-                            ORIGINAL_ROUTING_KEY_HEADER: letter.routing_key,
-                        },
+                        headers=replay_headers(letter.headers or {}, letter.routing_key or ""),
                         message_id=letter.message_id,
-                        content_type=message.content_type,
+                        content_type=letter.content_type,
                         mandatory=True,
                     )
-                    for letter, message in zip(letters, chosen, strict=True)
+                    for letter in letters
                 ]
             )
-            for message in chosen:
-                await message.ack()
-        if chosen:
-            EVENTS_REPLAYED.labels(service=service).inc(len(chosen))
-        return len(chosen)
+
+        async with self._dead_letter_lock:
+            count = await replay_dead_letters(connection, service, dead_letter_ids, send_back)
+        if count:
+            EVENTS_REPLAYED.labels(service=service).inc(count)
+        return count

@@ -10,18 +10,21 @@ removes or reorders anything. A crash while listing closes the channel too.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from aiormq.exceptions import ChannelNotFoundEntity
 from mlplane_contracts.topology import (
     ATTEMPT_HEADER,
     ATTEMPTS_HEADER,
     DEAD_LETTERED_AT_HEADER,
     ERROR_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
+    dead_letter_queue_name,
 )
 
 from mlplane_runtime.bus.base import DeadLetter
@@ -74,10 +77,17 @@ def dead_letter_headers(
     }
 
 
-def replay_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """Headers for a dead letter sent back to its queue: first try again, no verdict."""
+def replay_headers(headers: Mapping[str, Any], delivered_with: str) -> dict[str, Any]:
+    """Headers for a dead letter sent back to its queue: first try again, no verdict.
+
+    `delivered_with` is the routing key the dead letter reached the DLQ with, the
+    fallback when it carries no original routing key.
+    """
     carried = {k: v for k, v in _carried(headers).items() if k not in _DEAD_LETTER_HEADERS}
     carried[ATTEMPT_HEADER] = 1
+    carried[ORIGINAL_ROUTING_KEY_HEADER] = str(
+        headers.get(ORIGINAL_ROUTING_KEY_HEADER) or delivered_with
+    )
     return carried
 
 
@@ -128,12 +138,7 @@ def as_dead_letter(service: str, message: AbstractIncomingMessage) -> DeadLetter
     )
 
 
-async def fetch_unacked(queue: AbstractQueue, limit: int | None) -> list[AbstractIncomingMessage]:
-    """Up to `limit` messages (all when None) from the head of `queue`, left unacknowledged.
-
-    They return to the queue, in place, when rejected with requeue or when the
-    channel closes. Raises aio-pika's channel errors.
-    """
+async def _fetch_unacked(queue: AbstractQueue, limit: int | None) -> list[AbstractIncomingMessage]:
     fetched: list[AbstractIncomingMessage] = []
     while limit is None or len(fetched) < limit:
         message = await queue.get(no_ack=False, fail=False)
@@ -141,3 +146,59 @@ async def fetch_unacked(queue: AbstractQueue, limit: int | None) -> list[Abstrac
             break
         fetched.append(message)
     return fetched
+
+
+@contextlib.asynccontextmanager
+async def _borrowed_messages(
+    connection: AbstractConnection, service: str, limit: int | None
+) -> AsyncIterator[list[AbstractIncomingMessage]]:
+    """Up to `limit` messages (all when None) from the head of the service's DLQ.
+
+    They stay unacknowledged on a channel of their own; those not acked in the
+    block go back in place when it closes. An undeclared DLQ yields nothing.
+    """
+    # FastStream keeps its channels for its publishers and subscribers; basic.get
+    # on a channel we close afterwards needs aio-pika's channel directly.
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        try:
+            queue = await channel.get_queue(dead_letter_queue_name(service), ensure=True)
+        except ChannelNotFoundEntity:
+            yield []
+            return
+        yield await _fetch_unacked(queue, limit)
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+
+async def list_dead_letters(
+    connection: AbstractConnection, service: str, limit: int
+) -> list[DeadLetter]:
+    """The first `limit` dead letters of the service, oldest first, left in place.
+
+    Raises aio-pika's connection and channel errors.
+    """
+    async with _borrowed_messages(connection, service, limit) as messages:
+        return [as_dead_letter(service, m) for m in messages]
+
+
+async def replay_dead_letters(
+    connection: AbstractConnection,
+    service: str,
+    dead_letter_ids: Sequence[str] | None,
+    send_back: Callable[[Sequence[AbstractIncomingMessage]], Awaitable[None]],
+) -> int:
+    """Hand the chosen dead letters (all when `dead_letter_ids` is None) to `send_back`;
+    once it returns, remove them from the DLQ. Returns how many.
+
+    When `send_back` raises, nothing is removed and its error propagates.
+    """
+    wanted = None if dead_letter_ids is None else set(dead_letter_ids)
+    async with _borrowed_messages(connection, service, None) as messages:
+        chosen = [m for m in messages if wanted is None or dead_letter_id(m) in wanted]
+        if chosen:
+            await send_back(chosen)
+        for message in chosen:
+            await message.ack()
+    return len(chosen)
