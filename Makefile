@@ -34,7 +34,7 @@ services:  ## start PostgreSQL, RabbitMQ and Redis if they do not answer
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy libs services bench
+	$(VENV)/bin/mypy libs bench $(wildcard services/*/src)
 
 format: install
 	$(VENV)/bin/ruff format .
