@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+import pytest
 from mlplane_runtime.bus.base import (
     InboundMessage,
     PoisonMessage,
     RetryPolicy,
     Transport,
 )
+from prometheus_client import REGISTRY
 
 from .bus_fixtures import (
     FAST_RETRY,
@@ -57,6 +59,14 @@ async def _started(
     transport.subscribe(service, event_types, handler)
     await transport.start()
     return transport
+
+
+def _dead_letter_depth(service: str) -> float | None:
+    return REGISTRY.get_sample_value("mlplane_dead_letter_depth", {"service": service})
+
+
+def _counted(metric: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(metric, labels) or 0.0
 
 
 class TransportContract:
@@ -206,6 +216,7 @@ class TransportContract:
         assert calls[2].message.routing_key == rk
         assert calls[2].message.body == sent.body
         assert await transport.dead_letters(service) == []
+        assert _counted("mlplane_events_retried_total", service=service, event_type=rk) == 2
 
     async def test_an_always_failing_message_is_dead_lettered_after_the_last_try(
         self, bus: BusHarness
@@ -242,6 +253,15 @@ class TransportContract:
         assert letter.body == b"bad"
         assert letter.service == service
         assert letter.dead_lettered_at is not None
+        assert (
+            _counted(
+                "mlplane_events_dead_lettered_total",
+                service=service,
+                event_type=rk,
+                reason_kind="exhausted",
+            )
+            == 1
+        )
         # The consumer went on with the others while the bad one waited for its tries.
         order = handler.ids()
         last_bad_try = len(order) - 1 - order[::-1].index(bad.message_id)
@@ -268,6 +288,15 @@ class TransportContract:
         assert letter.message_id == sent.message_id
         assert letter.reason == "not an event: b'garbage'"
         assert letter.attempts == 1
+        assert (
+            _counted(
+                "mlplane_events_dead_lettered_total",
+                service=service,
+                event_type=rk,
+                reason_kind="poison",
+            )
+            == 1
+        )
 
     async def test_listing_dead_letters_leaves_them_in_place(self, bus: BusHarness) -> None:
         rk, service = unique_routing_key(), bus.service()
@@ -288,6 +317,7 @@ class TransportContract:
 
         assert first_listing == second_listing
         assert [d.message_id for d in first_listing] == ids_of(batch)
+        assert _dead_letter_depth(service) == 3
         assert [d.message_id for d in await transport.dead_letters(service, limit=2)] == ids_of(
             batch[:2]
         )
@@ -322,11 +352,22 @@ class TransportContract:
         assert await transport.replay(service) == 2
         await eventually(lambda: len(handler.calls) == 6, "the rest handled again")
         assert await transport.dead_letters(service) == []
+        assert _dead_letter_depth(service) == 0
         replayed = handler.calls[3:]
         assert sorted(c.message.message_id or "" for c in replayed) == sorted(ids_of(batch))
         assert all(c.message.attempt == 1 for c in replayed)
         assert all(c.message.routing_key == rk for c in replayed)
         assert await transport.replay(service) == 0
+
+    async def test_a_service_subscribes_once_under_a_queue_name(self, bus: BusHarness) -> None:
+        transport = bus.transport()
+        service = bus.service()
+        transport.subscribe(service, [unique_routing_key()], Recorder())
+
+        with pytest.raises(ValueError, match="already subscribed"):
+            transport.subscribe(service, [unique_routing_key()], Recorder())
+        with pytest.raises(ValueError, match="invalid service name"):
+            transport.subscribe("Not A Queue Name", [unique_routing_key()], Recorder())
 
     async def test_publishing_a_type_nobody_consumes_succeeds(self, bus: BusHarness) -> None:
         transport = bus.transport()

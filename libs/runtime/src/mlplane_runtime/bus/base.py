@@ -91,14 +91,17 @@ class Transport(Protocol):
     async def publish(self, messages: Sequence[OutboundMessage]) -> None:
         """Publish in order; return only when the broker has confirmed every one.
 
-        Raises on any unconfirmed message, so the caller (the outbox relay) keeps
-        the rows and tries again.
+        A type no service consumes is dropped without error. Raises on any
+        unconfirmed message (`mlplane_runtime.errors.Unavailable` from both
+        transports), so the caller (the outbox relay) keeps the rows and tries again.
         """
 
-    def subscribe(
-        self, service: str, event_types: Sequence[str], handler: DeliveryHandler
-    ) -> None:
-        """Consume `event_types` on the service's own queue; call before `start`."""
+    def subscribe(self, service: str, event_types: Sequence[str], handler: DeliveryHandler) -> None:
+        """Consume `event_types` on the service's own queue; call before `start`.
+
+        One subscription per service (its handler dispatches by routing key); a
+        second one for the same service raises ValueError.
+        """
 
     async def dead_letters(self, service: str, limit: int = 100) -> list[DeadLetter]:
         """The messages in the service's DLQ, oldest first, without removing them."""

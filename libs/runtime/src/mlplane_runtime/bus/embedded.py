@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from mlplane_contracts.topology import queue_name
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,6 +44,7 @@ from mlplane_runtime.bus.embedded_store import DeliveryStore, StoredDelivery
 from mlplane_runtime.db import libpq_url
 from mlplane_runtime.errors import Unavailable
 from mlplane_runtime.telemetry.metrics import (
+    DEAD_LETTER_DEPTH,
     EVENTS_DEAD_LETTERED,
     EVENTS_REPLAYED,
     EVENTS_RETRIED,
@@ -109,9 +111,10 @@ class EmbeddedTransport:
     def subscribe(self, service: str, event_types: Sequence[str], handler: DeliveryHandler) -> None:
         """Consume `event_types` on the service's queue with `handler`; call before `start`.
 
-        Raises ValueError for a service subscribed twice or no event types,
-        RuntimeError once started.
+        Raises ValueError for an invalid service name (the names RabbitMQ queues
+        take), a service subscribed twice or no event types; RuntimeError once started.
         """
+        queue_name(service)  # validates the name
         if self._started:
             raise RuntimeError("subscribe before start")
         if service in self._consumers:
@@ -343,6 +346,8 @@ class EmbeddedTransport:
         """
         async with self._engine.connect() as conn:
             stored = await self._store.dead_letters(conn, service, limit)
+            depth = await self._store.dead_letter_count(conn, service)
+        DEAD_LETTER_DEPTH.labels(service=service).set(depth)
         return [
             DeadLetter(
                 dead_letter_id=str(letter.id),
@@ -367,6 +372,8 @@ class EmbeddedTransport:
         ids = None if dead_letter_ids is None else [int(i) for i in dead_letter_ids if i.isdigit()]
         async with self._engine.begin() as conn:
             count = await self._store.replay(conn, service, ids)
+            depth = await self._store.dead_letter_count(conn, service)
+        DEAD_LETTER_DEPTH.labels(service=service).set(depth)
         if count:
             EVENTS_REPLAYED.labels(service=service).inc(count)
         return count

@@ -272,6 +272,16 @@ class DeliveryStore:
             for row in result
         ]
 
+    async def dead_letter_count(self, conn: AsyncConnection, service: str) -> int:
+        result = await conn.execute(
+            self._sql(
+                "SELECT count(*) FROM {s}.deliveries "
+                "WHERE service = :service AND dead_lettered_at IS NOT NULL"
+            ),
+            {"service": service},
+        )
+        return int(result.scalar_one())
+
     async def replay(self, conn: AsyncConnection, service: str, ids: Sequence[int] | None) -> int:
         """Queue dead letters (all, or those with `ids`) again at try 1; how many."""
         where_ids = "" if ids is None else " AND id = ANY(:ids)"

@@ -28,6 +28,7 @@ from mlplane_contracts.topology import (
 )
 
 from mlplane_runtime.bus.base import DeadLetter
+from mlplane_runtime.telemetry.metrics import DEAD_LETTER_DEPTH
 
 DEAD_LETTER_ID_HEADER = "x-mlplane-dead-letter-id"
 """Names one stay in a DLQ: the event's own id repeats when it is parked twice."""
@@ -166,6 +167,8 @@ async def _borrowed_messages(
         except ChannelNotFoundEntity:
             yield []
             return
+        # The passive declare counted the DLQ before anything was fetched.
+        _sample_depth(service, queue)
         yield await _fetch_unacked(queue, limit)
     finally:
         with contextlib.suppress(Exception):
@@ -181,6 +184,11 @@ async def list_dead_letters(
     """
     async with _borrowed_messages(connection, service, limit) as messages:
         return [as_dead_letter(service, m) for m in messages]
+
+
+def _sample_depth(service: str, queue: AbstractQueue) -> None:
+    result = queue.declaration_result
+    DEAD_LETTER_DEPTH.labels(service=service).set(result.message_count or 0)
 
 
 async def replay_dead_letters(
@@ -201,4 +209,5 @@ async def replay_dead_letters(
             await send_back(chosen)
         for message in chosen:
             await message.ack()
+        DEAD_LETTER_DEPTH.labels(service=service).set(len(messages) - len(chosen))
     return len(chosen)
