@@ -43,8 +43,9 @@ class EmbeddedPostgres:
     """The embedded server of one data directory: `start()` it, use `url`, `stop()` it."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.pgdata = data_dir / "postgres"
+        # Absolute, as pgserver makes it: the postmaster's command line names it so.
+        self.data_dir = data_dir.resolve()
+        self.pgdata = self.data_dir / "postgres"
         self._lock_file: IO[str] | None = None
         self._server: Any = None
         self._url: str | None = None

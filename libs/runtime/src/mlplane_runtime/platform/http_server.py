@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 import uvicorn
 
 from mlplane_runtime.errors import MlplaneError
-from mlplane_runtime.platform.host import Platform
+from mlplane_runtime.platform.host import EMBEDDED_BUS_SCHEMA, Platform
 from mlplane_runtime.service import ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
 
@@ -77,21 +77,29 @@ async def serve_platform(
     *,
     name: str = "mlplane",
     on_ready: Callable[[str], None] | None = None,
+    listen: socket.socket | None = None,
+    until: asyncio.Event | None = None,
+    bus_schema: str = EMBEDDED_BUS_SCHEMA,
 ) -> None:
-    """Host `plugins`, serve HTTP on `settings.http_host:http_port` until SIGINT/SIGTERM.
+    """Host `plugins`, serve HTTP on `settings.http_host:http_port` until SIGINT/SIGTERM
+    (or until `until` is set, when given).
 
     Then stops accepting requests, lets running ones finish (bounded), and stops
     the platform: services' relays, the transport, the database, the embedded
     PostgreSQL. A signal during start-up stops what was started and returns.
+    `listen` is an already bound socket to serve on instead (it is closed after);
     `on_ready` gets the base URL once requests are served. Raises
     PortUnavailable, PlatformStartFailed or EmbeddedPostgresFailed when it cannot
     start (having stopped whatever it started).
     """
-    sock = bind_http_socket(settings.http_host, settings.http_port)
+    sock = (
+        listen if listen is not None else bind_http_socket(settings.http_host, settings.http_port)
+    )
     shutdown = _Shutdown(asyncio.current_task())
+    watcher = asyncio.create_task(_watch(until, shutdown)) if until is not None else None
     try:
-        with _signal_handlers(asyncio.get_running_loop(), shutdown.request):
-            platform = Platform(settings, plugins, name=name)
+        with _signal_handlers(asyncio.get_running_loop(), shutdown.on_signal):
+            platform = Platform(settings, plugins, name=name, bus_schema=bus_schema)
             await platform.start()
             try:
                 await _serve(platform, sock, shutdown, on_ready)
@@ -103,7 +111,14 @@ async def serve_platform(
         if not shutdown.requested:
             raise
     finally:
+        if watcher is not None:
+            watcher.cancel()
         sock.close()
+
+
+async def _watch(until: asyncio.Event, shutdown: _Shutdown) -> None:
+    await until.wait()
+    shutdown.request("asked to stop")
 
 
 class _Shutdown:
@@ -114,14 +129,17 @@ class _Shutdown:
         self.server: uvicorn.Server | None = None
         self.requested = False
 
-    def request(self, sig: signal.Signals) -> None:
+    def on_signal(self, sig: signal.Signals) -> None:
+        self.request(f"received {sig.name}")
+
+    def request(self, reason: str) -> None:
         if self.requested:
             if self.server is not None:
                 # A second signal: stop waiting for open connections.
                 self.server.force_exit = True
             return
         self.requested = True
-        _log.info("received %s, shutting down", sig.name)
+        _log.info("%s, shutting down", reason)
         if self.server is not None:
             self.server.should_exit = True
         elif self.main_task is not None:

@@ -1,0 +1,116 @@
+"""A small synchronous client of mlplane's HTTP API, the one the `mlplane` CLI uses.
+
+It speaks to a platform started by `mlplane up` (every service under `/<service>`)
+or to one service run by `mlplane serve <name>`; the paths are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+from mlplane_runtime.dead_letters_api import DeadLetterList, ReplayResult
+from pydantic import ValidationError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_TIMEOUT_S = 10.0
+
+_Answer = TypeVar("_Answer", DeadLetterList, ReplayResult)
+
+
+class MlplaneClientError(Exception):
+    """Base of the client's errors; `str()` is a sentence fit for a person."""
+
+
+class MlplaneUnreachable(MlplaneClientError):
+    """No answer from the platform (not running, wrong URL, network down)."""
+
+
+class MlplaneApiError(MlplaneClientError):
+    """The platform answered with an error; `problem` is its problem+json document."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        detail = problem.get("detail") or problem.get("title") or "no detail given"
+        super().__init__(f"HTTP {status}: {detail}")
+
+
+class MlplaneClient:
+    """The platform's HTTP API at `base_url`. Use as a context manager, or `close()` it."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying connections."""
+        self._http.close()
+
+    def dead_letters(self, service: str, *, limit: int = 100) -> DeadLetterList:
+        """Up to `limit` messages in `service`'s dead-letter queue, oldest first.
+
+        Raises MlplaneUnreachable, or MlplaneApiError (404 for an unknown service,
+        503 when the queue cannot be read).
+        """
+        response = self._request("GET", f"/{service}/dead-letters", params={"limit": limit})
+        return _parsed(DeadLetterList, response)
+
+    def replay_dead_letters(self, service: str, ids: Sequence[str] | None = None) -> int:
+        """Move `service`'s dead letters (all, or those with `ids`) back to its queue.
+
+        Returns how many were replayed. Raises MlplaneUnreachable or MlplaneApiError.
+        """
+        body = None if ids is None else {"ids": list(ids)}
+        response = self._request("POST", f"/{service}/dead-letters/replay", json=body)
+        return _parsed(ReplayResult, response).replayed
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise MlplaneUnreachable(
+                f"cannot reach mlplane at {self.base_url} ({type(exc).__name__}); "
+                "is `mlplane up` running there?"
+            ) from exc
+        if response.is_error:
+            raise MlplaneApiError(response.status_code, _problem(response))
+        return response
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        return document
+    return {"status": response.status_code, "title": response.reason_phrase}
+
+
+def _parsed(model: type[_Answer], response: httpx.Response) -> _Answer:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise MlplaneClientError(
+            f"unexpected answer from {response.request.url}: {exc.error_count()} invalid field(s)"
+        ) from exc
