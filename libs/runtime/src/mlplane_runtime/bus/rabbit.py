@@ -89,6 +89,12 @@ async def _undecoded(message: StreamMessage[Any]) -> StreamMessage[Any]:
     return message
 
 
+async def _requeue(raw: AbstractIncomingMessage) -> None:
+    # A closed channel (raising, or cancelling us) has requeued the delivery already.
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await raw.nack(requeue=True)
+
+
 def _attempt_of(headers: Mapping[str, Any]) -> int:
     try:
         return max(1, int(headers.get(ATTEMPT_HEADER, 1)))
@@ -283,18 +289,22 @@ class RabbitTransport:
                     reason = f"{type(exc).__name__}: {exc}"
                     await self._dead_letter(service, inbound, reason, "exhausted")
             await raw.ack()
-        except Exception:
+        except asyncio.CancelledError:
+            # aiormq cancels the delivery's task when its channel closes; RabbitMQ
+            # has requeued the delivery and gives it again after the reconnect.
+            # Nothing follows in this task, so ending it quietly loses nothing.
+            log.warning(
+                "delivery %s on %s not settled: channel closed", inbound.message_id, service
+            )
+        except Exception as exc:
             # The retry or dead-letter copy was not confirmed, or the ack did not
-            # reach RabbitMQ: the delivery stays ours to redo. Requeue it (a closed
-            # channel has requeued it already) and keep serving other messages.
-            log.exception(
-                "delivery %s on %s not settled; it will come again",
-                inbound.message_id,
-                queue_name(service),
+            # reach RabbitMQ: the delivery stays ours to redo. Requeue it and keep
+            # serving other messages.
+            log.warning(
+                "delivery %s on %s not settled (%r); requeued", inbound.message_id, service, exc
             )
             await asyncio.sleep(_REQUEUE_PAUSE_S)
-            with contextlib.suppress(Exception):
-                await raw.nack(requeue=True)
+            await _requeue(raw)
 
     async def _schedule_retry(self, service: str, inbound: InboundMessage) -> None:
         await self._publish_confirmed(
