@@ -46,11 +46,13 @@ class RabbitBus:
         concurrency: int = 8,
         graceful_timeout_s: float = 10.0,
         connection_name: str | None = None,
+        prefetch: int | None = None,
     ) -> RabbitTransport:
         transport = RabbitTransport(
             self.url,
             retry=retry,
             concurrency=concurrency,
+            prefetch=prefetch,
             graceful_timeout_s=graceful_timeout_s,
             connection_name=connection_name or f"mlplane-test-{uuid4().hex[:10]}",
         )
@@ -180,6 +182,31 @@ async def test_replicas_compete_on_the_service_queue_each_message_handled_once(
     assert not set(first.ids()) & set(second.ids())
     assert first.calls
     assert second.calls
+
+
+async def test_a_prefetch_above_the_concurrency_still_bounds_the_handlers_at_once(
+    bus: RabbitBus,
+) -> None:
+    rk, service = unique_routing_key(), bus.service()
+    inside = 0
+    most_inside = 0
+
+    async def work(_: InboundMessage) -> None:
+        nonlocal inside, most_inside
+        inside += 1
+        most_inside = max(most_inside, inside)
+        await asyncio.sleep(0.02)
+        inside -= 1
+
+    handler = Recorder(work)
+    transport = bus.transport(concurrency=2, prefetch=10)
+    transport.subscribe(service, [rk], handler)
+    await transport.start()
+
+    await transport.publish([message(rk) for _ in range(30)])
+
+    await eventually(lambda: len(handler.calls) == 30, "all handled")
+    assert most_inside == 2
 
 
 async def test_a_replica_with_another_retry_policy_is_refused_at_start(bus: RabbitBus) -> None:

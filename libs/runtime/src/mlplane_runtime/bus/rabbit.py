@@ -177,8 +177,12 @@ class RabbitTransport:
             apply_types=False,
             log_level=logging.DEBUG,
         )
-        slots = asyncio.Semaphore(self._concurrency) if self._prefetch > self._concurrency else None
         for service, subscription in self._subscriptions.items():
+            # aiormq runs every delivery it hands over as a task at once: with a
+            # prefetch above the concurrency, a semaphore holds the extra ones.
+            slots = (
+                asyncio.Semaphore(self._concurrency) if self._prefetch > self._concurrency else None
+            )
             subscriber = broker.subscriber(
                 service_queue(service),
                 channel=Channel(prefetch_count=self._prefetch),
@@ -195,7 +199,8 @@ class RabbitTransport:
                 await declare_service(broker, service, subscription.event_types, self._retry)
             await broker.start()
         except BaseException:
-            await broker.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             raise
         self._broker = broker
 
