@@ -14,7 +14,7 @@ from uuid import uuid4
 
 from mlplane_runtime.bus.base import InboundMessage, OutboundMessage, RetryPolicy
 
-# Small delays keep the retry tests short; factor 3 keeps the two waits far apart.
+# Small delays keep the tests that do not look at backoff short.
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.05, factor=2.0, max_delay_s=1.0)
 
 WAIT_S = 30.0
