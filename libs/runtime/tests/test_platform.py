@@ -11,6 +11,7 @@ assertions look only at this test's subjects.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -206,6 +207,31 @@ class TestPlatformLifecycle:
         assert ready.status_code == 200
         assert "mlplane_events_published_total" in metrics.text
 
+    async def test_start_logs_each_service_with_its_schema_and_event_types(
+        self,
+        database_url: str,
+        database: Database,
+        tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.INFO, logger="mlplane.platform")
+        plugin = make_plugin(unique("ex"), unique("t_"))
+        bus_schema = unique("t_")
+        settings = RuntimeSettings(database_url=database_url, data_dir=tmp_path)
+        platform = Platform(settings, [plugin], bus_schema=bus_schema)
+        try:
+            await platform.start()
+        finally:
+            await platform.stop()
+            await database.drop_schema(plugin.schema)
+            await database.drop_schema(bus_schema)
+
+        lines = [r.getMessage() for r in caplog.records if r.name == "mlplane.platform"]
+        assert (
+            f"hosting service {plugin.name}: schema {plugin.schema}, "
+            "consumes io.mlplane.model.alias.changed.v1"
+        ) in lines
+
     async def test_unreachable_database_fails_start_with_a_clear_error(
         self, tmp_path: Path
     ) -> None:
@@ -341,6 +367,14 @@ class TestServicePlugin:
     def test_plugin_refuses_metadata_in_another_schema(self) -> None:
         with pytest.raises(ValueError, match="must use schema 'ours'"):
             ServicePlugin(name="ours", schema="ours", metadata=MetaData(schema="theirs"))
+
+    def test_plugin_adds_the_messaging_tables_its_metadata_lacks(self) -> None:
+        plugin = ServicePlugin(name="ours", schema="ours", metadata=MetaData(schema="ours"))
+
+        tables = plugin.messaging()
+
+        assert tables.outbox.fullname == "ours.outbox"
+        assert plugin.messaging().inbox is tables.inbox  # found again, not added twice
 
     def test_plugin_refuses_a_name_no_queue_can_carry(self) -> None:
         with pytest.raises(ValueError, match="invalid service name"):

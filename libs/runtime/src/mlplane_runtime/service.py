@@ -100,12 +100,19 @@ class ServicePlugin:
         """The outbox and inbox tables in `metadata`, added to it if the service did not.
 
         A service with Alembic migrations adds them itself (so autogenerate sees
-        them); one without may leave them to the host.
+        them); one without may leave them to the host. Raises ValueError when only
+        some of them are there.
         """
         tables = self.metadata.tables
         names = [f"{self.schema}.{table}" for table in ("outbox", "outbox_sequence", "inbox")]
-        if not any(name in tables for name in names):
+        present = [name for name in names if name in tables]
+        if not present:
             return messaging_tables(self.metadata)
+        if len(present) != len(names):
+            raise ValueError(
+                f"service {self.name!r}: its MetaData has only some messaging tables "
+                f"({', '.join(present)}); add them all with messaging_tables(metadata)"
+            )
         outbox, outbox_sequence, inbox = (tables[name] for name in names)
         return MessagingTables(
             schema=self.schema, outbox=outbox, outbox_sequence=outbox_sequence, inbox=inbox
