@@ -10,6 +10,7 @@ DESIGN.md's list).
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +74,8 @@ class RecordingTransport:
     """A `Transport` that records published batches; it can be told to fail publishing."""
 
     failing: bool = False
+    confirm_delay_s: float = 0.0
+    """Each publish waits up to this long (uniformly random), as broker confirms do."""
     publish_calls: int = 0
     published: list[OutboundMessage] = field(default_factory=list)
 
@@ -86,7 +89,7 @@ class RecordingTransport:
         self.publish_calls += 1
         # Let other tasks (other relays) run between claim and confirm, as a
         # broker round trip would.
-        await asyncio.sleep(0)
+        await asyncio.sleep(random.uniform(0, self.confirm_delay_s))
         if self.failing:
             raise ConnectionError("broker unreachable (test)")
         self.published.extend(messages)

@@ -72,6 +72,12 @@ class Database:
     url: str
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    application_name: str | None = None
+    """Shown in pg_stat_activity for every connection of this Database (and its relay's)."""
+
+    def server_settings(self) -> dict[str, str]:
+        """Session settings for extra raw asyncpg connections (the relay's LISTEN one)."""
+        return {"application_name": self.application_name} if self.application_name else {}
 
     async def ping(self) -> bool:
         """True when a `SELECT 1` round trip succeeds; never raises (for /readyz)."""
@@ -95,9 +101,14 @@ class Database:
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{name}"'))
 
     async def drop_schema(self, name: str) -> None:
-        """Drop schema `name` and everything in it (tests and teardown only)."""
+        """Drop schema `name` and everything in it (tests and teardown only).
+
+        Gives up with the database's lock-timeout error after 30 s when a
+        transaction still holds locks in the schema, rather than waiting forever.
+        """
         check_schema_name(name)
         async with self.engine.begin() as conn:
+            await conn.execute(text("SET LOCAL lock_timeout = '30s'"))
             await conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
     async def dispose(self) -> None:
@@ -112,10 +123,12 @@ def create_database(
     max_overflow: int = 10,
     pool_timeout_s: float = 30.0,
     pre_ping: bool = False,
+    application_name: str | None = None,
     echo: bool = False,
 ) -> Database:
     """A `Database` for `url` (postgresql:// or postgresql+asyncpg://); connects lazily.
 
+    `application_name` (e.g. the service name) labels its connections in PostgreSQL.
     Sessions do not expire objects on commit, so values read in a unit of work stay
     usable after it commits. Raises `ValueError` for a URL that is not PostgreSQL.
     """
@@ -130,6 +143,11 @@ def create_database(
         # connection, SQLAlchemy then invalidates the pool, and the caller retries.
         pool_pre_ping=pre_ping,
         echo=echo,
+        connect_args=(
+            {"server_settings": {"application_name": application_name}} if application_name else {}
+        ),
     )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    return Database(url=normalised, engine=engine, sessions=sessions)
+    return Database(
+        url=normalised, engine=engine, sessions=sessions, application_name=application_name
+    )

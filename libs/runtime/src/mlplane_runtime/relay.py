@@ -1,0 +1,312 @@
+"""The outbox relay: publishes committed outbox rows to the bus, in order, at least once.
+
+One pass claims a batch of rows, publishes it through the transport (which returns
+only when the broker confirmed every message) and deletes the rows in the same
+transaction. A failure anywhere rolls the transaction back, so the rows stay and are
+published again later: nothing committed is lost, and a row is deleted only after
+its confirm. (Deleting rather than marking keeps the table as small as the backlog;
+what was sent is recorded by the bus and the consumers' inboxes.) A crash between
+the confirm and the commit publishes a batch twice; consumers' inboxes absorb that.
+
+Order: rows are claimed in `position` order with `FOR UPDATE SKIP LOCKED`, so
+several relays share the work. A claimed row is published only when every earlier
+row of its subject is in the same batch or gone; a row stuck behind another relay's
+in-flight row waits for that relay's commit. So no subject is ever reordered,
+however many relays run.
+
+The relay sleeps on LISTEN/NOTIFY (the unit of work NOTIFYs at commit) on a
+dedicated connection; while that connection is down it reconnects with backoff and
+polls meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import asyncpg
+from sqlalchemy import BigInteger, LargeBinary, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from mlplane_runtime.bus.base import OutboundMessage, Transport
+from mlplane_runtime.db import Database, libpq_url
+from mlplane_runtime.messaging_tables import MessagingTables
+from mlplane_runtime.telemetry.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+
+logger = logging.getLogger(__name__)
+
+# `locked`: the next rows nobody else holds. `first_gap`: per subject, the first
+# row of that subject that is not ours (held by another relay, or past our batch);
+# only our rows before it may go. min() over the (subject, position) index stops at
+# the first such row, so a batch costs one index probe per subject, not per row.
+# The result is one row per claimed row, or a single row of NULLs when none was,
+# each carrying `locked_count` (locked but not claimed = blocked by another relay).
+_CLAIM_SQL = """
+WITH locked AS MATERIALIZED (
+    SELECT position, subject FROM {outbox}
+    ORDER BY position
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+),
+gaps AS (
+    SELECT s.subject,
+           (SELECT min(e.position) FROM {outbox} e
+             WHERE e.subject = s.subject
+               AND e.position NOT IN (SELECT position FROM locked)) AS first_gap
+      FROM (SELECT DISTINCT subject FROM locked WHERE subject IS NOT NULL) s
+),
+ready AS (
+    SELECT l.position FROM locked l LEFT JOIN gaps g ON g.subject = l.subject
+     WHERE g.first_gap IS NULL OR l.position < g.first_gap
+),
+claimed AS (
+    DELETE FROM {outbox} o USING ready WHERE o.position = ready.position
+    RETURNING o.position, o.event_id, o.type, o.headers, o.body, o.content_type
+)
+SELECT c.*, n.locked_count
+  FROM (SELECT count(*) AS locked_count FROM locked) n LEFT JOIN claimed c ON true
+"""
+
+_BACKLOG_SQL = """
+SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
+  FROM {outbox}
+"""
+
+
+class OutboxRelay:
+    """Moves one service's committed outbox rows to the bus; see the module docstring."""
+
+    def __init__(
+        self,
+        database: Database,
+        tables: MessagingTables,
+        transport: Transport,
+        service: str,
+        *,
+        batch_size: int = 500,
+        idle_poll_s: float = 2.0,
+        unlistened_poll_s: float = 1.0,
+        contention_retry_s: float = 0.05,
+        max_backoff_s: float = 10.0,
+        metrics_interval_s: float = 1.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._database = database
+        self._tables = tables
+        self._transport = transport
+        self._service = service
+        self._batch_size = batch_size
+        self._idle_poll_s = idle_poll_s
+        self._unlistened_poll_s = unlistened_poll_s
+        self._contention_retry_s = contention_retry_s
+        self._max_backoff_s = max_backoff_s
+        self._metrics_interval_s = metrics_interval_s
+        outbox = f'"{tables.schema}".outbox'
+        self._claim = text(_CLAIM_SQL.format(outbox=outbox)).columns(
+            position=BigInteger,
+            event_id=Text,
+            type=Text,
+            headers=JSONB,
+            body=LargeBinary,
+            content_type=Text,
+            locked_count=BigInteger,
+        )
+        self._backlog = text(_BACKLOG_SQL.format(outbox=outbox))
+        self._wake = asyncio.Event()
+        self._listening = False
+        self._blocked = False
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._metrics_refreshed_at = float("-inf")
+
+    @property
+    def listening(self) -> bool:
+        """True while the LISTEN connection is up (the relay wakes on commits)."""
+        return self._listening
+
+    async def publish_pending(self) -> int:
+        """Publish what can be published now, batch after batch; returns how many.
+
+        Stops at the first batch that is not full. Rows held by another relay, or
+        waiting behind one of its rows, are left to later passes. Raises what the
+        transport or the database raises; the failed batch stays in the outbox.
+        """
+        total = 0
+        while True:
+            published, locked = await self._publish_batch()
+            total += published
+            # Locked rows we could not publish wait for another relay's commit.
+            self._blocked = published < locked
+            if locked < self._batch_size or published == 0:
+                return total
+
+    async def run(self) -> None:
+        """Publish until cancelled or `stop()`ped, waking on NOTIFY or every idle poll.
+
+        Never returns on errors: a failed pass (broker or database down) is logged
+        and retried with exponential backoff.
+        """
+        self._stopping = False
+        listener = asyncio.create_task(self._listen(), name=f"outbox-listen-{self._service}")
+        failures = 0
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    await self.publish_pending()
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    failures += 1
+                    delay = self._backoff(failures)
+                    logger.warning(
+                        "outbox relay of %s: publishing failed (try %d), retrying in %.1fs",
+                        self._service,
+                        failures,
+                        delay,
+                        exc_info=True,
+                    )
+                    # The backlog is what operators watch during an outage.
+                    await self._refresh_metrics_if_due()
+                    await self._sleep_unless_stopping(delay)
+                    continue
+                await self._refresh_metrics_if_due()
+                await self._wait_for_work()
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            self._listening = False
+
+    def start(self) -> None:
+        """Run the relay in a background task (no-op when already running)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self._service}")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Let the current batch finish (up to `timeout_s`), then stop the relay."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _publish_batch(self) -> tuple[int, int]:
+        """(published, locked) for one batch, in one transaction."""
+        async with self._database.engine.connect() as conn, conn.begin():
+            rows = (await conn.execute(self._claim, {"batch_size": self._batch_size})).all()
+            locked = int(rows[0].locked_count) if rows else 0
+            claimed = sorted((r for r in rows if r.position is not None), key=_position)
+            if not claimed:
+                return 0, locked
+            await self._transport.publish(
+                [
+                    OutboundMessage(
+                        routing_key=row.type,
+                        body=row.body,
+                        headers=row.headers,
+                        message_id=row.event_id,
+                        content_type=row.content_type,
+                    )
+                    for row in claimed
+                ]
+            )
+        for event_type, count in Counter(row.type for row in claimed).items():
+            EVENTS_PUBLISHED.labels(self._service, event_type).inc(count)
+        return len(claimed), locked
+
+    async def _refresh_metrics_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._metrics_refreshed_at < self._metrics_interval_s:
+            return
+        self._metrics_refreshed_at = now
+        try:
+            async with self._database.engine.connect() as conn:
+                backlog, oldest_age = (await conn.execute(self._backlog)).one()
+        except Exception:
+            logger.warning("outbox relay of %s: backlog query failed", self._service, exc_info=True)
+            return
+        OUTBOX_BACKLOG.labels(self._service).set(backlog)
+        OUTBOX_OLDEST_AGE.labels(self._service).set(float(oldest_age))
+
+    async def _wait_for_work(self) -> None:
+        timeout = self._idle_poll_s if self._listening else self._unlistened_poll_s
+        if self._blocked:
+            timeout = min(timeout, self._contention_retry_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        self._wake.clear()
+        deadline = time.monotonic() + delay
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)
+            self._wake.clear()
+
+    def _backoff(self, failures: int) -> float:
+        return float(min(self._max_backoff_s, 0.1 * 2 ** min(failures, 16)))
+
+    async def _listen(self) -> None:
+        """Keep a LISTEN connection up for as long as the relay runs."""
+        failures = 0
+        dsn = libpq_url(self._database.url)
+        channel = self._tables.notify_channel
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    dsn, timeout=10, server_settings=self._database.server_settings()
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                logger.warning("outbox relay of %s: LISTEN connect failed: %s", self._service, exc)
+                await asyncio.sleep(self._backoff(failures))
+                continue
+            try:
+                await self._listen_on(conn, channel)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                logger.warning("outbox relay of %s: LISTEN connection lost: %s", self._service, exc)
+            finally:
+                self._listening = False
+                conn.terminate()
+            await asyncio.sleep(self._backoff(max(failures, 1)))
+
+    async def _listen_on(self, conn: Any, channel: str) -> None:
+        """Returns or raises when `conn` is lost; wakes the relay on every NOTIFY."""
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(channel, self._on_notify)
+        self._listening = True
+        # Commits made while nobody listened sent NOTIFYs into the void.
+        self._wake.set()
+        while not lost.is_set():
+            try:
+                await asyncio.wait_for(lost.wait(), 30.0)
+            except TimeoutError:
+                # A silently dropped connection (no FIN) shows up only when used.
+                await asyncio.wait_for(conn.execute("SELECT 1"), 10.0)
+        logger.warning("outbox relay of %s: LISTEN connection closed", self._service)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self._wake.set()
+
+
+def _position(row: Any) -> int:
+    return int(row.position)
