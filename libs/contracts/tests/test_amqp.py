@@ -12,13 +12,13 @@ from mlplane_contracts import (
     MODEL_VERSION_REGISTERED,
     CloudEvent,
     EventDecodeError,
-    registered_payloads,
 )
 from mlplane_contracts.amqp import AmqpMessage, decode, encode, encode_structured
+from mlplane_contracts.events import PLATFORM_PAYLOADS
 from mlplane_contracts.examples import example_event
 from mlplane_contracts.testing import events_of
 
-EVENT_TYPES = sorted(registered_payloads())
+EVENT_TYPES = sorted(PLATFORM_PAYLOADS)
 PROPERTIES = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -21,8 +21,8 @@ from mlplane_contracts import (
     ModelArtifact,
     ModelVersionRegistered,
     new_event,
-    registered_payloads,
 )
+from mlplane_contracts.events import PLATFORM_PAYLOADS
 from mlplane_contracts.examples import ARTIFACT, IMAGE, PAYLOADS, example_payload
 from pydantic import ValidationError
 
@@ -54,7 +54,7 @@ def _error_of(fields: dict[str, object]) -> str:
 
 class TestRegistry:
     def test_every_type_in_the_design_table_has_a_payload_model(self) -> None:
-        assert sorted(registered_payloads()) == sorted(DESIGN_TYPES)
+        assert sorted(PLATFORM_PAYLOADS) == sorted(DESIGN_TYPES)
 
     def test_type_constants_name_the_registered_types(self) -> None:
         constants = [
@@ -70,10 +70,10 @@ class TestRegistry:
         ]
         assert constants == DESIGN_TYPES
         for constant in constants:
-            assert registered_payloads()[constant].event_type == constant
+            assert PLATFORM_PAYLOADS[constant].event_type == constant
 
     def test_each_payload_points_at_its_published_schema(self) -> None:
-        for event_type, model in registered_payloads().items():
+        for event_type, model in PLATFORM_PAYLOADS.items():
             assert model.dataschema() == f"{SCHEMA_BASE_URI}/{event_type}.json"
 
     def test_new_event_takes_type_and_dataschema_from_the_payload(self) -> None:

@@ -10,13 +10,13 @@ from mlplane_contracts import (
     IMAGE_SCANNED,
     CloudEvent,
     EventDecodeError,
-    registered_payloads,
 )
+from mlplane_contracts.events import PLATFORM_PAYLOADS
 from mlplane_contracts.examples import example_event
 from mlplane_contracts.http import decode_http, encode_batch, encode_binary, encode_structured
 from mlplane_contracts.testing import cloud_events, events_of
 
-EVENT_TYPES = sorted(registered_payloads())
+EVENT_TYPES = sorted(PLATFORM_PAYLOADS)
 PROPERTIES = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

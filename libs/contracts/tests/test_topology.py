@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlplane_contracts import registered_payloads
+from mlplane_contracts.events import PLATFORM_PAYLOADS
 from mlplane_contracts.topology import (
     ATTEMPT_HEADER,
     ATTEMPTS_HEADER,
@@ -72,16 +72,16 @@ def test_each_service_consumes_what_the_design_table_says() -> None:
 
 
 def test_every_event_type_has_one_producer_and_at_least_one_consumer() -> None:
-    for event_type in registered_payloads():
+    for event_type in PLATFORM_PAYLOADS:
         assert PRODUCED_BY[event_type] in SERVICES
         assert consumers_of(event_type), event_type
-    assert set(PRODUCED_BY) == set(registered_payloads())
+    assert set(PRODUCED_BY) == set(PLATFORM_PAYLOADS)
 
 
 def test_only_registered_types_are_bound() -> None:
     assert set(CONSUMES) <= set(SERVICES)
     for service in SERVICES:
-        assert set(bindings(service)) <= set(registered_payloads())
+        assert set(bindings(service)) <= set(PLATFORM_PAYLOADS)
 
 
 def test_consumers_of_lists_the_services_bound_to_a_type() -> None:

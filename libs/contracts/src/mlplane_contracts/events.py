@@ -8,7 +8,9 @@ fails at the producer, not in some consumer later.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -385,3 +387,26 @@ class DriftDetected(EventPayload):
     window_end: Timestamp
     report_uri: ResourceUri | None = None
     detected_at: Timestamp
+
+
+PLATFORM_PAYLOADS: Mapping[str, type[EventPayload]] = MappingProxyType(
+    {
+        model.event_type: model
+        for model in (
+            CiRunCompleted,
+            ModelVersionRegistered,
+            ModelAliasChanged,
+            ImageBuilt,
+            ImageBuildFailed,
+            ImageScanned,
+            DeploymentRequested,
+            DeploymentStatusChanged,
+            DriftDetected,
+        )
+    }
+)
+"""The event types mlplane publishes, in table order: what the schemas and AsyncAPI describe.
+
+The decoder knows every registered payload (`registered_payloads()`), which may
+include types a test or an extension registers; only these are the published contract.
+"""

@@ -22,7 +22,8 @@ from pydantic.json_schema import models_json_schema
 
 from mlplane_contracts import amqp
 from mlplane_contracts import events as _events  # noqa: F401  (registers every type)
-from mlplane_contracts.envelope import SPEC_VERSION, EventPayload, registered_payloads
+from mlplane_contracts.envelope import SPEC_VERSION, EventPayload
+from mlplane_contracts.events import PLATFORM_PAYLOADS
 from mlplane_contracts.examples import example_event
 from mlplane_contracts.topology import (
     CONSUMES,
@@ -66,7 +67,7 @@ def payload_schema(model: type[EventPayload]) -> dict[str, Any]:
 
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0 description of the bus: exchange, routing keys, queues, messages."""
-    payloads = registered_payloads()
+    payloads = PLATFORM_PAYLOADS
     # Every model lands in the shared definitions; the per-model results are
     # only `$ref`s into them, so they are not needed here.
     _, definitions = models_json_schema(
@@ -134,7 +135,7 @@ def generate() -> dict[str, str]:
     """Every published file, by name, as the text to write."""
     files = {
         schema_file_name(event_type): render(payload_schema(model))
-        for event_type, model in registered_payloads().items()
+        for event_type, model in PLATFORM_PAYLOADS.items()
     }
     files[ASYNCAPI_FILE] = render(asyncapi_document())
     return files

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from mlplane_contracts import events as _events  # noqa: F401  (registers every type)
 from mlplane_contracts.envelope import CloudEvent, EventPayload, registered_payloads
+from mlplane_contracts.events import PLATFORM_PAYLOADS
 from mlplane_contracts.types import (
     MAX_INT32,
     MAX_INT63,
@@ -151,7 +152,7 @@ def cloud_events(
 ) -> st.SearchStrategy[CloudEvent]:
     """Valid events with arbitrary attributes; `payloads` defaults to every registered type."""
     if payloads is None:
-        payloads = st.sampled_from(list(registered_payloads().values())).flatmap(models)
+        payloads = st.sampled_from(list(PLATFORM_PAYLOADS.values())).flatmap(models)
     optional_text = st.none() | st.text(min_size=1, max_size=40)
     return st.builds(
         _event,
