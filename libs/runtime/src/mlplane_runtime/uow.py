@@ -9,6 +9,8 @@ so effects, inbox row and follow-up events commit together.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import Counter
 from dataclasses import dataclass
 from types import TracebackType
@@ -16,16 +18,12 @@ from typing import Any
 
 from mlplane_contracts.amqp import encode
 from mlplane_contracts.envelope import CloudEvent, EventPayload, new_event
-from sqlalchemy import func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlplane_runtime.db import Database
-from mlplane_runtime.messaging_tables import MessagingTables
+from mlplane_runtime.messaging_tables import MessagingTables, outbox_channel
 from mlplane_runtime.telemetry.tracing import current_trace_context
-
-# PostgreSQL allows 32767 bind parameters per statement; an outbox row takes 8.
-_ROWS_PER_INSERT = 1000
 
 
 def event_source(service: str) -> str:
@@ -46,6 +44,7 @@ class UnitOfWork:
         self._service = service
         self._source = event_source(service)
         self._pending: list[CloudEvent] = []
+        self._statements = _statements(tables.schema)
 
     @property
     def session(self) -> AsyncSession:
@@ -99,14 +98,10 @@ class UnitOfWork:
         A concurrent transaction handling the same event makes this wait for it:
         if that one commits this returns False, if it rolls back this returns True.
         """
-        inbox = self._tables.inbox
-        statement = (
-            pg_insert(inbox)
-            .values(source=event.source, event_id=event.id, type=event.type)
-            .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.event_id])
-            .returning(inbox.c.event_id)
+        result = await self._session.execute(
+            self._statements.record_handled,
+            {"source": event.source, "event_id": event.id, "type": event.type},
         )
-        result = await self._session.execute(statement)
         return result.first() is not None
 
     async def commit(self) -> tuple[CloudEvent, ...]:
@@ -130,7 +125,7 @@ class UnitOfWork:
     async def _write_outbox(self) -> tuple[CloudEvent, ...]:
         next_sequence = await self._reserve_sequences()
         events: list[CloudEvent] = []
-        rows: list[dict[str, Any]] = []
+        columns: dict[str, list[Any]] = {name: [] for name in _OUTBOX_COLUMNS}
         for event in self._pending:
             if event.subject is not None:
                 sequence = next_sequence[event.subject]
@@ -138,25 +133,15 @@ class UnitOfWork:
                 event = event.model_copy(update={"sequence": sequence})
             message = encode(event)
             events.append(event)
-            rows.append(
-                {
-                    "event_id": event.id,
-                    "source": event.source,
-                    "type": event.type,
-                    "subject": event.subject,
-                    "sequence": event.sequence,
-                    "headers": message.headers,
-                    "body": message.body,
-                    "content_type": message.content_type,
-                }
-            )
-        outbox = self._tables.outbox
-        for start in range(0, len(rows), _ROWS_PER_INSERT):
-            chunk = rows[start : start + _ROWS_PER_INSERT]
-            # One round trip: the insert rides in a CTE of the NOTIFY.
-            written = insert(outbox).values(chunk).cte("written")
-            notify = select(func.pg_notify(self._tables.notify_channel, "")).add_cte(written)
-            await self._session.execute(notify)
+            columns["event_ids"].append(event.id)
+            columns["sources"].append(event.source)
+            columns["types"].append(event.type)
+            columns["subjects"].append(event.subject)
+            columns["sequences"].append(event.sequence)
+            columns["headers"].append(json.dumps(message.headers))
+            columns["bodies"].append(message.body)
+            columns["content_types"].append(message.content_type)
+        await self._session.execute(self._statements.write_outbox, columns)
         return tuple(events)
 
     async def _reserve_sequences(self) -> dict[str, int]:
@@ -164,19 +149,73 @@ class UnitOfWork:
         counts = Counter(e.subject for e in self._pending if e.subject is not None)
         if not counts:
             return {}
-        table = self._tables.outbox_sequence
         # Sorted, so concurrent units lock subject rows in one order (no deadlock).
         # The row lock is held to commit: producers of one subject commit, and get
         # outbox positions, in sequence order.
-        reserve = pg_insert(table).values(
-            [{"subject": s, "last_sequence": counts[s]} for s in sorted(counts)]
+        subjects = sorted(counts)
+        result = await self._session.execute(
+            self._statements.reserve_sequences,
+            {"subjects": subjects, "counts": [counts[s] for s in subjects]},
         )
-        upsert = reserve.on_conflict_do_update(
-            index_elements=[table.c.subject],
-            set_={"last_sequence": table.c.last_sequence + reserve.excluded.last_sequence},
-        ).returning(table.c.subject, table.c.last_sequence)
-        result = await self._session.execute(upsert)
         return {subject: last - counts[subject] + 1 for subject, last in result}
+
+
+_OUTBOX_COLUMNS = (
+    "event_ids",
+    "sources",
+    "types",
+    "subjects",
+    "sequences",
+    "headers",
+    "bodies",
+    "content_types",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The unit of work's SQL for one schema, built once: a fixed text per statement
+    (arrays instead of a VALUES list per row count) keeps the per-commit cost to
+    binding parameters, whatever the number of events."""
+
+    record_handled: TextClause
+    reserve_sequences: TextClause
+    write_outbox: TextClause
+
+
+@functools.cache
+def _statements(schema: str) -> _Statements:
+    prefix = f'"{schema}".'
+    return _Statements(
+        record_handled=text(
+            f"INSERT INTO {prefix}inbox (source, event_id, type)"
+            " VALUES (:source, :event_id, :type)"
+            " ON CONFLICT (source, event_id) DO NOTHING RETURNING event_id"
+        ),
+        reserve_sequences=text(
+            f"INSERT INTO {prefix}outbox_sequence AS s (subject, last_sequence)"
+            " SELECT * FROM unnest(CAST(:subjects AS text[]), CAST(:counts AS bigint[]))"
+            " ON CONFLICT (subject) DO UPDATE"
+            " SET last_sequence = s.last_sequence + excluded.last_sequence"
+            " RETURNING subject, last_sequence"
+        ),
+        # One round trip: the insert rides in a CTE of the NOTIFY. unnest yields
+        # rows in array order, so positions follow emit order.
+        write_outbox=text(
+            f"WITH written AS ("
+            f" INSERT INTO {prefix}outbox"
+            " (event_id, source, type, subject, sequence, headers, body, content_type)"
+            " SELECT e.event_id, e.source, e.type, e.subject, e.sequence,"
+            " CAST(e.headers AS jsonb), e.body, e.content_type"
+            " FROM unnest(CAST(:event_ids AS text[]), CAST(:sources AS text[]),"
+            " CAST(:types AS text[]), CAST(:subjects AS text[]),"
+            " CAST(:sequences AS bigint[]), CAST(:headers AS text[]),"
+            " CAST(:bodies AS bytea[]), CAST(:content_types AS text[]))"
+            " AS e(event_id, source, type, subject, sequence, headers, body, content_type)"
+            " RETURNING 1)"
+            f" SELECT pg_notify('{outbox_channel(schema)}', '')"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
