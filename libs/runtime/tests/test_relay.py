@@ -325,3 +325,27 @@ class TestRun:
             await eventually(lambda: relay.listening, "LISTEN reconnected", timeout_s=20)
         finally:
             await own.dispose()
+
+
+class TestLongSchemaName:
+    async def test_schema_with_a_63_character_name_still_wakes_its_relay(
+        self, database: Database, relays: list[OutboxRelay]
+    ) -> None:
+        # mlplane_outbox_<63 chars> is past PostgreSQL's identifier limit.
+        schema = f"t_{uuid4().hex[:10]}_" + "x" * 50
+        await database.ensure_schema(schema)
+        try:
+            _, tables = await create_messaging_tables(database, schema)
+            transport = RecordingTransport()
+            relay = OutboxRelay(database, tables, transport, "registry", idle_poll_s=30)
+            relay.start()
+            relays.append(relay)
+            await eventually(lambda: relay.listening, "relay listening", timeout_s=10)
+            first = await _emit(UnitOfWorkFactory(database, tables, "registry"), ["models/a"])
+            await eventually(lambda: transport.ids() == first, "first published", 10)
+            second = await _emit(UnitOfWorkFactory(database, tables, "registry"), ["models/a"])
+            await eventually(lambda: transport.ids() == first + second, "woken by NOTIFY", 10)
+        finally:
+            for relay in relays:
+                await relay.stop(timeout_s=5)
+            await database.drop_schema(schema)

@@ -104,6 +104,10 @@ class TestDatabaseUrl:
             RuntimeSettings(database_url=url)
         assert _error_fields(caught.value) == {"database_url"}
 
+    def test_libpq_sslmode_becomes_asyncpg_ssl(self) -> None:
+        settings = RuntimeSettings(database_url="postgresql://u@h/d?sslmode=verify-full")
+        assert settings.database_url == "postgresql+asyncpg://u@h/d?ssl=verify-full"
+
     def test_scheme_error_says_what_is_accepted(self) -> None:
         with pytest.raises(ValidationError, match=r"postgresql://"):
             RuntimeSettings(database_url="mysql://u@h/d")

@@ -8,6 +8,7 @@ lazily and the first session opens the first connection.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
@@ -43,12 +44,23 @@ def asyncpg_url(url: str) -> str:
         )
     if not parsed.host and not parsed.query.get("host"):
         raise ValueError("database URL has no host")
+    if "sslmode" in parsed.query:
+        # libpq spells it sslmode; SQLAlchemy hands query keys to asyncpg.connect(),
+        # which takes the same values as `ssl`.
+        query = dict(parsed.query)
+        query.setdefault("ssl", query.pop("sslmode"))
+        query.pop("sslmode", None)
+        parsed = parsed.set(query=query)
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
 def libpq_url(url: str) -> str:
-    """`url` as a plain `postgresql://` URL, for a raw asyncpg connection (LISTEN)."""
+    """`url` as a plain `postgresql://` DSN, for a raw asyncpg connection (LISTEN)."""
     parsed = make_url(asyncpg_url(url))
+    if "ssl" in parsed.query:
+        query = dict(parsed.query)
+        query["sslmode"] = query.pop("ssl")
+        parsed = parsed.set(query=query)
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -79,10 +91,10 @@ class Database:
         """Session settings for extra raw asyncpg connections (the relay's LISTEN one)."""
         return {"application_name": self.application_name} if self.application_name else {}
 
-    async def ping(self) -> bool:
-        """True when a `SELECT 1` round trip succeeds; never raises (for /readyz)."""
+    async def ping(self, timeout_s: float = 5.0) -> bool:
+        """True when a `SELECT 1` round trip succeeds within `timeout_s`; never raises."""
         try:
-            async with self.engine.connect() as conn:
+            async with asyncio.timeout(timeout_s), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception:
             return False

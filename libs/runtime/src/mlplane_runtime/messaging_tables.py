@@ -49,8 +49,12 @@ class MessagingTables:
 
 
 def outbox_channel(schema: str) -> str:
-    """The LISTEN/NOTIFY channel of the outbox in `schema`."""
-    return f"mlplane_outbox_{schema}"
+    """The LISTEN/NOTIFY channel of the outbox in `schema`.
+
+    Cut to PostgreSQL's 63-byte identifier limit (pg_notify refuses longer names);
+    two long schema names sharing a prefix then only wake each other's relays.
+    """
+    return f"mlplane_outbox_{schema}"[:63]
 
 
 def messaging_tables(metadata: MetaData) -> MessagingTables:
