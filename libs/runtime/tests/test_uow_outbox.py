@@ -174,7 +174,7 @@ class TestSequence:
         rows = await _outbox_rows(database, uow_factory.tables)
         assert [row["sequence"] for row in rows] == list(range(1, 41))
 
-    async def test_large_unit_of_work_is_written_in_chunks(
+    async def test_large_unit_of_work_is_written_in_emit_order(
         self, database: Database, uow_factory: UnitOfWorkFactory
     ) -> None:
         async with uow_factory() as uow:
