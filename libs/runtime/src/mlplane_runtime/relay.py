@@ -119,7 +119,7 @@ class OutboxRelay:
         self._backlog = text(_BACKLOG_SQL.format(outbox=outbox))
         self._wake = asyncio.Event()
         self._listening = False
-        self._blocked = False
+        self._blocked_passes = 0
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._metrics_refreshed_at = float("-inf")
@@ -141,7 +141,7 @@ class OutboxRelay:
             published, locked = await self._publish_batch()
             total += published
             # Locked rows we could not publish wait for another relay's commit.
-            self._blocked = published < locked
+            self._blocked_passes = self._blocked_passes + 1 if published < locked else 0
             if locked < self._batch_size or published == 0:
                 return total
 
@@ -242,8 +242,11 @@ class OutboxRelay:
 
     async def _wait_for_work(self) -> None:
         timeout = self._idle_poll_s if self._listening else self._unlistened_poll_s
-        if self._blocked:
-            timeout = min(timeout, self._contention_retry_s)
+        if self._blocked_passes:
+            # Soon, since that relay commits soon; later and later if it does not
+            # (its broker may be down), so blocked relays do not hammer the database.
+            retry = self._contention_retry_s * 2 ** min(self._blocked_passes - 1, 6)
+            timeout = min(timeout, retry)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
