@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -104,6 +105,24 @@ class UnitOfWork:
         )
         return result.first() is not None
 
+    async def record_handled_many(self, events: Sequence[CloudEvent]) -> set[tuple[str, str]]:
+        """Write the inbox rows of `events` in one statement; the `(source, id)` now new.
+
+        Keys missing from the result were handled before (or by a concurrent
+        transaction that committed first). `events` must not repeat a key.
+        """
+        if not events:
+            return set()
+        result = await self._session.execute(
+            self._statements.record_handled_many,
+            {
+                "sources": [event.source for event in events],
+                "event_ids": [event.id for event in events],
+                "types": [event.type for event in events],
+            },
+        )
+        return {(source, event_id) for source, event_id in result}
+
     async def commit(self) -> tuple[CloudEvent, ...]:
         """Write the emitted events to the outbox and commit everything at once.
 
@@ -179,6 +198,7 @@ class _Statements:
     binding parameters, whatever the number of events."""
 
     record_handled: TextClause
+    record_handled_many: TextClause
     reserve_sequences: TextClause
     write_outbox: TextClause
 
@@ -191,6 +211,12 @@ def _statements(schema: str) -> _Statements:
             f"INSERT INTO {prefix}inbox (source, event_id, type)"
             " VALUES (:source, :event_id, :type)"
             " ON CONFLICT (source, event_id) DO NOTHING RETURNING event_id"
+        ),
+        record_handled_many=text(
+            f"INSERT INTO {prefix}inbox (source, event_id, type)"
+            " SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:event_ids AS text[]),"
+            " CAST(:types AS text[]))"
+            " ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id"
         ),
         reserve_sequences=text(
             f"INSERT INTO {prefix}outbox_sequence AS s (subject, last_sequence)"
