@@ -255,3 +255,43 @@ class TestTelemetry:
 
     def test_event_types_are_the_handled_types(self, service: Service) -> None:
         assert service.consumer(service.record_effect).event_types == (ALIAS_CHANGED,)
+
+
+class TestBatchedHandling:
+    async def test_deliveries_arriving_together_each_have_one_effect(
+        self, service: Service
+    ) -> None:
+        messages = [await _produce(service, version) for version in range(1, 31)]
+        consumer = service.consumer(service.record_effect)
+        await asyncio.wait_for(
+            asyncio.gather(*(consumer(inbound(m)) for m in messages + messages)), timeout=30
+        )
+        assert sorted(await service.effects()) == sorted(m.message_id for m in messages)
+        assert (service.consumed("handled"), service.consumed("duplicate")) == (30, 30)
+
+    async def test_one_failing_event_in_a_batch_does_not_fail_its_neighbours(
+        self, service: Service
+    ) -> None:
+        messages = [await _produce(service, version) for version in range(1, 11)]
+
+        async def fussy_effect(event: CloudEvent, uow: UnitOfWork) -> None:
+            assert isinstance(event.data, ModelAliasChanged)
+            await service.record_effect(event, uow)
+            if event.data.version == 4:
+                raise Unavailable("the downstream of version 4 is down")
+            if event.data.version == 7:
+                raise InvalidInput("version 7 can never be handled")
+
+        consumer = service.consumer(fussy_effect)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(consumer(inbound(m)) for m in messages), return_exceptions=True),
+            timeout=30,
+        )
+        by_version = dict(zip(range(1, 11), results, strict=True))
+        assert isinstance(by_version[4], Unavailable)
+        assert isinstance(by_version[7], PoisonMessage)
+        assert all(by_version[v] is None for v in by_version if v not in (4, 7))
+        handled = {m.message_id for v, m in zip(range(1, 11), messages, strict=True)}
+        handled -= {messages[3].message_id, messages[6].message_id}
+        assert sorted(await service.effects()) == sorted(handled)
+        assert await service.inbox_size() == 8
