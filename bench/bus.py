@@ -1,6 +1,6 @@
 """Bus benchmark: mlplane's outbox → relay → RabbitMQ → inbox path next to raw aio-pika.
 
-Both run in this one process against the same broker and the same queue type
+Both run as two processes (producer, consumer) against the same broker and queue type
 (quorum, persistent, publisher confirms, manual acks), one after the other, so the
 ratio compares like with like on this machine today. The last line printed is one
 JSON object with both runs' figures and `ratio` = mlplane events/s ÷ raw events/s.

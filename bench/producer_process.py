@@ -1,0 +1,108 @@
+"""The producing side of a bus benchmark run, in a process of its own.
+
+As deployed, the service that emits events and the service that consumes them are
+separate processes; both benchmark paths run that way, so each side gets a core's
+share of the machine. The child prints `ready` once set up, waits for a line on
+stdin, produces, and exits once everything it produced is confirmed by RabbitMQ.
+
+    python -m bench.producer_process raw <amqp_url> <queue> <events>
+    python -m bench.producer_process mlplane <amqp_url> <database_url> <schema> <service> <events>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import aio_pika
+
+CONFIRM_WINDOW = 500
+EVENTS_PER_TRANSACTION = 10
+PRODUCERS = 4
+
+
+async def _wait_for_go() -> None:
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+
+
+async def produce_raw(amqp_url: str, queue_name: str, events: int) -> None:
+    """Persistent messages with publisher confirms, pipelined in windows."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        body = b'{"team":"bench","model":"fraud","version":1}'
+        await _wait_for_go()
+        for window_start in range(0, events, CONFIRM_WINDOW):
+            window = range(window_start, min(events, window_start + CONFIRM_WINDOW))
+            await asyncio.gather(
+                *(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(
+                            body,
+                            headers={"x-sent-at": repr(time.time())},
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            message_id=str(i),
+                            content_type="application/json",
+                        ),
+                        routing_key=queue_name,
+                    )
+                    for i in window
+                )
+            )
+    finally:
+        await connection.close()
+
+
+async def produce_mlplane(
+    amqp_url: str, database_url: str, schema: str, service: str, events: int
+) -> None:
+    """Units of work writing events to the outbox; a relay publishing them."""
+    from mlplane_runtime.bus.rabbit import RabbitTransport
+    from mlplane_runtime.db import create_database
+    from mlplane_runtime.messaging_tables import messaging_tables
+    from mlplane_runtime.relay import OutboxRelay
+    from mlplane_runtime.uow import UnitOfWorkFactory
+    from sqlalchemy import MetaData, func, select
+
+    from bench.bench_event import BenchPing
+
+    database = create_database(database_url)
+    tables = messaging_tables(MetaData(schema=schema))
+    transport = RabbitTransport(amqp_url)
+    relay = OutboxRelay(database, tables, transport, service)
+    uow_factory = UnitOfWorkFactory(database, tables, service)
+
+    async def produce(first: int) -> None:
+        step = PRODUCERS * EVENTS_PER_TRANSACTION
+        for start in range(first * EVENTS_PER_TRANSACTION, events, step):
+            async with uow_factory() as uow:
+                now = time.time()
+                for number in range(start, min(events, start + EVENTS_PER_TRANSACTION)):
+                    uow.emit(BenchPing(number=number, committed_at=now), subject=f"p/{number % 64}")
+                await uow.commit()
+
+    try:
+        await transport.start()
+        relay.start()
+        await _wait_for_go()
+        await asyncio.gather(*(produce(i) for i in range(PRODUCERS)))
+        while True:  # the relay deletes what RabbitMQ confirmed
+            async with database.engine.connect() as connection:
+                left = await connection.scalar(select(func.count()).select_from(tables.outbox))
+            if not left:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await relay.stop()
+        await transport.stop()
+        await database.dispose()
+
+
+if __name__ == "__main__":
+    kind, *args = sys.argv[1:]
+    if kind == "raw":
+        asyncio.run(produce_raw(args[0], args[1], int(args[2])))
+    else:
+        asyncio.run(produce_mlplane(args[0], args[1], args[2], args[3], int(args[4])))
