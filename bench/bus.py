@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.mlplane_bus import run_mlplane_bus
-from bench.raw_aio_pika import run_raw_aio_pika
+from bench.support.mlplane_bus import run_mlplane_bus
+from bench.support.raw_aio_pika import run_raw_aio_pika
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"

@@ -5,8 +5,9 @@ separate processes; both benchmark paths run that way, so each side gets a core'
 share of the machine. The child prints `ready` once set up, waits for a line on
 stdin, produces, and exits once everything it produced is confirmed by RabbitMQ.
 
-    python -m bench.producer_process raw <amqp_url> <queue> <events>
-    python -m bench.producer_process mlplane <amqp_url> <database_url> <schema> <service> <events>
+    python -m bench.support.producer_process raw <amqp_url> <queue> <events>
+    python -m bench.support.producer_process mlplane <amqp_url> <database_url> <schema> \
+        <service> <events>
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ async def produce_mlplane(
     from mlplane_runtime.uow import UnitOfWorkFactory
     from sqlalchemy import MetaData, func, select
 
-    from bench.bench_event import BenchPing
+    from bench.support.bench_event import BenchPing
 
     database = create_database(database_url)
     tables = messaging_tables(MetaData(schema=schema))

@@ -1,6 +1,6 @@
 """The bus benchmark's subject: outbox → relay → RabbitMQ → inbox-deduplicated handler.
 
-A producing service (its own process, bench/producer_process.py) commits events
+A producing service (its own process, bench/support/producer_process.py) commits events
 through the unit of work (outbox rows in the same transaction as its state) and
 its relay publishes them with confirms; here a consuming service on the RabbitMQ
 transport records each in its inbox and applies an effect (one row) in the same
@@ -22,9 +22,9 @@ from mlplane_runtime.messaging_tables import messaging_tables
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 from sqlalchemy import Column, Float, Integer, MetaData, Table, insert, text
 
-from bench.bench_event import BENCH_TYPE, BenchPing
-from bench.child import ProducerProcess
-from bench.figures import RunFigures
+from bench.support.bench_event import BENCH_TYPE, BenchPing
+from bench.support.child import ProducerProcess
+from bench.support.figures import RunFigures
 
 
 async def run_mlplane_bus(database_url: str, amqp_url: str, events: int) -> RunFigures:

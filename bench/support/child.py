@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ProducerProcess:
@@ -19,7 +19,7 @@ class ProducerProcess:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.producer_process",
+            "bench.support.producer_process",
             *self._args,
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,

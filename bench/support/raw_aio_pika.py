@@ -3,7 +3,7 @@
 Persistent messages, publisher confirms (pipelined in windows), a durable quorum
 queue, manual acks after "handling", one broker. No database, no envelope: the
 fastest honest way to move the same number of messages through RabbitMQ. The
-publisher runs in its own process (bench/producer_process.py), as mlplane's does.
+publisher runs in its own process (bench/support/producer_process.py), as mlplane's does.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import uuid
 
 import aio_pika
 
-from bench.child import ProducerProcess
-from bench.figures import RunFigures
+from bench.support.child import ProducerProcess
+from bench.support.figures import RunFigures
 
 
 async def run_raw_aio_pika(amqp_url: str, events: int, *, prefetch: int = 256) -> RunFigures:

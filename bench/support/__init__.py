@@ -1,0 +1,1 @@
+"""What the benchmarks share: figures, child processes, the two bus paths."""
