@@ -1,0 +1,324 @@
+"""`ArtifactStore` on S3 (AWS, MinIO, SeaweedFS) through aioboto3.
+
+The declared size and sha256 are stored as user metadata of the multipart upload,
+so the completed object carries them and `complete_upload` needs only the upload
+id. Verification streams the object back in `HASH_CHUNK_SIZE` chunks: S3's
+additional checksums cannot replace it, since a multipart SHA-256 checksum is
+composite (a hash of the parts' hashes, SeaweedFS too), never the sha256 of the
+whole artifact that CI declares, and full-object checksums exist only for CRCs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from mlplane_runtime.errors import Unavailable
+
+from mlplane_registry.artifacts.errors import (
+    ArtifactMismatch,
+    ArtifactNotFound,
+    InvalidUpload,
+    UploadNotFound,
+)
+from mlplane_registry.artifacts.store import (
+    DEFAULT_DOWNLOAD_EXPIRES_S,
+    DEFAULT_PART_SIZE,
+    DEFAULT_UPLOAD_EXPIRES_S,
+    HASH_CHUNK_SIZE,
+    ArtifactInfo,
+    PartETags,
+    PartUpload,
+    UploadPlan,
+    normalize_etag,
+    plan_parts,
+    validate_key,
+)
+
+_META_SHA256 = "mlplane-sha256"
+_META_SIZE = "mlplane-size"
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def _storage_unavailable(action: str) -> Iterator[None]:
+    """Connection failures and 5xx from storage become `Unavailable` (retryable)."""
+    try:
+        yield
+    except BotoCoreError as exc:
+        raise Unavailable(f"object storage did not answer while {action}: {exc}") from exc
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if isinstance(status, int) and status >= 500:
+            raise Unavailable(f"object storage failed while {action}: {exc}") from exc
+        raise
+
+
+def _encode_upload_id(key: str, s3_upload_id: str) -> str:
+    raw = json.dumps([key, s3_upload_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_upload_id(upload_id: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(upload_id + "=" * (-len(upload_id) % 4))
+        key, s3_upload_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise UploadNotFound(f"no upload with id {upload_id!r}") from exc
+    if not isinstance(key, str) or not isinstance(s3_upload_id, str):
+        raise UploadNotFound(f"no upload with id {upload_id!r}")
+    return validate_key(key), s3_upload_id
+
+
+class S3ArtifactStore:
+    """Artifacts in one S3 bucket, created if missing at `start()`.
+
+    `public_endpoint_url` is the address uploaders and downloaders reach (when it
+    differs from the one this service uses); presigned URLs are signed for it.
+    Use as `async with S3ArtifactStore(...) as store:` or `start()` / `close()`.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None,
+        bucket: str,
+        region: str,
+        access_key: str,
+        secret_key: str,
+        *,
+        public_endpoint_url: str | None = None,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.bucket = bucket
+        self.region = region
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._public_endpoint_url = public_endpoint_url or endpoint_url
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None
+        self._presigner: Any = None
+
+    async def start(self) -> None:
+        """Open the client and create the bucket if it does not exist.
+
+        Raises `Unavailable` when storage does not answer.
+        """
+        if self._stack is not None:
+            return
+        session = aioboto3.Session(
+            aws_access_key_id=self._access_key,
+            aws_secret_access_key=self._secret_key,
+            region_name=self.region,
+        )
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            # Only checksums the operation requires: S3-compatible servers differ.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        stack = AsyncExitStack()
+        try:
+            self._client = await stack.enter_async_context(
+                session.client("s3", endpoint_url=self.endpoint_url, config=config)
+            )
+            self._presigner = self._client
+            if self._public_endpoint_url != self.endpoint_url:
+                self._presigner = await stack.enter_async_context(
+                    session.client("s3", endpoint_url=self._public_endpoint_url, config=config)
+                )
+            await self._ensure_bucket()
+        except BaseException:
+            await stack.aclose()
+            self._client = self._presigner = None
+            raise
+        self._stack = stack
+
+    async def close(self) -> None:
+        """Close the client; the store can be started again."""
+        stack, self._stack = self._stack, None
+        self._client = self._presigner = None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> S3ArtifactStore:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def _s3(self) -> Any:
+        if self._client is None:
+            raise RuntimeError("S3ArtifactStore is not started: call start() first")
+        return self._client
+
+    async def _ensure_bucket(self) -> None:
+        with _storage_unavailable(f"checking bucket {self.bucket!r}"):
+            try:
+                await self._s3.head_bucket(Bucket=self.bucket)
+                return
+            except ClientError as exc:
+                if _error_code(exc) not in _MISSING:
+                    raise
+            try:
+                await self._s3.create_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                # Another instance created it between our check and our create.
+                if _error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    async def start_upload(
+        self,
+        key: str,
+        size: int,
+        sha256: str,
+        part_size: int = DEFAULT_PART_SIZE,
+        expires_s: int = DEFAULT_UPLOAD_EXPIRES_S,
+    ) -> UploadPlan:
+        digest, sizes = plan_parts(key, size, sha256, part_size)
+        with _storage_unavailable(f"starting the upload of {key!r}"):
+            created = await self._s3.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ContentType="application/octet-stream",
+                Metadata={_META_SHA256: digest, _META_SIZE: str(size)},
+            )
+        s3_upload_id = created["UploadId"]
+        parts = []
+        for number, part_bytes in enumerate(sizes, start=1):
+            url = await self._presigner.generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "UploadId": s3_upload_id,
+                    "PartNumber": number,
+                },
+                ExpiresIn=expires_s,
+            )
+            parts.append(PartUpload(number=number, url=url, size=part_bytes))
+        return UploadPlan(
+            upload_id=_encode_upload_id(key, s3_upload_id),
+            key=key,
+            size=size,
+            sha256=digest,
+            part_size=part_size,
+            parts=tuple(parts),
+            expires_s=expires_s,
+        )
+
+    async def complete_upload(self, upload: UploadPlan | str, parts: PartETags) -> ArtifactInfo:
+        upload_id = upload.upload_id if isinstance(upload, UploadPlan) else upload
+        key, s3_upload_id = _decode_upload_id(upload_id)
+        listed = sorted((int(n), normalize_etag(e)) for n, e in parts)
+        if not listed or len({n for n, _ in listed}) != len(listed):
+            raise InvalidUpload(
+                f"upload of {key!r}: parts must list each part number once", field="parts"
+            )
+        with _storage_unavailable(f"completing the upload of {key!r}"):
+            try:
+                await self._s3.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=s3_upload_id,
+                    MultipartUpload={
+                        "Parts": [{"PartNumber": n, "ETag": f'"{e}"'} for n, e in listed]
+                    },
+                )
+            except ClientError as exc:
+                code = _error_code(exc)
+                if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
+                    raise InvalidUpload(
+                        f"upload of {key!r}: storage refused the part list ({code}): "
+                        f"{exc.response.get('Error', {}).get('Message', '')}",
+                        field="parts",
+                    ) from exc
+                if code != "NoSuchUpload":
+                    raise
+                # Completed before (a retried call) or never started: the object says.
+        return await self._verify(key)
+
+    async def _verify(self, key: str) -> ArtifactInfo:
+        """Check the stored object against its declared size and sha256, streaming it."""
+        with _storage_unavailable(f"verifying {key!r}"):
+            try:
+                head = await self._s3.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING:
+                    raise UploadNotFound(f"no upload of {key!r} to complete") from exc
+                raise
+            meta = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
+            if _META_SHA256 not in meta or _META_SIZE not in meta:
+                raise UploadNotFound(f"{key!r} was not uploaded through start_upload")
+            declared_sha256, declared_size = meta[_META_SHA256], int(meta[_META_SIZE])
+            actual_size = int(head["ContentLength"])
+            if actual_size != declared_size:
+                await self.delete(key)
+                raise ArtifactMismatch(key, "size", declared_size, actual_size)
+            hasher = hashlib.sha256()
+            got = await self._s3.get_object(Bucket=self.bucket, Key=key)
+            body = got["Body"]
+            async with body:  # releases the connection, even when hashing fails
+                async for chunk in body.iter_chunks(HASH_CHUNK_SIZE):
+                    hasher.update(chunk)
+            actual_sha256 = hasher.hexdigest()
+            if actual_sha256 != declared_sha256:
+                await self.delete(key)
+                raise ArtifactMismatch(key, "sha256", declared_sha256, actual_sha256)
+        return ArtifactInfo(key=key, uri=self.uri(key), size=actual_size, sha256=actual_sha256)
+
+    async def abort_upload(self, upload: UploadPlan | str) -> None:
+        upload_id = upload.upload_id if isinstance(upload, UploadPlan) else upload
+        key, s3_upload_id = _decode_upload_id(upload_id)
+        with _storage_unavailable(f"aborting the upload of {key!r}"):
+            try:
+                await self._s3.abort_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=s3_upload_id
+                )
+            except ClientError as exc:
+                if _error_code(exc) not in {"NoSuchUpload", *_MISSING}:
+                    raise
+
+    async def download_url(self, key: str, expires_s: int = DEFAULT_DOWNLOAD_EXPIRES_S) -> str:
+        validate_key(key)
+        with _storage_unavailable(f"looking up {key!r}"):
+            try:
+                await self._s3.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING:
+                    raise ArtifactNotFound(f"no artifact {key!r}") from exc
+                raise
+        url: str = await self._presigner.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )
+        return url
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        with _storage_unavailable(f"deleting {key!r}"):
+            await self._s3.delete_object(Bucket=self.bucket, Key=key)

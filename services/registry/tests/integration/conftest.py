@@ -1,0 +1,5 @@
+"""Fixtures of the registry's integration tests."""
+
+from __future__ import annotations
+
+from ..s3_server import s3_endpoint  # noqa: F401 (a fixture: the real S3 server)
