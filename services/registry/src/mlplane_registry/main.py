@@ -1,0 +1,34 @@
+"""The registry as a plug-in of the mlplane platform: `plugin` is its entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlplane_runtime.service import ServicePlugin
+
+from mlplane_registry import api, handlers
+from mlplane_registry.settings import RegistrySettings
+from mlplane_registry.store import SCHEMA, define_tables
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
+    """The registry called `name`, keeping its tables in `schema` (tests use throwaway ones).
+
+    Raises ValueError for a name or schema the bus or database would refuse, and
+    pydantic's ValidationError for a bad `MLPLANE_REGISTRY_*` setting.
+    """
+    tables = define_tables(schema)
+    settings = RegistrySettings()
+    return ServicePlugin(
+        name=name,
+        schema=schema,
+        metadata=tables.metadata,
+        migrations=MIGRATIONS,
+        handlers=handlers.event_handlers(tables),
+        routers=lambda context: api.routers(tables, context.uow_factory, settings),
+    )
+
+
+plugin = make_plugin()

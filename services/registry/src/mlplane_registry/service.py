@@ -1,0 +1,433 @@
+"""The registry's use cases, each on a unit of work it never commits.
+
+An HTTP route or an event handler opens (or is given) the unit of work, calls one
+of these, and commits once: the state change and the events it emits go to the
+database together (the outbox), or neither does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlplane_contracts import events as ev
+from mlplane_runtime.uow import UnitOfWork
+
+from mlplane_registry.domain import (
+    Alias,
+    AliasNotFound,
+    Applied,
+    Artifact,
+    BuildFact,
+    DatasetRef,
+    DeploymentFact,
+    Lineage,
+    Model,
+    ModelAlreadyExists,
+    ModelNotFound,
+    ModelVersion,
+    ModelVersionNotFound,
+    ScanFact,
+    StaleETag,
+    alias_subject,
+    apply_build,
+    apply_deployment,
+    apply_scan,
+    check_dns_label,
+    version_subject,
+)
+from mlplane_registry.store import Cursor, RegistryStore, RegistryTables, VersionFilter
+
+_log = logging.getLogger("mlplane.registry")
+
+ANY_ETAG = "*"
+
+
+def matches(if_match: str | None, etag: str) -> bool:
+    """Whether an `If-Match` value (None: no precondition) accepts the current `etag`."""
+    if if_match is None:
+        return True
+    for candidate in if_match.split(","):
+        candidate = candidate.strip()
+        if candidate == ANY_ETAG or candidate.removeprefix("W/").strip('"') == etag:
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class VersionPage:
+    versions: list[ModelVersion]
+    next_cursor: str | None
+
+
+class RegistryService:
+    """The registry's use cases on one unit of work (its session and its outbox)."""
+
+    def __init__(self, uow: UnitOfWork, tables: RegistryTables) -> None:
+        self._uow = uow
+        self._store = RegistryStore(uow.session, tables)
+
+    # -- models -----------------------------------------------------------------------
+
+    async def create_model(
+        self, team: str, name: str, description: str = "", tags: dict[str, str] | None = None
+    ) -> Model:
+        """A new model of `team`. Raises `InvalidName`, `ModelAlreadyExists`."""
+        check_dns_label(team, "team")
+        check_dns_label(name, "name")
+        model = await self._store.insert_model(team, name, description, tags or {})
+        if model is None:
+            raise ModelAlreadyExists(f"team {team} already has a model named {name}", name=name)
+        return model
+
+    async def get_model(self, team: str, name: str, *, for_update: bool = False) -> Model:
+        """Raises `ModelNotFound` (also for another team's model: teams see only their own)."""
+        model = await self._store.get_model(team, name, for_update=for_update)
+        if model is None:
+            raise ModelNotFound(f"team {team} has no model named {name}", name=name)
+        return model
+
+    async def list_models(self, team: str, name_prefix: str | None, limit: int) -> list[Model]:
+        models: list[Model] = await self._store.list_models(team, name_prefix, limit)
+        return models
+
+    async def update_model(
+        self,
+        team: str,
+        name: str,
+        *,
+        description: str | None,
+        tags: dict[str, str] | None,
+        if_match: str | None = None,
+    ) -> Model:
+        """Raises `ModelNotFound`, `StaleETag` when `if_match` does not match."""
+        model = await self.get_model(team, name, for_update=True)
+        _check_etag(if_match, model.etag, f"model {name}")
+        return await self._store.update_model(model.id, description=description, tags=tags)
+
+    async def delete_model(
+        self, team: str, name: str, principal: str, if_match: str | None = None
+    ) -> None:
+        """Delete a model, its versions and its aliases (each alias removal is announced).
+
+        Raises `ModelNotFound`, `StaleETag`.
+        """
+        model = await self.get_model(team, name, for_update=True)
+        _check_etag(if_match, model.etag, f"model {name}")
+        for alias in await self._store.aliases_of_model(model.id):
+            self._emit_alias_changed(team, name, alias.alias, None, alias.version, principal)
+        await self._store.delete_model(model.id)
+
+    # -- versions ---------------------------------------------------------------------
+
+    async def register_version(
+        self,
+        team: str,
+        model_name: str,
+        *,
+        framework: str,
+        artifact: Artifact,
+        lineage: Lineage,
+        registered_by: str,
+        signature: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        status_message: str | None = None,
+        ci_run_id: str | None = None,
+        create_model: bool = False,
+    ) -> ModelVersion:
+        """The next version of the model, announced by `model.version.registered`.
+
+        With `create_model`, a missing model is created first. With `ci_run_id`, a
+        run that already registered a version gets that version back (no second one).
+        Raises `ModelNotFound`, `InvalidName`.
+        """
+        model = await self._store.get_model(team, model_name, for_update=True)
+        if model is None:
+            if not create_model:
+                raise ModelNotFound(f"team {team} has no model named {model_name}", name=model_name)
+            check_dns_label(team, "team")
+            check_dns_label(model_name, "model")
+            await self._store.insert_model(team, model_name, "", {})
+            model = await self.get_model(team, model_name, for_update=True)
+        if ci_run_id is not None:
+            existing = await self._store.find_version_of_ci_run(model.id, ci_run_id)
+            if existing is not None:
+                return await self.get_version(team, model_name, existing)
+        number = await self._store.next_version_number(model.id)
+        version = await self._store.insert_version(
+            model,
+            number,
+            framework=framework,
+            artifact=artifact,
+            lineage=lineage,
+            signature=signature,
+            tags=tags or {},
+            status_message=status_message,
+            registered_by=registered_by,
+            ci_run_id=ci_run_id,
+        )
+        self._uow.emit(
+            ev.ModelVersionRegistered(
+                team=team,
+                model=model_name,
+                version=number,
+                artifact=ev.ModelArtifact(
+                    uri=artifact.uri,
+                    sha256=artifact.sha256,
+                    size_bytes=artifact.size_bytes,
+                    framework=ev.ModelFramework(framework),
+                    media_type=artifact.media_type,
+                ),
+                lineage=lineage_to_contract(lineage),
+                tags=version.tags,
+                registered_by=registered_by,
+                registered_at=version.created_at,
+            ),
+            subject=version.subject,
+        )
+        return version
+
+    async def get_version(
+        self, team: str, model: str, version: int, *, for_update: bool = False
+    ) -> ModelVersion:
+        """Raises `ModelVersionNotFound`."""
+        found = await self._store.get_version(team, model, version, for_update=for_update)
+        if found is None:
+            raise ModelVersionNotFound(
+                f"model {model} of team {team} has no version {version}",
+                name=model,
+                version=version,
+            )
+        return found
+
+    async def update_version(
+        self,
+        team: str,
+        model: str,
+        version: int,
+        *,
+        tags: dict[str, str] | None = None,
+        status_message: str | None = None,
+        signature: dict[str, Any] | None = None,
+        if_match: str | None = None,
+    ) -> ModelVersion:
+        """Change a version's descriptive fields. Raises `ModelVersionNotFound`, `StaleETag`."""
+        current = await self.get_version(team, model, version, for_update=True)
+        _check_etag(if_match, current.etag, f"version {version} of {model}")
+        values: dict[str, Any] = {}
+        if tags is not None:
+            values["tags"] = tags
+        if status_message is not None:
+            values["status_message"] = status_message
+        if signature is not None:
+            values["signature"] = signature
+        updated = await self._store.update_version(current, None, **values)
+        assert updated is not None  # the row is locked
+        return updated
+
+    async def delete_version(
+        self, team: str, model: str, version: int, principal: str, if_match: str | None = None
+    ) -> None:
+        """Delete a version and the aliases on it (each removal announced).
+
+        Raises `ModelVersionNotFound`, `StaleETag`.
+        """
+        current = await self.get_version(team, model, version, for_update=True)
+        _check_etag(if_match, current.etag, f"version {version} of {model}")
+        for alias in current.aliases:
+            self._emit_alias_changed(team, model, alias, None, version, principal)
+        await self._store.delete_version(current, None)
+
+    async def search_versions(
+        self, team: str, filters: VersionFilter, cursor: str | None, limit: int
+    ) -> VersionPage:
+        """One page of `team`'s versions matching `filters`, in creation order.
+
+        Raises `InvalidInput` for a cursor this service did not hand out.
+        """
+        after = None if cursor is None else Cursor.decode(cursor)
+        found = await self._store.search_versions(team, filters, after, limit + 1)
+        page = found[:limit]
+        next_cursor = None
+        if len(found) > limit:
+            last = page[-1]
+            next_cursor = Cursor(last.created_at, last.id).encode()
+        return VersionPage(page, next_cursor)
+
+    # -- aliases ----------------------------------------------------------------------
+
+    async def set_alias(
+        self,
+        team: str,
+        model: str,
+        alias: str,
+        version: int,
+        principal: str,
+        if_match: str | None = None,
+    ) -> Alias:
+        """Point `alias` at `version`, announced by `model.alias.changed`.
+
+        `if_match` (an ETag of the alias, or `*`) makes it conditional: a writer whose
+        ETag is no longer current gets `StaleETag`. Raises `InvalidName`,
+        `ModelNotFound`, `ModelVersionNotFound`, `StaleETag`.
+        """
+        check_dns_label(alias, "alias")
+        target = await self.get_version(team, model, version)
+        model_id = await self._model_id(team, model)
+        previous: int | None = None
+        etag: str | None = None
+        if if_match is None:
+            etag = await self._store.insert_alias(model_id, alias, version)
+        if etag is None:
+            # Locked: a concurrent writer with the same If-Match waits here, then
+            # sees the ETag the first one wrote and is refused.
+            row = await self._store.get_alias(model_id, alias, for_update=True)
+            if row is None:
+                if if_match is not None:
+                    raise StaleETag(
+                        f"alias {alias} of {model} does not exist; If-Match cannot match",
+                        alias=alias,
+                    )
+                raise AliasNotFound(f"alias {alias} of {model} vanished; retry", alias=alias)
+            _check_etag(if_match, row.etag, f"alias {alias} of {model}")
+            previous = int(row.version)
+            etag = await self._store.update_alias(model_id, alias, version)
+        self._emit_alias_changed(team, model, alias, target.version, previous, principal)
+        return Alias(team, model, alias, version, etag, datetime.now(UTC))
+
+    async def delete_alias(
+        self, team: str, model: str, alias: str, principal: str, if_match: str | None = None
+    ) -> None:
+        """Remove `alias`, announced by `model.alias.changed` with no version.
+
+        Raises `ModelNotFound`, `AliasNotFound`, `StaleETag`.
+        """
+        model_id = await self._model_id(team, model)
+        row = await self._store.get_alias(model_id, alias, for_update=True)
+        if row is None:
+            raise AliasNotFound(f"model {model} has no alias {alias}", alias=alias)
+        _check_etag(if_match, row.etag, f"alias {alias} of {model}")
+        await self._store.delete_alias(model_id, alias)
+        self._emit_alias_changed(team, model, alias, None, int(row.version), principal)
+
+    async def get_alias(self, team: str, model: str, alias: str) -> tuple[Alias, ModelVersion]:
+        """The alias and the version it points at. Raises `ModelNotFound`, `AliasNotFound`."""
+        model_id = await self._model_id(team, model)
+        row = await self._store.get_alias(model_id, alias)
+        if row is None:
+            raise AliasNotFound(f"model {model} has no alias {alias}", alias=alias)
+        version = await self.get_version(team, model, int(row.version))
+        return Alias(team, model, alias, row.version, row.etag, row.updated_at), version
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def record_build(
+        self, team: str, model: str, version: int, fact: BuildFact
+    ) -> Applied | None:
+        """Apply a build fact; None when the version no longer exists.
+
+        Raises `InvalidTransition` when it contradicts the version's history.
+        """
+        return await self._apply(team, model, version, lambda lc: apply_build(lc, fact))
+
+    async def record_scan(
+        self, team: str, model: str, version: int, fact: ScanFact
+    ) -> Applied | None:
+        """Apply a scan verdict; None when the version no longer exists.
+
+        Raises `InvalidTransition`.
+        """
+        return await self._apply(team, model, version, lambda lc: apply_scan(lc, fact))
+
+    async def record_deployment(
+        self, team: str, model: str, version: int, environment: str, fact: DeploymentFact
+    ) -> Applied | None:
+        """Apply a deployment phase; None when the version no longer exists.
+
+        Raises `InvalidTransition`.
+        """
+        return await self._apply(
+            team, model, version, lambda lc: apply_deployment(lc, environment, fact)
+        )
+
+    async def _apply(self, team: str, model: str, number: int, step: Any) -> Applied | None:
+        # Locked, so two consumers applying facts to one version take turns.
+        version = await self._store.get_version(team, model, number, for_update=True)
+        if version is None:
+            _log.warning(
+                "lifecycle event for %s ignored: the version does not exist (deleted?)",
+                version_subject(team, model, number),
+            )
+            return None
+        applied: Applied = step(version.lifecycle)
+        if applied.stale:
+            _log.info("%s: %s", version.subject, applied.reason)
+            return applied
+        await self._store.update_version(version, None, lifecycle=applied.lifecycle)
+        return applied
+
+    # -- helpers ----------------------------------------------------------------------
+
+    async def _model_id(self, team: str, model: str) -> int:
+        found: Model = await self.get_model(team, model)
+        model_id: int = found.id
+        return model_id
+
+    def _emit_alias_changed(
+        self,
+        team: str,
+        model: str,
+        alias: str,
+        version: int | None,
+        previous: int | None,
+        principal: str,
+    ) -> None:
+        self._uow.emit(
+            ev.ModelAliasChanged(
+                team=team,
+                model=model,
+                alias=alias,
+                version=version,
+                previous_version=previous,
+                changed_by=principal,
+                changed_at=datetime.now(UTC),
+            ),
+            subject=alias_subject(team, model, alias),
+        )
+
+
+def _check_etag(if_match: str | None, etag: str, what: str) -> None:
+    if not matches(if_match, etag):
+        raise StaleETag(
+            f"{what} changed since you read it (If-Match {if_match} is not its ETag); "
+            "read it again and retry",
+            current_etag=f'"{etag}"',
+        )
+
+
+def lineage_to_contract(lineage: Lineage) -> ev.Lineage:
+    return ev.Lineage(
+        git_repository=lineage.git_repository,
+        commit_sha=lineage.commit_sha,
+        git_ref=lineage.git_ref,
+        ci_run_url=lineage.ci_run_url,
+        datasets=tuple(
+            ev.DatasetRef(name=d.name, uri=d.uri, digest=d.digest) for d in lineage.datasets
+        ),
+        params=dict(lineage.params),
+        metrics=dict(lineage.metrics),
+    )
+
+
+def lineage_from_contract(lineage: ev.Lineage) -> Lineage:
+    return Lineage(
+        git_repository=lineage.git_repository,
+        commit_sha=lineage.commit_sha,
+        ci_run_url=lineage.ci_run_url,
+        git_ref=lineage.git_ref,
+        datasets=tuple(DatasetRef(d.name, d.uri, d.digest) for d in lineage.datasets),
+        params=dict(lineage.params),
+        metrics=dict(lineage.metrics),
+    )
