@@ -6,8 +6,8 @@ aliases carry an `ETag`; writes with `If-Match` are refused with 412 when someon
 else changed the resource first.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must resolve the dependency aliases
+# defined inside `routers` (they close over its unit-of-work factory).
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Annotated
