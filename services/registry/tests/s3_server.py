@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
 
+import aioboto3
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 DEFAULT_TEST_S3_URL = "http://127.0.0.1:8333"
 START_TIMEOUT_S = 30.0
@@ -44,6 +46,29 @@ class S3Endpoint:
 def unique_bucket(prefix: str = "t") -> str:
     """A bucket name no other test uses (S3 rules: lowercase, digits, '-')."""
     return f"{prefix}-{uuid4().hex[:16]}"
+
+
+async def delete_bucket(endpoint: S3Endpoint, bucket: str) -> None:
+    """Remove a test's bucket: unfinished uploads, objects, then the bucket itself."""
+    session = aioboto3.Session(
+        aws_access_key_id=endpoint.access_key,
+        aws_secret_access_key=endpoint.secret_key,
+        region_name=endpoint.region,
+    )
+    async with session.client("s3", endpoint_url=endpoint.url) as s3:
+        try:
+            uploads = await s3.list_multipart_uploads(Bucket=bucket)
+        except ClientError:
+            return  # never created
+        for upload in uploads.get("Uploads", []):
+            await s3.abort_multipart_upload(
+                Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        paginator = s3.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                await s3.delete_object(Bucket=bucket, Key=item["Key"])
+        await s3.delete_bucket(Bucket=bucket)
 
 
 def _answers(url: str) -> bool:

@@ -30,7 +30,7 @@ from mlplane_registry.artifacts.local_http import build_router
 from mlplane_registry.artifacts.s3 import S3ArtifactStore
 from mlplane_runtime.problem import install_problem_handlers
 
-from ..s3_server import S3Endpoint, unique_bucket
+from ..s3_server import S3Endpoint, delete_bucket, unique_bucket
 
 MIB = 1024 * 1024
 PART_SIZE = 6 * MIB  # 64 MiB is 10 full parts and a short last one
@@ -72,17 +72,21 @@ async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, s3_endpoint: S3Endpoint
 ) -> AsyncIterator[Backend]:
     if request.param == "s3":
-        async with (
-            S3ArtifactStore(
-                s3_endpoint.url,
-                unique_bucket("artifacts"),
-                s3_endpoint.region,
-                s3_endpoint.access_key,
-                s3_endpoint.secret_key,
-            ) as s3,
-            httpx.AsyncClient(timeout=60) as http,
-        ):
-            yield Backend(store=s3, http=http)
+        bucket = unique_bucket("artifacts")
+        try:
+            async with (
+                S3ArtifactStore(
+                    s3_endpoint.url,
+                    bucket,
+                    s3_endpoint.region,
+                    s3_endpoint.access_key,
+                    s3_endpoint.secret_key,
+                ) as s3,
+                httpx.AsyncClient(timeout=60) as http,
+            ):
+                yield Backend(store=s3, http=http)
+        finally:
+            await delete_bucket(s3_endpoint, bucket)
         return
     local = LocalDiskArtifactStore(tmp_path / "artifacts", base_url="http://registry.test/registry")
     app = FastAPI()

@@ -128,6 +128,8 @@ class S3ArtifactStore:
             signature_version="s3v4",
             s3={"addressing_style": "path"},
             retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
             # Only checksums the operation requires: S3-compatible servers differ.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",

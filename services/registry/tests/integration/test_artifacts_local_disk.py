@@ -1,0 +1,123 @@
+"""What only `LocalDiskArtifactStore` does: its signed URLs and their HTTP routes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from mlplane_registry.artifacts.local_disk import LocalDiskArtifactStore
+from mlplane_registry.artifacts.local_http import build_router
+from mlplane_runtime.problem import install_problem_handlers
+
+BASE_URL = "http://registry.test/registry"
+DATA = b"model weights" * 1000
+SHA256 = hashlib.sha256(DATA).hexdigest()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalDiskArtifactStore:
+    return LocalDiskArtifactStore(tmp_path / "artifacts", base_url=BASE_URL)
+
+
+@pytest.fixture
+async def http(store: LocalDiskArtifactStore) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(build_router(store), prefix="/registry")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+        yield client
+
+
+def with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | changes
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def stored(store: LocalDiskArtifactStore, http: httpx.AsyncClient, key: str) -> None:
+    plan = await store.start_upload(key, len(DATA), SHA256)
+    response = await http.put(plan.parts[0].url, content=DATA)
+    await store.complete_upload(plan, [(1, response.headers["etag"])])
+
+
+class TestSignedUrls:
+    async def test_a_tampered_signature_is_403_problem_json(
+        self, store: LocalDiskArtifactStore, http: httpx.AsyncClient
+    ) -> None:
+        plan = await store.start_upload("m/1/model.bin", len(DATA), SHA256)
+
+        response = await http.put(with_query(plan.parts[0].url, signature="0" * 64), content=DATA)
+
+        assert response.status_code == 403
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+    async def test_an_expired_url_is_refused(
+        self, store: LocalDiskArtifactStore, http: httpx.AsyncClient
+    ) -> None:
+        await stored(store, http, "m/1/model.bin")
+        url = await store.download_url("m/1/model.bin", expires_s=-1)
+
+        response = await http.get(url)
+
+        assert response.status_code == 403
+        assert "expired" in response.json()["detail"]
+
+    async def test_a_part_url_cannot_be_reused_for_another_part(
+        self, store: LocalDiskArtifactStore, http: httpx.AsyncClient
+    ) -> None:
+        plan = await store.start_upload("m/1/model.bin", len(DATA), SHA256)
+        other_part = plan.parts[0].url.replace("/parts/1?", "/parts/2?")
+
+        response = await http.put(other_part, content=DATA)
+
+        assert response.status_code == 403
+
+    async def test_a_download_url_works_for_a_new_store_on_the_same_root(
+        self, store: LocalDiskArtifactStore, http: httpx.AsyncClient, tmp_path: Path
+    ) -> None:
+        await stored(store, http, "m/1/model.bin")
+        url = await store.download_url("m/1/model.bin")
+        restarted = LocalDiskArtifactStore(tmp_path / "artifacts", base_url=BASE_URL)
+
+        restarted.check_signature(
+            "GET",
+            urlsplit(url).path.removeprefix("/registry"),
+            int(parse_qs(urlsplit(url).query)["expires"][0]),
+            parse_qs(urlsplit(url).query)["signature"][0],
+        )
+        response = await http.get(url)
+        assert response.content == DATA
+
+
+class TestFiles:
+    async def test_artifacts_live_under_objects_with_a_file_uri(
+        self, store: LocalDiskArtifactStore, http: httpx.AsyncClient, tmp_path: Path
+    ) -> None:
+        await stored(store, http, "team/m/1/model.bin")
+
+        path = tmp_path / "artifacts" / "objects" / "team" / "m" / "1" / "model.bin"
+        assert path.read_bytes() == DATA
+        assert store.uri("team/m/1/model.bin") == path.resolve().as_uri()
+
+    async def test_completed_upload_leaves_no_part_files(
+        self, store: LocalDiskArtifactStore, http: httpx.AsyncClient, tmp_path: Path
+    ) -> None:
+        await stored(store, http, "m/1/model.bin")
+
+        leftovers = list((tmp_path / "artifacts" / "uploads").rglob("*part-*"))
+        assert leftovers == []
+
+    async def test_a_part_for_an_unknown_upload_is_404(
+        self, store: LocalDiskArtifactStore, http: httpx.AsyncClient
+    ) -> None:
+        plan = await store.start_upload("m/1/model.bin", len(DATA), SHA256)
+        await store.abort_upload(plan)
+
+        response = await http.put(plan.parts[0].url, content=DATA)
+
+        assert response.status_code == 404
