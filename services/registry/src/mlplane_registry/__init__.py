@@ -1,0 +1,1 @@
+"""mlplane registry: the system of record for models, versions, aliases and artifacts."""
