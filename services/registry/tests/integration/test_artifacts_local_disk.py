@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -121,3 +122,19 @@ class TestFiles:
         response = await http.put(plan.parts[0].url, content=DATA)
 
         assert response.status_code == 404
+
+
+class TestConcurrentCompletion:
+    async def test_two_concurrent_completions_both_return_the_verified_artifact(
+        self, store: LocalDiskArtifactStore, http: httpx.AsyncClient
+    ) -> None:
+        plan = await store.start_upload("m/1/model.bin", len(DATA), SHA256)
+        response = await http.put(plan.parts[0].url, content=DATA)
+        parts = [(1, response.headers["etag"])]
+
+        first, second = await asyncio.gather(
+            store.complete_upload(plan, parts), store.complete_upload(plan, parts)
+        )
+
+        assert first == second
+        assert first.sha256 == SHA256

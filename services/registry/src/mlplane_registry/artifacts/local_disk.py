@@ -79,6 +79,9 @@ class LocalDiskArtifactStore:
         self.root = Path(root)
         self.base_url = base_url.rstrip("/")
         self._signing_key = signing_key
+        # One completion at a time per upload: a retry racing the first call waits
+        # for it and then verifies the stored object instead of half-read parts.
+        self._completing: dict[str, asyncio.Lock] = {}
 
     @property
     def _objects(self) -> Path:
@@ -183,7 +186,13 @@ class LocalDiskArtifactStore:
 
     async def complete_upload(self, upload: UploadPlan | str, parts: PartETags) -> ArtifactInfo:
         upload_id = upload.upload_id if isinstance(upload, UploadPlan) else upload
-        return await asyncio.to_thread(self._complete, upload_id, list(parts))
+        lock = self._completing.setdefault(upload_id, asyncio.Lock())
+        try:
+            async with lock:
+                return await asyncio.to_thread(self._complete, upload_id, list(parts))
+        finally:
+            if not lock.locked() and self._completing.get(upload_id) is lock:
+                del self._completing[upload_id]
 
     def _complete(self, upload_id: str, parts: list[tuple[int, str]]) -> ArtifactInfo:
         manifest = self._read_manifest(upload_id)
