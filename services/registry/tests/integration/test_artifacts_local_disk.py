@@ -138,3 +138,16 @@ class TestConcurrentCompletion:
 
         assert first == second
         assert first.sha256 == SHA256
+
+
+class TestKeys:
+    async def test_keys_with_reserved_url_characters_round_trip(
+        self, store: LocalDiskArtifactStore, http: httpx.AsyncClient
+    ) -> None:
+        key = "team=a/m+1/v@2,x.bin"
+        await stored(store, http, key)
+
+        response = await http.get(await store.download_url(key))
+
+        assert response.status_code == 200
+        assert response.content == DATA
