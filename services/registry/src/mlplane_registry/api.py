@@ -191,6 +191,7 @@ def routers(
     async def search_versions(
         team: Team,
         uow: Uow,
+        model: Annotated[str | None, Query(max_length=63, description="exact model name")] = None,
         name_prefix: Annotated[str | None, Query(max_length=63)] = None,
         tag: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
         alias: Annotated[str | None, Query(max_length=63)] = None,
@@ -213,6 +214,7 @@ def routers(
         page = await RegistryService(uow, tables).search_versions(
             team,
             VersionFilter(
+                model=model,
                 name_prefix=name_prefix,
                 tags=tuple(tags),
                 alias=alias,

@@ -16,18 +16,18 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
     """The registry called `name`, keeping its tables in `schema` (tests use throwaway ones).
 
-    Raises ValueError for a name or schema the bus or database would refuse, and
-    pydantic's ValidationError for a bad `MLPLANE_REGISTRY_*` setting.
+    Raises ValueError for a name or schema the bus or database would refuse; a bad
+    `MLPLANE_REGISTRY_*` setting fails the host's start (pydantic's ValidationError).
     """
     tables = define_tables(schema)
-    settings = RegistrySettings()
     return ServicePlugin(
         name=name,
         schema=schema,
         metadata=tables.metadata,
         migrations=MIGRATIONS,
         handlers=handlers.event_handlers(tables),
-        routers=lambda context: api.routers(tables, context.uow_factory, settings),
+        # Settings are read when the host builds the routers, not at import (discovery).
+        routers=lambda context: api.routers(tables, context.uow_factory, RegistrySettings()),
     )
 
 

@@ -46,12 +46,18 @@ ANY_ETAG = "*"
 
 
 def matches(if_match: str | None, etag: str) -> bool:
-    """Whether an `If-Match` value (None: no precondition) accepts the current `etag`."""
+    """Whether an `If-Match` value (None: no precondition) accepts the current `etag`.
+
+    `*` matches anything; otherwise one of the comma-separated tags must equal it by
+    strong comparison (RFC 9110: a weak `W/` tag never matches).
+    """
     if if_match is None:
         return True
     for candidate in if_match.split(","):
         candidate = candidate.strip()
-        if candidate == ANY_ETAG or candidate.removeprefix("W/").strip('"') == etag:
+        if candidate == ANY_ETAG:
+            return True
+        if not candidate.startswith("W/") and candidate.strip('"') == etag:
             return True
     return False
 

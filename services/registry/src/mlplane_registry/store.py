@@ -140,6 +140,7 @@ def new_etag() -> str:
 class VersionFilter:
     """Search filters; every given one must hold."""
 
+    model: str | None = None
     name_prefix: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     alias: str | None = None
@@ -365,6 +366,8 @@ class RegistryStore:
         versions = self._t.versions
         aliases = self._t.aliases
         query = select(versions).where(versions.c.team == team)
+        if filters.model:
+            query = query.where(versions.c.model == filters.model)
         if filters.name_prefix:
             query = query.where(versions.c.model.startswith(filters.name_prefix, autoescape=True))
         if filters.tags:

@@ -281,6 +281,11 @@ class TestSearch:
         assert len(seen) == len(set(seen)) == 17
         assert seen[-1] == ("fraud", 9)
         assert all(model.startswith("fraud") for model, _ in seen)
+        exact = await client.get(
+            "/versions", params={"model": "fraud-eu", "limit": 50}, headers=headers(team)
+        )
+        assert {v["model"] for v in exact.json()["versions"]} == {"fraud-eu"}
+        assert len(exact.json()["versions"]) == 8
 
     async def test_filters_combine(self, client: httpx.AsyncClient, team: str) -> None:
         await create_model(client, team, "fraud")
