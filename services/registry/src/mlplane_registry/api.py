@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from mlplane_contracts.types import DNS_LABEL_PATTERN
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
@@ -44,6 +44,9 @@ Team = Annotated[
 ]
 Principal = Annotated[str, Header(alias=PRINCIPAL_HEADER, min_length=1, max_length=256)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
+ModelName = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
+AliasName = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _etag(value: str) -> str:
@@ -88,14 +91,14 @@ def routers(
         return ModelList(models=[ModelOut.of(m) for m in models])
 
     @router.get("/models/{name}")
-    async def get_model(name: str, team: Team, uow: Uow, response: Response) -> ModelOut:
+    async def get_model(name: ModelName, team: Team, uow: Uow, response: Response) -> ModelOut:
         model = await RegistryService(uow, tables).get_model(team, name)
         response.headers["ETag"] = _etag(model.etag)
         return ModelOut.of(model)
 
     @router.patch("/models/{name}")
     async def update_model(
-        name: str,
+        name: ModelName,
         body: ModelUpdate,
         team: Team,
         uow: Uow,
@@ -115,7 +118,7 @@ def routers(
 
     @router.delete("/models/{name}", status_code=204)
     async def delete_model(
-        name: str, team: Team, uow: Uow, who: Who, if_match: IfMatch = None
+        name: ModelName, team: Team, uow: Uow, who: Who, if_match: IfMatch = None
     ) -> Response:
         await RegistryService(uow, tables).delete_model(team, name, who, if_match)
         await uow.commit()
@@ -125,7 +128,7 @@ def routers(
 
     @router.post("/models/{name}/versions", status_code=201)
     async def create_version(
-        name: str, body: VersionCreate, team: Team, uow: Uow, who: Who, response: Response
+        name: ModelName, body: VersionCreate, team: Team, uow: Uow, who: Who, response: Response
     ) -> VersionOut:
         version = await RegistryService(uow, tables).register_version(
             team,
@@ -150,7 +153,7 @@ def routers(
 
     @router.get("/models/{name}/versions/{version}")
     async def get_version(
-        name: str, version: int, team: Team, uow: Uow, response: Response
+        name: ModelName, version: VersionNumber, team: Team, uow: Uow, response: Response
     ) -> VersionOut:
         found = await RegistryService(uow, tables).get_version(team, name, version)
         response.headers["ETag"] = _etag(found.etag)
@@ -158,8 +161,8 @@ def routers(
 
     @router.patch("/models/{name}/versions/{version}")
     async def update_version(
-        name: str,
-        version: int,
+        name: ModelName,
+        version: VersionNumber,
         body: VersionUpdate,
         team: Team,
         uow: Uow,
@@ -181,7 +184,12 @@ def routers(
 
     @router.delete("/models/{name}/versions/{version}", status_code=204)
     async def delete_version(
-        name: str, version: int, team: Team, uow: Uow, who: Who, if_match: IfMatch = None
+        name: ModelName,
+        version: VersionNumber,
+        team: Team,
+        uow: Uow,
+        who: Who,
+        if_match: IfMatch = None,
     ) -> Response:
         await RegistryService(uow, tables).delete_version(team, name, version, who, if_match)
         await uow.commit()
@@ -233,8 +241,8 @@ def routers(
 
     @router.put("/models/{name}/aliases/{alias}")
     async def set_alias(
-        name: str,
-        alias: str,
+        name: ModelName,
+        alias: AliasName,
         body: AliasSet,
         team: Team,
         uow: Uow,
@@ -251,7 +259,7 @@ def routers(
 
     @router.delete("/models/{name}/aliases/{alias}", status_code=204)
     async def delete_alias(
-        name: str, alias: str, team: Team, uow: Uow, who: Who, if_match: IfMatch = None
+        name: ModelName, alias: AliasName, team: Team, uow: Uow, who: Who, if_match: IfMatch = None
     ) -> Response:
         await RegistryService(uow, tables).delete_alias(team, name, alias, who, if_match)
         await uow.commit()
@@ -259,7 +267,7 @@ def routers(
 
     @router.get("/models/{name}/aliases/{alias}")
     async def get_by_alias(
-        name: str, alias: str, team: Team, uow: Uow, response: Response
+        name: ModelName, alias: AliasName, team: Team, uow: Uow, response: Response
     ) -> AliasedVersionOut:
         found, version = await RegistryService(uow, tables).get_alias(team, name, alias)
         response.headers["ETag"] = _etag(found.etag)

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+from mlplane_contracts.amqp import decode
 from mlplane_registry.store import RegistryTables
 from mlplane_runtime.db import Database
 from sqlalchemy import text
@@ -61,6 +62,21 @@ async def outbox_types(database: Database, tables: RegistryTables) -> list[str]:
             text(f'SELECT type FROM "{tables.metadata.schema}".outbox ORDER BY position')
         )
         return [row[0] for row in rows]
+
+
+async def outbox_events(database: Database, tables: RegistryTables) -> list[dict[str, Any]]:
+    """The outbox rows as CloudEvents (decoded as a consumer would)."""
+    async with database.sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT headers, body, content_type"
+                f' FROM "{tables.metadata.schema}".outbox ORDER BY position'
+            )
+        )
+        return [
+            decode(headers_, bytes(body), content_type).model_dump(mode="json")
+            for headers_, body, content_type in rows
+        ]
 
 
 class TestModels:
@@ -133,6 +149,24 @@ class TestVersions:
             await outbox_types(registry_database, tables)
             == ["io.mlplane.model.version.registered.v1"] * 3
         )
+        registered = (await outbox_events(registry_database, tables))[0]
+        assert registered["subject"] == f"models/{team}/fraud/versions/1"
+        assert registered["data"]["artifact"] == {
+            "uri": "s3://models/fraud/model.pkl",
+            "sha256": SHA,
+            "size_bytes": 1234,
+            "framework": "sklearn",
+            "media_type": None,
+        }
+        assert registered["data"]["lineage"]["commit_sha"] == COMMIT
+        assert registered["data"]["lineage"]["metrics"] == {"auc": 0.93}
+
+    async def test_concurrent_registrations_get_distinct_consecutive_numbers(
+        self, client: httpx.AsyncClient, team: str
+    ) -> None:
+        await create_model(client, team, "fraud")
+        created = await asyncio.gather(*(create_version(client, team, "fraud") for _ in range(8)))
+        assert sorted(v["version"] for v in created) == list(range(1, 9))
 
     async def test_a_version_of_a_missing_model_is_not_found(
         self, client: httpx.AsyncClient, team: str
@@ -248,6 +282,7 @@ class TestAliases:
             "/models/fraud/aliases/Champion", json={"version": 1}, headers=headers(team)
         )
         assert bad.status_code == 422
+        assert [e["field"] for e in bad.json()["errors"]] == ["path.alias"]
         missing = await client.put(
             "/models/fraud/aliases/champion", json={"version": 9}, headers=headers(team)
         )
