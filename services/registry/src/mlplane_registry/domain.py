@@ -367,6 +367,7 @@ class Model:
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
     id: int
+    model_id: int
     team: str
     model: str
     version: int

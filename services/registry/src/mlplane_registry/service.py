@@ -229,9 +229,7 @@ class RegistryService:
             values["status_message"] = status_message
         if signature is not None:
             values["signature"] = signature
-        updated = await self._store.update_version(current, None, **values)
-        assert updated is not None  # the row is locked
-        return updated
+        return await self._store.update_version(current, **values)
 
     async def delete_version(
         self, team: str, model: str, version: int, principal: str, if_match: str | None = None
@@ -244,7 +242,7 @@ class RegistryService:
         _check_etag(if_match, current.etag, f"version {version} of {model}")
         for alias in current.aliases:
             self._emit_alias_changed(team, model, alias, None, version, principal)
-        await self._store.delete_version(current, None)
+        await self._store.delete_version(current)
 
     async def search_versions(
         self, team: str, filters: VersionFilter, cursor: str | None, limit: int
@@ -371,7 +369,7 @@ class RegistryService:
         if applied.stale:
             _log.info("%s: %s", version.subject, applied.reason)
             return applied
-        await self._store.update_version(version, None, lifecycle=applied.lifecycle)
+        await self._store.update_version(version, lifecycle=applied.lifecycle)
         return applied
 
     # -- helpers ----------------------------------------------------------------------
