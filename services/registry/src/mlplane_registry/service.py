@@ -271,7 +271,7 @@ class RegistryService:
         principal: str,
         if_match: str | None = None,
     ) -> Alias:
-        """Point `alias` at `version`, announced by `model.alias.changed`.
+        """Point `alias` at `version`, announced by `model.alias.changed` (if it moved).
 
         `if_match` (an ETag of the alias, or `*`) makes it conditional: a writer whose
         ETag is no longer current gets `StaleETag`. Raises `InvalidName`,
@@ -297,6 +297,8 @@ class RegistryService:
                 raise AliasNotFound(f"alias {alias} of {model} vanished; retry", alias=alias)
             _check_etag(if_match, row.etag, f"alias {alias} of {model}")
             previous = int(row.version)
+            if previous == version:  # already there: no change, no event, same ETag
+                return Alias(team, model, alias, version, row.etag, row.updated_at)
             etag = await self._store.update_alias(model_id, alias, version)
         self._emit_alias_changed(team, model, alias, target.version, previous, principal)
         return Alias(team, model, alias, version, etag, datetime.now(UTC))
