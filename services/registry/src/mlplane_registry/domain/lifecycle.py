@@ -1,4 +1,4 @@
-"""The registry's domain: models, versions, aliases and a version's lifecycle. No I/O.
+"""A model version's lifecycle, fed by other services' events. No I/O.
 
 A version's lifecycle is fed by events from other services (builder, scanner,
 deployer). Competing consumers reorder events, so the lifecycle is a fold of
@@ -16,59 +16,12 @@ the late build result is recorded without moving it back.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from mlplane_runtime.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-MAX_DNS_LABEL = 63
-
-
-def check_dns_label(value: str, what: str) -> str:
-    """`value` when it is a DNS-1123 label; else `InvalidName` naming `what`."""
-    if len(value) > MAX_DNS_LABEL or DNS_LABEL.fullmatch(value) is None:
-        raise InvalidName(
-            f"{what} {value!r} is not a DNS-1123 label "
-            "(lowercase letters, digits and '-', at most 63, starting and ending alphanumeric)",
-            field=what,
-        )
-    return value
-
-
-# -- errors ---------------------------------------------------------------------------
-
-
-class InvalidName(InvalidInput):
-    """A team, model or alias name that is not a DNS-1123 label."""
-
-
-class ModelNotFound(NotFound):
-    pass
-
-
-class ModelVersionNotFound(NotFound):
-    pass
-
-
-class AliasNotFound(NotFound):
-    pass
-
-
-class ModelAlreadyExists(Conflict):
-    pass
-
-
-class StaleETag(PreconditionFailed):
-    """An `If-Match` that no longer matches: someone else changed the resource first."""
-
-
-class InvalidTransition(Conflict):
-    """A lifecycle fact that contradicts what the version already went through."""
-
+from mlplane_registry.domain.errors import InvalidTransition
 
 # -- lifecycle ------------------------------------------------------------------------
 
@@ -319,95 +272,3 @@ def _older(kind: str, stamp: EventStamp, current: EventStamp) -> str:
         f"stale {kind} fact at {stamp.at.isoformat()} (sequence {stamp.sequence}): "
         f"a newer one at {current.at.isoformat()} (sequence {current.sequence}) is applied"
     )
-
-
-# -- entities -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetRef:
-    name: str
-    uri: str
-    digest: str
-
-
-@dataclass(frozen=True, slots=True)
-class Lineage:
-    """Where a version came from: code, CI run, data, parameters and results."""
-
-    git_repository: str
-    commit_sha: str
-    ci_run_url: str
-    git_ref: str | None = None
-    datasets: tuple[DatasetRef, ...] = ()
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Artifact:
-    uri: str
-    size_bytes: int
-    sha256: str
-    media_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Model:
-    id: int
-    team: str
-    name: str
-    description: str
-    tags: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
-    etag: str
-
-
-@dataclass(frozen=True, slots=True)
-class ModelVersion:
-    id: int
-    model_id: int
-    team: str
-    model: str
-    version: int
-    framework: str
-    artifact: Artifact
-    lineage: Lineage
-    signature: dict[str, Any] | None
-    tags: dict[str, str]
-    status_message: str | None
-    lifecycle: Lifecycle
-    aliases: tuple[str, ...]
-    registered_by: str
-    created_at: datetime
-    updated_at: datetime
-    etag: str
-
-    @property
-    def stage(self) -> VersionStage:
-        return self.lifecycle.stage
-
-    @property
-    def subject(self) -> str:
-        return version_subject(self.team, self.model, self.version)
-
-
-@dataclass(frozen=True, slots=True)
-class Alias:
-    team: str
-    model: str
-    alias: str
-    version: int
-    etag: str
-    updated_at: datetime
-
-
-def version_subject(team: str, model: str, version: int) -> str:
-    """The CloudEvent subject of a version: `models/<team>/<model>/versions/<n>`."""
-    return f"models/{team}/{model}/versions/{version}"
-
-
-def alias_subject(team: str, model: str, alias: str) -> str:
-    """The CloudEvent subject of an alias: `models/<team>/<model>/aliases/<alias>`."""
-    return f"models/{team}/{model}/aliases/{alias}"

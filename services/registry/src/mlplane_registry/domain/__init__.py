@@ -1,0 +1,78 @@
+"""The registry's domain: models, versions, aliases and a version's lifecycle. No I/O.
+
+`lifecycle` holds the state machine fed by events (applied by event time and
+sequence, never by arrival); `entities` the models, versions and aliases;
+`errors` the domain errors and the DNS-1123 name rule.
+"""
+
+from mlplane_registry.domain.entities import (
+    Alias,
+    Artifact,
+    DatasetRef,
+    Lineage,
+    Model,
+    ModelVersion,
+    alias_subject,
+    version_subject,
+)
+from mlplane_registry.domain.errors import (
+    DNS_LABEL,
+    MAX_DNS_LABEL,
+    AliasNotFound,
+    InvalidName,
+    InvalidTransition,
+    ModelAlreadyExists,
+    ModelNotFound,
+    ModelVersionNotFound,
+    StaleETag,
+    check_dns_label,
+)
+from mlplane_registry.domain.lifecycle import (
+    ENDED_PHASES,
+    SERVING_PHASES,
+    Applied,
+    BuildFact,
+    BuildStatus,
+    DeploymentFact,
+    EventStamp,
+    Lifecycle,
+    ScanFact,
+    VersionStage,
+    apply_build,
+    apply_deployment,
+    apply_scan,
+)
+
+__all__ = [
+    "DNS_LABEL",
+    "ENDED_PHASES",
+    "MAX_DNS_LABEL",
+    "SERVING_PHASES",
+    "Alias",
+    "AliasNotFound",
+    "Applied",
+    "Artifact",
+    "BuildFact",
+    "BuildStatus",
+    "DatasetRef",
+    "DeploymentFact",
+    "EventStamp",
+    "InvalidName",
+    "InvalidTransition",
+    "Lifecycle",
+    "Lineage",
+    "Model",
+    "ModelAlreadyExists",
+    "ModelNotFound",
+    "ModelVersion",
+    "ModelVersionNotFound",
+    "ScanFact",
+    "StaleETag",
+    "VersionStage",
+    "alias_subject",
+    "apply_build",
+    "apply_deployment",
+    "apply_scan",
+    "check_dns_label",
+    "version_subject",
+]
