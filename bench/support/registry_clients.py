@@ -1,0 +1,159 @@
+"""The same registry operations as REST calls to mlplane's registry and to MLflow's.
+
+Each call returns the `httpx.Response` unread for status; the load generator counts
+anything but 2xx as an error. Versions carry the same facts on both sides: an
+artifact URI, the commit, the CI run and two tags (MLflow keeps them as tags).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import httpx
+
+TEAM = "bench"
+ALIAS = "champion"
+SEARCH_PAGE = 10
+
+
+def _commit(model: str, salt: int) -> str:
+    return hashlib.sha1(f"{model}/{salt}".encode()).hexdigest()
+
+
+class RegistryClient(Protocol):
+    """One registry's REST API, as the benchmark drives it."""
+
+    name: str
+
+    async def create_model(self, http: httpx.AsyncClient, model: str) -> httpx.Response: ...
+
+    async def create_version(
+        self, http: httpx.AsyncClient, model: str, salt: int
+    ) -> httpx.Response: ...
+
+    async def set_alias(
+        self, http: httpx.AsyncClient, model: str, version: int
+    ) -> httpx.Response: ...
+
+    async def get_version(
+        self, http: httpx.AsyncClient, model: str, version: int
+    ) -> httpx.Response: ...
+
+    async def get_by_alias(self, http: httpx.AsyncClient, model: str) -> httpx.Response: ...
+
+    async def search(self, http: httpx.AsyncClient, model: str) -> httpx.Response: ...
+
+    def page_length(self, search_answer: httpx.Response) -> int:
+        """How many versions a `search` answer holds."""
+        ...
+
+
+class MlplaneRegistry:
+    """mlplane's registry API under `/registry`, as team `bench`."""
+
+    name = "mlplane"
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/") + "/registry"
+        self.headers = {"X-Mlplane-Team": TEAM}
+
+    async def create_model(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+        return await http.post(f"{self.base_url}/models", json={"name": model})
+
+    async def create_version(
+        self, http: httpx.AsyncClient, model: str, salt: int
+    ) -> httpx.Response:
+        commit = _commit(model, salt)
+        body = {
+            "framework": "sklearn",
+            "artifact": {
+                "uri": f"s3://models/{model}/{commit}/model.pkl",
+                "size_bytes": 1024 + salt,
+                "sha256": hashlib.sha256(commit.encode()).hexdigest(),
+            },
+            "lineage": {
+                "git_repository": "https://git.example.com/team/bench",
+                "commit_sha": commit,
+                "ci_run_url": f"https://ci.example.com/runs/{salt}",
+            },
+            "tags": {"stage": "candidate", "owner": "bench"},
+        }
+        return await http.post(f"{self.base_url}/models/{model}/versions", json=body)
+
+    async def set_alias(self, http: httpx.AsyncClient, model: str, version: int) -> httpx.Response:
+        return await http.put(
+            f"{self.base_url}/models/{model}/aliases/{ALIAS}", json={"version": version}
+        )
+
+    async def get_version(
+        self, http: httpx.AsyncClient, model: str, version: int
+    ) -> httpx.Response:
+        return await http.get(f"{self.base_url}/models/{model}/versions/{version}")
+
+    async def get_by_alias(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+        return await http.get(f"{self.base_url}/models/{model}/aliases/{ALIAS}")
+
+    async def search(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+        return await http.get(
+            f"{self.base_url}/versions", params={"model": model, "limit": SEARCH_PAGE}
+        )
+
+    def page_length(self, search_answer: httpx.Response) -> int:
+        return len(search_answer.json()["versions"])
+
+
+class MlflowRegistry:
+    """MLflow's REST API 2.0 model registry (`/api/2.0/mlflow/...`)."""
+
+    name = "mlflow"
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/") + "/api/2.0/mlflow"
+        self.headers: dict[str, str] = {}
+
+    async def create_model(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+        return await http.post(f"{self.base_url}/registered-models/create", json={"name": model})
+
+    async def create_version(
+        self, http: httpx.AsyncClient, model: str, salt: int
+    ) -> httpx.Response:
+        commit = _commit(model, salt)
+        body = {
+            "name": model,
+            "source": f"s3://models/{model}/{commit}/model.pkl",
+            "tags": [
+                {"key": "mlflow.source.git.commit", "value": commit},
+                {"key": "ci_run_url", "value": f"https://ci.example.com/runs/{salt}"},
+                {"key": "stage", "value": "candidate"},
+                {"key": "owner", "value": "bench"},
+            ],
+        }
+        return await http.post(f"{self.base_url}/model-versions/create", json=body)
+
+    async def set_alias(self, http: httpx.AsyncClient, model: str, version: int) -> httpx.Response:
+        return await http.post(
+            f"{self.base_url}/registered-models/alias",
+            json={"name": model, "alias": ALIAS, "version": str(version)},
+        )
+
+    async def get_version(
+        self, http: httpx.AsyncClient, model: str, version: int
+    ) -> httpx.Response:
+        return await http.get(
+            f"{self.base_url}/model-versions/get", params={"name": model, "version": str(version)}
+        )
+
+    async def get_by_alias(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+        return await http.get(
+            f"{self.base_url}/registered-models/alias", params={"name": model, "alias": ALIAS}
+        )
+
+    async def search(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+        return await http.get(
+            f"{self.base_url}/model-versions/search",
+            params={"filter": f"name='{model}'", "max_results": SEARCH_PAGE},
+        )
+
+    def page_length(self, search_answer: httpx.Response) -> int:
+        return len(search_answer.json().get("model_versions", []))
