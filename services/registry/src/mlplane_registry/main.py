@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlplane_runtime.service import ServicePlugin
 
-from mlplane_registry import api, handlers
+from mlplane_registry import api, handlers, mlflow_api
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import SCHEMA, define_tables
 
@@ -27,7 +27,10 @@ def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
         migrations=MIGRATIONS,
         handlers=handlers.event_handlers(tables),
         # Settings are read when the host builds the routers, not at import (discovery).
-        routers=lambda context: api.routers(tables, context.uow_factory, RegistrySettings()),
+        routers=lambda context: [
+            *api.routers(tables, context.uow_factory, settings := RegistrySettings()),
+            *mlflow_api.routers(tables, context.uow_factory, settings),
+        ],
     )
 
 
