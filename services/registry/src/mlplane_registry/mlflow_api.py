@@ -165,6 +165,8 @@ def routers(
         m.check_order_by(req.order_by)
         size = min(req.max_results or settings.max_page_size, settings.max_page_size)
         offset = m.decode_offset(req.page_token)
+        if query.prompts_only:
+            return {"registered_models": []}
         service = RegistryService(uow, tables)
         prefix = query.name if query.name is not None else query.name_prefix
         models = await service.list_models(team, prefix, offset + size + 1)
@@ -303,6 +305,8 @@ def routers(
         query = m.parse_filter(req.filter, versions=True)
         m.check_order_by(req.order_by)
         size = min(req.max_results or settings.max_page_size, settings.max_page_size)
+        if query.prompts_only:
+            return {"model_versions": []}
         page = await RegistryService(uow, tables).search_versions(
             team,
             VersionFilter(model=query.name, name_prefix=query.name_prefix, tags=query.tags),

@@ -206,6 +206,8 @@ INPUT_TAGS = frozenset(
         CI_RUN_URL_TAG,
     }
 )
+# MLflow marks prompts (kept in its model registry) with this tag; mlplane holds models only.
+IS_PROMPT_TAG = "mlflow.prompt.is_prompt"
 MAX_TAG_VALUE = 6000
 _TAG_KEY = re.compile(METRIC_KEY_PATTERN.strip("^$"))
 
@@ -221,6 +223,8 @@ def check_tag(key: str, value: str) -> tuple[str, str]:
         raise invalid(
             f"Tag key '{key}' is reserved: keys starting with '{RESERVED_PREFIX}' are mlplane's."
         )
+    if key == IS_PROMPT_TAG:
+        raise invalid("mlplane's registry holds models, not MLflow prompts.")
     if len(value) > MAX_TAG_VALUE:
         raise invalid(f"Tag '{key}' has a value longer than {MAX_TAG_VALUE} characters.")
     return key, value
@@ -444,6 +448,8 @@ class SearchFilter:
     name: str | None = None
     name_prefix: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    prompts_only: bool = False
+    """Asks for MLflow prompts only: there are none (mlplane does not store prompts)."""
 
     SUPPORTED: ClassVar[str] = (
         "name = '<name>', name LIKE '<prefix>%', run_id = '<id>' (versions only) and "
@@ -452,8 +458,8 @@ class SearchFilter:
 
 
 _CLAUSE = re.compile(
-    r"""\s*(?P<field>name|run_id|tags\.(?:`[^`]+`|"[^"]+"|[A-Za-z0-9_.:/-]+))"""
-    r"""\s*(?P<op>=|==|LIKE|ILIKE)\s*(?P<value>'[^']*'|"[^"]*")\s*""",
+    r"""\s*(?P<field>name|run_id|tags?\.(?:`[^`]+`|"[^"]+"|[A-Za-z0-9_.:/-]+))"""
+    r"""\s*(?P<op>=|==|!=|LIKE|ILIKE)\s*(?P<value>'[^']*'|"[^"]*")\s*""",
     re.IGNORECASE,
 )
 _AND = re.compile(r"AND\b", re.IGNORECASE)
@@ -466,6 +472,7 @@ def parse_filter(text: str | None, *, versions: bool) -> SearchFilter:
     name: str | None = None
     prefix: str | None = None
     tags: list[tuple[str, str]] = []
+    prompts_only = False
     position = 0
     while True:
         match = _CLAUSE.match(text, position)
@@ -483,9 +490,16 @@ def parse_filter(text: str | None, *, versions: bool) -> SearchFilter:
             prefix = value[:-1].lower() if op == "ILIKE" else value[:-1]
         elif versions and lowered == "run_id" and op in ("=", "=="):
             tags.append((RUN_ID_TAG, value))
-        elif versions and lowered.startswith("tags.") and op in ("=", "=="):
-            key = field[len("tags.") :].strip('`"')
-            tags.append((key, value))
+        elif lowered.startswith("tag"):
+            key = field.partition(".")[2].strip('`"')
+            if key == IS_PROMPT_TAG and value == "true" and op == "!=":
+                pass  # the MLflow client excludes prompts: mlplane holds none
+            elif key == IS_PROMPT_TAG and value == "true" and op in ("=", "=="):
+                prompts_only = True
+            elif versions and op in ("=", "=="):
+                tags.append((key, value))
+            else:
+                raise _unsupported(text)
         else:
             raise _unsupported(text)
         position = match.end()
@@ -495,7 +509,7 @@ def parse_filter(text: str | None, *, versions: bool) -> SearchFilter:
         if conjunction is None:
             raise _unsupported(text)
         position = conjunction.end()
-    return SearchFilter(name=name, name_prefix=prefix, tags=tuple(tags))
+    return SearchFilter(name=name, name_prefix=prefix, tags=tuple(tags), prompts_only=prompts_only)
 
 
 def _unsupported(text: str) -> MlflowError:
