@@ -28,7 +28,6 @@ from mlplane_registry.domain.errors import (
     check_dns_label,
 )
 from mlplane_registry.domain.lifecycle import (
-    ENDED_PHASES,
     SERVING_PHASES,
     Applied,
     BuildFact,
@@ -45,7 +44,6 @@ from mlplane_registry.domain.lifecycle import (
 
 __all__ = [
     "DNS_LABEL",
-    "ENDED_PHASES",
     "MAX_DNS_LABEL",
     "SERVING_PHASES",
     "Alias",

@@ -43,8 +43,6 @@ class BuildStatus(StrEnum):
 
 # Deployment phases in which the version serves (or is about to) in an environment.
 SERVING_PHASES = frozenset({"healthy", "progressing", "degraded"})
-# Phases that say a deployment did not or no longer serves.
-ENDED_PHASES = frozenset({"rejected", "failed", "rolled_back"})
 
 
 @dataclass(frozen=True, slots=True, order=True)
