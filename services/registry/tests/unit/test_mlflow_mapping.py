@@ -295,3 +295,15 @@ def test_page_tokens_of_model_search_round_trip_and_bad_ones_are_refused() -> No
     for token in ["nope", m.encode_offset(-1), "e30="]:
         with pytest.raises(m.MlflowError, match="page_token"):
             m.decode_offset(token)
+
+
+def test_the_clients_prompt_filters_are_understood_as_mlplane_holds_no_prompts() -> None:
+    # MlflowClient.search_registered_models appends this to every filter.
+    excluded = m.parse_filter(
+        "name LIKE 'fr%' AND tag.`mlflow.prompt.is_prompt` != 'true'", versions=False
+    )
+    assert excluded == m.SearchFilter(name_prefix="fr")
+    only = m.parse_filter("tags.`mlflow.prompt.is_prompt` = 'true'", versions=True)
+    assert only.prompts_only
+    with pytest.raises(m.MlflowError, match="not MLflow prompts"):
+        m.check_tag(m.IS_PROMPT_TAG, "true")
