@@ -44,7 +44,7 @@ from mlplane_registry.store import RegistryTables, VersionFilter
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 
-R = TypeVar("R", bound=s._Request)
+R = TypeVar("R", bound=s.MlflowRequest)
 
 
 class MlflowApiSettings(BaseSettings):

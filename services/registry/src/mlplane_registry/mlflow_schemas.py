@@ -11,7 +11,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class _Request(BaseModel):
+class MlflowRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     # Fields that repeat in a GET's query string (`order_by=a&order_by=b`).
@@ -25,7 +25,7 @@ class Tag(BaseModel):
     value: str = ""
 
 
-class ModelName(_Request):
+class ModelName(MlflowRequest):
     name: str = Field(min_length=1)
 
 
@@ -42,7 +42,7 @@ class UpdateRegisteredModel(ModelName):
     description: str | None = Field(default=None, max_length=4096)
 
 
-class Search(_Request):
+class Search(MlflowRequest):
     LIST_FIELDS = frozenset({"order_by"})
 
     filter: str | None = None
