@@ -20,7 +20,8 @@ page and the alias must resolve, or the run stops. Then each operation runs alon
 after a warm-up, from 16 concurrent callers (httpx.AsyncClient, one keep-alive
 connection each) until a request budget or a time bound runs out: get-version,
 get-by-alias, search (one model's versions, a page of 10), then create-version.
-Throughput counts successful requests over wall time; p50/p99 are their latencies.
+Throughput counts successful requests over wall time; p50/p99 are their latencies;
+`server_cpu_ms_per_request` is the server tree's CPU time per request.
 
 Memory is the peak, over the server's life, of the summed RSS of its process tree
 (psutil, every 100 ms). MLflow's is also given without its job runner
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -100,7 +102,7 @@ class Plan:
 
 
 async def run_operations(
-    client: RegistryClient, plan: Plan, models: list[str]
+    server: ServerProcess, client: RegistryClient, plan: Plan, models: list[str]
 ) -> dict[str, OperationFigures]:
     """Warm up and measure each operation in turn on an already pre-loaded server."""
     figures: dict[str, OperationFigures] = {}
@@ -121,12 +123,17 @@ async def run_operations(
                 max_requests=plan.warmup_requests,
                 max_seconds=plan.warmup_seconds,
             )
-            figures[name] = await measure(
+            cpu_before = server.cpu_seconds()
+            measured = await measure(
                 http,
                 call,
                 concurrency=CONCURRENCY,
                 max_requests=plan.max_requests,
                 max_seconds=plan.max_seconds,
+            )
+            cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / measured.requests
+            figures[name] = dataclasses.replace(
+                measured, server_cpu_ms_per_request=round(cpu_ms, 2)
             )
             print(f"  {client.name} {name}: {figures[name]}", file=sys.stderr)
     return figures
@@ -151,7 +158,7 @@ async def run_server(
         preload_s = await load(client, plan, models)
         load_average = os.getloadavg()[0]
         client_cpu = time.process_time()
-        figures = await run_operations(client, plan, models)
+        figures = await run_operations(server, client, plan, models)
         client_cpu = time.process_time() - client_cpu
     finally:
         server.stop()

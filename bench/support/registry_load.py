@@ -21,7 +21,7 @@ Call = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
 
 @dataclass(frozen=True)
 class OperationFigures:
-    """One operation's run: successful requests per second over the run's wall time, and
+    """One operation's run: successful requests per second over the run's wall time,
     latency percentiles of the successful requests."""
 
     requests: int
@@ -30,6 +30,9 @@ class OperationFigures:
     ops_per_s: float
     p50_ms: float
     p99_ms: float
+    server_cpu_ms_per_request: float | None = None
+    """The server's CPU time (its whole process tree) per successful request: a figure
+    that other load on a shared machine disturbs less than throughput."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

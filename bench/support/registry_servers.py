@@ -69,6 +69,8 @@ class _TreeSampler(threading.Thread):
         self.peak_rss = 0
         self.peak_rss_excluding = 0
         self._cpu: dict[int, float] = {}
+        # The main thread samples too (cpu_seconds): one sample at a time.
+        self._lock = threading.Lock()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -76,6 +78,10 @@ class _TreeSampler(threading.Thread):
             self._stop_event.wait(0.1)
 
     def sample(self) -> None:
+        with self._lock:
+            self._sample()
+
+    def _sample(self) -> None:
         try:
             tree = [self._root, *self._root.children(recursive=True)]
         except psutil.Error:
@@ -104,8 +110,9 @@ class _TreeSampler(threading.Thread):
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the tree has used so far, by the latest samples."""
-        self.sample()
-        return sum(self._cpu.values())
+        with self._lock:
+            self._sample()
+            return sum(self._cpu.values())
 
     def stop(self) -> None:
         self._stop_event.set()
