@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from mlplane_runtime.service import ServicePlugin
+from fastapi import APIRouter
+from mlplane_runtime.service import ServiceContext, ServicePlugin
 
-from mlplane_registry import api, handlers, mlflow_api
+from mlplane_registry import api, artifacts_api, handlers, mlflow_api
+from mlplane_registry.artifacts_api import RegistryArtifacts
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import SCHEMA, define_tables
 
@@ -20,17 +24,41 @@ def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
     `MLPLANE_REGISTRY_*` setting fails the host's start (pydantic's ValidationError).
     """
     tables = define_tables(schema)
+    # Per hosting context (keyed by its id): settings and artifact store are built
+    # when the host starts the service, never at import (discovery).
+    hosted: dict[int, RegistryArtifacts] = {}
+
+    def artifacts_of(context: ServiceContext) -> RegistryArtifacts:
+        found = hosted.get(id(context))
+        if found is None:
+            found = hosted[id(context)] = RegistryArtifacts(RegistrySettings(), context)
+        return found
+
+    def routers(context: ServiceContext) -> Sequence[APIRouter]:
+        artifacts = artifacts_of(context)
+        settings = artifacts.settings
+        return [
+            *api.routers(tables, context.uow_factory, settings),
+            *artifacts_api.routers(tables, context.uow_factory, artifacts),
+            *mlflow_api.routers(tables, context.uow_factory, settings),
+        ]
+
+    @asynccontextmanager
+    async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
+        try:
+            async with artifacts_api.running(artifacts_of(context)):
+                yield
+        finally:
+            hosted.pop(id(context), None)
+
     return ServicePlugin(
         name=name,
         schema=schema,
         metadata=tables.metadata,
         migrations=MIGRATIONS,
         handlers=handlers.event_handlers(tables),
-        # Settings are read when the host builds the routers, not at import (discovery).
-        routers=lambda context: [
-            *api.routers(tables, context.uow_factory, settings := RegistrySettings()),
-            *mlflow_api.routers(tables, context.uow_factory, settings),
-        ],
+        routers=routers,
+        lifespan=lifespan,
     )
 
 

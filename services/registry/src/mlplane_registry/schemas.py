@@ -211,3 +211,62 @@ class AliasOut(BaseModel):
 class AliasedVersionOut(BaseModel):
     alias: AliasOut
     version: VersionOut
+
+
+# -- artifact uploads -------------------------------------------------------------------
+
+
+class UploadStart(_Body):
+    size_bytes: ByteSize
+    sha256: Sha256Hex
+    filename: str = Field(
+        default="artifact",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_=+@,-][A-Za-z0-9._=+@,-]*$",
+    )
+    """The object's last key segment, e.g. `model.onnx`."""
+    part_size: int | None = Field(default=None, gt=0)
+    """Bytes per part; unset: the registry's `MLPLANE_REGISTRY_UPLOAD_PART_SIZE`."""
+
+
+class UploadPartOut(BaseModel):
+    number: int
+    url: str
+    size_bytes: int
+
+
+class UploadPlanOut(BaseModel):
+    upload_id: str
+    key: str
+    size_bytes: int
+    sha256: str
+    part_size: int
+    expires_s: int
+    parts: list[UploadPartOut]
+    """PUT each part's bytes to its URL, keep the `ETag` response header of each."""
+
+
+class UploadedPart(_Body):
+    number: int = Field(ge=1, le=10_000)
+    etag: str = Field(min_length=1, max_length=128)
+
+
+class UploadComplete(_Body):
+    parts: list[UploadedPart] = Field(min_length=1, max_length=10_000)
+
+
+class ArtifactOut(BaseModel):
+    """A verified artifact: pass `uri`, `size_bytes` and `sha256` as a version's artifact."""
+
+    key: str
+    uri: str
+    size_bytes: int
+    sha256: str
+
+
+class DownloadOut(BaseModel):
+    url: str
+    expires_s: int
+    size_bytes: int
+    sha256: str

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlplane_registry.artifacts.store import (
+    DEFAULT_DOWNLOAD_EXPIRES_S,
+    DEFAULT_PART_SIZE,
+    DEFAULT_UPLOAD_EXPIRES_S,
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+)
 
 
 class RegistrySettings(BaseSettings):
@@ -15,3 +23,37 @@ class RegistrySettings(BaseSettings):
     """Versions per search page when the caller does not say."""
     max_page_size: int = Field(default=500, ge=1, le=10_000)
     """The most versions one search page returns."""
+
+    s3_endpoint_url: AnyHttpUrl | None = None
+    """S3 API the registry calls (S3, MinIO, SeaweedFS); unset: artifacts on local disk."""
+    s3_public_endpoint_url: AnyHttpUrl | None = None
+    """S3 address uploaders and downloaders reach, if not `s3_endpoint_url`."""
+    s3_bucket: str = Field(
+        default="mlplane-artifacts", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+$"
+    )
+    """The bucket holding artifacts; created at start-up when missing."""
+    s3_region: str = Field(default="us-east-1", min_length=1)
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    local_public_url: AnyHttpUrl | None = None
+    """Local-disk mode: the registry's public URL that signed URLs start with; unset:
+    `http://<MLPLANE_HTTP_HOST>:<MLPLANE_HTTP_PORT>/registry`."""
+    upload_part_size: int = Field(default=DEFAULT_PART_SIZE, ge=MIN_PART_SIZE, le=MAX_PART_SIZE)
+    """Bytes per part of a presigned multipart upload when the uploader does not say."""
+    upload_url_expires_s: int = Field(default=DEFAULT_UPLOAD_EXPIRES_S, ge=60, le=7 * 86400)
+    download_url_expires_s: int = Field(default=DEFAULT_DOWNLOAD_EXPIRES_S, ge=60, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _s3_credentials(self) -> RegistrySettings:
+        if self.s3_endpoint_url is not None and (
+            self.s3_access_key is None or self.s3_secret_key is None
+        ):
+            raise ValueError(
+                "MLPLANE_REGISTRY_S3_ACCESS_KEY and MLPLANE_REGISTRY_S3_SECRET_KEY are "
+                "required when MLPLANE_REGISTRY_S3_ENDPOINT_URL is set"
+            )
+        return self
+
+    @property
+    def uses_s3(self) -> bool:
+        return self.s3_endpoint_url is not None

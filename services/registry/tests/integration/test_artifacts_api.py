@@ -1,0 +1,221 @@
+"""Artifact uploads through the registry's HTTP API, end to end, on both stores.
+
+The registry is hosted by the platform (real PostgreSQL, in-process bus); with
+`MLPLANE_REGISTRY_S3_*` set it keeps artifacts on the real S3 server (SeaweedFS),
+without them on the local disk, serving the signed URLs itself. CI's side is plain
+httpx: start an upload, PUT each part to its presigned URL, complete it with the
+ETags, register a version with the verified artifact, download it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from mlplane_registry.main import make_plugin
+from mlplane_runtime.db import Database
+from mlplane_runtime.platform import Platform
+from mlplane_runtime.settings import RuntimeSettings
+
+from ..s3_server import S3Endpoint, delete_bucket, unique_bucket
+
+MIB = 1024 * 1024
+PART = 5 * MIB
+LINEAGE = {
+    "git_repository": "https://git.example.com/ml/fraud",
+    "commit_sha": "c" * 40,
+    "ci_run_url": "https://ci.example.com/runs/1",
+}
+
+
+async def host(
+    database_url: str, registry_database: Database, data_dir: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The registry hosted on a fresh schema; an ASGI client and its URL prefix."""
+    name = f"rg{uuid4().hex[:10]}"
+    schema, bus_schema = f"t_{uuid4().hex[:10]}", f"t_{uuid4().hex[:10]}"
+    settings = RuntimeSettings(
+        database_url=database_url, amqp_url=None, data_dir=data_dir, http_port=8080
+    )
+    platform = Platform(settings, [make_plugin(name, schema)], bus_schema=bus_schema)
+    try:
+        await platform.start()
+        transport = httpx.ASGITransport(app=platform.app)
+        # The local store's signed URLs name 127.0.0.1:8080: this client serves them too.
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as http:
+            yield http, f"/{name}"
+    finally:
+        await platform.stop()
+        await registry_database.drop_schema(schema)
+        await registry_database.drop_schema(bus_schema)
+
+
+@pytest.fixture
+async def s3_registry(
+    s3_endpoint: S3Endpoint,
+    database_url: str,
+    registry_database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    bucket = unique_bucket("reg")
+    for variable, value in {
+        "S3_ENDPOINT_URL": s3_endpoint.url,
+        "S3_BUCKET": bucket,
+        "S3_REGION": s3_endpoint.region,
+        "S3_ACCESS_KEY": s3_endpoint.access_key,
+        "S3_SECRET_KEY": s3_endpoint.secret_key,
+    }.items():
+        monkeypatch.setenv(f"MLPLANE_REGISTRY_{variable}", value)
+    try:
+        async for hosted in host(database_url, registry_database, tmp_path / "data"):
+            yield hosted
+    finally:
+        await delete_bucket(s3_endpoint, bucket)
+
+
+@pytest.fixture
+async def local_registry(
+    database_url: str, registry_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    for variable in list(os.environ):
+        if variable.startswith("MLPLANE_REGISTRY_S3_"):
+            monkeypatch.delenv(variable)
+    async for hosted in host(database_url, registry_database, tmp_path / "data"):
+        yield hosted
+
+
+def payload(size: int) -> bytes:
+    block = os.urandom(MIB)
+    return (block * (size // MIB + 1))[:size]
+
+
+async def upload(
+    http: httpx.AsyncClient,
+    parts_client: httpx.AsyncClient,
+    base: str,
+    team: str,
+    data: bytes,
+    sha256: str | None = None,
+) -> httpx.Response:
+    """CI's side of an upload: plan, PUT the parts, complete; the completion's response."""
+    head = {"X-Mlplane-Team": team}
+    declared = sha256 or hashlib.sha256(data).hexdigest()
+    planned = await http.post(
+        f"{base}/models/fraud/uploads",
+        json={"size_bytes": len(data), "sha256": declared, "filename": "model.onnx"},
+        headers=head,
+    )
+    assert planned.status_code == 201, planned.text
+    plan = planned.json()
+    assert plan["key"].startswith(f"teams/{team}/models/fraud/")
+    etags = []
+    offset = 0
+    for part in plan["parts"]:
+        chunk = data[offset : offset + part["size_bytes"]]
+        offset += part["size_bytes"]
+        put = await parts_client.put(part["url"], content=chunk)
+        assert put.status_code == 200, put.text
+        etags.append({"number": part["number"], "etag": put.headers["ETag"]})
+    assert offset == len(data)
+    return await http.post(
+        f"{base}/models/fraud/uploads/{plan['upload_id']}/complete",
+        json={"parts": etags},
+        headers=head,
+    )
+
+
+async def upload_register_download(
+    http: httpx.AsyncClient, parts_client: httpx.AsyncClient, base: str, team: str
+) -> str:
+    """The whole flow; the artifact's URI."""
+    head = {"X-Mlplane-Team": team}
+    assert (await http.post(f"{base}/models", json={"name": "fraud"}, headers=head)).is_success
+    data = payload(2 * PART + 123)  # three parts, the last one short
+    completed = await upload(http, parts_client, base, team, data)
+    assert completed.status_code == 200, completed.text
+    artifact: dict[str, Any] = completed.json()
+    assert artifact["size_bytes"] == len(data)
+    assert artifact["sha256"] == hashlib.sha256(data).hexdigest()
+
+    body = {
+        "framework": "onnx",
+        "artifact": {k: artifact[k] for k in ("uri", "size_bytes", "sha256")},
+        "lineage": LINEAGE,
+    }
+    created = await http.post(f"{base}/models/fraud/versions", json=body, headers=head)
+    assert created.status_code == 201, created.text
+    assert created.json()["artifact"]["uri"] == artifact["uri"]
+
+    link = await http.get(f"{base}/models/fraud/versions/1/download", headers=head)
+    assert link.status_code == 200, link.text
+    assert link.json()["sha256"] == artifact["sha256"]
+    got = await parts_client.get(link.json()["url"])
+    assert got.status_code == 200
+    assert got.content == data
+
+    redirected = await http.get(
+        f"{base}/models/fraud/versions/1/download", params={"redirect": "true"}, headers=head
+    )
+    assert redirected.status_code == 307
+    assert (await parts_client.get(redirected.headers["location"])).content == data
+
+    # Another team sees neither the version nor its download.
+    other = {"X-Mlplane-Team": f"{team}-other"}
+    hidden = await http.get(f"{base}/models/fraud/versions/1/download", headers=other)
+    assert hidden.status_code == 404
+    return str(artifact["uri"])
+
+
+async def assert_wrong_sha256_refused(
+    http: httpx.AsyncClient, parts_client: httpx.AsyncClient, base: str, team: str
+) -> None:
+    data = payload(PART + 7)
+    declared = "0" * 64
+    refused = await upload(http, parts_client, base, team, data, sha256=declared)
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    actual = hashlib.sha256(data).hexdigest()
+    assert problem["declared"] == declared
+    assert problem["actual"] == actual
+    assert declared in problem["detail"]
+    assert actual in problem["detail"]
+
+
+class TestOnS3:
+    async def test_upload_complete_register_download(
+        self, s3_registry: tuple[httpx.AsyncClient, str], team: str
+    ) -> None:
+        http, base = s3_registry
+        async with httpx.AsyncClient(timeout=60) as storage:
+            uri = await upload_register_download(http, storage, base, team)
+        assert uri.startswith("s3://reg-")
+
+    async def test_a_wrong_sha256_is_refused_naming_both_values(
+        self, s3_registry: tuple[httpx.AsyncClient, str], team: str
+    ) -> None:
+        http, base = s3_registry
+        async with httpx.AsyncClient(timeout=60) as storage:
+            await assert_wrong_sha256_refused(http, storage, base, team)
+
+
+class TestOnLocalDisk:
+    async def test_upload_complete_register_download(
+        self, local_registry: tuple[httpx.AsyncClient, str], team: str
+    ) -> None:
+        http, base = local_registry
+        uri = await upload_register_download(http, http, base, team)
+        assert uri.startswith("file://")
+
+    async def test_a_wrong_sha256_is_refused_naming_both_values(
+        self, local_registry: tuple[httpx.AsyncClient, str], team: str
+    ) -> None:
+        http, base = local_registry
+        await assert_wrong_sha256_refused(http, http, base, team)
