@@ -11,7 +11,7 @@ from mlplane_runtime.service import ServiceContext, ServicePlugin
 
 from mlplane_registry import api, artifacts_api, handlers, mlflow_api
 from mlplane_registry.artifacts_api import RegistryArtifacts
-from mlplane_registry.settings import RegistrySettings
+from mlplane_registry.settings import load_settings
 from mlplane_registry.store import SCHEMA, define_tables
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -21,7 +21,7 @@ def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
     """The registry called `name`, keeping its tables in `schema` (tests use throwaway ones).
 
     Raises ValueError for a name or schema the bus or database would refuse; a bad
-    `MLPLANE_REGISTRY_*` setting fails the host's start (pydantic's ValidationError).
+    `MLPLANE_REGISTRY_*` setting fails the host's start (`InvalidInput` naming it).
     """
     tables = define_tables(schema)
     # Per hosting context (keyed by its id): settings and artifact store are built
@@ -31,7 +31,7 @@ def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
     def artifacts_of(context: ServiceContext) -> RegistryArtifacts:
         found = hosted.get(id(context))
         if found is None:
-            found = hosted[id(context)] = RegistryArtifacts(RegistrySettings(), context)
+            found = hosted[id(context)] = RegistryArtifacts(load_settings(), context)
         return found
 
     def routers(context: ServiceContext) -> Sequence[APIRouter]:
