@@ -9,8 +9,10 @@ Both servers run as child processes on this machine against the same PostgreSQL
   through `/api/2.0/mlflow/...`.
 
 Strictly one server at a time: mlplane starts, is loaded, measured and stopped
-before MLflow starts (an MLflow that answers /health still burns about a core for
-a while, so overlapping would tax whichever runs beside it). Request logging is
+before MLflow starts. An MLflow that answers /health still burns about a core for
+a while (its job runner starting helpers), so after start-up and after the
+pre-load each server is left until its process tree idles (under 0.1 core for 1 s,
+at most 120 s): measuring during that tail made MLflow look 3x slower. Request logging is
 off on both. The machine may be shared: each side reports the load average as its
 measuring began and the load generator's own CPU time.
 
@@ -160,7 +162,10 @@ async def run_server(
     try:
         await server.wait_ready()
         print(f"{server.name} ready in {server.started_s} s", file=sys.stderr)
+        settled_s = await server.settle()
+        print(f"{server.name} settled after {settled_s} s more", file=sys.stderr)
         preload_s = await load(client, plan, models)
+        await server.settle()
         load_average = os.getloadavg()[0]
         client_cpu = time.process_time()
         figures = await run_operations(server, client, plan, models)
@@ -169,6 +174,7 @@ async def run_server(
         server.stop()
     return {
         "started_s": server.started_s,
+        "settled_after_s": settled_s,
         "preload_s": preload_s,
         # This machine's 1-minute load average as the measuring began (others share it).
         "load_average_1m": round(load_average, 2),

@@ -21,6 +21,8 @@ import psutil
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 READY_TIMEOUT_S = 180.0
+SETTLE_TIMEOUT_S = 120.0
+SETTLED_CPU_SHARE = 0.1
 STOP_TIMEOUT_S = 15.0
 
 
@@ -179,6 +181,20 @@ class ServerProcess:
                         return
                 await asyncio.sleep(0.25)
         raise RuntimeError(f"{self.name} did not get ready in time:\n{self.log_tail()}")
+
+    async def settle(self) -> float:
+        """Wait until the process tree uses under a tenth of a core over one second
+        (MLflow keeps starting helpers after it answers); at most 120 s. Returns the
+        seconds waited."""
+        began = time.perf_counter()
+        before = self.cpu_seconds()
+        while time.perf_counter() - began < SETTLE_TIMEOUT_S:
+            await asyncio.sleep(1.0)
+            now = self.cpu_seconds()
+            if now - before < SETTLED_CPU_SHARE:
+                break
+            before = now
+        return round(time.perf_counter() - began, 1)
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
