@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import AsyncIterator
 
 import pytest
-from mlplane_runtime.bus.base import InboundMessage, RetryPolicy
+from mlplane_runtime.bus.base import RetryPolicy
 from mlplane_runtime.bus.embedded import EmbeddedTransport
 from mlplane_runtime.db import Database, create_database
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -168,28 +168,6 @@ async def test_a_delivery_held_by_a_killed_process_is_delivered_again(
 
     await eventually(lambda: len(handler.calls) == 1, "delivered again after the lease ran out")
     assert handler.ids() == [sent.message_id]
-
-
-async def test_two_processes_sharing_a_queue_handle_each_message_once(bus: EmbeddedBus) -> None:
-    rk, service = unique_routing_key(), bus.service()
-
-    async def work(_: InboundMessage) -> None:
-        await asyncio.sleep(0.01)
-
-    first, second = Recorder(work), Recorder(work)
-    replica_a = bus.transport(concurrency=4)
-    replica_a.subscribe(service, [rk], first)
-    replica_b = bus.transport(concurrency=4)
-    replica_b.subscribe(service, [rk], second)
-    await replica_a.start()
-    await replica_b.start()
-    batch = [message(rk) for _ in range(100)]
-
-    await replica_a.publish(batch)
-
-    await eventually(lambda: len(first.calls) + len(second.calls) == 100, "every message handled")
-    assert set(first.ids()) | set(second.ids()) == {m.message_id for m in batch}
-    assert not set(first.ids()) & set(second.ids())
 
 
 async def test_publishing_before_start_is_refused(bus: EmbeddedBus) -> None:

@@ -156,34 +156,6 @@ async def test_consumption_resumes_after_the_connection_is_closed_and_nothing_is
     assert set(handler.ids()) == expected
 
 
-async def test_replicas_compete_on_the_service_queue_each_message_handled_once(
-    bus: RabbitBus,
-) -> None:
-    rk, service = unique_routing_key(), bus.service()
-
-    async def work(_: InboundMessage) -> None:
-        await asyncio.sleep(0.01)
-
-    first, second = Recorder(work), Recorder(work)
-    replica_a = bus.transport(concurrency=4)
-    replica_a.subscribe(service, [rk], first)
-    replica_b = bus.transport(concurrency=4)
-    replica_b.subscribe(service, [rk], second)
-    await replica_a.start()
-    await replica_b.start()  # declares the very same queues and bindings again
-    await replica_a.start()  # a second start is a no-op
-    batch = [message(rk) for _ in range(100)]
-
-    await replica_a.publish(batch)
-
-    expected = {m.message_id for m in batch}
-    await eventually(lambda: len(first.calls) + len(second.calls) == 100, "every message handled")
-    assert set(first.ids()) | set(second.ids()) == expected
-    assert not set(first.ids()) & set(second.ids())
-    assert first.calls
-    assert second.calls
-
-
 async def test_a_prefetch_above_the_concurrency_still_bounds_the_handlers_at_once(
     bus: RabbitBus,
 ) -> None:
