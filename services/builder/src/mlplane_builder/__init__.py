@@ -1,0 +1,1 @@
+"""mlplane builder: daemonless, reproducible OCI images of model versions."""

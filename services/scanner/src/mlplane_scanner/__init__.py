@@ -1,0 +1,1 @@
+"""mlplane scanner: Trivy scans, policy verdicts, SBOMs and rescans."""
