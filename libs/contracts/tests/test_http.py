@@ -137,7 +137,7 @@ class TestDecodeErrors:
         headers, body = _binary_headers()
         body = body.replace(b'"verdict":"failed"', b'"verdict":"fine"')
         assert _decode_error(headers, body).startswith(
-            "data.verdict: Input should be 'passed' or 'failed'"
+            "data.verdict: Input should be 'passed', 'failed' or 'error'"
         )
 
     def test_invalid_time_header_is_reported(self) -> None:

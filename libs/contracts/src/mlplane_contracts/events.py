@@ -93,8 +93,11 @@ class BuildBackend(StrEnum):
 
 
 class ScanVerdict(StrEnum):
+    """`error`: the scan could not run (image unreachable or corrupt); no verdict on its content."""
+
     PASSED = "passed"
     FAILED = "failed"
+    ERROR = "error"
 
 
 class Severity(StrEnum):
@@ -324,6 +327,11 @@ class ImageScanned(EventPayload):
     sbom_uri: ResourceUri | None = None
     scanner_version: Name
     scanned_at: Timestamp
+    vulnerabilities_assessed: bool = True
+    """False when no vulnerability database was reachable: only secrets, licenses and
+    misconfigurations were checked, and the reasons say whether the policy blocked on it."""
+    policy_version: VersionNumber | None = None
+    """The version of the team's scan policy the verdict was decided by."""
 
 
 @register_payload

@@ -8,6 +8,7 @@ its reason); a stale fact is ignored.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -28,6 +29,8 @@ from mlplane_registry.service import RegistryService, lineage_from_contract
 from mlplane_registry.store import RegistryTables
 
 CI_PRINCIPAL_PREFIX = "service:ci"
+
+_log = logging.getLogger("mlplane.registry")
 
 
 def _stamp(event: CloudEvent, at: datetime) -> EventStamp:
@@ -73,6 +76,18 @@ def event_handlers(tables: RegistryTables) -> Mapping[str, EventHandler]:
     async def on_image_scanned(event: CloudEvent, uow: UnitOfWork) -> None:
         data = event.data
         assert isinstance(data, ev.ImageScanned)
+        if data.verdict is ev.ScanVerdict.ERROR:
+            # The scan could not run: it says nothing about the image, so the version
+            # keeps its stage (and any earlier verdict) until a scan succeeds.
+            _log.warning(
+                "scan of %s (%s/%s v%s) failed to run: %s",
+                data.image.reference,
+                data.team,
+                data.model,
+                data.version,
+                "; ".join(data.reasons) or "no cause given",
+            )
+            return
         fact = ScanFact(
             data.verdict.value,
             _stamp(event, data.scanned_at),
