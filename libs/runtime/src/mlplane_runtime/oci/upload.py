@@ -1,0 +1,226 @@
+"""Chunked blob upload from a stream: POST, PATCH per chunk, PUT `?digest=`.
+
+Memory stays at about one chunk whatever the blob's size: the sha256 and the size
+are computed while the bytes pass. A PATCH that fails is sent again after asking
+the registry how much it has (GET on the upload URL, `Range: 0-<last byte>`), which
+distribution, Harbor and most registries answer. When the registry cannot say, or
+says something the buffered chunk cannot continue from, the upload cannot be
+resumed from this side (the stream's earlier bytes are gone) and `UploadInterrupted`
+tells the caller, who owns the stream, to start over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+from mlplane_runtime.oci.auth import pull_scope, push_scope
+from mlplane_runtime.oci.errors import (
+    DigestMismatch,
+    OciError,
+    RegistryCallFailed,
+    RegistryUnavailable,
+    UploadInterrupted,
+    describe_call,
+)
+from mlplane_runtime.oci.session import RegistrySession, with_query
+
+_RANGE = re.compile(r"^(?:bytes=)?0-([0-9]+)$")
+OCTET_STREAM = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class PushedBlob:
+    digest: str
+    size: int
+
+
+async def start_upload(session: RegistrySession, repository: str) -> str:
+    """POST a new upload session; the URL to send its bytes to."""
+    url = session.url(f"/v2/{repository}/blobs/uploads/")
+    response = await session.send(
+        "POST", url, kind="blob-upload", scopes=[push_scope(repository)], idempotent=False
+    )
+    if response.status_code != 202:
+        raise RegistryCallFailed.from_response("POST", url, response.status_code, response.content)
+    return session.resolve(response)
+
+
+async def finish_upload(
+    session: RegistrySession, repository: str, location: str, digest: str, body: bytes = b""
+) -> None:
+    """PUT `?digest=` (with the last bytes, if any); checks the digest the registry stored."""
+    url = with_query(location, "digest", digest)
+    response = await session.send(
+        "PUT",
+        url,
+        kind="blob-upload",
+        scopes=[push_scope(repository)],
+        headers={"Content-Type": OCTET_STREAM, "Content-Length": str(len(body))},
+        content=body,
+        idempotent=False,
+    )
+    session.stats.bytes_uploaded += len(body)
+    if response.status_code != 201:
+        raise RegistryCallFailed.from_response("PUT", url, response.status_code, response.content)
+    stored = response.headers.get("docker-content-digest")
+    if stored and stored != digest:
+        call = describe_call("PUT", url)
+        raise DigestMismatch(f"{call}: registry stored {stored}, sent {digest}", call=call)
+    session.stats.blobs_uploaded += 1
+
+
+class ChunkedUpload:
+    """One upload session being fed chunks in order."""
+
+    def __init__(self, session: RegistrySession, repository: str, location: str) -> None:
+        self._session = session
+        self._repository = repository
+        self.location = location
+        self.offset = 0
+
+    async def send_chunk(self, chunk: bytes) -> None:
+        """PATCH `chunk` at the current offset, re-sending it after failures the
+        registry's upload status shows it did not take. Raises `UploadInterrupted`."""
+        failures = 0
+        while True:
+            try:
+                self.location = await self._patch(chunk)
+            except RegistryUnavailable as error:
+                failures += 1
+                if failures >= self._session.retry.attempts:
+                    raise UploadInterrupted(
+                        f"{error.detail}; gave up on this upload after {failures} tries",
+                        call=error.call,
+                        http_status=error.http_status,
+                        errors=error.errors,
+                    ) from error
+                await asyncio.sleep(self._session.retry.backoff_s(failures))
+                self._session.stats.retries += 1
+                received = await self._received(error)
+                if received == self.offset + len(chunk):
+                    break  # the chunk landed; only its answer was lost
+                if received != self.offset:
+                    raise UploadInterrupted(
+                        f"{error.detail}; the registry holds {received} bytes of this upload, "
+                        f"{self.offset} were sent before the failed chunk: restart the upload",
+                        call=error.call,
+                    ) from error
+                continue
+            break
+        self.offset += len(chunk)
+
+    async def _patch(self, chunk: bytes) -> str:
+        end = self.offset + len(chunk) - 1
+        response = await self._session.send(
+            "PATCH",
+            self.location,
+            kind="blob-upload",
+            scopes=[push_scope(self._repository)],
+            headers={
+                "Content-Type": OCTET_STREAM,
+                "Content-Range": f"{self.offset}-{end}",
+                "Content-Length": str(len(chunk)),
+            },
+            content=chunk,
+            idempotent=False,  # retried here, from the registry's own account
+        )
+        self._session.stats.bytes_uploaded += len(chunk)
+        if response.status_code != 202:
+            raise RegistryCallFailed.from_response(
+                "PATCH", self.location, response.status_code, response.content
+            )
+        return self._session.resolve(response)
+
+    async def _received(self, cause: OciError) -> int:
+        """How many bytes the registry holds (GET upload status); moves `location`
+        to the fresh one the registry returns. Raises `UploadInterrupted` when the
+        registry cannot say."""
+        try:
+            response = await self._session.send(
+                "GET",
+                self.location,
+                kind="blob-upload",
+                scopes=[push_scope(self._repository)],
+            )
+        except RegistryUnavailable as error:
+            raise UploadInterrupted(
+                f"{cause.detail}; upload status unavailable too ({error.detail}): "
+                "restart the upload",
+                call=cause.call,
+            ) from error
+        match = _RANGE.match(response.headers.get("range", ""))
+        if response.status_code not in (200, 204) or match is None:
+            call = describe_call("GET", self.location)
+            raise UploadInterrupted(
+                f"{cause.detail}; the registry cannot say how much of the upload it holds "
+                f"({call}: {response.status_code}): restart the upload",
+                call=cause.call,
+            ) from cause
+        if response.headers.get("location"):
+            self.location = self._session.resolve(response)
+        last = int(match.group(1))
+        # Distribution answers `0-0` for both 0 and 1 byte received; chunks are larger
+        # than one byte, so at an offset of 0 it means nothing has landed.
+        return 0 if last == 0 and self.offset == 0 else last + 1
+
+
+async def push_stream(
+    session: RegistrySession,
+    repository: str,
+    chunks: AsyncIterable[bytes],
+    chunk_size: int,
+) -> PushedBlob:
+    """Upload everything `chunks` yields as one blob, in PATCHes of `chunk_size` bytes."""
+    if chunk_size < 2:
+        raise ValueError("chunk_size must be at least 2 bytes")
+    upload = ChunkedUpload(session, repository, await start_upload(session, repository))
+    hasher = hashlib.sha256()
+    pending: list[bytes] = []
+    pending_size = 0
+    async for piece in chunks:
+        if not piece:
+            continue
+        hasher.update(piece)
+        pending.append(piece)
+        pending_size += len(piece)
+        if pending_size < chunk_size:
+            continue
+        joined = memoryview(b"".join(pending))
+        start = 0
+        while len(joined) - start >= chunk_size:
+            await upload.send_chunk(bytes(joined[start : start + chunk_size]))
+            start += chunk_size
+        rest = bytes(joined[start:])
+        pending, pending_size = ([rest] if rest else []), len(rest)
+    if pending_size:
+        await upload.send_chunk(b"".join(pending))
+    digest = "sha256:" + hasher.hexdigest()
+    size = upload.offset
+    try:
+        await finish_upload(session, repository, upload.location, digest)
+    except RegistryUnavailable as error:
+        # The PUT may have completed with only its answer lost: the blob tells.
+        if await blob_size(session, repository, digest) == size:
+            session.stats.blobs_uploaded += 1
+            return PushedBlob(digest=digest, size=size)
+        raise UploadInterrupted(
+            f"{error.detail}; the upload was not completed: restart it",
+            call=error.call,
+        ) from error
+    return PushedBlob(digest=digest, size=size)
+
+
+async def blob_size(session: RegistrySession, repository: str, digest: str) -> int | None:
+    """HEAD a blob: its size, or None when the repository does not have it."""
+    url = session.url(f"/v2/{repository}/blobs/{digest}")
+    response = await session.send("HEAD", url, kind="blob", scopes=[pull_scope(repository)])
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise RegistryCallFailed.from_response("HEAD", url, response.status_code, b"")
+    length = response.headers.get("content-length")
+    return int(length) if length is not None and length.isdigit() else None
