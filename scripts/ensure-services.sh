@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL, RabbitMQ, Redis and an S3 server (SeaweedFS) answer on
-# localhost, starting only what does not (TESTING.md). Idempotent: a second run
+# Make sure PostgreSQL, RabbitMQ, Redis, an S3 server (SeaweedFS) and an OCI
+# registry (CNCF distribution) answer on localhost, starting only what does not (TESTING.md). Idempotent: a second run
 # changes nothing.
 set -euo pipefail
 
@@ -68,8 +68,47 @@ if ! answers 8333; then
   done
 fi
 
+# OCI registry for the builder's and scanner's tests: CNCF distribution 2.8 (what
+# Harbor runs inside) on 5000, MLPLANE_TEST_OCI_REGISTRY's default; the test fixture
+# starts its own on a free port when nothing answers here.
+registry_answers() { curl -s -o /dev/null -m 2 -w '%{http_code}' http://127.0.0.1:5000/v2/ | grep -qE '^(200|401)$'; }
+if ! registry_answers; then
+  if [ ! -x /usr/bin/docker-registry ]; then
+    echo "ensure-services: installing docker-registry (apt)"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq docker-registry >/dev/null
+  fi
+  dir="${MLPLANE_OCI_REGISTRY_DIR:-${TMPDIR:-/tmp}/mlplane-oci-registry}"
+  mkdir -p "$dir/data"
+  cat >"$dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:5000
+  secret: mlplane-ci-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
+YAML
+  echo "ensure-services: starting docker-registry (OCI registry on 5000, data in $dir)"
+  nohup setsid /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
+  echo "docker-registry $!" >>"$state_dir/started"
+  for _ in $(seq 1 60); do registry_answers && break; sleep 0.5; done
+  if ! registry_answers; then
+    echo "ensure-services: docker-registry did not answer on 127.0.0.1:5000/v2/ (log: $dir/registry.log)" >&2
+    exit 1
+  fi
+fi
+
 # The tests' database must exist (trust auth, user postgres).
 if ! psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname='test'" | grep -q 1; then
   psql -h 127.0.0.1 -U postgres -c "create database test" >/dev/null
 fi
-echo "ensure-services: PostgreSQL, RabbitMQ, Redis and S3 (SeaweedFS) answer"
+echo "ensure-services: PostgreSQL, RabbitMQ, Redis, S3 (SeaweedFS) and the OCI registry answer"
