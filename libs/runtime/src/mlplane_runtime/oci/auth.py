@@ -152,8 +152,15 @@ class RegistryAuth:
                 f"{call}: token endpoint did not answer ({type(exc).__name__})", call=call
             ) from exc
         if response.status_code in (401, 403):
-            raise RegistryAuthFailed.from_response(
-                "GET", realm, response.status_code, response.content, "token endpoint refused"
+            refused = RegistryAuthFailed.from_response(
+                "GET", realm, response.status_code, response.content
+            )
+            who = "the configured credentials" if self._basic else "anonymous access"
+            raise RegistryAuthFailed(
+                f"token endpoint refused {who} for {' '.join(scopes)}: {refused.detail}",
+                call=refused.call,
+                http_status=refused.http_status,
+                errors=refused.errors,
             )
         if response.status_code >= 500 or response.status_code == 429:
             raise RegistryUnavailable.from_response(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,6 +74,13 @@ def describe_call(method: str, url: str) -> str:
     return f"{method} {host}{parts.path}"
 
 
+def _phrase(http_status: int) -> str:
+    try:
+        return HTTPStatus(http_status).phrase
+    except ValueError:
+        return ""
+
+
 class OciError(MlplaneError):
     """Base of the OCI client's errors: a registry call did not do what was asked."""
 
@@ -107,7 +115,11 @@ class OciError(MlplaneError):
         """`<call>: <status> <registry errors or reason>`, as an instance of `cls`."""
         call = describe_call(method, url)
         errors = parse_error_body(body)
-        why = "; ".join(str(error) for error in errors) if errors else (reason or "")
+        why = (
+            "; ".join(str(error) for error in errors)
+            if errors
+            else (reason or _phrase(http_status))
+        )
         detail = f"{call}: {http_status} {why}".rstrip()
         return cls(detail, call=call, http_status=http_status, errors=errors)
 

@@ -117,8 +117,15 @@ class RegistrySession:
                 if response.status_code == 401:
                     await _discard(response)
                     if answered_challenge:
-                        raise RegistryAuthFailed.from_response(
-                            method, url, 401, response.content, "credentials refused"
+                        refused = RegistryAuthFailed.from_response(
+                            method, url, 401, response.content
+                        )
+                        raise RegistryAuthFailed(
+                            f"{refused.detail} (sent again with the credentials the "
+                            "challenge asked for: refused)",
+                            call=refused.call,
+                            http_status=401,
+                            errors=refused.errors,
                         )
                     challenges = parse_challenges(response.headers.get_list("www-authenticate"))
                     authorization = await self._auth.answer(challenges, scopes)
