@@ -230,3 +230,21 @@ class TestNotify:
             assert payloads == ["", "marker"]
         finally:
             await conn.close()
+
+
+class TestReadingUnitOfWork:
+    async def test_reads_run_outside_a_transaction(self, uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory.reading() as uow:
+            first = (await uow.session.execute(select(func.txid_current()))).scalar_one()
+            second = (await uow.session.execute(select(func.txid_current()))).scalar_one()
+        # Each statement autocommits, so each gets its own transaction id.
+        assert first != second
+        async with uow_factory() as uow:
+            first = (await uow.session.execute(select(func.txid_current()))).scalar_one()
+            second = (await uow.session.execute(select(func.txid_current()))).scalar_one()
+        assert first == second
+
+    async def test_emitting_is_refused(self, uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory.reading() as uow:
+            with pytest.raises(RuntimeError, match="read-only"):
+                uow.emit(alias_changed(1), subject="risk/fraud")

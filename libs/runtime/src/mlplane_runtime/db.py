@@ -87,6 +87,15 @@ class Database:
     application_name: str | None = None
     """Shown in pg_stat_activity for every connection of this Database (and its relay's)."""
 
+    readers: async_sessionmaker[AsyncSession] | None = None
+    """Sessions whose statements each autocommit: no BEGIN/ROLLBACK round trips. For
+    read-only requests on the hot path; each statement sees its own snapshot, so
+    several reads in one request are not consistent with each other."""
+
+    def reader_session(self) -> AsyncSession:
+        """A new autocommit session (a transactional one when `readers` is not set)."""
+        return (self.readers or self.sessions)()
+
     def server_settings(self) -> dict[str, str]:
         """Session settings for extra raw asyncpg connections (the relay's LISTEN one)."""
         return {"application_name": self.application_name} if self.application_name else {}
@@ -160,6 +169,13 @@ def create_database(
         ),
     )
     sessions = async_sessionmaker(engine, expire_on_commit=False)
+    readers = async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
     return Database(
-        url=normalised, engine=engine, sessions=sessions, application_name=application_name
+        url=normalised,
+        engine=engine,
+        sessions=sessions,
+        readers=readers,
+        application_name=application_name,
     )

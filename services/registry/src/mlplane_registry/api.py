@@ -65,7 +65,15 @@ def routers(
 
     Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 
-    def principal_of(principal: Principal = ANONYMOUS) -> str:
+    async def reading_unit_of_work() -> AsyncIterator[UnitOfWork]:
+        async with uow_factory.reading() as uow:
+            yield uow
+
+    # GET routes: statements autocommit, so a read costs no BEGIN/ROLLBACK round trips.
+    Reads = Annotated[UnitOfWork, Depends(reading_unit_of_work)]
+
+    # Async, as every dependency here: FastAPI runs a plain `def` one in a worker thread.
+    async def principal_of(principal: Principal = ANONYMOUS) -> str:
         return principal
 
     Who = Annotated[str, Depends(principal_of)]
@@ -83,7 +91,7 @@ def routers(
     @router.get("/models")
     async def list_models(
         team: Team,
-        uow: Uow,
+        uow: Reads,
         name_prefix: Annotated[str | None, Query(max_length=63)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> ModelList:
@@ -91,7 +99,7 @@ def routers(
         return ModelList(models=[ModelOut.of(m) for m in models])
 
     @router.get("/models/{name}")
-    async def get_model(name: ModelName, team: Team, uow: Uow, response: Response) -> ModelOut:
+    async def get_model(name: ModelName, team: Team, uow: Reads, response: Response) -> ModelOut:
         model = await RegistryService(uow, tables).get_model(team, name)
         response.headers["ETag"] = _etag(model.etag)
         return ModelOut.of(model)
@@ -153,7 +161,7 @@ def routers(
 
     @router.get("/models/{name}/versions/{version}")
     async def get_version(
-        name: ModelName, version: VersionNumber, team: Team, uow: Uow, response: Response
+        name: ModelName, version: VersionNumber, team: Team, uow: Reads, response: Response
     ) -> VersionOut:
         found = await RegistryService(uow, tables).get_version(team, name, version)
         response.headers["ETag"] = _etag(found.etag)
@@ -198,7 +206,7 @@ def routers(
     @router.get("/versions")
     async def search_versions(
         team: Team,
-        uow: Uow,
+        uow: Reads,
         model: Annotated[str | None, Query(max_length=63, description="exact model name")] = None,
         name_prefix: Annotated[str | None, Query(max_length=63)] = None,
         tag: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
@@ -267,7 +275,7 @@ def routers(
 
     @router.get("/models/{name}/aliases/{alias}")
     async def get_by_alias(
-        name: ModelName, alias: AliasName, team: Team, uow: Uow, response: Response
+        name: ModelName, alias: AliasName, team: Team, uow: Reads, response: Response
     ) -> AliasedVersionOut:
         found, version = await RegistryService(uow, tables).get_alias(team, name, alias)
         response.headers["ETag"] = _etag(found.etag)

@@ -111,14 +111,14 @@ def routers(
 
     Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 
-    def team_of(
+    async def team_of(
         team: Annotated[
             DnsLabel | None, Header(alias=TEAM_HEADER, description="else the default team")
         ] = None,
     ) -> str:
         return team or config.default_team
 
-    def principal_of(
+    async def principal_of(
         principal: Annotated[str | None, Header(alias=PRINCIPAL_HEADER, max_length=256)] = None,
     ) -> str:
         return principal or ANONYMOUS

@@ -320,12 +320,15 @@ class RegistryService:
 
     async def get_alias(self, team: str, model: str, alias: str) -> tuple[Alias, ModelVersion]:
         """The alias and the version it points at. Raises `ModelNotFound`, `AliasNotFound`."""
-        model_id = await self._model_id(team, model)
-        row = await self._store.get_alias(model_id, alias)
-        if row is None:
+        found = await self._store.get_aliased_version(team, model, alias)
+        if found is None:
+            await self._model_id(team, model)  # ModelNotFound, if that is why
             raise AliasNotFound(f"model {model} has no alias {alias}", alias=alias)
-        version = await self.get_version(team, model, int(row.version))
-        return Alias(team, model, alias, row.version, row.etag, row.updated_at), version
+        row, version = found
+        return (
+            Alias(team, model, alias, row.alias_version, row.alias_etag, row.alias_updated_at),
+            version,
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,15 +152,45 @@ class RegistryStore:
         self, team: str, model: str, version: int, *, for_update: bool = False
     ) -> ModelVersion | None:
         versions = self._t.versions
-        query = select(versions).where(
-            versions.c.team == team, versions.c.model == model, versions.c.version == version
-        )
         if for_update:
-            query = query.with_for_update()
-        row = (await self._session.execute(query)).first()
+            query = (
+                select(versions)
+                .where(
+                    versions.c.team == team,
+                    versions.c.model == model,
+                    versions.c.version == version,
+                )
+                .with_for_update()
+            )
+            row = (await self._session.execute(query)).first()
+            if row is None:
+                return None
+            return version_from_row(row, await self._aliases_of(row.model_id, version))
+        # One round trip: the version with its alias names (reads are the hot path).
+        row = (
+            await self._session.execute(
+                _read_statements(self._t).version,
+                {"team": team, "model": model, "version": version},
+            )
+        ).first()
+        return None if row is None else version_from_row(row, _names(row.alias_names))
+
+    async def get_aliased_version(
+        self, team: str, model: str, alias: str
+    ) -> tuple[Row[Any], ModelVersion] | None:
+        """The alias row (`alias_version`, `alias_etag`, `alias_updated_at`) and its version.
+
+        One round trip; None when the model or the alias does not exist.
+        """
+        row = (
+            await self._session.execute(
+                _read_statements(self._t).aliased_version,
+                {"team": team, "model": model, "alias": alias},
+            )
+        ).first()
         if row is None:
             return None
-        return version_from_row(row, await self._aliases_of(row.model_id, version))
+        return row, version_from_row(row, _names(row.alias_names))
 
     async def update_version(self, version: ModelVersion, **values: Any) -> ModelVersion:
         """Write `values` (column values; `lifecycle` a Lifecycle) to a locked `version`."""
@@ -310,3 +342,59 @@ class RegistryStore:
             if (model_id, version) in keys:
                 found.setdefault((model_id, version), []).append(alias)
         return {key: tuple(names) for key, names in found.items()}
+
+
+def _names(alias_names: list[str] | None) -> tuple[str, ...]:
+    return tuple(sorted(alias_names or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadStatements:
+    """The hot read queries, built once per set of tables: building a statement per
+    request cost as much CPU as the rest of the request."""
+
+    version: Select[Any]
+    aliased_version: Select[Any]
+
+
+@functools.cache
+def _read_statements(tables: RegistryTables) -> _ReadStatements:
+    models, versions, aliases = tables.models, tables.versions, tables.aliases
+    # Its own name for the aliases table: the aliased-version query joins `aliases` too.
+    named = aliases.alias("version_aliases")
+    alias_names = (
+        select(func.array_agg(named.c.alias))
+        .where(named.c.model_id == versions.c.model_id, named.c.version == versions.c.version)
+        .correlate(versions)
+        .scalar_subquery()
+        .label("alias_names")
+    )
+    version = select(versions, alias_names).where(
+        versions.c.team == bindparam("team"),
+        versions.c.model == bindparam("model"),
+        versions.c.version == bindparam("version"),
+    )
+    aliased_version = (
+        select(
+            aliases.c.version.label("alias_version"),
+            aliases.c.etag.label("alias_etag"),
+            aliases.c.updated_at.label("alias_updated_at"),
+            versions,
+            alias_names,
+        )
+        .select_from(
+            models.join(aliases, aliases.c.model_id == models.c.id).join(
+                versions,
+                and_(
+                    versions.c.model_id == aliases.c.model_id,
+                    versions.c.version == aliases.c.version,
+                ),
+            )
+        )
+        .where(
+            models.c.team == bindparam("team"),
+            models.c.name == bindparam("model"),
+            aliases.c.alias == bindparam("alias"),
+        )
+    )
+    return _ReadStatements(version, aliased_version)
