@@ -1,0 +1,91 @@
+"""The scanner's test images and the advisories of the test database, side by side.
+
+- the secret image carries AWS credentials in a layer (Trivy's rule `aws-access-key-id`);
+- the vulnerable image carries a Python package that the test database's advisory
+  names: `mlplane-demo-vuln` 1.2.0, fixed in 1.3.0;
+- the clean image carries a file that is neither.
+Each is built in memory (`oci_image.py`), so the same bytes give the same digest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from .oci_image import OciImage, build_image
+from .trivy_db import GHSA_PIP, Advisory
+
+SECRET_RULE_ID = "aws-access-key-id"
+# Split so no secret scanner flags this repository for a made-up key.
+FAKE_AWS_KEY_ID = "AKIA" + "Z7QWERTYUIOPASDF"
+FAKE_AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYzQ2w8Lm3Np"  # 40 characters, as AWS
+
+VULNERABLE_PACKAGE = "mlplane-demo-vuln"
+INSTALLED_VERSION = "1.2.0"
+FIXED_VERSION = "1.3.0"
+ADVISORY_ID = "GHSA-mlpl-demo-0001"
+ADVISORY_TITLE = "mlplane-demo-vuln deserialises untrusted model files"
+PACKAGE_LICENSE = "MIT"
+
+ADVISORY = Advisory(
+    source=GHSA_PIP,
+    package=VULNERABLE_PACKAGE,
+    vulnerability_id=ADVISORY_ID,
+    severity="HIGH",
+    title=ADVISORY_TITLE,
+    vulnerable=(f"<{FIXED_VERSION}",),
+    patched=(FIXED_VERSION,),
+)
+
+_SITE_PACKAGES = "usr/local/lib/python3.11/site-packages"
+
+
+def python_package(name: str, version: str, license_name: str = PACKAGE_LICENSE) -> dict[str, str]:
+    """The files by which Trivy finds an installed Python package (its dist-info METADATA)."""
+    directory = f"{_SITE_PACKAGES}/{name.replace('-', '_')}-{version}.dist-info"
+    metadata = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nLicense: {license_name}\n\n"
+    )
+    return {f"{directory}/METADATA": metadata}
+
+
+def secret_image() -> OciImage:
+    credentials = (
+        "[default]\n"
+        f"aws_access_key_id = {FAKE_AWS_KEY_ID}\n"
+        f"aws_secret_access_key = {FAKE_AWS_SECRET}\n"
+    )
+    return build_image([{"app/model.txt": "weights\n"}, {"root/.aws/credentials": credentials}])
+
+
+def vulnerable_image(version: str = INSTALLED_VERSION) -> OciImage:
+    return build_image(
+        [{"app/model.txt": "weights\n"}, python_package(VULNERABLE_PACKAGE, version)]
+    )
+
+
+def clean_image() -> OciImage:
+    return build_image([{"app/model.txt": "weights\n", "app/README": "a model, nothing else\n"}])
+
+
+def filler_advisories(count: int) -> list[Advisory]:
+    """Advisories of packages no test image has: enough of them spill buckets over many pages."""
+    return [
+        Advisory(
+            source=GHSA_PIP,
+            package=f"filler-package-{index:05d}",
+            vulnerability_id=f"GHSA-fill-{index:04d}-0000",
+            severity="LOW",
+            title=f"filler advisory {index}",
+            vulnerable=("<1.0.0",),
+            patched=("1.0.0",),
+        )
+        for index in range(count)
+    ]
+
+
+def database_advisories(*, fillers: int = 0) -> list[Advisory]:
+    return [ADVISORY, *filler_advisories(fillers)]
+
+
+def db_updated_at() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
