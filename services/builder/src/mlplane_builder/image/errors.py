@@ -1,12 +1,18 @@
 """Errors of image assembly, each an `MlplaneError` rendered as problem+json.
 
-None is retryable: a wrong size, a broken manifest or a missing platform are
-facts about the inputs, and the same inputs fail the same way again.
+None is retryable: a wrong size, a broken manifest, a missing platform or a
+damaged layout are facts about the inputs, which fail the same way again.
 """
 
 from __future__ import annotations
 
-from mlplane_runtime.errors import PROBLEM_BASE_URI, Conflict, InvalidInput, NotFound
+from mlplane_runtime.errors import (
+    PROBLEM_BASE_URI,
+    Conflict,
+    InvalidInput,
+    MlplaneError,
+    NotFound,
+)
 
 
 class LayerSizeMismatch(Conflict):
@@ -53,3 +59,26 @@ class PlatformNotFound(NotFound):
 
     problem_type = f"{PROBLEM_BASE_URI}/platform-not-found"
     title = "Platform not found in the image index"
+
+
+class InvalidRefName(InvalidInput):
+    """A name for an image in an OCI layout that the layout spec's grammar refuses."""
+
+    problem_type = f"{PROBLEM_BASE_URI}/invalid-ref-name"
+    title = "Invalid OCI layout ref name"
+
+
+class LayoutBlobMissing(NotFound):
+    """A blob the OCI layout should hold (asked for, or named by its index) is not there."""
+
+    problem_type = f"{PROBLEM_BASE_URI}/layout-blob-missing"
+    title = "Blob missing from the OCI layout"
+
+
+class CorruptLayout(MlplaneError):
+    """The layout on disk is damaged: an unreadable index.json or a blob that hashes wrong."""
+
+    status = 500
+    problem_type = f"{PROBLEM_BASE_URI}/corrupt-oci-layout"
+    title = "Corrupt OCI layout"
+    retryable = False
