@@ -280,3 +280,37 @@ async def test_closing_the_stream_early_waits_for_its_worker_threads(
     await anext(iterator)  # the next chunk's compression is under way now
     await iterator.aclose()  # type: ignore[attr-defined]
     assert in_flight == 0
+
+
+async def test_the_source_is_closed_when_the_stream_is_closed_early() -> None:
+    closed = asyncio.Event()
+
+    async def source() -> AsyncIterator[bytes]:
+        try:
+            for start in range(0, len(DATA), MiB):
+                yield DATA[start : start + MiB]
+        finally:
+            closed.set()
+
+    stream = LayerStream(LayerFile(PATH, len(DATA)), source(), chunk_size=MiB)
+    iterator = aiter(stream)
+    await anext(iterator)
+    assert not closed.is_set()
+    await iterator.aclose()  # type: ignore[attr-defined]
+    assert closed.is_set()
+
+
+async def test_the_source_is_closed_when_it_streams_too_much() -> None:
+    closed = asyncio.Event()
+
+    async def source() -> AsyncIterator[bytes]:
+        try:
+            for _ in range(100):
+                yield b"q" * 100
+        finally:
+            closed.set()
+
+    with pytest.raises(LayerSizeMismatch):
+        async for _ in LayerStream(LayerFile(PATH, 150), source()):
+            pass
+    assert closed.is_set()

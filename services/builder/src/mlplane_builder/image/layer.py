@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,7 +53,9 @@ class LayerStream:
     content, path and mode and on `compression_level`, not on how the source
     splits its content nor on `chunk_size`.
 
-    Memory stays at a few times `chunk_size` whatever the file's size.
+    Memory stays at a few times `chunk_size` whatever the file's size. The
+    stream owns `source`: it closes it (`aclose`, when it has one) once it
+    ends, fails or is closed itself.
     """
 
     def __init__(
@@ -95,8 +97,9 @@ class LayerStream:
         # Gzip bytes not hashed yet: the next step's hashing thread takes them.
         unhashed: list[bytes] = [HEADER]
         step: asyncio.Task[list[bytes]] | None = None
+        tar_chunks = self._tar_chunks()
         try:
-            async for tar_chunk in self._tar_chunks():
+            async for tar_chunk in tar_chunks:
                 if step is not None:
                     unhashed = await step
                     outbox.put(unhashed)
@@ -133,9 +136,12 @@ class LayerStream:
                     )
                 yield chunk
         finally:
+            # Closed early or failed: the source is closed now, not whenever the
+            # garbage collector finalizes it (it may hold a connection).
+            await tar_chunks.aclose()
             if step is not None:
-                # Closed early or failed: let the step's threads finish, so no
-                # thread still holds a chunk or the compressor once we return.
+                # A closed stream waits for its step so no thread works on after
+                # it (a cancelled one cannot: threads are not interruptible).
                 await asyncio.wait([step])
                 if not step.cancelled():
                     step.exception()  # retrieved: the stream's own error wins
@@ -149,7 +155,7 @@ class LayerStream:
         )
         return compressed
 
-    async def _tar_chunks(self) -> AsyncIterator[bytearray]:
+    async def _tar_chunks(self) -> AsyncGenerator[bytearray, None]:
         """The uncompressed tar in `chunk_size` pieces (the last one shorter).
 
         Each piece is a fresh buffer handed over to the worker threads, so a
@@ -160,13 +166,19 @@ class LayerStream:
         streamed = 0
         for full in cutter.full():
             yield full
-        async for chunk in self._source:
-            streamed += len(chunk)
-            if streamed > declared:
-                raise LayerSizeMismatch(self._file.path, declared, streamed, complete=False)
-            cutter.push(chunk)
-            for full in cutter.full():
-                yield full
+        source = aiter(self._source)
+        try:
+            async for chunk in source:
+                streamed += len(chunk)
+                if streamed > declared:
+                    raise LayerSizeMismatch(self._file.path, declared, streamed, complete=False)
+                cutter.push(chunk)
+                for full in cutter.full():
+                    yield full
+        finally:
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
         if streamed != declared:
             raise LayerSizeMismatch(self._file.path, declared, streamed, complete=True)
         cutter.push(tar_suffix(declared))
