@@ -19,7 +19,7 @@ measuring began and the load generator's own CPU time.
 Each server first gets 100 models with 100 versions each (`--quick`: 20 models x
 50 versions) and a `champion` alias per model; one search must then return a full
 page and the alias must resolve, or the run stops. Then each operation runs alone,
-after a warm-up, from 16 concurrent callers (httpx.AsyncClient, one keep-alive
+after a warm-up, from 16 concurrent callers (LeanHttp, one keep-alive
 connection each) until a request budget or a time bound runs out: get-version,
 get-by-alias, search (one model's versions, a page of 10), then create-version.
 Throughput counts successful requests over wall time; p50/p99 are their latencies;
@@ -58,10 +58,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support.lean_http import Answer, LeanHttp
 from bench.support.registry_clients import MlflowRegistry, MlplaneRegistry, RegistryClient
 from bench.support.registry_load import (
     Call,
@@ -117,9 +116,7 @@ async def run_operations(
         calls = operations(client, models, plan.versions_per_model, SEED)
         for name, call in calls.items():
 
-            async def warm(
-                http: httpx.AsyncClient, index: int, call: Call = call
-            ) -> httpx.Response:
+            async def warm(http: LeanHttp, index: int, call: Call = call) -> Answer:
                 # Its own indexes, so warm-up writes never repeat a measured one's content.
                 return await call(http, 5_000_000 + index)
 

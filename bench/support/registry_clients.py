@@ -1,6 +1,6 @@
 """The same registry operations as REST calls to mlplane's registry and to MLflow's.
 
-Each call returns the `httpx.Response` unread for status; the load generator counts
+Each call returns the `Answer` unread for status; the load generator counts
 anything but 2xx as an error. Versions carry the same facts on both sides: an
 artifact URI, the commit, the CI run and two tags (MLflow keeps them as tags).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
-import httpx
+from bench.support.lean_http import Answer, LeanHttp
 
 TEAM = "bench"
 ALIAS = "champion"
@@ -26,25 +26,19 @@ class RegistryClient(Protocol):
 
     name: str
 
-    async def create_model(self, http: httpx.AsyncClient, model: str) -> httpx.Response: ...
+    async def create_model(self, http: LeanHttp, model: str) -> Answer: ...
 
-    async def create_version(
-        self, http: httpx.AsyncClient, model: str, salt: int
-    ) -> httpx.Response: ...
+    async def create_version(self, http: LeanHttp, model: str, salt: int) -> Answer: ...
 
-    async def set_alias(
-        self, http: httpx.AsyncClient, model: str, version: int
-    ) -> httpx.Response: ...
+    async def set_alias(self, http: LeanHttp, model: str, version: int) -> Answer: ...
 
-    async def get_version(
-        self, http: httpx.AsyncClient, model: str, version: int
-    ) -> httpx.Response: ...
+    async def get_version(self, http: LeanHttp, model: str, version: int) -> Answer: ...
 
-    async def get_by_alias(self, http: httpx.AsyncClient, model: str) -> httpx.Response: ...
+    async def get_by_alias(self, http: LeanHttp, model: str) -> Answer: ...
 
-    async def search(self, http: httpx.AsyncClient, model: str) -> httpx.Response: ...
+    async def search(self, http: LeanHttp, model: str) -> Answer: ...
 
-    def page_length(self, search_answer: httpx.Response) -> int:
+    def page_length(self, search_answer: Answer) -> int:
         """How many versions a `search` answer holds."""
         ...
 
@@ -58,12 +52,10 @@ class MlplaneRegistry:
         self.base_url = base_url.rstrip("/") + "/registry"
         self.headers = {"X-Mlplane-Team": TEAM}
 
-    async def create_model(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+    async def create_model(self, http: LeanHttp, model: str) -> Answer:
         return await http.post(f"{self.base_url}/models", json={"name": model})
 
-    async def create_version(
-        self, http: httpx.AsyncClient, model: str, salt: int
-    ) -> httpx.Response:
+    async def create_version(self, http: LeanHttp, model: str, salt: int) -> Answer:
         commit = _commit(model, salt)
         body = {
             "framework": "sklearn",
@@ -81,25 +73,23 @@ class MlplaneRegistry:
         }
         return await http.post(f"{self.base_url}/models/{model}/versions", json=body)
 
-    async def set_alias(self, http: httpx.AsyncClient, model: str, version: int) -> httpx.Response:
+    async def set_alias(self, http: LeanHttp, model: str, version: int) -> Answer:
         return await http.put(
             f"{self.base_url}/models/{model}/aliases/{ALIAS}", json={"version": version}
         )
 
-    async def get_version(
-        self, http: httpx.AsyncClient, model: str, version: int
-    ) -> httpx.Response:
+    async def get_version(self, http: LeanHttp, model: str, version: int) -> Answer:
         return await http.get(f"{self.base_url}/models/{model}/versions/{version}")
 
-    async def get_by_alias(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+    async def get_by_alias(self, http: LeanHttp, model: str) -> Answer:
         return await http.get(f"{self.base_url}/models/{model}/aliases/{ALIAS}")
 
-    async def search(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+    async def search(self, http: LeanHttp, model: str) -> Answer:
         return await http.get(
             f"{self.base_url}/versions", params={"model": model, "limit": SEARCH_PAGE}
         )
 
-    def page_length(self, search_answer: httpx.Response) -> int:
+    def page_length(self, search_answer: Answer) -> int:
         return len(search_answer.json()["versions"])
 
 
@@ -112,12 +102,10 @@ class MlflowRegistry:
         self.base_url = base_url.rstrip("/") + "/api/2.0/mlflow"
         self.headers: dict[str, str] = {}
 
-    async def create_model(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+    async def create_model(self, http: LeanHttp, model: str) -> Answer:
         return await http.post(f"{self.base_url}/registered-models/create", json={"name": model})
 
-    async def create_version(
-        self, http: httpx.AsyncClient, model: str, salt: int
-    ) -> httpx.Response:
+    async def create_version(self, http: LeanHttp, model: str, salt: int) -> Answer:
         commit = _commit(model, salt)
         body = {
             "name": model,
@@ -131,29 +119,27 @@ class MlflowRegistry:
         }
         return await http.post(f"{self.base_url}/model-versions/create", json=body)
 
-    async def set_alias(self, http: httpx.AsyncClient, model: str, version: int) -> httpx.Response:
+    async def set_alias(self, http: LeanHttp, model: str, version: int) -> Answer:
         return await http.post(
             f"{self.base_url}/registered-models/alias",
             json={"name": model, "alias": ALIAS, "version": str(version)},
         )
 
-    async def get_version(
-        self, http: httpx.AsyncClient, model: str, version: int
-    ) -> httpx.Response:
+    async def get_version(self, http: LeanHttp, model: str, version: int) -> Answer:
         return await http.get(
             f"{self.base_url}/model-versions/get", params={"name": model, "version": str(version)}
         )
 
-    async def get_by_alias(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+    async def get_by_alias(self, http: LeanHttp, model: str) -> Answer:
         return await http.get(
             f"{self.base_url}/registered-models/alias", params={"name": model, "alias": ALIAS}
         )
 
-    async def search(self, http: httpx.AsyncClient, model: str) -> httpx.Response:
+    async def search(self, http: LeanHttp, model: str) -> Answer:
         return await http.get(
             f"{self.base_url}/model-versions/search",
             params={"filter": f"name='{model}'", "max_results": SEARCH_PAGE},
         )
 
-    def page_length(self, search_answer: httpx.Response) -> int:
+    def page_length(self, search_answer: Answer) -> int:
         return len(search_answer.json().get("model_versions", []))

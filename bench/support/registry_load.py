@@ -12,11 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import httpx
-
+from bench.support.lean_http import TRANSPORT_ERRORS, Answer, LeanHttp
 from bench.support.registry_clients import SEARCH_PAGE, RegistryClient
 
-Call = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+Call = Callable[[LeanHttp, int], Awaitable[Answer]]
 
 
 @dataclass(frozen=True)
@@ -38,12 +37,9 @@ class OperationFigures:
         return asdict(self)
 
 
-def http_client(client: RegistryClient, concurrency: int) -> httpx.AsyncClient:
+def http_client(client: RegistryClient, concurrency: int) -> LeanHttp:
     """A keep-alive client with one connection per concurrent caller."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(
-        headers=getattr(client, "headers", {}), limits=limits, timeout=httpx.Timeout(60.0)
-    )
+    return LeanHttp(concurrency, headers=getattr(client, "headers", {}))
 
 
 async def _bounded(count: int, concurrency: int, call: Callable[[int], Awaitable[None]]) -> None:
@@ -61,13 +57,13 @@ async def _bounded(count: int, concurrency: int, call: Callable[[int], Awaitable
 
 async def preload(
     client: RegistryClient,
-    http: httpx.AsyncClient,
+    http: LeanHttp,
     models: list[str],
     versions_per_model: int,
     concurrency: int,
 ) -> float:
     """Create `models`, `versions_per_model` versions of each and alias `champion` on the
-    middle version of each; returns the seconds it took. Raises httpx.HTTPStatusError
+    middle version of each; returns the seconds it took. Raises HttpRefused
     on any refused request, RuntimeError when a search does not return a full page
     (the run would measure something else)."""
     began = time.perf_counter()
@@ -98,7 +94,7 @@ async def preload(
 
 
 async def measure(
-    http: httpx.AsyncClient,
+    http: LeanHttp,
     call: Call,
     *,
     concurrency: int,
@@ -121,7 +117,7 @@ async def measure(
             start = time.perf_counter()
             try:
                 response = await call(http, index)
-            except httpx.HTTPError:
+            except TRANSPORT_ERRORS:
                 errors += 1
                 continue
             if response.is_success:
@@ -154,16 +150,16 @@ def operations(
     def model() -> str:
         return rng.choice(models)
 
-    async def get_version(http: httpx.AsyncClient, _: int) -> httpx.Response:
+    async def get_version(http: LeanHttp, _: int) -> Answer:
         return await client.get_version(http, model(), rng.randint(1, versions_per_model))
 
-    async def get_by_alias(http: httpx.AsyncClient, _: int) -> httpx.Response:
+    async def get_by_alias(http: LeanHttp, _: int) -> Answer:
         return await client.get_by_alias(http, model())
 
-    async def search(http: httpx.AsyncClient, _: int) -> httpx.Response:
+    async def search(http: LeanHttp, _: int) -> Answer:
         return await client.search(http, model())
 
-    async def create_version(http: httpx.AsyncClient, index: int) -> httpx.Response:
+    async def create_version(http: LeanHttp, index: int) -> Answer:
         # Salts above the pre-load's, so every created version is new content.
         return await client.create_version(http, model(), 10_000_000 + index)
 

@@ -230,7 +230,7 @@ class RegistryStore:
         """Versions of `team` matching `filters`, in (created_at, id) order, after `after`."""
         versions = self._t.versions
         aliases = self._t.aliases
-        query = select(versions).where(versions.c.team == team)
+        query = _read_statements(self._t).search_base.where(versions.c.team == team)
         if filters.model:
             query = query.where(versions.c.model == filters.model)
         if filters.name_prefix:
@@ -262,10 +262,7 @@ class RegistryStore:
             )
         query = query.order_by(versions.c.created_at, versions.c.id).limit(limit)
         rows = (await self._session.execute(query)).all()
-        alias_map = await self._aliases_of_many({(row.model_id, row.version) for row in rows})
-        return [
-            version_from_row(row, alias_map.get((row.model_id, row.version), ())) for row in rows
-        ]
+        return [version_from_row(row, _names(row.alias_names)) for row in rows]
 
     # -- aliases ----------------------------------------------------------------------
 
@@ -325,24 +322,6 @@ class RegistryStore:
         )
         return tuple(rows.scalars())
 
-    async def _aliases_of_many(
-        self, keys: set[tuple[int, int]]
-    ) -> dict[tuple[int, int], tuple[str, ...]]:
-        if not keys:
-            return {}
-        aliases = self._t.aliases
-        model_ids = {model_id for model_id, _ in keys}
-        rows = await self._session.execute(
-            select(aliases.c.model_id, aliases.c.version, aliases.c.alias)
-            .where(aliases.c.model_id.in_(model_ids))
-            .order_by(aliases.c.alias)
-        )
-        found: dict[tuple[int, int], list[str]] = {}
-        for model_id, version, alias in rows:
-            if (model_id, version) in keys:
-                found.setdefault((model_id, version), []).append(alias)
-        return {key: tuple(names) for key, names in found.items()}
-
 
 def _names(alias_names: list[str] | None) -> tuple[str, ...]:
     return tuple(sorted(alias_names or ()))
@@ -355,6 +334,8 @@ class _ReadStatements:
 
     version: Select[Any]
     aliased_version: Select[Any]
+    search_base: Select[Any]
+    """Versions with their alias names; a search adds its filters."""
 
 
 @functools.cache
@@ -397,4 +378,4 @@ def _read_statements(tables: RegistryTables) -> _ReadStatements:
             aliases.c.alias == bindparam("alias"),
         )
     )
-    return _ReadStatements(version, aliased_version)
+    return _ReadStatements(version, aliased_version, select(versions, alias_names))
