@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
@@ -187,3 +188,24 @@ class TestMountBlob:
         assert await client.mount_blob(unique_repository(), missing, repository) is False
         assert client.stats.count("DELETE", "blob-upload") == 1
         assert client.stats.blobs_mounted == 0
+
+
+class TestStreamMemory:
+    async def test_memory_stays_near_a_few_chunks_whatever_the_blob_size(
+        self, client: OciClient, repository: str
+    ) -> None:
+        chunk = MiB
+        piece = os.urandom(256 * 1024)
+
+        async def source() -> AsyncIterator[bytes]:
+            for _ in range(256):  # 64 MiB, the same piece again: nothing kept by the test
+                yield piece
+
+        tracemalloc.start()
+        try:
+            pushed = await client.push_blob_stream(repository, source(), chunk_size=chunk)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert pushed.size == 64 * MiB
+        assert peak < 8 * chunk, f"peak {peak / MiB:.1f} MiB for {chunk / MiB:.0f} MiB chunks"

@@ -189,6 +189,11 @@ async def push_stream(
         pending_size += len(piece)
         if pending_size < chunk_size:
             continue
+        if pending_size == chunk_size:
+            # The common case when the producer cuts chunks of this size: no copy.
+            await upload.send_chunk(b"".join(pending) if len(pending) > 1 else bytes(pending[0]))
+            pending, pending_size = [], 0
+            continue
         joined = memoryview(b"".join(pending))
         start = 0
         while len(joined) - start >= chunk_size:
