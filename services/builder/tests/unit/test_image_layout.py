@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -25,7 +26,8 @@ from mlplane_builder.image.manifest import Descriptor, digest_of, image_manifest
 from mlplane_runtime.oci.media_types import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 
 MiB = 2**20
-TRIVY = Path(__file__).resolve().parents[4] / ".venv" / "bin" / "trivy"
+_VENV_TRIVY = Path(__file__).resolve().parents[4] / ".venv" / "bin" / "trivy"
+TRIVY = _VENV_TRIVY if _VENV_TRIVY.exists() else Path(shutil.which("trivy") or _VENV_TRIVY)
 # A made-up credential in the shape Trivy's AWS rules look for.
 AWS_CREDENTIALS = (
     b"[default]\n"
