@@ -15,7 +15,8 @@ real test images, runners. Every scan they lead to is real Trivy 0.76.
   max_concurrent=2, timeout 120 s.
 - `make_trivy_runner` (function): `make_trivy_runner(**overrides)` → a new
   `TrivyRunner` with a fresh cache directory; keyword arguments override the
-  defaults above (e.g. `db_repository=`, `max_concurrent=`, `timeout_s=`, `observer=`).
+  defaults above (e.g. `db_repository=`, `max_concurrent=`, `timeout_s=`, `observer=`,
+  `cache_dir=` to share one cache between runners).
 
 What the images hold and what Trivy reports on them: `support/images.py`.
 """
@@ -137,8 +138,7 @@ def make_trivy_runner(
 ) -> MakeTrivyRunner:
     def make(**overrides: Any) -> TrivyRunner:
         options = _runner_defaults(trivy_db_repository) | overrides
-        return TrivyRunner(
-            trivy_binary, cache_dir=tmp_path_factory.mktemp("trivy-cache"), **options
-        )
+        options.setdefault("cache_dir", tmp_path_factory.mktemp("trivy-cache"))
+        return TrivyRunner(trivy_binary, **options)
 
     return make

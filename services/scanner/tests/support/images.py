@@ -25,6 +25,10 @@ FIXED_VERSION = "1.3.0"
 ADVISORY_ID = "GHSA-mlpl-demo-0001"
 ADVISORY_TITLE = "mlplane-demo-vuln deserialises untrusted model files"
 PACKAGE_LICENSE = "MIT"
+# Longer than a bbolt page: Trivy must follow the value into overflow pages.
+ADVISORY_DESCRIPTION = " ".join(
+    f"Loading a crafted model file runs its code (detail {n})." for n in range(150)
+)
 
 ADVISORY = Advisory(
     source=GHSA_PIP,
@@ -34,6 +38,7 @@ ADVISORY = Advisory(
     title=ADVISORY_TITLE,
     vulnerable=(f"<{FIXED_VERSION}",),
     patched=(FIXED_VERSION,),
+    description=ADVISORY_DESCRIPTION,
 )
 
 _SITE_PACKAGES = "usr/local/lib/python3.11/site-packages"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from mlplane_contracts.events import Severity
 from mlplane_scanner.domain.findings import Finding, FindingKind
@@ -10,6 +11,7 @@ from mlplane_scanner.trivy import ImageScanResult, TrivyRunner
 
 from ..conftest import ScannerTestImages
 from ..support import images
+from ..support.oci_image import write_layout
 
 
 def _of_kind(result: ImageScanResult, kind: FindingKind) -> list[Finding]:
@@ -62,11 +64,23 @@ class TestVulnerableImage:
         ]
         assert result.findings[0].layer is not None
 
-    async def test_a_fixed_version_of_the_package_is_not_vulnerable(
-        self, trivy_runner: TrivyRunner, tmp_path
+    async def test_details_longer_than_a_database_page_reach_the_report(
+        self, trivy_runner: TrivyRunner, test_images: ScannerTestImages
     ) -> None:
-        from ..support.oci_image import write_layout
+        assert len(images.ADVISORY_DESCRIPTION) > 4096
 
+        result = await trivy_runner.scan_image(test_images.vulnerable)
+
+        (vulnerability,) = [
+            item
+            for entry in json.loads(result.report)["Results"]
+            for item in entry.get("Vulnerabilities", [])
+        ]
+        assert vulnerability["Description"] == images.ADVISORY_DESCRIPTION
+
+    async def test_a_fixed_version_of_the_package_is_not_vulnerable(
+        self, trivy_runner: TrivyRunner, tmp_path: Path
+    ) -> None:
         layout = write_layout(images.vulnerable_image(version=images.FIXED_VERSION), tmp_path)
 
         result = await trivy_runner.scan_layout(layout)
