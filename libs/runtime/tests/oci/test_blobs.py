@@ -135,6 +135,18 @@ class TestPushBlobStream:
             caught.value
         )
 
+    async def test_a_failing_source_stops_the_upload_with_its_own_error(
+        self, client: OciClient, repository: str
+    ) -> None:
+        async def source() -> AsyncIterator[bytes]:
+            yield os.urandom(3 * MiB)  # two PATCHes sent or in flight
+            raise OSError("artifact store went away")
+
+        with pytest.raises(OSError, match="artifact store went away"):
+            await client.push_blob_stream(repository, source(), chunk_size=MiB)
+        assert client.stats.count("PUT", "blob-upload") == 0
+        assert client.stats.blobs_uploaded == 0
+
 
 class TestReadBlob:
     async def test_missing_blob_names_the_call(self, client: OciClient, repository: str) -> None:

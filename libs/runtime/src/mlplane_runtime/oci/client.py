@@ -185,7 +185,8 @@ class OciClient:
     ) -> PushedBlob:
         """Upload a stream of any length as one blob, `chunk_size` bytes per PATCH.
 
-        Memory stays near one chunk; digest and size are computed on the way. Raises
+        One PATCH is in flight while the next chunk is gathered, so memory stays at
+        a few chunks; digest and size are computed on the way. Raises
         `UploadInterrupted` (retryable) when a failure cannot be resumed: only the
         caller can restart its stream.
         """

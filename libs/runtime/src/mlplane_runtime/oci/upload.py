@@ -1,7 +1,8 @@
 """Chunked blob upload from a stream: POST, PATCH per chunk, PUT `?digest=`.
 
-Memory stays at about one chunk whatever the blob's size: the sha256 and the size
-are computed while the bytes pass. A PATCH that fails is sent again after asking
+Memory stays at a few chunks whatever the blob's size (one PATCH in flight while
+the next chunk is gathered); the sha256 and the size are computed while the bytes
+pass. A PATCH that fails is sent again after asking
 the registry how much it has (GET on the upload URL, `Range: 0-<last byte>`), which
 distribution, Harbor and most registries answer. When the registry cannot say, or
 says something the buffered chunk cannot continue from, the upload cannot be
@@ -12,6 +13,7 @@ tells the caller, who owns the stream, to start over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterable
@@ -30,6 +32,7 @@ from mlplane_runtime.oci.session import RegistrySession, with_query
 
 _RANGE = re.compile(r"^(?:bytes=)?0-([0-9]+)$")
 OCTET_STREAM = "application/octet-stream"
+HASH_IN_THREAD = 1 * 2**20
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,41 @@ class ChunkedUpload:
         return 0 if last == 0 and self.offset == 0 else last + 1
 
 
+class _OnePatchInFlight:
+    """Sends chunks in order with one PATCH in flight, so the next chunk is gathered
+    (read, compressed, hashed by the producer) while the previous one travels."""
+
+    def __init__(self, upload: ChunkedUpload) -> None:
+        self._upload = upload
+        self._in_flight: asyncio.Task[None] | None = None
+
+    async def send(self, chunk: bytes) -> None:
+        await self.drain()
+        self._in_flight = asyncio.create_task(self._upload.send_chunk(chunk))
+
+    async def drain(self) -> None:
+        """Wait for the PATCH in flight; raises its error."""
+        if self._in_flight is not None:
+            task, self._in_flight = self._in_flight, None
+            await task
+
+    async def abandon(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.cancel()
+            with contextlib.suppress(BaseException):
+                await self._in_flight
+            self._in_flight = None
+
+
+async def _hash(hasher: hashlib._Hash, piece: bytes) -> None:
+    # hashlib releases the GIL on large inputs: hashing in a thread keeps the event
+    # loop writing the PATCH in flight meanwhile.
+    if len(piece) >= HASH_IN_THREAD:
+        await asyncio.to_thread(hasher.update, piece)
+    else:
+        hasher.update(piece)
+
+
 async def push_stream(
     session: RegistrySession,
     repository: str,
@@ -178,31 +216,38 @@ async def push_stream(
     if chunk_size < 2:
         raise ValueError("chunk_size must be at least 2 bytes")
     upload = ChunkedUpload(session, repository, await start_upload(session, repository))
+    sender = _OnePatchInFlight(upload)
     hasher = hashlib.sha256()
     pending: list[bytes] = []
     pending_size = 0
-    async for piece in chunks:
-        if not piece:
-            continue
-        hasher.update(piece)
-        pending.append(piece)
-        pending_size += len(piece)
-        if pending_size < chunk_size:
-            continue
-        if pending_size == chunk_size:
-            # The common case when the producer cuts chunks of this size: no copy.
-            await upload.send_chunk(b"".join(pending) if len(pending) > 1 else bytes(pending[0]))
-            pending, pending_size = [], 0
-            continue
-        joined = memoryview(b"".join(pending))
-        start = 0
-        while len(joined) - start >= chunk_size:
-            await upload.send_chunk(bytes(joined[start : start + chunk_size]))
-            start += chunk_size
-        rest = bytes(joined[start:])
-        pending, pending_size = ([rest] if rest else []), len(rest)
-    if pending_size:
-        await upload.send_chunk(b"".join(pending))
+    try:
+        async for piece in chunks:
+            if not piece:
+                continue
+            piece = bytes(piece)  # a bytearray or memoryview could change under us
+            await _hash(hasher, piece)
+            pending.append(piece)
+            pending_size += len(piece)
+            if pending_size < chunk_size:
+                continue
+            if pending_size == chunk_size:
+                # The common case when the producer cuts chunks of this size: no copy.
+                await sender.send(b"".join(pending) if len(pending) > 1 else pending[0])
+                pending, pending_size = [], 0
+                continue
+            joined = memoryview(b"".join(pending))
+            start = 0
+            while len(joined) - start >= chunk_size:
+                await sender.send(bytes(joined[start : start + chunk_size]))
+                start += chunk_size
+            rest = bytes(joined[start:])
+            pending, pending_size = ([rest] if rest else []), len(rest)
+        if pending_size:
+            await sender.send(b"".join(pending))
+        await sender.drain()
+    except BaseException:
+        await sender.abandon()
+        raise
     digest = "sha256:" + hasher.hexdigest()
     size = upload.offset
     try:
