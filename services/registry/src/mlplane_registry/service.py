@@ -149,19 +149,29 @@ class RegistryService:
         run that already registered a version gets that version back (no second one).
         Raises `ModelNotFound`, `InvalidName`.
         """
-        model = await self._store.get_model(team, model_name, for_update=True)
-        if model is None:
-            if not create_model:
-                raise ModelNotFound(f"team {team} has no model named {model_name}", name=model_name)
-            check_dns_label(team, "team")
-            check_dns_label(model_name, "model")
-            await self._store.insert_model(team, model_name, "", {})
-            model = await self.get_model(team, model_name, for_update=True)
-        if ci_run_id is not None:
-            existing = await self._store.find_version_of_ci_run(model.id, ci_run_id)
-            if existing is not None:
-                return await self.get_version(team, model_name, existing)
-        number = await self._store.next_version_number(model.id)
+        # The common case in one round trip: the model exists and no CI run to match.
+        claimed = (
+            None if ci_run_id is not None else await self._store.claim_version(team, model_name)
+        )
+        if claimed is not None:
+            model, number = claimed
+        else:
+            found = await self._store.get_model(team, model_name, for_update=True)
+            if found is None:
+                if not create_model:
+                    raise ModelNotFound(
+                        f"team {team} has no model named {model_name}", name=model_name
+                    )
+                check_dns_label(team, "team")
+                check_dns_label(model_name, "model")
+                await self._store.insert_model(team, model_name, "", {})
+                found = await self.get_model(team, model_name, for_update=True)
+            model = found
+            if ci_run_id is not None:
+                existing = await self._store.find_version_of_ci_run(model.id, ci_run_id)
+                if existing is not None:
+                    return await self.get_version(team, model_name, existing)
+            number = await self._store.next_version_number(model.id)
         version = await self._store.insert_version(
             model,
             number,

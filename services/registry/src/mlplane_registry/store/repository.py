@@ -81,6 +81,20 @@ class RegistryStore:
     async def delete_model(self, model_id: int) -> None:
         await self._session.execute(delete(self._t.models).where(self._t.models.c.id == model_id))
 
+    async def claim_version(self, team: str, name: str) -> tuple[Model, int] | None:
+        """The model and its next version number, claimed (the model row stays locked until
+        commit); None when `team` has no model `name`."""
+        models = self._t.models
+        row = (
+            await self._session.execute(
+                update(models)
+                .where(models.c.team == team, models.c.name == name)
+                .values(last_version=models.c.last_version + 1)
+                .returning(models)
+            )
+        ).first()
+        return None if row is None else (model_from_row(row), int(row.last_version))
+
     async def next_version_number(self, model_id: int) -> int:
         """The model's next version number (locks the model row until commit)."""
         models = self._t.models
