@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.metrics import NoOpMeterProvider
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 from starlette.responses import Response
@@ -95,6 +96,9 @@ def create_service_app(
         app,
         excluded_urls=",".join(f"{path}$" for path in OPERATIONAL_PATHS),
         exclude_spans=["receive", "send"],
+        # Spans only: request metrics come from Prometheus, and OpenTelemetry's own
+        # histograms cost CPU on every request for figures nobody exports.
+        meter_provider=NoOpMeterProvider(),
     )
     return app
 
