@@ -5,7 +5,8 @@ Both servers run as child processes on this machine against the same PostgreSQL
 
 - mlplane: `mlplane serve registry` (the platform host with the registry plug-in,
   in-process bus in its database, one process), driven through `/registry/...`;
-- MLflow: `mlflow server --workers <CPUs>` (as shipped: its job runner on), driven
+- MLflow: `mlflow server --workers <CPUs>` (as shipped: its job runner on, but for
+  `--quick`), driven
   through `/api/2.0/mlflow/...`.
 
 Strictly one server at a time: mlplane starts, is loaded, measured and stopped
@@ -38,8 +39,8 @@ says whether each target of the registry issue was met: reads ≥ 10x MLflow, wr
 ≥ 5x, every mlplane p99 < 50 ms, mlplane's memory ≤ 1/5 of MLflow's.
 
 A full run pre-loads 10,000 versions into MLflow through its API, which takes
-minutes; `--quick` still waits for MLflow's start-up (about a minute on 2 CPUs),
-so it takes more than the usual 60 s.
+minutes. `--quick` runs MLflow with its job runner off (it does no registry work;
+starting it and waiting for it to idle took most of a minute).
 
     python bench/registry.py [--quick] [--mlflow-workers N]
 """
@@ -90,6 +91,9 @@ class Plan:
         self.warmup_requests = 200 if quick else 1_000
         self.warmup_seconds = 0.5 if quick else 3.0
         self.mlflow_workers = mlflow_workers
+        # --quick turns MLflow's job runner off: it does no registry work, and starting
+        # it (then waiting for it to idle) took most of a minute, over --quick's budget.
+        self.mlflow_job_runner = not quick
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +108,7 @@ class Plan:
             "concurrency": CONCURRENCY,
             "per_operation_bound": {"requests": self.max_requests, "seconds": self.max_seconds},
             "mlflow_workers": self.mlflow_workers,
+            "mlflow_job_runner": self.mlflow_job_runner,
         }
 
 
@@ -238,7 +243,10 @@ async def main(plan: Plan) -> dict[str, Any]:
                     "--uvicorn-opts",
                     "--no-access-log --log-level warning",
                 ],
-                env=env,
+                env={
+                    **env,
+                    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": str(plan.mlflow_job_runner).lower(),
+                },
                 cwd=workdir,
                 ready_url=f"http://127.0.0.1:{mlflow_port}/health",
                 exclude_from_memory=("mlflow.server.jobs", "huey_consumer"),
@@ -280,7 +288,10 @@ async def main(plan: Plan) -> dict[str, Any]:
             "operations": {name: f.as_dict() for name, f in mlplane_ops.items()},
         },
         "baseline": {
-            "name": f"mlflow server 3.17.2 ({plan.mlflow_workers} workers, job runner on)",
+            "name": (
+                f"mlflow server 3.17.2 ({plan.mlflow_workers} workers, "
+                f"job runner {'on' if plan.mlflow_job_runner else 'off'})"
+            ),
             **mlflow,
             "peak_rss_mb": mlflow_server.peak_rss_mb,
             "peak_rss_mb_without_job_runner": mlflow_server.peak_rss_excluding_mb,
