@@ -40,8 +40,8 @@ from mlplane_scanner.trivy import TrivyRunner
 
 from .support import images
 from .support.oci_image import write_layout
-from .support.registry import push_image
-from .support.trivy_db import db_artifact, write_db
+from .support.registry import push_image, push_trivy_db
+from .support.trivy_db import write_db
 
 # Buckets of this many packages no longer fit one leaf page: the DB then needs branch pages.
 FILLER_ADVISORIES = 3000
@@ -69,9 +69,7 @@ def trivy_db_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 async def trivy_db_repository(oci_registry: OciRegistryEndpoint, trivy_db_dir: Path) -> str:  # noqa: F811
-    repository = unique_repository("trivy-db")
-    await push_image(oci_registry, repository, "2", db_artifact(trivy_db_dir))
-    return f"{oci_registry.host}/{repository}"
+    return await push_trivy_db(oci_registry, unique_repository("trivy-db"), trivy_db_dir)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,13 @@ The registry is `mlplane_runtime.testing.oci_registry`'s (`oci_registry` fixture
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mlplane_runtime.oci import OciClient
 from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint
 
 from .oci_image import OciImage
+from .trivy_db import DB_SCHEMA_VERSION, db_artifact
 
 
 async def push_image(
@@ -20,3 +23,9 @@ async def push_image(
             await client.push_blob(repository, blob.data)
         await client.put_manifest(repository, tag, image.manifest.data, image.manifest.media_type)
     return f"{registry.host}/{repository}@{image.digest}"
+
+
+async def push_trivy_db(registry: OciRegistryEndpoint, repository: str, db_dir: Path) -> str:
+    """Push the DB in `db_dir` under the tag Trivy asks for; returns the `--db-repository` value."""
+    await push_image(registry, repository, str(DB_SCHEMA_VERSION), db_artifact(db_dir))
+    return f"{registry.host}/{repository}"

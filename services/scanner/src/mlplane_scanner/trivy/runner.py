@@ -130,9 +130,7 @@ class TrivyRunner:
         started = time.monotonic()
         db, reason = await self._db_for_scan()
         scanners = ALL_SCANNERS if db is not None else WITHOUT_VULNERABILITIES
-        arguments = ["image", *self._common_arguments(), "--format", "json"]
-        arguments += ["--scanners", scanners, "--skip-db-update", "--offline-scan"]
-        arguments += self._source_arguments(source)
+        arguments = self._image_arguments("json", scanners) + self._source_arguments(source)
         async with self._db_gate.reading():
             output = await self._run(arguments, source=source)
         report = parse_report(output.stdout, target=source.describe())
@@ -155,9 +153,7 @@ class TrivyRunner:
         """
         # Listing packages needs no scanner but one must be named; license adds
         # license data to the components.
-        arguments = ["image", *self._common_arguments(), "--format", "cyclonedx"]
-        arguments += ["--scanners", "license", "--skip-db-update", "--offline-scan"]
-        arguments += self._source_arguments(source)
+        arguments = self._image_arguments("cyclonedx", "license") + self._source_arguments(source)
         output = await self._run(arguments, source=source)
         return output.stdout
 
@@ -212,18 +208,31 @@ class TrivyRunner:
     # -- internals ----------------------------------------------------------------
 
     def _common_arguments(self) -> list[str]:
+        """Flags every scan takes (`trivy config` knows no others)."""
         deadline = math.ceil(self._timeout_s) + _TRIVY_DEADLINE_MARGIN_S
         return [
             "--cache-dir",
             str(self._cache_dir),
-            "--no-progress",
             "--skip-check-update",
-            "--skip-java-db-update",
             # Exceptions are the scanner's policy, never a .trivyignore lying around.
             "--ignorefile",
             "",
             "--timeout",
             f"{deadline}s",
+        ]
+
+    def _image_arguments(self, output_format: str, scanners: str) -> list[str]:
+        return [
+            "image",
+            *self._common_arguments(),
+            "--no-progress",
+            "--skip-java-db-update",
+            "--skip-db-update",
+            "--offline-scan",
+            "--format",
+            output_format,
+            "--scanners",
+            scanners,
         ]
 
     @staticmethod
