@@ -1,0 +1,209 @@
+"""The scanner's HTTP API (mounted under `/scanner`): parse, call one use case, answer.
+
+The team comes from `X-Mlplane-Team` (the gateway sets it); a team sees only its
+own policies and scans. Policies carry an `ETag` (`"<environment>-<version>"`);
+edits with `If-Match` are refused with 412 when the policy moved on meanwhile.
+
+- `GET /policies`, `GET|PUT /policies/{environment}`: read, or write a new version;
+- `POST /policies/{environment}/exceptions`, `DELETE .../exceptions/{finding_id}`;
+- `POST /policies/{environment}/vex`: an OpenVEX document;
+- `GET /scans`, `GET /scans/{digest}`: findings, verdict per environment, report URIs;
+- `POST /manifests/scan`: rendered Kubernetes manifests → misconfigurations, verdict.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves the dependency aliases below.
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from mlplane_contracts.events import Environment
+from mlplane_contracts.types import DIGEST_PATTERN, DNS_LABEL_PATTERN
+from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
+
+from mlplane_scanner.domain.errors import InvalidVex
+from mlplane_scanner.domain.evaluation import evaluate
+from mlplane_scanner.domain.manifests import split_manifests
+from mlplane_scanner.domain.vex import parse_openvex
+from mlplane_scanner.schemas import (
+    DigestScans,
+    ExceptionIn,
+    FindingOut,
+    ManifestScanOut,
+    PolicyIn,
+    PolicyOut,
+    ScanList,
+    ScanOut,
+    ScanSummaryOut,
+)
+from mlplane_scanner.service import ScannerService, policy_etag, utc_now
+from mlplane_scanner.trivy import TrivyRunner
+
+TEAM_HEADER = "X-Mlplane-Team"
+PRINCIPAL_HEADER = "X-Mlplane-Principal"
+ANONYMOUS = "user:anonymous"
+MAX_VEX_BYTES = 8 * 1024 * 1024
+
+Team = Annotated[
+    str, Header(alias=TEAM_HEADER, min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
+]
+Principal = Annotated[str, Header(alias=PRINCIPAL_HEADER, min_length=1, max_length=256)]
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+Env = Annotated[Environment, Path()]
+ImageDigest = Annotated[str, Path(pattern=DIGEST_PATTERN)]
+FindingId = Annotated[str, Path(min_length=1, max_length=1024)]
+
+
+def routers(
+    service_of: Callable[[UnitOfWork], ScannerService],
+    uow_factory: UnitOfWorkFactory,
+    runner_of: Callable[[], TrivyRunner],
+) -> Sequence[APIRouter]:
+    """The scanner's routes; `runner_of` gives the Trivy runner once the service started."""
+    router = APIRouter(tags=["scanner"])
+
+    async def unit_of_work() -> AsyncIterator[UnitOfWork]:
+        async with uow_factory() as uow:
+            yield uow
+
+    Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+
+    def principal_of(principal: Principal = ANONYMOUS) -> str:
+        return principal
+
+    Who = Annotated[str, Depends(principal_of)]
+
+    def answer(policy_out: PolicyOut, response: Response, etag: str) -> PolicyOut:
+        response.headers["ETag"] = etag
+        return policy_out
+
+    # -- policies -------------------------------------------------------------------
+
+    @router.get("/policies")
+    async def list_policies(team: Team, uow: Uow) -> list[PolicyOut]:
+        now = utc_now()
+        policies = await service_of(uow).policies(team)
+        return [PolicyOut.of(p, now) for p in policies.values()]
+
+    @router.get("/policies/{environment}")
+    async def get_policy(environment: Env, team: Team, uow: Uow, response: Response) -> PolicyOut:
+        policy = await service_of(uow).policy(team, environment)
+        return answer(PolicyOut.of(policy, utc_now()), response, policy_etag(policy))
+
+    @router.put("/policies/{environment}")
+    async def put_policy(
+        environment: Env,
+        body: PolicyIn,
+        team: Team,
+        uow: Uow,
+        who: Who,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> PolicyOut:
+        policy = await service_of(uow).put_policy(
+            team,
+            environment,
+            max_severity=body.max_severity,
+            ignore_unfixed=body.ignore_unfixed,
+            license_deny=body.license_deny,
+            block_when_vulnerabilities_not_assessed=body.block_when_vulnerabilities_not_assessed,
+            by=who,
+            if_match=if_match,
+        )
+        await uow.commit()
+        return answer(PolicyOut.of(policy, utc_now()), response, policy_etag(policy))
+
+    @router.post("/policies/{environment}/exceptions", status_code=201)
+    async def add_exception(
+        environment: Env,
+        body: ExceptionIn,
+        team: Team,
+        uow: Uow,
+        who: Who,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> PolicyOut:
+        now = utc_now()
+        policy = await service_of(uow).add_exception(
+            team, environment, body.to_domain(now), by=who, if_match=if_match
+        )
+        await uow.commit()
+        return answer(PolicyOut.of(policy, now), response, policy_etag(policy))
+
+    @router.delete("/policies/{environment}/exceptions/{finding_id}")
+    async def remove_exception(
+        environment: Env,
+        finding_id: FindingId,
+        team: Team,
+        uow: Uow,
+        who: Who,
+        response: Response,
+        package: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+        if_match: IfMatch = None,
+    ) -> PolicyOut:
+        policy = await service_of(uow).remove_exception(
+            team, environment, finding_id, package, by=who, if_match=if_match
+        )
+        await uow.commit()
+        return answer(PolicyOut.of(policy, utc_now()), response, policy_etag(policy))
+
+    @router.post("/policies/{environment}/vex", status_code=201)
+    async def add_vex(
+        environment: Env, request: Request, team: Team, uow: Uow, who: Who, response: Response
+    ) -> PolicyOut:
+        raw = await request.body()
+        if len(raw) > MAX_VEX_BYTES:
+            raise InvalidVex(f"a VEX document is at most {MAX_VEX_BYTES} bytes", field="body")
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidVex(f"the body is not JSON: {exc}", field="body") from None
+        policy = await service_of(uow).add_vex(team, environment, parse_openvex(document), by=who)
+        await uow.commit()
+        return answer(PolicyOut.of(policy, utc_now()), response, policy_etag(policy))
+
+    # -- scans ----------------------------------------------------------------------
+
+    @router.get("/scans")
+    async def list_scans(
+        team: Team,
+        uow: Uow,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        before: Annotated[int | None, Query(ge=1)] = None,
+    ) -> ScanList:
+        scans = await service_of(uow).list_scans(team, limit, before)
+        return ScanList(
+            scans=[ScanSummaryOut.of(s) for s in scans],
+            next_before=scans[-1].id if len(scans) == limit else None,
+        )
+
+    @router.get("/scans/{digest}")
+    async def get_scans(digest: ImageDigest, team: Team, uow: Uow) -> DigestScans:
+        views = await service_of(uow).scan_views(team, digest)
+        return DigestScans(digest=digest, scans=[ScanOut.of_view(v) for v in views])
+
+    # -- manifests ------------------------------------------------------------------
+
+    @router.post("/manifests/scan")
+    async def scan_manifests(
+        request: Request,
+        team: Team,
+        uow: Uow,
+        environment: Annotated[Environment, Query()] = Environment.PROD,
+    ) -> ManifestScanOut:
+        files = split_manifests(await request.body(), request.headers.get("content-type"))
+        policy = await service_of(uow).policy(team, environment)
+        # Release the connection while Trivy runs: it may take seconds.
+        await uow.rollback()
+        findings = await runner_of().scan_config_files(files)
+        result = evaluate(findings, policy, now=utc_now(), vulnerabilities_assessed=True)
+        return ManifestScanOut(
+            environment=environment.value,
+            policy_version=policy.version,
+            verdict=result.verdict.value,
+            reasons=list(result.reasons),
+            counts={s.value: n for s, n in result.counts.items()},
+            findings=[FindingOut.of(f) for f in findings],
+        )
+
+    return [router]

