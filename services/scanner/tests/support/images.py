@@ -3,6 +3,8 @@
 - the secret image carries AWS credentials in a layer (Trivy's rule `aws-access-key-id`);
 - the vulnerable image carries a Python package that the test database's advisory
   names: `mlplane-demo-vuln` 1.2.0, fixed in 1.3.0;
+- the Debian image carries a dpkg database whose `libmlplane1` 1.0-1 (source package
+  `mlplane-demo`) the test database's Debian 12 advisory names, fixed in 1.0-2;
 - the clean image carries a file that is neither.
 Each is built in memory (`oci_image.py`), so the same bytes give the same digest.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from .oci_image import OciImage, build_image
-from .trivy_db import GHSA_PIP, Advisory
+from .trivy_db import DEBIAN_12, GHSA_PIP, Advisory
 
 SECRET_RULE_ID = "aws-access-key-id"
 # Split so no secret scanner flags this repository for a made-up key.
@@ -39,6 +41,20 @@ ADVISORY = Advisory(
     vulnerable=(f"<{FIXED_VERSION}",),
     patched=(FIXED_VERSION,),
     description=ADVISORY_DESCRIPTION,
+)
+
+OS_PACKAGE = "libmlplane1"
+OS_SOURCE_PACKAGE = "mlplane-demo"
+OS_INSTALLED_VERSION = "1.0-1"
+OS_FIXED_VERSION = "1.0-2"
+OS_ADVISORY = Advisory(
+    source=DEBIAN_12,
+    # Debian's tracker names source packages; Trivy maps installed binaries to them.
+    package=OS_SOURCE_PACKAGE,
+    vulnerability_id="CVE-2026-99999",
+    severity="MEDIUM",
+    title="mlplane-demo reads past a buffer",
+    fixed_version=OS_FIXED_VERSION,
 )
 
 _SITE_PACKAGES = "usr/local/lib/python3.11/site-packages"
@@ -68,6 +84,28 @@ def vulnerable_image(version: str = INSTALLED_VERSION) -> OciImage:
     )
 
 
+def debian_image() -> OciImage:
+    os_release = (
+        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
+        'VERSION_ID="12"\nVERSION="12 (bookworm)"\nID=debian\n'
+    )
+    status = (
+        f"Package: {OS_PACKAGE}\nStatus: install ok installed\nPriority: optional\n"
+        "Section: libs\nInstalled-Size: 100\nMaintainer: mlplane <dev@mlplane.io>\n"
+        f"Architecture: amd64\nSource: {OS_SOURCE_PACKAGE}\nVersion: {OS_INSTALLED_VERSION}\n"
+        "Description: a library of the test images\n\n"
+    )
+    return build_image(
+        [
+            {
+                "etc/os-release": os_release,
+                "etc/debian_version": "12.7\n",
+                "var/lib/dpkg/status": status,
+            }
+        ]
+    )
+
+
 def clean_image() -> OciImage:
     return build_image([{"app/model.txt": "weights\n", "app/README": "a model, nothing else\n"}])
 
@@ -89,7 +127,7 @@ def filler_advisories(count: int) -> list[Advisory]:
 
 
 def database_advisories(*, fillers: int = 0) -> list[Advisory]:
-    return [ADVISORY, *filler_advisories(fillers)]
+    return [ADVISORY, OS_ADVISORY, *filler_advisories(fillers)]
 
 
 def db_updated_at() -> datetime:

@@ -111,6 +111,23 @@ class TestVulnerableImage:
         assert json.loads(result.report)["SchemaVersion"] == 2
 
 
+class TestDebianImage:
+    async def test_an_os_package_advisory_is_reported_for_the_installed_binary(
+        self, trivy_runner: TrivyRunner, tmp_path: Path
+    ) -> None:
+        layout = write_layout(images.debian_image(), tmp_path)
+
+        result = await trivy_runner.scan_layout(layout)
+
+        (finding,) = _of_kind(result, FindingKind.VULNERABILITY)
+        assert finding.id == images.OS_ADVISORY.vulnerability_id
+        assert finding.severity is Severity.MEDIUM
+        assert finding.package == images.OS_PACKAGE
+        assert finding.installed_version == images.OS_INSTALLED_VERSION
+        assert finding.fixed_version == images.OS_FIXED_VERSION
+        assert finding.target.endswith("(debian 12.7)")
+
+
 class TestCleanImage:
     async def test_nothing_is_found(
         self, trivy_runner: TrivyRunner, test_images: ScannerTestImages

@@ -132,6 +132,9 @@ class TrivyRunner:
         scanners = ALL_SCANNERS if db is not None else WITHOUT_VULNERABILITIES
         arguments = self._image_arguments("json", scanners) + self._source_arguments(source)
         async with self._db_gate.reading():
+            if db is not None:
+                # A refresh may have swapped the database in meanwhile; this is the one read.
+                db = await self.db_version() or db
             output = await self._run(arguments, source=source)
         report = parse_report(output.stdout, target=source.describe())
         return ImageScanResult(
