@@ -67,8 +67,9 @@ class BuilderSettings(BaseSettings):
     """Tries of one registry request before the build counts the registry as unavailable."""
     registry_retry_delay_s: float = Field(default=0.5, gt=0)
     registry_timeout_s: float = Field(default=60.0, gt=0)
-    upload_chunk_size: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=512 * 1024 * 1024)
-    """Bytes per blob upload request (PATCH) of the model layer."""
+    upload_chunk_size: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+    """Bytes per blob upload request (PATCH) of the model layer. A build holds about a
+    dozen chunks at once (read, tar, gzip, upload): 4 MiB keeps one build near 120 MiB."""
     lease_s: float = Field(default=60.0, ge=1)
     """A running build's lease; its worker renews it every third of it. A build whose
     lease ran out (its worker crashed) is picked up again by another worker."""
