@@ -19,14 +19,14 @@ real test images, runners. Every scan they lead to is real Trivy 0.76.
   `cache_dir=` to share one cache between runners).
 
 What the images hold and what Trivy reports on them: `support/images.py`.
+Types for annotations (`ScannerTestImages`, `MakeTrivyRunner`): `support/fixture_types.py`
+(still importable from this module).
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +39,13 @@ from mlplane_runtime.testing.oci_registry import (
 from mlplane_scanner.trivy import TrivyRunner
 
 from .support import images
+from .support.fixture_types import MakeTrivyRunner, ScannerTestImages
 from .support.oci_image import write_layout
 from .support.registry import push_image, push_trivy_db
 from .support.trivy_db import write_db
 
 # Buckets of this many packages no longer fit one leaf page: the DB then needs branch pages.
 FILLER_ADVISORIES = 3000
-
-MakeTrivyRunner = Callable[..., TrivyRunner]
 
 
 @pytest.fixture(scope="session")
@@ -70,16 +69,6 @@ def trivy_db_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 async def trivy_db_repository(oci_registry: OciRegistryEndpoint, trivy_db_dir: Path) -> str:  # noqa: F811
     return await push_trivy_db(oci_registry, unique_repository("trivy-db"), trivy_db_dir)
-
-
-@dataclass(frozen=True)
-class ScannerTestImages:
-    secret: str
-    vulnerable: str
-    clean: str
-    secret_layout: Path
-    vulnerable_layout: Path
-    clean_layout: Path
 
 
 @pytest.fixture(scope="session")

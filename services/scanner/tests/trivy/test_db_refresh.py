@@ -12,8 +12,8 @@ from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint, unique_rep
 from mlplane_scanner.domain.findings import Finding, FindingKind
 from mlplane_scanner.trivy import TrivyFailed
 
-from ..conftest import MakeTrivyRunner, ScannerTestImages
 from ..support import images
+from ..support.fixture_types import MakeTrivyRunner, ScannerTestImages
 from ..support.oci_image import write_layout
 from ..support.registry import push_trivy_db
 from ..support.trivy_db import GHSA_PIP, Advisory, write_db

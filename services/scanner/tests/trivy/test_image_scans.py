@@ -9,8 +9,8 @@ from mlplane_contracts.events import Severity
 from mlplane_scanner.domain.findings import Finding, FindingKind
 from mlplane_scanner.trivy import ImageScanResult, TrivyRunner
 
-from ..conftest import ScannerTestImages
 from ..support import images
+from ..support.fixture_types import ScannerTestImages
 from ..support.oci_image import write_layout
 
 

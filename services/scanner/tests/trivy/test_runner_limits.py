@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlplane_scanner.trivy import TrivyTimedOut
 
-from ..conftest import MakeTrivyRunner, ScannerTestImages
+from ..support.fixture_types import MakeTrivyRunner, ScannerTestImages
 from .observer import RecordingObserver, eventually_gone
 
 

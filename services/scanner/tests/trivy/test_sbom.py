@@ -6,8 +6,8 @@ import json
 
 from mlplane_scanner.trivy import LayoutImage, RegistryImage, TrivyRunner
 
-from ..conftest import ScannerTestImages
 from ..support import images
+from ..support.fixture_types import ScannerTestImages
 
 
 def _components(sbom: bytes) -> dict[str, dict[str, object]]:

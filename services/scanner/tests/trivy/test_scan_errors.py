@@ -9,8 +9,8 @@ import pytest
 from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint, unique_repository
 from mlplane_scanner.trivy import TrivyFailed, TrivyRunner, parse_report
 
-from ..conftest import ScannerTestImages
 from ..support import images
+from ..support.fixture_types import ScannerTestImages
 from ..support.oci_image import write_layout
 
 
