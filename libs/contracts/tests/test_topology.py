@@ -55,7 +55,7 @@ def test_each_service_consumes_what_the_design_table_says() -> None:
         "deployment.status_changed",
     }
     assert short(CONSUMES["builder"]) == {"model.version.registered"}
-    assert short(CONSUMES["scanner"]) == {"image.built"}
+    assert short(CONSUMES["scanner"]) == {"image.built", "deployment.status_changed"}
     assert short(CONSUMES["deployer"]) == {
         "image.scanned",
         "deployment.requested",

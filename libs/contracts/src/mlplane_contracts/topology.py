@@ -59,7 +59,7 @@ CONSUMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             DEPLOYMENT_STATUS_CHANGED,
         ),
         "builder": (MODEL_VERSION_REGISTERED,),
-        "scanner": (IMAGE_BUILT,),
+        "scanner": (IMAGE_BUILT, DEPLOYMENT_STATUS_CHANGED),
         "deployer": (IMAGE_SCANNED, DEPLOYMENT_REQUESTED, MODEL_ALIAS_CHANGED, DRIFT_DETECTED),
         "drift": (MODEL_VERSION_REGISTERED,),
         # The gateway relays these to other teams' webhook and SSE subscribers.
