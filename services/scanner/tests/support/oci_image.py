@@ -17,9 +17,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+from mlplane_runtime.oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
+
+__all__ = [
+    "OCI_CONFIG",
+    "OCI_LAYER_GZIP",
+    "OCI_MANIFEST",
+    "Blob",
+    "Layer",
+    "OciImage",
+    "build_image",
+    "sha256_digest",
+    "tar_layer",
+    "with_manifest",
+    "write_layout",
+]
 
 
 def sha256_digest(data: bytes) -> str:

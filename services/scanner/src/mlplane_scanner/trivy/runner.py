@@ -204,7 +204,9 @@ class TrivyRunner:
     async def trivy_version(self) -> str:
         """Trivy's version (`trivy --version --format json`), asked once."""
         if self._trivy_version is None:
-            output = await self._run(["--version", "--format", "json"], target="trivy --version")
+            # With our cache named, Trivy reads nothing under ~/.cache/trivy.
+            arguments = ["--version", "--format", "json", "--cache-dir", str(self._cache_dir)]
+            output = await self._run(arguments, target="trivy --version")
             self._trivy_version = parse_version(output.stdout)
         return self._trivy_version
 
