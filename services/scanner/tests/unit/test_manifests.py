@@ -32,9 +32,21 @@ def test_a_json_list_kind_is_unpacked() -> None:
         (b"[1]", "body[0]"),
         (b"\xff\xfe", "body"),
         (b"   ", "body"),
+        (b"apiVersion: v1\nkind: [unclosed\n", "body"),
+        (b"- just\n- a list\n", "body[0]"),
     ],
 )
 def test_what_is_not_a_manifest_is_refused_naming_where(body: bytes, field: str) -> None:
     with pytest.raises(InvalidManifests) as caught:
         split_manifests(body, None)
     assert caught.value.extensions["field"] == field
+
+
+def test_yaml_is_parsed_not_pattern_matched() -> None:
+    # `kind` only inside a nested block is no top-level kind, whatever the text looks like.
+    body = b"apiVersion: v1\nmetadata:\n  kind: Service\n"
+    with pytest.raises(InvalidManifests) as caught:
+        split_manifests(body, "application/yaml")
+    assert caught.value.extensions["field"] == "body[0].kind"
+    files = split_manifests(SERVICE.encode(), "application/yaml")
+    assert json.loads(files["manifest-0.yaml"])["metadata"] == {"name": "a"}

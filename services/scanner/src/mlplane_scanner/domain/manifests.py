@@ -1,25 +1,23 @@
 """Rendered Kubernetes manifests, as the deployer sends them, split into files for Trivy.
 
-JSON bodies are parsed here (an object, a list of objects, or a `kind: List`);
-each object must name its `apiVersion` and `kind`. YAML bodies are split into
-documents at `---` lines and each must carry top-level `apiVersion:` and
-`kind:` keys; Trivy parses them fully. Every document becomes its own file, so a
+JSON bodies (an object, a list of objects, or a `kind: List`) and YAML bodies
+(documents separated by `---`, parsed safely) must hold Kubernetes objects, each
+naming its `apiVersion` and `kind`. Every object becomes its own file, so a
 finding names the document it is in (`manifest-2.yaml`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
+
+import yaml
 
 from mlplane_scanner.domain.errors import InvalidManifests
 
 MAX_DOCUMENTS = 200
 MAX_BYTES = 4 * 1024 * 1024
-_SEPARATOR = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)
-_TOP_LEVEL_KEY = re.compile(r"^(apiVersion|kind):[ \t]*['\"]?[A-Za-z0-9./-]+", re.MULTILINE)
 
 
 def split_manifests(body: bytes, content_type: str | None) -> dict[str, str]:
@@ -72,17 +70,13 @@ def _check_object(item: Any, path: str) -> None:
 
 
 def _yaml_documents(text: str) -> list[str]:
+    try:
+        parsed = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as exc:
+        raise InvalidManifests(f"the body is not valid YAML: {exc}", field="body") from None
     documents: list[str] = []
-    for index, part in enumerate(_SEPARATOR.split(text)):
-        lines = [line for line in part.splitlines() if line.strip() and not line.startswith("#")]
-        if not lines:
-            continue  # an empty document between separators
-        path = f"body[{len(documents)}]"
-        keys = {match.group(1) for match in _TOP_LEVEL_KEY.finditer(part)}
-        for key in ("apiVersion", "kind"):
-            if key not in keys:
-                raise InvalidManifests(
-                    f"{path} (document {index + 1}) has no top-level {key}", field=f"{path}.{key}"
-                )
-        documents.append(part.strip("\n") + "\n")
+    for index, item in enumerate(parsed):
+        _check_object(item, f"body[{index}]")
+        # Re-serialised as JSON (which is YAML): what Trivy reads is exactly what was checked.
+        documents.append(json.dumps(item, indent=2, default=str))
     return documents
