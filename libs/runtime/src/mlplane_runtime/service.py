@@ -55,7 +55,7 @@ HandlersFactory = Callable[[ServiceContext], Mapping[str, EventHandler]]
 """Builds the handlers once the context exists (handlers that need adapters or settings)."""
 
 RoutersFactory = Callable[[ServiceContext], Sequence[APIRouter]]
-"""Builds the service's own HTTP routers; the host mounts them under `/<service name>`."""
+"""Builds the service's own HTTP routers; the host mounts them under the plug-in's `prefix`."""
 
 ServiceLifespan = Callable[[ServiceContext], AbstractAsyncContextManager[None]]
 """Background work the service runs while hosted (watchers, schedulers); entered after
@@ -76,6 +76,9 @@ class ServicePlugin:
       context. Event types it handles are the bindings of its queue.
     - `routers`: a factory of its HTTP routers, or None for a service with no API.
     - `lifespan`: background work while hosted, or None.
+    - `url_prefix`: where its own routes are mounted; None means `/<name>`, `""`
+      the root (the gateway, whose public routes are `/v1/...`). Its dead-letter
+      API stays under `/<name>` either way.
     """
 
     name: str
@@ -85,16 +88,32 @@ class ServicePlugin:
     handlers: Mapping[str, EventHandler] | HandlersFactory = field(default_factory=dict)
     routers: RoutersFactory | None = None
     lifespan: ServiceLifespan | None = None
+    url_prefix: str | None = None
 
     def __post_init__(self) -> None:
-        """Raises ValueError for a name or schema the bus or database would refuse."""
+        """Raises ValueError for a name, schema or URL prefix that cannot be used."""
         queue_name(self.name)
         check_schema_name(self.schema)
+        prefix = self.url_prefix
+        if (
+            prefix is not None
+            and prefix != ""
+            and (not prefix.startswith("/") or prefix.endswith("/"))
+        ):
+            raise ValueError(
+                f"service {self.name!r}: url_prefix {prefix!r} must be empty or start "
+                "with '/' and not end with it"
+            )
         if self.metadata.schema != self.schema:
             raise ValueError(
                 f"service {self.name!r}: its MetaData must use schema {self.schema!r}, "
                 f"not {self.metadata.schema!r}"
             )
+
+    @property
+    def prefix(self) -> str:
+        """The URL prefix of the service's own routes (`/<name>` unless it chose another)."""
+        return f"/{self.name}" if self.url_prefix is None else self.url_prefix
 
     def messaging(self) -> MessagingTables:
         """The outbox and inbox tables in `metadata`, added to it if the service did not.

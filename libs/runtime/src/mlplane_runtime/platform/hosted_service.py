@@ -78,11 +78,15 @@ class HostedService:
             self.context.transport.subscribe(self.name, self.event_types, self.consumer)
 
     def router(self) -> APIRouter:
-        """The service's routes and its dead-letter API, under `/<service name>`."""
-        router = APIRouter(prefix=f"/{self.name}")
+        """The service's routes under its prefix, its dead-letter API under `/<service name>`."""
+        router = APIRouter()
+        own = APIRouter(prefix=self.plugin.prefix)
         for own_router in self.plugin.routers_for(self.context):
-            router.include_router(own_router)
-        router.include_router(dead_letters_router(self.name, self.context.transport))
+            own.include_router(own_router)
+        router.include_router(own)
+        router.include_router(
+            dead_letters_router(self.name, self.context.transport), prefix=f"/{self.name}"
+        )
         return router
 
     async def start(self) -> None:
