@@ -30,13 +30,15 @@ async def layer_of(path: str, content: bytes, mode: int = 0o644) -> tuple[bytes,
     return data, stream.result
 
 
-async def push_base_image(client: OciClient, repository: str) -> str:
-    """Push a small base serving image (os-release + a script); its manifest digest."""
+async def push_base_image(client: OciClient, repository: str, *, flavour: bytes = b"") -> str:
+    """Push a small base serving image (os-release + a script); its manifest digest.
+
+    `flavour` goes into the script: another flavour is another image."""
     config: dict[str, Any] | None = None
     descriptors = []
     for path, content, mode in (
         ("/etc/os-release", OS_RELEASE, 0o644),
-        ("/usr/local/bin/serve", SERVE_SCRIPT, 0o755),
+        ("/usr/local/bin/serve", SERVE_SCRIPT + flavour, 0o755),
     ):
         data, layer = await layer_of(path, content, mode)
         await client.push_blob(repository, data)
