@@ -218,7 +218,6 @@ class TestManifests:
             await layout.read_manifest("fraud-3")
 
 
-@pytest.mark.skipif(not TRIVY.exists(), reason="Trivy is not installed in the venv")
 async def test_trivy_finds_the_secret_in_an_image_we_assembled(tmp_path: Path) -> None:
     layout = OciLayout(tmp_path / "layout")
     await store_image(layout, "/models/fraud/3/credentials", AWS_CREDENTIALS, "fraud-3")
