@@ -192,9 +192,9 @@ async def verified(
             raise failures.artifact_mismatch(
                 uri, expected=f"{size} bytes", actual=f"more than {size} bytes", what="size"
             )
-        # sha256 releases the GIL on large buffers: hashing in a thread would not
-        # gain much, but chunks of a MiB keep the loop responsive enough.
-        digest.update(chunk)
+        # Off the loop: hashlib releases the GIL on large buffers, so this runs beside
+        # the layer's compression threads instead of stalling the event loop.
+        await asyncio.to_thread(digest.update, chunk)
         yield chunk
     if seen != size:
         raise failures.artifact_mismatch(

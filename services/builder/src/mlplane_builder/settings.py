@@ -70,7 +70,7 @@ class BuilderSettings(BaseSettings):
     upload_chunk_size: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     """Bytes per blob upload request (PATCH) of the model layer. A build holds about a
     dozen chunks at once (read, tar, gzip, upload): 4 MiB keeps one build near 120 MiB."""
-    lease_s: float = Field(default=60.0, ge=1)
+    lease_s: float = Field(default=60.0, ge=0.1)
     """A running build's lease; its worker renews it every third of it. A build whose
     lease ran out (its worker crashed) is picked up again by another worker."""
     poll_interval_s: float = Field(default=5.0, gt=0)

@@ -18,7 +18,8 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from mlplane_runtime.uow import UnitOfWorkFactory
 
@@ -31,7 +32,7 @@ from mlplane_builder.store import BuilderTables
 
 _log = logging.getLogger("mlplane.builder")
 
-RunBuild = Callable[[Build], Awaitable[BuildResult]]
+RunBuild = Callable[[Build], Coroutine[Any, Any, BuildResult]]
 """Runs the pipeline for a claimed build; raises BuildFailure."""
 
 _MIB = 1024 * 1024
@@ -134,29 +135,38 @@ class BuildWorker:
         started = time.monotonic()
         gauge = metrics.BUILDS_RUNNING.labels(self._service)
         gauge.inc()
-        heartbeat = asyncio.create_task(self._heartbeat(build))
+        running: asyncio.Task[BuildResult] = asyncio.create_task(
+            self._run_build(build), name=f"build-{build.id}"
+        )
+        heartbeat = asyncio.create_task(self._heartbeat(build, running))
         try:
             try:
                 async with asyncio.timeout(settings.build_timeout_s):
-                    result = await self._run_build(build)
+                    result = await running
             except TimeoutError:
                 raise failures.timed_out(settings.build_timeout_s) from None
         except BuildFailure as failure:
             return await self._record_failure(build, failure, time.monotonic() - started)
         except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if heartbeat.done() and current is not None and not current.cancelling():
+                # Another worker owns the build now: this try's outcome is not ours to record.
+                _log.warning("build %d stopped: its lease passed to another worker", build.id)
+                return None
             raise
         except Exception as exc:
             _log.error("build %d failed unexpectedly", build.id, exc_info=exc)
             bug = failures.internal(f"{type(exc).__name__}: {exc}")
             return await self._record_failure(build, bug, time.monotonic() - started)
         finally:
+            running.cancel()
             heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await asyncio.gather(running, heartbeat, return_exceptions=True)
             gauge.dec()
         return await self._record_success(build, result, time.monotonic() - started)
 
-    async def _heartbeat(self, build: Build) -> None:
+    async def _heartbeat(self, build: Build, running: asyncio.Task[BuildResult]) -> None:
+        """Renew the lease every third of it; cancel the build when the lease is lost."""
         lease_s = self._settings.lease_s
         while True:
             await asyncio.sleep(lease_s / 3)
@@ -170,7 +180,7 @@ class BuildWorker:
                 _log.warning("build %d: lease not renewed (%s)", build.id, exc)
                 continue
             if not held:
-                _log.warning("build %d: lease lost to another worker", build.id)
+                running.cancel()
                 return
 
     async def _record_success(

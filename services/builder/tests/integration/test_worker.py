@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from pathlib import Path
 
 from mlplane_builder.domain import BuildStatus
+from mlplane_builder.image.layout import OciLayout
 from mlplane_builder.service import BuilderService
 from mlplane_builder.store import BuilderTables, BuildFilter
 from mlplane_contracts import events as ev
 from mlplane_contracts.envelope import CloudEvent
 from mlplane_runtime.uow import UnitOfWorkFactory
+from sqlalchemy import update
 
 from ..conftest import registered
 from .builds import builder, deliver_to, outbox_events, run_until_finished, settings
@@ -94,3 +97,39 @@ async def test_slots_started_by_the_worker_build_what_is_recorded(
                 if build.status is BuildStatus.SUCCEEDED:
                     break
                 await asyncio.sleep(0.05)
+
+
+async def test_a_build_whose_lease_is_taken_stops_and_records_nothing(
+    uow_factory: UnitOfWorkFactory, tables: BuilderTables, team: str, tmp_path: Path
+) -> None:
+    # Long enough (seconds) to be caught running, and stopped well before its end.
+    content = os.urandom(128 * 1024 * 1024)
+    await deliver_to(uow_factory, tables, local_event(team, tmp_path, content))
+    config = settings(lease_s=0.6)
+    async with builder(uow_factory, tables, config, tmp_path) as (runner, worker):
+        attempt = asyncio.create_task(worker.run_once())
+        async with asyncio.timeout(20):
+            while True:  # another worker takes the build over while it runs
+                async with uow_factory() as uow:
+                    taken = await uow.session.execute(
+                        update(tables.builds)
+                        .where(tables.builds.c.status == "running")
+                        .values(lease_owner="thief")
+                        .returning(tables.builds.c.id)
+                    )
+                    await uow.commit()
+                if taken.first() is not None:
+                    break
+                await asyncio.sleep(0.01)
+            outcome = await attempt
+        layout = OciLayout(runner.layouts_root / "mlplane" / team / "fraud")
+        # Stopped mid-way: no image was finished.
+        assert await layout.read_manifest("v1") is None
+    assert outcome is None
+    async with uow_factory() as uow:
+        [build] = await BuilderService(uow, tables).list_builds(
+            BuildFilter(team=team), limit=1, before_id=None
+        )
+    assert build.status is BuildStatus.RUNNING
+    assert build.lease_owner == "thief"
+    assert await outbox_events(uow_factory, tables) == []
