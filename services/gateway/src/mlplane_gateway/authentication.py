@@ -1,0 +1,100 @@
+"""Who is calling: an API key, the bootstrap operator key, or an OIDC JWT.
+
+Every request is checked against the database: a revoked or expired key fails
+on the very next request (nothing is cached beyond the request). Failures say
+why only once the caller has shown it holds the key (the hash matched), so
+nothing is learned about keys one does not hold.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from mlplane_runtime.uow import UnitOfWorkFactory
+
+from mlplane_gateway.domain.api_keys import key_matches, looks_like_api_key, parse_key
+from mlplane_gateway.domain.errors import Forbidden, Unauthenticated
+from mlplane_gateway.domain.principals import ALL_SCOPES, Principal, PrincipalKind, Scope
+from mlplane_gateway.oidc import OidcVerifier
+from mlplane_gateway.rate_limits import RateLimiter
+from mlplane_gateway.store import GatewayStore, GatewayTables
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is written at most this often per key (not a write per request)."""
+
+BOOTSTRAP = Principal(kind=PrincipalKind.BOOTSTRAP, id="bootstrap", team=None, scopes=ALL_SCOPES)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Authenticator:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        tables: GatewayTables,
+        pepper: bytes,
+        *,
+        bootstrap_key: str | None = None,
+        oidc: OidcVerifier | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._tables = tables
+        self._pepper = pepper
+        self._bootstrap_key = bootstrap_key.encode() if bootstrap_key else None
+        self._oidc = oidc
+        self._clock = clock
+
+    async def principal(self, token: str | None) -> Principal:
+        """The principal `token` proves; Unauthenticated (401) saying why not."""
+        if not token:
+            raise Unauthenticated("no credential: send Authorization: Bearer <key>", error=None)
+        if self._bootstrap_key is not None and hmac.compare_digest(
+            token.encode(), self._bootstrap_key
+        ):
+            return BOOTSTRAP
+        if looks_like_api_key(token):
+            return await self._api_key_principal(token)
+        if self._oidc is not None and token.count(".") == 2:
+            return await self._oidc.principal(token)
+        raise Unauthenticated("the credential is not valid")
+
+    async def _api_key_principal(self, token: str) -> Principal:
+        presented = parse_key(token)
+        if presented is None:
+            raise Unauthenticated("the API key is malformed")
+        async with self._uow_factory.reading() as uow:
+            store = GatewayStore(uow.session, self._tables)
+            key = await store.api_key(presented.key_id)
+            if key is None or not key_matches(self._pepper, presented, key.key_hash):
+                raise Unauthenticated("the API key is not valid")
+            now = self._clock()
+            if key.revoked_at is not None:
+                raise Unauthenticated("the API key has been revoked")
+            if key.expires_at is not None and now >= key.expires_at:
+                raise Unauthenticated("the API key has expired")
+            if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+                await store.touch_api_key(key.id, now)
+        return key.principal()
+
+
+class Gatekeeper:
+    """Authenticates, rate-limits, then checks the route's scope, in that order:
+    a caller without the scope still spends its tokens."""
+
+    def __init__(self, authenticator: Authenticator, limiter: RateLimiter) -> None:
+        self.authenticator = authenticator
+        self.limiter = limiter
+
+    async def admit(self, token: str | None, scope: Scope) -> Principal:
+        """The caller, allowed `scope`. Raises Unauthenticated (401), RateLimited
+        (429), RateLimiterUnavailable (503) or Forbidden (403)."""
+        principal = await self.authenticator.principal(token)
+        await self.limiter.take(principal)
+        if not principal.has(scope):
+            raise Forbidden(f"this credential lacks the {scope.value} scope", scope=scope.value)
+        return principal

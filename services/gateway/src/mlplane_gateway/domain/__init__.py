@@ -1,0 +1,2 @@
+"""The gateway's domain: principals and scopes, API keys, webhook signatures, CI
+payload translation and token-bucket arithmetic. No I/O, no framework."""

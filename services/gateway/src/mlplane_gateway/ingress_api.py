@@ -1,0 +1,224 @@
+"""Ingress routes: CI webhooks (authenticated by their signature) and CloudEvents.
+
+`POST /v1/webhooks/github/{team}` and `POST /v1/webhooks/gitlab/{team}`: the team
+in the URL owns the secret the delivery must be signed with. A delivery id seen
+before answers 200 `duplicate` and emits nothing; a signed delivery about
+something else than a training run answers 200 `ignored`. `POST /v1/events`
+takes CloudEvents in binary, structured or batch mode (scope `events:publish`).
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves the aliases built in `routers`.
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from mlplane_contracts.errors import EventDecodeError
+from mlplane_contracts.events import CiProvider, CiRunCompleted, ModelFramework
+from mlplane_contracts.http import decode_http
+from mlplane_contracts.types import DNS_LABEL_PATTERN
+from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
+
+from mlplane_gateway.domain import ci_runs
+from mlplane_gateway.domain.ci_runs import CUSTOM_EVENT, Ignored, WebhookHints
+from mlplane_gateway.domain.errors import BadSignature, MalformedRequest, PayloadTooLarge
+from mlplane_gateway.domain.principals import Principal, Scope
+from mlplane_gateway.domain.webhooks import github_signature_valid, gitlab_token_valid
+from mlplane_gateway.http_errors import GatewayRoute
+from mlplane_gateway.schemas import EventsOut, PostedEventOut, ReceivedOut
+from mlplane_gateway.security import Guard
+from mlplane_gateway.service import GatewayService, Outcome, Received
+from mlplane_gateway.store import GatewayTables
+
+TeamPath = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
+ModelHint = Annotated[
+    str | None,
+    Query(
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="The model the delivery is about, when no convention names it.",
+    ),
+]
+FrameworkHint = Annotated[ModelFramework | None, Query()]
+DeliveryHeader = Annotated[str | None, Header(max_length=200)]
+
+MAX_DELIVERY_ID = 200
+_JSON_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+_EVENTS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Binary mode (ce-* headers, data as the body), structured or batch mode.",
+        "content": {
+            "application/cloudevents+json": {"schema": {"type": "object"}},
+            "application/cloudevents-batch+json": {
+                "schema": {"type": "array", "items": {"type": "object"}}
+            },
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body (signatures are over these exact bytes); PayloadTooLarge past `limit`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _delivery_id(*candidates: str | None) -> str:
+    for candidate in candidates:
+        if candidate:
+            return candidate
+    raise MalformedRequest("the delivery has no delivery id header")
+
+
+def _answer(received: Received | Ignored, response: Response) -> ReceivedOut:
+    if isinstance(received, Ignored):
+        return ReceivedOut(status=Outcome.IGNORED.value, reason=received.reason)
+    response.status_code = 202 if received.outcome is Outcome.ACCEPTED else 200
+    return ReceivedOut.of(received)
+
+
+def router(
+    tables: GatewayTables,
+    uow_factory: UnitOfWorkFactory,
+    guard: Guard,
+    pepper: bytes,
+    max_body_bytes: int,
+    clock: Callable[[], datetime] = _now,
+) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["ingress"], route_class=GatewayRoute)
+
+    async def unit_of_work() -> AsyncIterator[UnitOfWork]:
+        async with uow_factory() as uow:
+            yield uow
+
+    Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+    Publisher = Annotated[Principal, Depends(guard.admits(Scope.EVENTS_PUBLISH))]
+
+    async def accept(
+        uow: UnitOfWork, provider: CiProvider, delivery_id: str, fact: CiRunCompleted | Ignored
+    ) -> Received | Ignored:
+        if isinstance(fact, Ignored):
+            return fact
+        received = await GatewayService(uow, tables, pepper).accept_ci_run(
+            provider.value, delivery_id, fact
+        )
+        await uow.commit()
+        return received
+
+    @router.post(
+        "/webhooks/github/{team}",
+        status_code=202,
+        responses={200: {"model": ReceivedOut, "description": "duplicate or ignored"}},
+        openapi_extra=_JSON_BODY,
+    )
+    async def github_webhook(
+        team: TeamPath,
+        request: Request,
+        response: Response,
+        uow: Uow,
+        model: ModelHint = None,
+        framework: FrameworkHint = None,
+        x_github_event: DeliveryHeader = None,
+        x_github_delivery: DeliveryHeader = None,
+        x_hub_signature_256: DeliveryHeader = None,
+    ) -> ReceivedOut:
+        """A GitHub webhook (`workflow_run`, `release`, or the custom `mlplane.run`),
+        signed with the team's secret in `X-Hub-Signature-256`."""
+        body = await read_body(request, max_body_bytes)
+        secret = await GatewayService(uow, tables, pepper).webhook_secret(team)
+        if secret is None or not github_signature_valid(secret, body, x_hub_signature_256):
+            raise BadSignature("X-Hub-Signature-256 is not the signature of this body")
+        delivery_id = _delivery_id(x_github_delivery)
+        hints = WebhookHints(model=model, framework=framework)
+        fact: CiRunCompleted | Ignored
+        if x_github_event == "workflow_run":
+            fact = ci_runs.from_github_workflow_run(team, body, hints)
+        elif x_github_event == "release":
+            fact = ci_runs.from_github_release(team, body, hints)
+        elif x_github_event == CUSTOM_EVENT:
+            fact = ci_runs.from_custom(team, CiProvider.GITHUB_ACTIONS, body)
+        else:
+            fact = Ignored(f"GitHub event {x_github_event!r} is not about a training run")
+        received = await accept(uow, CiProvider.GITHUB_ACTIONS, delivery_id, fact)
+        return _answer(received, response)
+
+    @router.post(
+        "/webhooks/gitlab/{team}",
+        status_code=202,
+        responses={200: {"model": ReceivedOut, "description": "duplicate or ignored"}},
+        openapi_extra=_JSON_BODY,
+    )
+    async def gitlab_webhook(
+        team: TeamPath,
+        request: Request,
+        response: Response,
+        uow: Uow,
+        model: ModelHint = None,
+        framework: FrameworkHint = None,
+        x_gitlab_event: DeliveryHeader = None,
+        x_gitlab_token: DeliveryHeader = None,
+        x_gitlab_event_uuid: DeliveryHeader = None,
+        idempotency_key: DeliveryHeader = None,
+    ) -> ReceivedOut:
+        """A GitLab pipeline event (or the custom `mlplane.run`), with the team's secret
+        as `X-Gitlab-Token`."""
+        body = await read_body(request, max_body_bytes)
+        secret = await GatewayService(uow, tables, pepper).webhook_secret(team)
+        if secret is None or not gitlab_token_valid(secret, x_gitlab_token):
+            raise BadSignature("X-Gitlab-Token is not the team's webhook secret")
+        # Idempotency-Key is the same on GitLab's retries of one delivery.
+        delivery_id = _delivery_id(idempotency_key, x_gitlab_event_uuid)
+        hints = WebhookHints(model=model, framework=framework)
+        fact: CiRunCompleted | Ignored
+        if x_gitlab_event == "Pipeline Hook":
+            fact = ci_runs.from_gitlab_pipeline(team, body, hints, clock())
+        elif x_gitlab_event == CUSTOM_EVENT:
+            fact = ci_runs.from_custom(team, CiProvider.GITLAB_CI, body)
+        else:
+            fact = Ignored(f"GitLab event {x_gitlab_event!r} is not about a training run")
+        received = await accept(uow, CiProvider.GITLAB_CI, delivery_id, fact)
+        return _answer(received, response)
+
+    @router.post(
+        "/events",
+        status_code=202,
+        openapi_extra={**guard.doc(Scope.EVENTS_PUBLISH), **_EVENTS_BODY},
+    )
+    async def publish_events(request: Request, actor: Publisher, uow: Uow) -> EventsOut:
+        """CloudEvents over HTTP, in binary, structured or batch mode. Each is published
+        once per `(source, id)`; a repeat answers `duplicate`."""
+        body = await read_body(request, max_body_bytes)
+        try:
+            events = decode_http(request.headers, body)
+        except EventDecodeError as exc:
+            raise MalformedRequest(f"not a valid CloudEvent: {exc}") from exc
+        received = await GatewayService(uow, tables, pepper).accept_events(actor, events)
+        await uow.commit()
+        return EventsOut(
+            events=[
+                PostedEventOut(id=event.id, source=event.source, **ReceivedOut.of(r).model_dump())
+                for event, r in zip(events, received, strict=True)
+            ]
+        )
+
+    return router

@@ -1,0 +1,87 @@
+"""HTTP request and response models of the gateway's own routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from mlplane_contracts.types import DNS_LABEL_PATTERN
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from mlplane_gateway.domain.api_keys import ApiKey
+from mlplane_gateway.domain.principals import Scope
+from mlplane_gateway.service import Received
+
+TeamName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    team: TeamName
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+    expires_at: AwareDatetime | None = None
+    """Unset: the key lives until revoked."""
+
+
+class KeyOut(BaseModel):
+    id: str
+    team: str
+    name: str
+    scopes: list[Scope]
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(
+            id=key.id,
+            team=key.team,
+            name=key.name,
+            scopes=sorted(key.scopes),
+            created_by=key.created_by,
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+            last_used_at=key.last_used_at,
+        )
+
+
+class KeyCreated(KeyOut):
+    key: str
+    """The key itself: shown this once, stored only as a keyed hash."""
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+class WebhookSecretOut(BaseModel):
+    team: str
+    secret: str
+    """Shown this once: set it as the GitHub webhook secret or the GitLab secret token."""
+
+
+class ReceivedOut(BaseModel):
+    status: str
+    event_id: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, received: Received) -> ReceivedOut:
+        return cls(
+            status=received.outcome.value, event_id=received.event_id, reason=received.reason
+        )
+
+
+class PostedEventOut(ReceivedOut):
+    id: str
+    source: str
+
+
+class EventsOut(BaseModel):
+    events: list[PostedEventOut]

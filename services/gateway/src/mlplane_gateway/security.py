@@ -1,0 +1,55 @@
+"""The FastAPI side of authentication: credentials from the request, a scope per route.
+
+A route takes its caller from `Depends(guard.admits(Scope.X))` and marks the same
+scope in its OpenAPI operation (`openapi_extra=Guard.doc(Scope.X)`); the
+auth-matrix test walks those marks and proves each route refuses a caller without
+that scope and admits one with it, so the two cannot drift apart.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves these annotations at runtime.
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from mlplane_gateway.authentication import Gatekeeper
+from mlplane_gateway.domain.principals import Principal, Scope
+
+SCOPE_EXTENSION = "x-mlplane-scope"
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An mlplane API key (`mlp_...`) or an OIDC access token (JWT).",
+)
+_api_key = APIKeyHeader(name="X-Api-Key", auto_error=False, scheme_name="apiKey")
+
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+ApiKeyHeader = Annotated[str | None, Depends(_api_key)]
+
+
+class Guard:
+    def __init__(self, gatekeeper: Gatekeeper) -> None:
+        self.gatekeeper = gatekeeper
+        self._dependencies: dict[Scope, Callable[..., Awaitable[Principal]]] = {}
+
+    @staticmethod
+    def doc(scope: Scope) -> dict[str, Any]:
+        """The route's OpenAPI mark (pass as `openapi_extra`)."""
+        return {SCOPE_EXTENSION: scope.value}
+
+    def admits(self, scope: Scope) -> Callable[..., Awaitable[Principal]]:
+        """The dependency giving the caller of a route that needs `scope`:
+        `Annotated[Principal, Depends(guard.admits(scope))]`."""
+        found = self._dependencies.get(scope)
+        if found is not None:
+            return found
+        gatekeeper = self.gatekeeper
+
+        async def admitted(bearer: Bearer, api_key: ApiKeyHeader) -> Principal:
+            token = bearer.credentials if bearer is not None else api_key
+            return await gatekeeper.admit(token, scope)
+
+        self._dependencies[scope] = admitted
+        return admitted

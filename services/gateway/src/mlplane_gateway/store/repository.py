@@ -1,0 +1,172 @@
+"""All of the gateway's SQL: API keys, webhook secret nonces and received deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlplane_gateway.domain.api_keys import ApiKey
+from mlplane_gateway.domain.errors import DuplicateKeyId
+from mlplane_gateway.domain.principals import parse_scopes
+from mlplane_gateway.store.tables import GatewayTables
+
+
+class GatewayStore:
+    """The gateway's repository over one unit of work's session."""
+
+    def __init__(self, session: AsyncSession, tables: GatewayTables) -> None:
+        self._session = session
+        self._tables = tables
+
+    # -- API keys -----------------------------------------------------------------------
+
+    async def add_api_key(self, key: ApiKey) -> ApiKey:
+        """Store `key`; DuplicateKeyId when its id is taken (the caller draws another)."""
+        table = self._tables.api_keys
+        statement = (
+            insert(table)
+            .values(
+                id=key.id,
+                key_hash=key.key_hash,
+                team=key.team,
+                name=key.name,
+                scopes=sorted(key.scopes),
+                created_by=key.created_by,
+                created_at=key.created_at,
+                expires_at=key.expires_at,
+            )
+            .on_conflict_do_nothing(index_elements=[table.c.id])
+            .returning(*table.c)
+        )
+        row = (await self._session.execute(statement)).mappings().first()
+        if row is None:
+            raise DuplicateKeyId(f"API key id {key.id} is taken")
+        return _api_key(row)
+
+    async def api_key(self, key_id: str) -> ApiKey | None:
+        table = self._tables.api_keys
+        row = (
+            (await self._session.execute(select(table).where(table.c.id == key_id)))
+            .mappings()
+            .first()
+        )
+        return None if row is None else _api_key(row)
+
+    async def api_keys(self, team: str | None, limit: int) -> list[ApiKey]:
+        """Keys of `team` (every team's when None), newest first."""
+        table = self._tables.api_keys
+        query = select(table).order_by(table.c.created_at.desc(), table.c.id).limit(limit)
+        if team is not None:
+            query = query.where(table.c.team == team)
+        rows = (await self._session.execute(query)).mappings()
+        return [_api_key(row) for row in rows]
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> ApiKey | None:
+        """Mark the key revoked at `at` (a second revocation keeps the first time)."""
+        table = self._tables.api_keys
+        statement = (
+            update(table)
+            .where(table.c.id == key_id)
+            .values(revoked_at=func.coalesce(table.c.revoked_at, at))
+            .returning(*table.c)
+        )
+        row = (await self._session.execute(statement)).mappings().first()
+        return None if row is None else _api_key(row)
+
+    async def touch_api_key(self, key_id: str, at: datetime) -> None:
+        table = self._tables.api_keys
+        await self._session.execute(
+            update(table).where(table.c.id == key_id).values(last_used_at=at)
+        )
+
+    # -- webhook secrets ----------------------------------------------------------------
+
+    async def set_webhook_nonce(self, team: str, nonce: str, created_by: str) -> None:
+        table = self._tables.webhook_secrets
+        statement = insert(table).values(team=team, nonce=nonce, created_by=created_by)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.team],
+                set_={"nonce": nonce, "created_by": created_by, "created_at": func.now()},
+            )
+        )
+
+    async def webhook_nonce(self, team: str) -> str | None:
+        table = self._tables.webhook_secrets
+        nonce = await self._session.scalar(select(table.c.nonce).where(table.c.team == team))
+        return None if nonce is None else str(nonce)
+
+    # -- deliveries ---------------------------------------------------------------------
+
+    async def record_delivery(
+        self, team: str, provider: str, delivery_id: str
+    ) -> FirstDelivery | None:
+        """Record a delivery; None when new, else its first arrival.
+
+        A concurrent transaction recording the same delivery makes this wait for it
+        (the primary key): if that one commits this is a duplicate, if it rolls
+        back this one is new. Two arrivals never both count as new.
+        """
+        table = self._tables.deliveries
+        statement = (
+            insert(table)
+            .values(team=team, provider=provider, delivery_id=delivery_id)
+            .on_conflict_do_nothing()
+            .returning(table.c.delivery_id)
+        )
+        if (await self._session.execute(statement)).first() is not None:
+            return None
+        row = (
+            await self._session.execute(
+                select(table.c.event_id, table.c.received_at).where(
+                    *_delivery(table, team, provider, delivery_id)
+                )
+            )
+        ).first()
+        if row is None:  # deleted since (pruned): count it as a duplicate all the same
+            return FirstDelivery(event_id=None, received_at=None)
+        return FirstDelivery(event_id=row.event_id, received_at=row.received_at)
+
+    async def set_delivery_event(
+        self, team: str, provider: str, delivery_id: str, event_id: str
+    ) -> None:
+        table = self._tables.deliveries
+        await self._session.execute(
+            update(table)
+            .where(*_delivery(table, team, provider, delivery_id))
+            .values(event_id=event_id)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FirstDelivery:
+    event_id: str | None
+    received_at: datetime | None
+
+
+def _delivery(table: Table, team: str, provider: str, delivery_id: str) -> list[Any]:
+    return [
+        table.c.team == team,
+        table.c.provider == provider,
+        table.c.delivery_id == delivery_id,
+    ]
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        team=row["team"],
+        name=row["name"],
+        scopes=parse_scopes(row["scopes"]),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
+        key_hash=bytes(row["key_hash"]),
+    )
