@@ -92,6 +92,7 @@ def _delivery_id(*candidates: str | None) -> str:
 
 def _answer(received: Received | Ignored, response: Response) -> ReceivedOut:
     if isinstance(received, Ignored):
+        response.status_code = 200
         return ReceivedOut(status=Outcome.IGNORED.value, reason=received.reason)
     response.status_code = 202 if received.outcome is Outcome.ACCEPTED else 200
     return ReceivedOut.of(received)
