@@ -1,0 +1,383 @@
+"""Forwarding one request to a service, and the service's answer back to the caller.
+
+What goes to the service: the method, the path under the service's base URL,
+the query string as sent, the body (streamed, or buffered when the request may
+be retried), and only the request headers on `FORWARDED_REQUEST_HEADERS`. So the
+caller's `Authorization` and cookies never leave the gateway, hop-by-hop headers
+stay on their hop, and `X-Mlplane-*` headers a caller made up are never seen by
+a service: the gateway sets `X-Mlplane-Identity` (signed), `X-Mlplane-Team` and
+`X-Mlplane-Principal` from the authenticated caller. The trace context of the
+gateway's span goes along as `traceparent`.
+
+What comes back: successful answers stream through untouched (raw bytes,
+content encoding kept). Error answers are problem+json: a service's problem
+document keeps its members with `instance` set to the gateway's path; any other
+error body becomes one (status kept; `detail` taken from a 4xx JSON body's
+`detail` or `message`, never from a 5xx body, which may hold internals).
+The service unreachable → 502, too slow → 504, its breaker open → 503 with
+`Retry-After`. Each names the service in a `service` member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+from mlplane_contracts.types import DNS_LABEL_PATTERN
+from mlplane_runtime.forwarded_identity import IDENTITY_HEADER, PRINCIPAL_HEADER, TEAM_HEADER
+from mlplane_runtime.problem import PROBLEM_JSON
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from mlplane_gateway.facade.errors import (
+    INVALID_PATH,
+    UPSTREAM_ERROR,
+    UPSTREAM_TIMEOUT,
+    UPSTREAM_UNAVAILABLE,
+    UPSTREAM_UNREACHABLE,
+    ErrorRenderer,
+    render_problem,
+)
+from mlplane_gateway.facade.identity import Caller, IdentitySigner
+from mlplane_gateway.facade.retry import is_retryable_request, is_retryable_status
+from mlplane_gateway.facade.upstreams import Upstream
+
+FORWARDED_REQUEST_HEADERS: Final = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "idempotency-key",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-unmodified-since",
+        "prefer",
+        "range",
+        "traceparent",
+        "tracestate",
+        "user-agent",
+        "x-request-id",
+    }
+)
+HOP_BY_HOP_HEADERS: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# The gateway's server writes its own; a second copy would be sent otherwise.
+_OWN_RESPONSE_HEADERS: Final = frozenset({"date", "server"})
+MAX_BUFFERED_BODY_BYTES: Final = 1024 * 1024
+"""Larger request bodies are streamed, and therefore never retried."""
+MAX_ERROR_BODY_BYTES: Final = 64 * 1024
+"""Error bodies are read this far to re-render them; past it, only the status counts."""
+_MAX_DETAIL_CHARS: Final = 1000
+_NOT_SERVICE_FAILURES: Final = frozenset({501, 505})
+"""5xx statuses that say the request was wrong, not that the service is unwell."""
+_TEAM = re.compile(DNS_LABEL_PATTERN)
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def service_path(path: str) -> str | None:
+    """`path` (decoded, relative to the service) percent-encoded again; None if it climbs.
+
+    `.` and `..` segments are refused rather than resolved: the service, or a
+    server in front of it, could resolve them out of the service's mount.
+    """
+    segments = path.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return None
+    return quote(path, safe="/:@!$&'()*+,;=-._~")
+
+
+async def forward(
+    request: Request,
+    upstream: Upstream,
+    path: str,
+    *,
+    caller: Caller,
+    signer: IdentitySigner,
+    public_base: str,
+    render: ErrorRenderer = render_problem,
+) -> Response:
+    """Send `request` to `upstream` at `path` (decoded, relative to its base URL) and answer.
+
+    `public_base` is the gateway path the service's base URL is exposed at (for
+    `Location` headers). Never raises for anything the service does; errors come
+    back as `render` writes them. The caller going away mid-call cancels it.
+    """
+    instance = request.url.path
+    encoded = service_path(path)
+    if encoded is None:
+        return render(
+            400,
+            title="Invalid path",
+            detail="path segments '.' and '..' are not allowed",
+            problem_type=INVALID_PATH,
+            instance=instance,
+        )
+    headers = _request_headers(request, upstream, caller, signer)
+    retryable, content = await _request_content(request, headers)
+    url = upstream.url_for(encoded, request.url.query.encode("latin-1"))
+    attempt = 0
+    while True:
+        attempt += 1
+        if not upstream.breaker.admit():
+            seconds = upstream.breaker.retry_after_s()
+            return render(
+                503,
+                title="Service unavailable",
+                detail=f"the {upstream.name} service is failing; calls to it are paused",
+                problem_type=UPSTREAM_UNAVAILABLE,
+                instance=instance,
+                headers={"Retry-After": str(seconds)},
+                extensions={"service": upstream.name},
+            )
+        may_retry = retryable and upstream.retries.allows_another(attempt)
+        try:
+            outgoing = upstream.client.build_request(
+                request.method, url, headers=headers, content=content
+            )
+            response = await upstream.client.send(outgoing, stream=True)
+        except httpx.TimeoutException:
+            upstream.breaker.record_failure()
+            return render(
+                504,
+                title="Gateway timeout",
+                detail=f"the {upstream.name} service did not answer in time",
+                problem_type=UPSTREAM_TIMEOUT,
+                instance=instance,
+                extensions={"service": upstream.name},
+            )
+        except httpx.TransportError:
+            upstream.breaker.record_failure()
+            if may_retry:
+                await asyncio.sleep(upstream.retries.delay_s(attempt))
+                continue
+            return render(
+                502,
+                title="Bad gateway",
+                detail=f"the {upstream.name} service could not be reached",
+                problem_type=UPSTREAM_UNREACHABLE,
+                instance=instance,
+                extensions={"service": upstream.name},
+            )
+        except BaseException:
+            upstream.breaker.release()
+            raise
+        status = response.status_code
+        if status >= 500 and status not in _NOT_SERVICE_FAILURES:
+            upstream.breaker.record_failure()
+        else:
+            upstream.breaker.record_success()
+        if may_retry and is_retryable_status(status):
+            await response.aclose()
+            await asyncio.sleep(upstream.retries.delay_s(attempt))
+            continue
+        if status >= 400:
+            return await _error_answer(response, upstream, instance, render)
+        return _streamed_answer(response, upstream, public_base)
+
+
+def _request_headers(
+    request: Request, upstream: Upstream, caller: Caller, signer: IdentitySigner
+) -> dict[str, str]:
+    headers = {
+        name: value
+        for name, value in request.headers.items()
+        if name in FORWARDED_REQUEST_HEADERS
+        and name not in _connection_tokens(request.headers.getlist("connection"))
+    }
+    team = caller.team
+    if team is None:
+        # The operator acts for every team and names the one it acts for.
+        asked = request.headers.get(TEAM_HEADER, "")
+        team = asked if len(asked) <= 63 and _TEAM.match(asked) else None
+    if team is not None:
+        headers[TEAM_HEADER] = team
+    headers[PRINCIPAL_HEADER] = caller.id
+    headers[IDENTITY_HEADER] = signer.token_for(
+        audience=upstream.name, principal=caller.id, team=team, scopes=caller.scopes
+    )
+    client = request.client
+    forwarded_for = request.headers.get("x-forwarded-for")
+    if client is not None:
+        forwarded_for = f"{forwarded_for}, {client.host}" if forwarded_for else client.host
+    if forwarded_for:
+        headers["x-forwarded-for"] = forwarded_for
+    headers["x-forwarded-proto"] = request.url.scheme
+    if "host" in request.headers:
+        headers["x-forwarded-host"] = request.headers["host"]
+    # Within a gateway span, the service continues it (else the caller's context goes on).
+    _PROPAGATOR.inject(headers)
+    return headers
+
+
+def _connection_tokens(values: list[str]) -> frozenset[str]:
+    """Header names the sender marked hop-by-hop in `Connection` (RFC 9110 §7.6.1)."""
+    listed = ",".join(values)
+    return frozenset(token.strip().lower() for token in listed.split(",") if token.strip())
+
+
+async def _request_content(
+    request: Request, headers: dict[str, str]
+) -> tuple[bool, bytes | AsyncIterator[bytes]]:
+    """(retryable, the body to send): small bodies of retryable requests are read once."""
+    length = request.headers.get("content-length")
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    known_small = length is not None and length.isdigit() and int(length) <= MAX_BUFFERED_BODY_BYTES
+    if is_retryable_request(request.method, request.headers) and (
+        known_small or (length is None and not chunked)
+    ):
+        body = await request.body()
+        if length is None and body:
+            headers["content-length"] = str(len(body))
+        return True, body
+    return False, request.stream()
+
+
+def _response_headers(response: httpx.Response) -> list[tuple[str, str]]:
+    dropped = (
+        HOP_BY_HOP_HEADERS
+        | _OWN_RESPONSE_HEADERS
+        | _connection_tokens(response.headers.get_list("connection"))
+    )
+    return [(name, value) for name, value in response.headers.multi_items() if name not in dropped]
+
+
+def _streamed_answer(response: httpx.Response, upstream: Upstream, public_base: str) -> Response:
+    headers = _response_headers(response)
+    answer = StreamingResponse(
+        _relay(response),
+        status_code=response.status_code,
+        background=BackgroundTask(response.aclose),
+    )
+    # Starlette's own headers (content-type) give way to the service's, repeats kept.
+    answer.raw_headers = [
+        (name.encode("latin-1"), _public_location(value, upstream, public_base).encode("latin-1"))
+        if name == "location"
+        else (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in headers
+    ]
+    return answer
+
+
+async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    finally:
+        await response.aclose()
+
+
+def _public_location(location: str, upstream: Upstream, public_base: str) -> str:
+    """A `Location` into the service, rewritten to the gateway's path for it."""
+    base_path = upstream.base_url.path.rstrip("/")
+    target = httpx.URL(location)
+    if target.is_absolute_url:
+        if (target.scheme, target.host, target.port) != (
+            upstream.base_url.scheme,
+            upstream.base_url.host,
+            upstream.base_url.port,
+        ):
+            return location
+        location = target.raw_path.decode("ascii")
+    if base_path and (location == base_path or location.startswith(base_path + "/")):
+        return public_base.rstrip("/") + location[len(base_path) :]
+    return location
+
+
+async def _error_answer(
+    response: httpx.Response, upstream: Upstream, instance: str, render: ErrorRenderer
+) -> Response:
+    status = response.status_code
+    try:
+        body = await _read_bounded(response, MAX_ERROR_BODY_BYTES)
+    except httpx.HTTPError:
+        body = None
+    finally:
+        await response.aclose()
+    headers = {
+        name: response.headers[name]
+        for name in ("retry-after", "www-authenticate", "etag")
+        if name in response.headers
+    }
+    document = _json_object(body)
+    is_problem = response.headers.get("content-type", "").split(";")[0].strip() == PROBLEM_JSON
+    extensions: dict[str, Any] = {"service": upstream.name}
+    if is_problem and document is not None:
+        extensions = {
+            **{k: v for k, v in document.items() if k not in ("type", "title", "detail")},
+            **extensions,
+        }
+        return render(
+            status,
+            title=_text(document.get("title")),
+            detail=_text(document.get("detail")),
+            problem_type=_text(document.get("type")) or "about:blank",
+            instance=instance,
+            headers=headers or None,
+            extensions=extensions,
+        )
+    detail: str | None = None
+    if status < 500 and document is not None:
+        detail = _text(document.get("detail")) or _text(document.get("message"))
+        # MLflow's errors carry the code its client turns back into an exception.
+        if isinstance(document.get("error_code"), str):
+            extensions["error_code"] = document["error_code"]
+    return render(
+        status,
+        title=None,
+        detail=detail or f"the {upstream.name} service answered {status}",
+        problem_type=UPSTREAM_ERROR,
+        instance=instance,
+        headers=headers or None,
+        extensions=extensions,
+    )
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes | None:
+    """The decoded body, or None past `limit` bytes (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_object(body: bytes | None) -> dict[str, Any] | None:
+    if not body:
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _text(value: object) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return value[:_MAX_DETAIL_CHARS]

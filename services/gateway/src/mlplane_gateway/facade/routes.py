@@ -1,0 +1,150 @@
+"""The facade's routes: `/v1/<service>/...` and MLflow's `/api/2.0/mlflow/...`.
+
+`/v1/registry/<path>` goes to the registry's base URL + `/<path>`, and so on for
+`scanner`, `deployer` and `drift` (a service missing from the upstreams gets no
+route). `/api/2.0/mlflow/<path>` (and `/ajax-api/2.0/mlflow/<path>`) goes to the
+registry's `/api/2.0/mlflow/<path>`, with errors MLflow's client can read.
+
+Scopes: reads (GET, HEAD, and MLflow's read-only POSTs) need `models:read`;
+writes need `models:write`, except the deployer's, which need `deploy:write`,
+or `deploy:approve` under `approvals`.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves the routes' annotations,
+# which name the dependency passed in.
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
+from mlplane_runtime.errors import MlplaneError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from mlplane_gateway.facade.errors import ErrorRenderer, render_mlflow_problem, render_problem
+from mlplane_gateway.facade.identity import Caller, IdentitySigner
+from mlplane_gateway.facade.proxy import forward
+from mlplane_gateway.facade.upstreams import Upstream, Upstreams
+
+MODELS_READ: Final = "models:read"
+MODELS_WRITE: Final = "models:write"
+DEPLOY_WRITE: Final = "deploy:write"
+DEPLOY_APPROVE: Final = "deploy:approve"
+
+FACADE_SERVICES: Final = ("registry", "scanner", "deployer", "drift")
+MLFLOW_PREFIXES: Final = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+_READ_METHODS: Final = frozenset({"GET", "HEAD"})
+# MLflow reads that its client sends as POST.
+_MLFLOW_READ_POSTS: Final = frozenset({"registered-models/get-latest-versions"})
+
+Authenticate = Callable[..., Awaitable[Caller]]
+"""A FastAPI dependency answering the authenticated caller (or raising 401/429)."""
+RequireScope = Callable[[Caller, str], Awaitable[None] | None]
+"""Raises (403) when the caller lacks the scope."""
+
+
+def required_scope(service: str, method: str, path: str) -> str:
+    """The scope a call of `method` on `path` (relative to `service`) needs."""
+    if method.upper() in _READ_METHODS:
+        return MODELS_READ
+    if service == "mlflow":
+        return MODELS_READ if path.strip("/") in _MLFLOW_READ_POSTS else MODELS_WRITE
+    if service == "deployer":
+        return DEPLOY_APPROVE if "approvals" in path.split("/") else DEPLOY_WRITE
+    return MODELS_WRITE
+
+
+def facade_router(
+    upstreams: Upstreams,
+    *,
+    authenticate: Authenticate,
+    require_scope: RequireScope,
+    signer: IdentitySigner,
+) -> APIRouter:
+    """The facade's routes over `upstreams`, guarded by the gateway's own auth.
+
+    `authenticate` runs first (as a dependency), then `require_scope(caller,
+    scope)` with the scope `required_scope` names; each call carries an identity
+    `signer` signs for the service. The routes are left out of the OpenAPI
+    document: each service documents its own API.
+    """
+    router = APIRouter(tags=["facade"])
+    CallerDep = Annotated[Any, Depends(authenticate)]
+
+    def endpoint(
+        upstream: Upstream, service: str, public_base: str, path_prefix: str, render: ErrorRenderer
+    ) -> Callable[..., Coroutine[Any, Any, Response]]:
+        async def call(request: Request, path: str, caller: CallerDep) -> Response:
+            checked = require_scope(caller, required_scope(service, request.method, path))
+            if inspect.isawaitable(checked):
+                await checked
+            return await forward(
+                request,
+                upstream,
+                path_prefix + path,
+                caller=caller,
+                signer=signer,
+                public_base=public_base,
+                render=render,
+            )
+
+        return call
+
+    for service in FACADE_SERVICES:
+        upstream = upstreams.get(service)
+        if upstream is None:
+            continue
+        base = f"/v1/{service}"
+        router.add_api_route(
+            base + "/{path:path}",
+            endpoint(upstream, service, base, "", render_problem),
+            methods=METHODS,
+            include_in_schema=False,
+        )
+
+    registry = upstreams.get("registry")
+    if registry is not None:
+        for prefix in MLFLOW_PREFIXES:
+            router.add_api_route(
+                prefix + "/{path:path}",
+                endpoint(registry, "mlflow", "", prefix.lstrip("/") + "/", render_mlflow_problem),
+                methods=METHODS,
+                include_in_schema=False,
+                route_class_override=MlflowErrorsRoute,
+            )
+    return router
+
+
+class MlflowErrorsRoute(APIRoute):
+    """A route whose own errors (auth, scope, rate limit) MLflow's client can read too."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except MlplaneError as exc:
+                headers: dict[str, str] | None = getattr(exc, "headers", None)
+                return render_mlflow_problem(
+                    exc.status,
+                    title=exc.title,
+                    detail=exc.detail,
+                    problem_type=exc.problem_type,
+                    instance=request.url.path,
+                    headers=dict(headers) if headers else None,
+                    extensions=dict(exc.extensions),
+                )
+            except HTTPException as exc:
+                return render_mlflow_problem(
+                    exc.status_code,
+                    title=None,
+                    detail=exc.detail if isinstance(exc.detail, str) else None,
+                    problem_type="about:blank",
+                    instance=request.url.path,
+                    headers=dict(exc.headers) if exc.headers else None,
+                )
+
+        return run
