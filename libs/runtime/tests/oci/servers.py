@@ -27,8 +27,10 @@ AsgiApp = Callable[[Any, Any, Any], Any]
 def serve(app: AsgiApp) -> Iterator[str]:
     """Serve an ASGI app with uvicorn in a thread on a free port; yields its URL."""
     port = free_port()
+    # log_config=None: uvicorn's own logging config would take its loggers away from
+    # the JSON handler for the rest of the test session.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="off", access_log=False
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -121,7 +121,7 @@ class TestManifestInput:
         self, scanner: ScannerUnderTest
     ) -> None:
         for body, content_type, field in [
-            ("just some words\n", "application/yaml", "body[0].apiVersion"),
+            ("just some words\n", "application/yaml", "body[0]"),
             ('{"kind": "Deployment"}', "application/json", "body[0].apiVersion"),
             ("{not json", "application/json", "body"),
             ("", "application/yaml", "body"),
