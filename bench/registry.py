@@ -87,9 +87,9 @@ class Plan:
         self.models = 20 if quick else 100
         self.versions_per_model = 50 if quick else 100
         self.max_requests = 3_000 if quick else 20_000
-        self.max_seconds = 2.5 if quick else 15.0
+        self.max_seconds = 2.0 if quick else 15.0
         self.warmup_requests = 200 if quick else 1_000
-        self.warmup_seconds = 0.5 if quick else 3.0
+        self.warmup_seconds = 0.3 if quick else 3.0
         self.mlflow_workers = mlflow_workers
         # --quick turns MLflow's job runner off: it does no registry work, and starting
         # it (then waiting for it to idle) took most of a minute, over --quick's budget.
