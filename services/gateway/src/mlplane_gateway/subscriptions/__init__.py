@@ -1,0 +1,1 @@
+"""Event subscriptions for other teams: signed webhook deliveries and an SSE stream."""

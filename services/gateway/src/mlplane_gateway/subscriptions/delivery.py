@@ -1,0 +1,262 @@
+"""Delivering events to subscribers' sinks: one signed HTTP request per try, many at once.
+
+An outcome is sorted by the sink's answer: 2xx delivered; 4xx other than 408
+and 429 a permanent failure (the sink refuses this delivery, a retry would get
+the same answer); anything else (other statuses, connection errors, timeouts)
+retryable. The `Dispatcher` claims due deliveries from a `DeliveryStore`, runs
+up to `concurrency` at once with a timeout each (one slow sink holds one slot,
+never the others), and records each outcome: delivered, retried later on the
+subscription's schedule, or dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Protocol
+
+import httpx
+from mlplane_contracts.envelope import CloudEvent
+from mlplane_contracts.http import encode_binary, encode_structured
+
+from mlplane_gateway.subscriptions.domain import (
+    ContentMode,
+    InvalidSink,
+    RetrySchedule,
+    Subscription,
+)
+from mlplane_gateway.subscriptions.signing import SIGNATURE_HEADER, sign
+
+SUBSCRIPTION_HEADER: Final = "X-Mlplane-Subscription"
+DELIVERY_HEADER: Final = "X-Mlplane-Delivery"
+USER_AGENT: Final = "mlplane-gateway (webhook delivery)"
+_MAX_ERROR_CHARS: Final = 500
+
+_log = logging.getLogger("mlplane.gateway.subscriptions")
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    outcome: Outcome
+    status: int | None
+    error: str | None
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A delivery claimed for one try: `attempt` is this try's number (1-based)."""
+
+    id: int
+    attempt: int
+    subscription: Subscription
+    event: CloudEvent
+
+
+def classify(status: int) -> Outcome:
+    """The outcome a sink's HTTP status means."""
+    if 200 <= status < 300:
+        return Outcome.DELIVERED
+    if 400 <= status < 500 and status not in (408, 429):
+        return Outcome.PERMANENT
+    return Outcome.RETRYABLE
+
+
+def signed_request(
+    subscription: Subscription, event: CloudEvent, delivery_id: int, timestamp: int
+) -> tuple[dict[str, str], bytes]:
+    """Headers and body of one delivery, in the subscription's content mode, signed."""
+    if subscription.mode is ContentMode.STRUCTURED:
+        message = encode_structured(event)
+    else:
+        message = encode_binary(event)
+    headers = {
+        **message.headers,
+        SIGNATURE_HEADER: sign(message.body, subscription.secret, timestamp),
+        SUBSCRIPTION_HEADER: subscription.id,
+        DELIVERY_HEADER: str(delivery_id),
+        "User-Agent": USER_AGENT,
+    }
+    return headers, message.body
+
+
+async def deliver(
+    client: httpx.AsyncClient,
+    delivery: DueDelivery,
+    *,
+    timeout_s: float,
+    check_sink: Callable[[str], Awaitable[object]],
+    clock: Callable[[], float] = time.time,
+) -> DeliveryResult:
+    """One try of `delivery`; never raises for anything the sink or network does.
+
+    The sink URL is checked again first (its host may resolve elsewhere now);
+    refused, the result is a permanent failure.
+    """
+    started = time.perf_counter()
+
+    def result(outcome: Outcome, status: int | None, error: str | None) -> DeliveryResult:
+        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        return DeliveryResult(outcome, status, error and error[:_MAX_ERROR_CHARS], elapsed)
+
+    sink = delivery.subscription.sink_url
+    try:
+        await check_sink(sink)
+    except InvalidSink as exc:
+        return result(Outcome.PERMANENT, None, f"sink refused: {exc.detail}")
+    headers, body = signed_request(delivery.subscription, delivery.event, delivery.id, int(clock()))
+    try:
+        async with asyncio.timeout(timeout_s):
+            # Streamed and closed unread: a sink's answer body is of no use here.
+            async with client.stream("POST", sink, headers=headers, content=body) as response:
+                status = response.status_code
+    except TimeoutError:
+        return result(Outcome.RETRYABLE, None, f"no answer within {timeout_s:g} s")
+    except httpx.HTTPError as exc:
+        return result(Outcome.RETRYABLE, None, f"{type(exc).__name__}: {exc}")
+    outcome = classify(status)
+    return result(outcome, status, None if outcome is Outcome.DELIVERED else f"HTTP {status}")
+
+
+class DeliveryStore(Protocol):
+    """Where deliveries wait and what happened to them (PostgreSQL: `store.PostgresDeliveries`)."""
+
+    async def claim_due(self, limit: int, lease_s: float) -> Sequence[DueDelivery]:
+        """Up to `limit` due deliveries of enabled subscriptions, leased for `lease_s`
+        (taken with SKIP LOCKED: concurrent dispatchers never claim the same one);
+        a lease that runs out makes the delivery due again."""
+        ...
+
+    async def record_delivered(self, delivery: DueDelivery, result: DeliveryResult) -> None: ...
+
+    async def schedule_retry(
+        self, delivery: DueDelivery, result: DeliveryResult, delay_s: float
+    ) -> None: ...
+
+    async def dead_letter(
+        self, delivery: DueDelivery, result: DeliveryResult, reason: str
+    ) -> None: ...
+
+
+class Dispatcher:
+    """Runs deliveries from `store` until stopped: `await dispatcher.run(stop_event)`."""
+
+    def __init__(
+        self,
+        store: DeliveryStore,
+        client: httpx.AsyncClient,
+        *,
+        check_sink: Callable[[str], Awaitable[object]],
+        schedule: RetrySchedule | None = None,
+        concurrency: int = 16,
+        timeout_s: float = 10.0,
+        lease_s: float = 60.0,
+        poll_s: float = 1.0,
+        random_fraction: Callable[[], float] = random.random,
+    ) -> None:
+        if concurrency < 1 or timeout_s <= 0 or lease_s <= timeout_s or poll_s <= 0:
+            raise ValueError("concurrency >= 1, timeout_s > 0, lease_s > timeout_s, poll_s > 0")
+        self._store = store
+        self._client = client
+        self._check_sink = check_sink
+        self._schedule = schedule or RetrySchedule()
+        self._concurrency = concurrency
+        self._timeout_s = timeout_s
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._random = random_fraction
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+        """Claim and deliver until `stop` is set; `wake` (set on new events) skips the poll wait.
+
+        Store errors are logged and retried after the poll interval. On stop,
+        deliveries in flight get their timeout to finish, then are cancelled
+        (their lease brings them back).
+        """
+        try:
+            while not stop.is_set():
+                claimed = 0
+                free = self._concurrency - len(self._in_flight)
+                if free > 0:
+                    try:
+                        claimed = self._start(await self._store.claim_due(free, self._lease_s))
+                    except Exception:
+                        _log.exception("claiming due deliveries failed; retrying")
+                if claimed and claimed == free:
+                    continue  # more may be due right now
+                await self._wait(stop, wake)
+        finally:
+            await self._drain()
+
+    async def deliver_due(self) -> int:
+        """One pass: claim what is due (up to the concurrency), deliver it, record it."""
+        claimed = self._start(await self._store.claim_due(self._concurrency, self._lease_s))
+        await asyncio.gather(*self._in_flight)
+        return claimed
+
+    def _start(self, deliveries: Sequence[DueDelivery]) -> int:
+        for delivery in deliveries:
+            task = asyncio.create_task(self._attempt(delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(deliveries)
+
+    async def _wait(self, stop: asyncio.Event, wake: asyncio.Event | None) -> None:
+        waiters = {asyncio.create_task(stop.wait())}
+        if wake is not None:
+            waiters.add(asyncio.create_task(wake.wait()))
+        try:
+            await asyncio.wait(
+                waiters | self._in_flight, timeout=self._poll_s, return_when="FIRST_COMPLETED"
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            if wake is not None:
+                wake.clear()
+
+    async def _attempt(self, delivery: DueDelivery) -> None:
+        result = await deliver(
+            self._client, delivery, timeout_s=self._timeout_s, check_sink=self._check_sink
+        )
+        try:
+            if result.outcome is Outcome.DELIVERED:
+                await self._store.record_delivered(delivery, result)
+            elif result.outcome is Outcome.PERMANENT:
+                await self._store.dead_letter(
+                    delivery, result, f"permanent failure: {result.error}"
+                )
+            elif self._schedule.gives_up_after(delivery.attempt):
+                await self._store.dead_letter(
+                    delivery,
+                    result,
+                    f"gave up after {delivery.attempt} attempts; last: {result.error}",
+                )
+            else:
+                delay = self._schedule.delay_s(delivery.attempt, self._random())
+                await self._store.schedule_retry(delivery, result, delay)
+        except Exception:
+            # The lease runs out and the delivery is tried again: at least once.
+            _log.exception("recording delivery %s failed", delivery.id)
+
+    async def _drain(self) -> None:
+        if not self._in_flight:
+            return
+        _, pending = await asyncio.wait(set(self._in_flight), timeout=self._timeout_s + 1)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)

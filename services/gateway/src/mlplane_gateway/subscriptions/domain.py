@@ -1,0 +1,229 @@
+"""Subscriptions to platform events: what they match, where they may deliver, when to retry.
+
+Pure: no I/O. A sink's host is resolved elsewhere (`sinks.py`); here its
+addresses are judged. Shaped after the CloudEvents Subscriptions API: a sink URL
+and filters, here a set of `type` prefixes and one `subject` prefix. A team's
+subscription only ever sees its own team's events.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
+from urllib.parse import urlsplit
+
+from mlplane_contracts.envelope import CloudEvent
+from mlplane_runtime.errors import PROBLEM_BASE_URI, InvalidInput
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_TYPE_PREFIXES: Final = 20
+MAX_URL_LENGTH: Final = 2048
+
+
+class InvalidSink(InvalidInput):
+    """A sink URL that deliveries may not go to."""
+
+    problem_type = f"{PROBLEM_BASE_URI}/invalid-sink"
+    title = "Invalid sink"
+
+
+class ContentMode(StrEnum):
+    """How an event is put on the wire (CloudEvents HTTP binding)."""
+
+    BINARY = "binary"
+    STRUCTURED = "structured"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events: of `team`, whose type starts with one of `types` (none: any type),
+    whose subject starts with `subject_prefix` (None: any subject)."""
+
+    team: str | None
+    """None only for the operator's stream: every team."""
+    types: tuple[str, ...] = ()
+    subject_prefix: str | None = None
+
+    def accepts(self, event_type: str, subject: str | None, team: str | None) -> bool:
+        if self.team is not None and team != self.team:
+            return False
+        if self.types and not any(event_type.startswith(prefix) for prefix in self.types):
+            return False
+        if self.subject_prefix is not None:
+            return subject is not None and subject.startswith(self.subject_prefix)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    team: str
+    sink_url: str
+    types: tuple[str, ...]
+    subject_prefix: str | None
+    secret: str = field(repr=False)
+    created_at: datetime
+    disabled: bool = False
+    mode: ContentMode = ContentMode.BINARY
+
+    @property
+    def filter(self) -> EventFilter:
+        return EventFilter(self.team, self.types, self.subject_prefix)
+
+
+def event_team(event: CloudEvent) -> str | None:
+    """The team an event belongs to (every mlplane payload names one)."""
+    team = getattr(event.data, "team", None)
+    return team if isinstance(team, str) else None
+
+
+def matches(subscription: Subscription, event: CloudEvent) -> bool:
+    """True when `event` is to be delivered to `subscription`."""
+    if subscription.disabled:
+        return False
+    return subscription.filter.accepts(event.type, event.subject, event_team(event))
+
+
+def check_type_prefixes(types: Iterable[str]) -> tuple[str, ...]:
+    """The prefixes, deduplicated and sorted; InvalidInput for blank or too many."""
+    unique = sorted(set(types))
+    if len(unique) > MAX_TYPE_PREFIXES:
+        raise InvalidInput(f"at most {MAX_TYPE_PREFIXES} type prefixes")
+    if any(not prefix.strip() or len(prefix) > 255 for prefix in unique):
+        raise InvalidInput("a type prefix must be 1..255 characters, not blank")
+    return tuple(unique)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkTarget:
+    """A sink URL taken apart: what gets resolved and checked."""
+
+    url: str
+    scheme: str
+    host: str
+
+
+def parse_sink_url(url: str) -> SinkTarget:
+    """The sink's scheme and host; InvalidSink when the URL cannot be a sink at all.
+
+    Refused: not http(s), no host, credentials in the URL (they would be logged
+    and shown back), a fragment, over 2048 characters.
+    """
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidSink(f"the sink URL is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise InvalidSink(f"the sink URL is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidSink("the sink URL must be https:// (or http:// to an allowlisted address)")
+    if not parts.hostname:
+        raise InvalidSink("the sink URL has no host")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise InvalidSink("the sink URL must not carry credentials; deliveries are signed")
+    if parts.fragment:
+        raise InvalidSink("the sink URL must not have a fragment")
+    return SinkTarget(url=url, scheme=parts.scheme, host=parts.hostname)
+
+
+def _effective(address: IpAddress) -> IpAddress:
+    # ::ffff:10.0.0.1 reaches 10.0.0.1: judge the IPv4 address it maps.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_public_address(address: IpAddress) -> bool:
+    """False for private, loopback, link-local, multicast, unspecified and reserved addresses."""
+    ip = _effective(address)
+    return ip.is_global and not (
+        ip.is_multicast
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_unspecified
+        or ip.is_reserved
+        or ip.is_private
+    )
+
+
+def is_allowlisted(address: IpAddress, allowlist: Sequence[IpNetwork]) -> bool:
+    ip = _effective(address)
+    return any(ip.version == network.version and ip in network for network in allowlist)
+
+
+def check_sink_addresses(
+    target: SinkTarget, addresses: Sequence[str], allowlist: Sequence[IpNetwork]
+) -> None:
+    """Refuse (InvalidSink) a sink unless every address its host resolves to may be called.
+
+    An address may be called when it is public, or inside `allowlist`. Plain
+    http is accepted only when every address is allowlisted (a local receiver in
+    development or tests). Every address counts: the client may connect to any.
+    """
+    if not addresses:
+        raise InvalidSink(f"the sink host {target.host!r} does not resolve")
+    parsed: list[IpAddress] = []
+    for raw in addresses:
+        try:
+            parsed.append(ipaddress.ip_address(raw.split("%", 1)[0]))
+        except ValueError:
+            raise InvalidSink(f"the sink host resolved to {raw!r}, not an address") from None
+    allowed = [is_allowlisted(ip, allowlist) for ip in parsed]
+    for ip, listed in zip(parsed, allowed, strict=True):
+        if not listed and not is_public_address(ip):
+            raise InvalidSink(
+                f"the sink host {target.host!r} resolves to {ip}, a private, loopback, "
+                "link-local, multicast or reserved address"
+            )
+    if target.scheme != "https" and not all(allowed):
+        raise InvalidSink("the sink URL must be https://")
+
+
+def parse_allowlist(cidrs: Iterable[str]) -> tuple[IpNetwork, ...]:
+    """Networks from CIDR strings (settings); ValueError naming a bad one."""
+    networks: list[IpNetwork] = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"not a CIDR network: {cidr!r} ({exc})") from None
+    return tuple(networks)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """When a failed delivery is tried again, and when it is given up (dead-lettered)."""
+
+    max_attempts: int = 8
+    base_delay_s: float = 5.0
+    max_delay_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or not 0 < self.base_delay_s <= self.max_delay_s:
+            raise ValueError("max_attempts >= 1 and 0 < base_delay_s <= max_delay_s")
+
+    def gives_up_after(self, attempt: int) -> bool:
+        """True when try `attempt` (1-based) was the last one."""
+        return attempt >= self.max_attempts
+
+    def delay_s(self, attempt: int, fraction: float) -> float:
+        """The wait after try `attempt` failed: doubling, capped, the upper half jittered.
+
+        `fraction` in [0, 1) is the random draw; half the bound is always waited,
+        so a struggling sink gets at least that much rest.
+        """
+        bound = min(self.max_delay_s, self.base_delay_s * 2.0 ** (attempt - 1))
+        return bound * (0.5 + 0.5 * fraction)

@@ -1,0 +1,368 @@
+"""Subscriptions, the events they get and their deliveries, in PostgreSQL: all their SQL.
+
+`SubscriptionStore` works inside a unit of work (the caller commits);
+`PostgresDeliveries` is the dispatcher's store and `PostgresEventSource` the SSE
+stream's, each opening its own short transactions. Tables: `tables.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from mlplane_contracts.envelope import CloudEvent
+from mlplane_contracts.wire import event_from_json, event_to_json
+from mlplane_runtime.consumer import EventHandler
+from mlplane_runtime.db import Database
+from mlplane_runtime.uow import UnitOfWork
+from sqlalchemy import and_, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlplane_gateway.subscriptions.delivery import DeliveryResult, DueDelivery
+from mlplane_gateway.subscriptions.domain import (
+    ContentMode,
+    DeliveryStatus,
+    EventFilter,
+    Subscription,
+    event_team,
+    matches,
+)
+from mlplane_gateway.subscriptions.stream import StreamedEvent
+from mlplane_gateway.subscriptions.tables import SubscriptionTables, define_subscription_tables
+
+LOG_ENTRIES_KEPT: Final = 20
+
+__all__ = [
+    "PostgresDeliveries",
+    "PostgresEventSource",
+    "SubscriptionStore",
+    "SubscriptionTables",
+    "define_subscription_tables",
+    "subscription_event_handler",
+]
+
+
+def _subscription(row: Any) -> Subscription:
+    return Subscription(
+        id=row.id,
+        team=row.team,
+        sink_url=row.sink_url,
+        types=tuple(row.types),
+        subject_prefix=row.subject_prefix,
+        secret=row.secret,
+        created_at=row.created_at,
+        disabled=row.disabled,
+        mode=ContentMode(row.mode),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A delivery as the ledger shows it (dead-letter list, delivery log)."""
+
+    id: int
+    subscription_id: str
+    event_id: str
+    attempt: int
+    status: DeliveryStatus
+    next_attempt_at: datetime
+    last_error: str | None
+    log: list[dict[str, Any]]
+
+
+class SubscriptionStore:
+    """Subscriptions and recorded events inside one unit of work (which commits)."""
+
+    def __init__(self, session: AsyncSession, tables: SubscriptionTables) -> None:
+        self._session = session
+        self._t = tables
+
+    async def add(self, subscription: Subscription, created_by: str) -> None:
+        s = subscription
+        await self._session.execute(
+            insert(self._t.subscriptions).values(
+                id=s.id,
+                team=s.team,
+                sink_url=s.sink_url,
+                types=list(s.types),
+                subject_prefix=s.subject_prefix,
+                secret=s.secret,
+                mode=s.mode.value,
+                disabled=s.disabled,
+                created_by=created_by,
+                created_at=s.created_at,
+            )
+        )
+
+    async def get(self, team: str, subscription_id: str) -> Subscription | None:
+        t = self._t.subscriptions
+        row = (
+            await self._session.execute(
+                select(t).where(t.c.team == team, t.c.id == subscription_id)
+            )
+        ).first()
+        return None if row is None else _subscription(row)
+
+    async def of_team(self, team: str) -> list[Subscription]:
+        t = self._t.subscriptions
+        rows = await self._session.execute(
+            select(t).where(t.c.team == team).order_by(t.c.created_at, t.c.id)
+        )
+        return [_subscription(row) for row in rows]
+
+    async def remove(self, team: str, subscription_id: str) -> bool:
+        t = self._t.subscriptions
+        result = await self._session.execute(
+            delete(t).where(t.c.team == team, t.c.id == subscription_id).returning(t.c.id)
+        )
+        return result.first() is not None
+
+    async def set_disabled(self, team: str, subscription_id: str, disabled: bool) -> bool:
+        t = self._t.subscriptions
+        result = await self._session.execute(
+            update(t)
+            .where(t.c.team == team, t.c.id == subscription_id)
+            .values(disabled=disabled)
+            .returning(t.c.id)
+        )
+        return result.first() is not None
+
+    async def record_event(self, event: CloudEvent) -> int | None:
+        """Keep `event` (once per source and id) and queue a delivery per matching subscription.
+
+        Returns its position, or None when it was recorded before (a redelivery).
+        """
+        e = self._t.events
+        team = event_team(event)
+        position = (
+            await self._session.execute(
+                pg_insert(e)
+                .values(
+                    event_id=event.id,
+                    source=event.source,
+                    type=event.type,
+                    subject=event.subject,
+                    team=team,
+                    body=event_to_json(event),
+                )
+                .on_conflict_do_nothing(constraint="uq_subscription_events_source_id")
+                .returning(e.c.position)
+            )
+        ).scalar()
+        if position is None or team is None:
+            return None if position is None else int(position)
+        due = [s for s in await self.of_team(team) if matches(s, event)]
+        if due:
+            await self._session.execute(
+                insert(self._t.deliveries).values(
+                    [
+                        {
+                            "subscription_id": s.id,
+                            "event_position": position,
+                            "event_id": event.id,
+                            "next_attempt_at": func.now(),
+                        }
+                        for s in due
+                    ]
+                )
+            )
+        return int(position)
+
+    async def events_after(
+        self, position: int, event_filter: EventFilter, limit: int
+    ) -> list[StreamedEvent]:
+        """Events past `position` that `event_filter` accepts, oldest first."""
+        e = self._t.events
+        conditions = [e.c.position > position]
+        if event_filter.team is not None:
+            conditions.append(e.c.team == event_filter.team)
+        if event_filter.subject_prefix is not None:
+            conditions.append(func.starts_with(e.c.subject, event_filter.subject_prefix))
+        rows = await self._session.execute(
+            select(e.c.position, e.c.event_id, e.c.type, e.c.subject, e.c.team, e.c.body)
+            .where(and_(*conditions))
+            .order_by(e.c.position)
+            .limit(limit)
+        )
+        # Type prefixes are few; filtering them here keeps one query shape.
+        return [
+            StreamedEvent(row.position, row.event_id, row.type, bytes(row.body))
+            for row in rows
+            if event_filter.accepts(row.type, row.subject, row.team)
+        ]
+
+    async def deliveries(
+        self, subscription_id: str, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        """The delivery log of a subscription (newest first); `status=DEAD`: its dead letters."""
+        d = self._t.deliveries
+        query = select(d).where(d.c.subscription_id == subscription_id)
+        if status is not None:
+            query = query.where(d.c.status == status.value)
+        rows = await self._session.execute(query.order_by(d.c.id.desc()).limit(limit))
+        return [
+            DeliveryRecord(
+                id=row.id,
+                subscription_id=row.subscription_id,
+                event_id=row.event_id,
+                attempt=row.attempt,
+                status=DeliveryStatus(row.status),
+                next_attempt_at=row.next_attempt_at,
+                last_error=row.last_error,
+                log=list(row.log),
+            )
+            for row in rows
+        ]
+
+    async def redeliver(self, subscription_id: str, delivery_id: int) -> bool:
+        """A dead letter back in the queue, due now, with a fresh count of attempts."""
+        d = self._t.deliveries
+        result = await self._session.execute(
+            update(d)
+            .where(
+                d.c.id == delivery_id,
+                d.c.subscription_id == subscription_id,
+                d.c.status == DeliveryStatus.DEAD.value,
+            )
+            .values(status="pending", attempt=0, next_attempt_at=func.now(), updated_at=func.now())
+            .returning(d.c.id)
+        )
+        return result.first() is not None
+
+
+def subscription_event_handler(tables: SubscriptionTables) -> EventHandler:
+    """The bus handler recording every event for subscriptions, in the consumer's unit of work."""
+
+    async def handle(event: CloudEvent, uow: UnitOfWork) -> None:
+        await SubscriptionStore(uow.session, tables).record_event(event)
+
+    return handle
+
+
+class PostgresDeliveries:
+    """The dispatcher's `DeliveryStore`: each call its own short transaction."""
+
+    def __init__(self, database: Database, tables: SubscriptionTables) -> None:
+        self._database = database
+        self._t = tables
+        schema = tables.deliveries.schema
+        prefix = f'"{schema}".' if schema else ""
+        self._claim = text(
+            f"WITH due AS ("
+            f" SELECT d.id FROM {prefix}subscription_deliveries d"
+            f" JOIN {prefix}subscriptions s ON s.id = d.subscription_id AND NOT s.disabled"
+            " WHERE d.status = 'pending' AND d.next_attempt_at <= now()"
+            " ORDER BY d.next_attempt_at LIMIT :limit FOR UPDATE OF d SKIP LOCKED),"
+            f" claimed AS (UPDATE {prefix}subscription_deliveries d"
+            " SET attempt = d.attempt + 1, updated_at = now(),"
+            " next_attempt_at = now() + make_interval(secs => :lease_s)"
+            " FROM due WHERE d.id = due.id"
+            " RETURNING d.id, d.attempt, d.subscription_id, d.event_position)"
+            " SELECT c.id AS delivery_id, c.attempt, e.body, s.*"
+            f" FROM claimed c JOIN {prefix}subscriptions s ON s.id = c.subscription_id"
+            f" JOIN {prefix}subscription_events e ON e.position = c.event_position"
+        )
+        # Only the holder of this attempt's claim writes: a worker whose lease ran out,
+        # its delivery claimed again, must not overwrite the newer try. The log keeps
+        # the last LOG_ENTRIES_KEPT attempts.
+        self._finish_sql = text(
+            f"UPDATE {prefix}subscription_deliveries SET status = :status,"
+            " last_error = :error, updated_at = now(),"
+            " next_attempt_at = CASE WHEN :status = 'pending'"
+            " THEN now() + make_interval(secs => :delay_s) ELSE next_attempt_at END,"
+            " log = (SELECT coalesce(jsonb_agg(x ORDER BY n), '[]'::jsonb)"
+            "  FROM jsonb_array_elements(log) WITH ORDINALITY AS kept(x, n)"
+            "  WHERE n > jsonb_array_length(log) - :keep)"
+            "  || jsonb_build_array(CAST(:entry AS jsonb) || jsonb_build_object('at', now()))"
+            " WHERE id = :id AND attempt = :attempt AND status = 'pending'"
+        )
+
+    async def claim_due(self, limit: int, lease_s: float) -> Sequence[DueDelivery]:
+        async with self._database.engine.begin() as conn:
+            rows = await conn.execute(self._claim, {"limit": limit, "lease_s": lease_s})
+            return [
+                DueDelivery(
+                    id=row.delivery_id,
+                    attempt=row.attempt,
+                    subscription=_subscription(row),
+                    event=event_from_json(bytes(row.body)),
+                )
+                for row in rows
+            ]
+
+    async def record_delivered(self, delivery: DueDelivery, result: DeliveryResult) -> None:
+        await self._finish(delivery, result, status=DeliveryStatus.DELIVERED, error=None)
+
+    async def schedule_retry(
+        self, delivery: DueDelivery, result: DeliveryResult, delay_s: float
+    ) -> None:
+        await self._finish(
+            delivery, result, status=DeliveryStatus.PENDING, error=result.error, delay_s=delay_s
+        )
+
+    async def dead_letter(self, delivery: DueDelivery, result: DeliveryResult, reason: str) -> None:
+        await self._finish(delivery, result, status=DeliveryStatus.DEAD, error=reason)
+
+    async def _finish(
+        self,
+        delivery: DueDelivery,
+        result: DeliveryResult,
+        *,
+        status: DeliveryStatus,
+        error: str | None,
+        delay_s: float = 0.0,
+    ) -> None:
+        entry = {
+            "attempt": delivery.attempt,
+            "outcome": result.outcome.value,
+            "status": result.status,
+            "error": result.error,
+            "duration_ms": result.duration_ms,
+        }
+        async with self._database.engine.begin() as conn:
+            await conn.execute(
+                self._finish_sql,
+                {
+                    "id": delivery.id,
+                    "attempt": delivery.attempt,
+                    "status": status.value,
+                    "error": error,
+                    "delay_s": delay_s,
+                    "entry": json.dumps(entry),
+                    "keep": LOG_ENTRIES_KEPT - 1,
+                },
+            )
+
+
+class PostgresEventSource:
+    """The SSE stream's `EventSource`: recorded events, woken by `notify()` or a poll."""
+
+    def __init__(self, database: Database, tables: SubscriptionTables, poll_s: float = 1.0) -> None:
+        self._database = database
+        self._tables = tables
+        self._poll_s = poll_s
+        self._changed = asyncio.Condition()
+
+    async def events_after(
+        self, position: int, event_filter: EventFilter, limit: int
+    ) -> Sequence[StreamedEvent]:
+        async with self._database.reader_session() as session:
+            return await SubscriptionStore(session, self._tables).events_after(
+                position, event_filter, limit
+            )
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until `notify()` (an event recorded in this process) or the poll interval."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(timeout_s, self._poll_s))
+
+    async def notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
