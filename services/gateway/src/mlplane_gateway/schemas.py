@@ -19,7 +19,8 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     team: TeamName
-    name: str = Field(min_length=1, max_length=200)
+    # No control characters: PostgreSQL text refuses NUL, and names end up in logs.
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     expires_at: AwareDatetime | None = None
     """Unset: the key lives until revoked."""

@@ -157,6 +157,9 @@ class GatewayService:
         Nothing is emitted unless every event is acceptable.
         """
         for event in events:
+            if "\x00" in event.id or "\x00" in event.source:
+                # PostgreSQL text cannot hold NUL: refuse rather than fail storing it.
+                raise EventNotPublishable(f"event {event.id!r}: id and source may not hold NUL")
             if event.type not in PUBLISHABLE_TYPES:
                 raise EventNotPublishable(
                     f"event {event.id}: type {event.type} cannot be published through the "

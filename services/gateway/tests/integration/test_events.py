@@ -131,3 +131,11 @@ async def test_malformed_events_are_problems(harness: Harness, team: str) -> Non
         assert response.status_code == 400, (headers, body, response.text)
         assert response.headers["content-type"] == "application/problem+json"
     assert await harness.outbox() == []
+
+
+async def test_an_id_with_a_nul_character_is_refused(harness: Harness, team: str) -> None:
+    token = await harness.key_token(team, "events:publish")
+    message = encode_structured(ci_event(team).model_copy(update={"id": "a\u0000b"}))
+    response = await post(harness, token, message)
+    assert response.status_code == 422
+    assert await harness.outbox() == []

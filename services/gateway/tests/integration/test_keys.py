@@ -133,3 +133,12 @@ async def test_a_webhook_secret_is_shown_once_and_rotation_changes_it(
             .one()
         )
     assert second not in " ".join(str(v) for v in stored.values())
+
+
+async def test_a_key_name_with_control_characters_is_invalid(harness: Harness, team: str) -> None:
+    response = await harness.client.post(
+        "/v1/keys",
+        json={"team": team, "name": "ci\u0000", "scopes": ["admin"]},
+        headers=harness.operator,
+    )
+    assert response.status_code == 422
