@@ -97,7 +97,7 @@ def _publish(http: httpx.Client, model: str, filename: str, content: bytes) -> d
         assert put.status_code == 200, f"part {part['number']}: {put.status_code} {put.text}"
         uploaded.append({"number": part["number"], "etag": put.headers["etag"]})
     assert offset == len(content), plan
-    artifact = _ok(
+    artifact: dict[str, Any] = _ok(
         http.post(
             f"/registry/models/{model}/uploads/{plan['upload_id']}/complete",
             json={"parts": uploaded},
@@ -186,7 +186,7 @@ def _image_files(platform: RunningPlatform, build: dict[str, Any]) -> dict[str, 
     assert named.get(build["image_digest"]) == build["image_tag"], index
 
     def blob(digest: str) -> bytes:
-        data = (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+        data: bytes = (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
         assert hashlib.sha256(data).hexdigest() == digest.removeprefix("sha256:")
         return data
 
