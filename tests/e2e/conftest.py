@@ -3,7 +3,7 @@
 Only two settings differ from a plain `make run`, both for the shared test machine:
 the HTTP port (a free one, 8080 may be taken) and the database (a throwaway
 database on the machine's PostgreSQL, created here and dropped after, instead of
-the embedded PostgreSQL, whose first start costs seconds of initdb). No AMQP URL,
+the embedded PostgreSQL, whose initdb adds a few seconds). No AMQP URL,
 no S3, no OCI registry, no Trivy database: the in-process bus, artifacts and OCI
 layouts on the local disk, exactly what a user gets.
 """
@@ -98,9 +98,10 @@ def _free_port() -> int:
 
 
 def _platform_environment(database_url: str, port: int) -> dict[str, str]:
-    # Nothing of the caller's MLPLANE_* may leak in (an AMQP URL, a registry URL, ...):
-    # the point is the embedded defaults.
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MLPLANE_")}
+    # Nothing of the caller's MLPLANE_* may leak in (an AMQP URL, a registry URL, ...),
+    # nor TRIVY_* (a DB repository would change every verdict): the point is the
+    # embedded defaults.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("MLPLANE_", "TRIVY_"))}
     environment.update(
         MLPLANE_DATABASE_URL=database_url,
         MLPLANE_HTTP_PORT=str(port),
