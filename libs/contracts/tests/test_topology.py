@@ -49,6 +49,7 @@ def test_each_service_consumes_what_the_design_table_says() -> None:
 
     assert short(CONSUMES["registry"]) == {
         "ci.run.completed",
+        "image.build_started",
         "image.built",
         "image.build_failed",
         "image.scanned",

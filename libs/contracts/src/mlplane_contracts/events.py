@@ -43,6 +43,7 @@ from mlplane_contracts.types import (
 CI_RUN_COMPLETED = "io.mlplane.ci.run.completed.v1"
 MODEL_VERSION_REGISTERED = "io.mlplane.model.version.registered.v1"
 MODEL_ALIAS_CHANGED = "io.mlplane.model.alias.changed.v1"
+IMAGE_BUILD_STARTED = "io.mlplane.image.build_started.v1"
 IMAGE_BUILT = "io.mlplane.image.built.v1"
 IMAGE_BUILD_FAILED = "io.mlplane.image.build_failed.v1"
 IMAGE_SCANNED = "io.mlplane.image.scanned.v1"
@@ -276,6 +277,24 @@ class ModelAliasChanged(EventPayload):
 
 
 @register_payload
+class ImageBuildStarted(EventPayload):
+    """The builder started building an image for a model version (each try announces itself).
+
+    Not in DESIGN.md's table: without it nothing could move a version to `building`,
+    the lifecycle's second stage.
+    """
+
+    event_type = IMAGE_BUILD_STARTED
+
+    team: DnsLabel
+    model: DnsLabel
+    version: VersionNumber
+    backend: BuildBackend
+    attempt: Count = Field(ge=1)
+    started_at: Timestamp
+
+
+@register_payload
 class ImageBuilt(EventPayload):
     """The builder pushed a serving image for a model version."""
 
@@ -404,6 +423,7 @@ PLATFORM_PAYLOADS: Mapping[str, type[EventPayload]] = MappingProxyType(
             CiRunCompleted,
             ModelVersionRegistered,
             ModelAliasChanged,
+            ImageBuildStarted,
             ImageBuilt,
             ImageBuildFailed,
             ImageScanned,

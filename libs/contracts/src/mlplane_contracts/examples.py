@@ -25,6 +25,7 @@ from mlplane_contracts.events import (
     Environment,
     FeatureDrift,
     ImageBuildFailed,
+    ImageBuildStarted,
     ImageBuilt,
     ImageLayer,
     ImageReference,
@@ -104,6 +105,14 @@ PAYLOADS: tuple[EventPayload, ...] = (
         previous_version=6,
         changed_by="user:ada@acme.io",
         changed_at=_AT,
+    ),
+    ImageBuildStarted(
+        team="risk",
+        model="fraud",
+        version=7,
+        backend=BuildBackend.OCI_APPEND,
+        attempt=1,
+        started_at=_AT,
     ),
     ImageBuilt(
         team="risk",

@@ -19,6 +19,7 @@ from mlplane_contracts.events import (
     DEPLOYMENT_STATUS_CHANGED,
     DRIFT_DETECTED,
     IMAGE_BUILD_FAILED,
+    IMAGE_BUILD_STARTED,
     IMAGE_BUILT,
     IMAGE_SCANNED,
     MODEL_ALIAS_CHANGED,
@@ -53,6 +54,7 @@ CONSUMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "registry": (
             CI_RUN_COMPLETED,
+            IMAGE_BUILD_STARTED,
             IMAGE_BUILT,
             IMAGE_BUILD_FAILED,
             IMAGE_SCANNED,
@@ -74,6 +76,7 @@ PRODUCED_BY: Mapping[str, str] = MappingProxyType(
         CI_RUN_COMPLETED: "gateway",
         MODEL_VERSION_REGISTERED: "registry",
         MODEL_ALIAS_CHANGED: "registry",
+        IMAGE_BUILD_STARTED: "builder",
         IMAGE_BUILT: "builder",
         IMAGE_BUILD_FAILED: "builder",
         IMAGE_SCANNED: "scanner",

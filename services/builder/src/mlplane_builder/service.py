@@ -76,7 +76,22 @@ class BuilderService:
         return again
 
     async def claim(self, owner: str, lease_s: float) -> Build | None:
-        return await self._store.claim(owner, lease_s)
+        """Claim the next due build for `owner` and announce the try (`image.build_started`)."""
+        build = await self._store.claim(owner, lease_s)
+        if build is not None:
+            request = build.request
+            self._uow.emit(
+                ev.ImageBuildStarted(
+                    team=request.team,
+                    model=request.model,
+                    version=request.version,
+                    backend=BACKEND,
+                    attempt=max(build.attempts, 1),
+                    started_at=build.started_at or datetime.now(UTC),
+                ),
+                subject=request.subject,
+            )
+        return build
 
     async def renew_lease(self, build: Build, owner: str, lease_s: float) -> bool:
         return await self._store.renew_lease(build.id, owner, lease_s)

@@ -85,7 +85,12 @@ async def run_until_finished(worker: BuildWorker, *, tries: int = 10) -> Build:
     raise AssertionError(f"no build finished in {tries} tries")
 
 
-async def outbox_events(uow_factory: UnitOfWorkFactory, tables: BuilderTables) -> Sequence[Any]:
+async def outbox_events(
+    uow_factory: UnitOfWorkFactory, tables: BuilderTables, *, with_starts: bool = False
+) -> Sequence[Any]:
+    """The events in the builder's outbox, in order; outcomes only unless `with_starts`
+    (each try also announces itself with `image.build_started`)."""
+    from mlplane_contracts import events as ev
     from mlplane_contracts.amqp import decode
 
     async with uow_factory() as uow:
@@ -95,4 +100,5 @@ async def outbox_events(uow_factory: UnitOfWorkFactory, tables: BuilderTables) -
                 outbox.c.position
             )
         )
-        return [decode(row.headers, row.body, row.content_type) for row in rows]
+        events = [decode(row.headers, row.body, row.content_type) for row in rows]
+    return [e for e in events if with_starts or e.type != ev.IMAGE_BUILD_STARTED]

@@ -9,6 +9,7 @@ from mlplane_builder import handlers
 from mlplane_builder.domain import BuildStatus, failures
 from mlplane_builder.service import BuilderService
 from mlplane_builder.store import BuilderTables, BuildFilter
+from mlplane_contracts import events as ev
 from mlplane_runtime.uow import UnitOfWorkFactory
 from sqlalchemy import func, select
 
@@ -105,7 +106,8 @@ class TestClaims:
             )
             await uow.commit()
         assert late is None
-        assert await outbox_types(uow_factory, tables) == []
+        # Only the two claims' announcements: the late outcome emitted nothing.
+        assert await outbox_types(uow_factory, tables) == [ev.IMAGE_BUILD_STARTED] * 2
 
     async def test_final_failure_emits_build_failed_with_the_reason(
         self, uow_factory: UnitOfWorkFactory, tables: BuilderTables, team: str
@@ -123,7 +125,8 @@ class TestClaims:
             events = await uow.commit()
         assert after is not None
         assert after.status is BuildStatus.FAILED
-        [event] = events
+        started, event = events
+        assert started.type == ev.IMAGE_BUILD_STARTED
         assert event.type == "io.mlplane.image.build_failed.v1"
         assert event.subject == f"models/{team}/fraud/versions/1"
         assert event.data.retryable is False  # type: ignore[union-attr]
@@ -145,7 +148,8 @@ class TestClaims:
                 max_attempts=3,
                 retry_delay_s=0.3,
             )
-            assert await uow.commit() == ()
+            # The try's start only: a retryable failure with tries left is not announced.
+            assert [e.type for e in await uow.commit()] == [ev.IMAGE_BUILD_STARTED]
         async with uow_factory() as uow:
             service = BuilderService(uow, tables)
             assert await service.claim("w", 60) is None

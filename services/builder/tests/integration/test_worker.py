@@ -46,6 +46,15 @@ async def test_a_build_whose_workers_keep_dying_is_given_up(
     assert isinstance(event.data, ev.ImageBuildFailed)
     assert "2 times" in event.data.reason
     assert event.data.retryable is False
+    # Each claim announced itself (what moves the registry's version to `building`), the
+    # third too: that worker found the tries used up and gave the build up.
+    starts = [
+        e.data
+        for e in await outbox_events(uow_factory, tables, with_starts=True)
+        if e.type == ev.IMAGE_BUILD_STARTED
+    ]
+    assert [start.attempt for start in starts] == [1, 2, 3]
+    assert {start.version for start in starts} == {event.data.version}
 
 
 async def test_a_build_over_its_time_limit_is_cut_off_and_retryable(

@@ -61,6 +61,12 @@ def event_handlers(tables: RegistryTables) -> Mapping[str, EventHandler]:
             create_model=True,
         )
 
+    async def on_image_build_started(event: CloudEvent, uow: UnitOfWork) -> None:
+        data = event.data
+        assert isinstance(data, ev.ImageBuildStarted)
+        fact = BuildFact(BuildStatus.BUILDING, _stamp(event, data.started_at))
+        await RegistryService(uow, tables).record_build(data.team, data.model, data.version, fact)
+
     async def on_image_built(event: CloudEvent, uow: UnitOfWork) -> None:
         data = event.data
         assert isinstance(data, ev.ImageBuilt)
@@ -109,6 +115,7 @@ def event_handlers(tables: RegistryTables) -> Mapping[str, EventHandler]:
     return {
         ev.CI_RUN_COMPLETED: on_ci_run_completed,
         ev.IMAGE_BUILT: on_image_built,
+        ev.IMAGE_BUILD_STARTED: on_image_build_started,
         ev.IMAGE_BUILD_FAILED: on_image_build_failed,
         ev.IMAGE_SCANNED: on_image_scanned,
         ev.DEPLOYMENT_STATUS_CHANGED: on_deployment_status_changed,

@@ -63,6 +63,18 @@ def ci_run(team: str, run_id: str = "42") -> CloudEvent:
     )
 
 
+def build_started(team: str, seconds: int = 5) -> CloudEvent:
+    data = ev.ImageBuildStarted(
+        team=team,
+        model="fraud",
+        version=1,
+        backend=ev.BuildBackend.OCI_APPEND,
+        attempt=1,
+        started_at=T0 + timedelta(seconds=seconds),
+    )
+    return event(data, "/mlplane/builder", 0)
+
+
 def built(team: str, seconds: int = 10) -> CloudEvent:
     data = ev.ImageBuilt(
         team=team,
@@ -142,6 +154,7 @@ async def count(database: Database, tables: RegistryTables, table: str) -> int:
 
 def lifecycle_events(team: str) -> list[CloudEvent]:
     return [
+        build_started(team, 5),
         built(team, 10),
         scanned(team, ev.ScanVerdict.PASSED, 20),
         deployment(team, ev.Environment.DEV, ev.DeploymentPhase.SYNCING, 30, 1),
@@ -212,6 +225,15 @@ class TestLifecycleEvents:
         assert version.lifecycle.deployed_environments == ("staging",)
         assert version.lifecycle.deployments["dev"].phase == "rolled_back"
         assert version.lifecycle.build.image == IMAGE.reference
+
+    async def test_a_build_start_moves_the_version_to_building(
+        self, deliver: Deliver, team: str, uow_factory: UnitOfWorkFactory, tables: RegistryTables
+    ) -> None:
+        await deliver(ci_run(team))
+        await deliver(build_started(team))
+        assert (await read_version(uow_factory, tables, team)).stage is VersionStage.BUILDING
+        await deliver(built(team))
+        assert (await read_version(uow_factory, tables, team)).stage is VersionStage.BUILT
 
     async def test_every_event_delivered_twice_gives_the_same_state(
         self,

@@ -118,6 +118,32 @@ class TestOutOfOrder:
         assert lc.stage is VersionStage.SCANNED
 
 
+class TestBuilding:
+    def test_a_build_start_moves_a_registered_version_to_building(self) -> None:
+        lc = apply(Lifecycle(), BuildFact(BuildStatus.BUILDING, at(5)))
+        assert lc.stage is VersionStage.BUILDING
+        assert apply(lc, BUILT).stage is VersionStage.BUILT
+
+    def test_a_start_after_the_result_is_stale_by_time(self) -> None:
+        lc = apply(Lifecycle(), BUILT)
+        assert apply_build(lc, BuildFact(BuildStatus.BUILDING, at(5))).stale
+
+    def test_rebuilding_the_scanned_image_changes_nothing(self) -> None:
+        # Builds are reproducible: a rebuild after the scan starts and gives the same image.
+        lc = apply(apply(Lifecycle(), BUILT), SCANNED)
+        started = apply_build(lc, BuildFact(BuildStatus.BUILDING, at(40)))
+        assert started.stale
+        again = apply_build(lc, BuildFact(BuildStatus.BUILT, at(41), BUILT.image))
+        assert again.stale
+        assert again.lifecycle.stage is VersionStage.SCANNED
+
+    def test_a_rebuild_giving_another_image_after_the_scan_is_refused(self) -> None:
+        lc = apply(apply(Lifecycle(), BUILT), SCANNED)
+        other = "reg/ml/fraud@sha256:" + "b" * 64
+        with pytest.raises(InvalidTransition, match="never rebuilt"):
+            apply_build(lc, BuildFact(BuildStatus.BUILT, at(41), other))
+
+
 class TestRefusedTransitions:
     def test_a_build_result_after_the_scan_is_refused(self) -> None:
         lc = apply(apply(Lifecycle(), BUILT), SCANNED)

@@ -198,6 +198,10 @@ def apply_build(lifecycle: Lifecycle, fact: BuildFact) -> Applied:
     if current is not None and fact.stamp <= current.stamp:
         return Applied(lifecycle, stale=True, reason=_older("build", fact.stamp, current.stamp))
     scan = lifecycle.scan
+    if scan is not None and fact.stamp > scan.stamp and _same_image_again(current, fact):
+        # Builds are reproducible: a rebuild that gives back the scanned image changes
+        # nothing the scan said.
+        return Applied(lifecycle, stale=True, reason="rebuilt the same image that was scanned")
     if scan is not None and fact.stamp > scan.stamp:
         raise InvalidTransition(
             f"cannot move to {fact.status.value}: the version was already scanned "
@@ -207,6 +211,15 @@ def apply_build(lifecycle: Lifecycle, fact: BuildFact) -> Applied:
             attempted=fact.status.value,
         )
     return Applied(replace(lifecycle, build=fact))
+
+
+def _same_image_again(current: BuildFact | None, fact: BuildFact) -> bool:
+    """Whether `fact` is a build start or a build of the image `current` already built."""
+    if current is None or current.status is not BuildStatus.BUILT or current.image is None:
+        return False
+    if fact.status is BuildStatus.BUILDING:
+        return True
+    return fact.status is BuildStatus.BUILT and fact.image == current.image
 
 
 def apply_scan(lifecycle: Lifecycle, fact: ScanFact) -> Applied:
