@@ -160,11 +160,11 @@ def routers(
     async def complete_upload(
         name: ModelName, upload_id: str, body: UploadComplete, team: Team
     ) -> ArtifactOut:
-        info = await artifacts.started().complete_upload(
-            upload_id, [(p.number, p.etag) for p in body.parts]
-        )
-        if not info.key.startswith(key_prefix(team, name)):
+        store = artifacts.started()
+        # Checked before completing: another team's upload must stay untouched.
+        if not (await store.upload_key(upload_id)).startswith(key_prefix(team, name)):
             raise UploadNotFound(f"model {name} of team {team} has no upload {upload_id!r}")
+        info = await store.complete_upload(upload_id, [(p.number, p.etag) for p in body.parts])
         return ArtifactOut(key=info.key, uri=info.uri, size_bytes=info.size, sha256=info.sha256)
 
     @router.get("/models/{name}/versions/{version}/download", response_model=None)

@@ -104,6 +104,29 @@ async def upload(
     sha256: str | None = None,
 ) -> httpx.Response:
     """CI's side of an upload: plan, PUT the parts, complete; the completion's response."""
+    upload_id, etags = await send_parts(http, parts_client, base, team, data, sha256)
+    return await complete(http, base, team, upload_id, etags)
+
+
+async def complete(
+    http: httpx.AsyncClient, base: str, team: str, upload_id: str, etags: list[dict[str, Any]]
+) -> httpx.Response:
+    return await http.post(
+        f"{base}/models/fraud/uploads/{upload_id}/complete",
+        json={"parts": etags},
+        headers={"X-Mlplane-Team": team},
+    )
+
+
+async def send_parts(
+    http: httpx.AsyncClient,
+    parts_client: httpx.AsyncClient,
+    base: str,
+    team: str,
+    data: bytes,
+    sha256: str | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Plan an upload and PUT its parts; its id and the parts' ETags."""
     head = {"X-Mlplane-Team": team}
     declared = sha256 or hashlib.sha256(data).hexdigest()
     planned = await http.post(
@@ -123,11 +146,25 @@ async def upload(
         assert put.status_code == 200, put.text
         etags.append({"number": part["number"], "etag": put.headers["ETag"]})
     assert offset == len(data)
-    return await http.post(
-        f"{base}/models/fraud/uploads/{plan['upload_id']}/complete",
-        json={"parts": etags},
-        headers=head,
-    )
+    return str(plan["upload_id"]), etags
+
+
+async def assert_only_the_owner_completes(
+    http: httpx.AsyncClient, parts_client: httpx.AsyncClient, base: str, team: str
+) -> None:
+    data = payload(PART + 11)
+    upload_id, etags = await send_parts(http, parts_client, base, team, data)
+    # Wrong ETags: the store would refuse them naming the upload's key, if it were asked.
+    bogus = [{"number": e["number"], "etag": '"' + "0" * 32 + '"'} for e in etags]
+    for parts in (bogus, etags):
+        stolen = await complete(http, base, f"{team}-other", upload_id, parts)
+        assert stolen.status_code == 404, stolen.text
+        assert stolen.headers["content-type"].startswith("application/problem+json")
+        assert f"teams/{team}/" not in stolen.text
+    # The other team's attempt left the upload as it was: its owner completes it.
+    owned = await complete(http, base, team, upload_id, etags)
+    assert owned.status_code == 200, owned.text
+    assert owned.json()["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 async def upload_register_download(
@@ -204,6 +241,13 @@ class TestOnS3:
         async with httpx.AsyncClient(timeout=60) as storage:
             await assert_wrong_sha256_refused(http, storage, base, team)
 
+    async def test_another_team_cannot_complete_an_upload(
+        self, s3_registry: tuple[httpx.AsyncClient, str], team: str
+    ) -> None:
+        http, base = s3_registry
+        async with httpx.AsyncClient(timeout=60) as storage:
+            await assert_only_the_owner_completes(http, storage, base, team)
+
 
 class TestOnLocalDisk:
     async def test_upload_complete_register_download(
@@ -218,3 +262,9 @@ class TestOnLocalDisk:
     ) -> None:
         http, base = local_registry
         await assert_wrong_sha256_refused(http, http, base, team)
+
+    async def test_another_team_cannot_complete_an_upload(
+        self, local_registry: tuple[httpx.AsyncClient, str], team: str
+    ) -> None:
+        http, base = local_registry
+        await assert_only_the_owner_completes(http, http, base, team)

@@ -255,6 +255,10 @@ class LocalDiskArtifactStore:
             raise ArtifactMismatch(key, "sha256", digest, actual_sha256)
         return ArtifactInfo(key=key, uri=self.uri(key), size=size, sha256=digest)
 
+    async def upload_key(self, upload_id: str) -> str:
+        manifest = await asyncio.to_thread(self._read_manifest, upload_id)
+        return str(manifest["key"])
+
     async def abort_upload(self, upload: UploadPlan | str) -> None:
         upload_id = upload.upload_id if isinstance(upload, UploadPlan) else upload
         if _UPLOAD_ID.match(upload_id):

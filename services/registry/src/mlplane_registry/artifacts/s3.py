@@ -294,6 +294,10 @@ class S3ArtifactStore:
                 raise ArtifactMismatch(key, "sha256", declared_sha256, actual_sha256)
         return ArtifactInfo(key=key, uri=self.uri(key), size=actual_size, sha256=actual_sha256)
 
+    async def upload_key(self, upload_id: str) -> str:
+        key, _ = _decode_upload_id(upload_id)
+        return key
+
     async def abort_upload(self, upload: UploadPlan | str) -> None:
         upload_id = upload.upload_id if isinstance(upload, UploadPlan) else upload
         key, s3_upload_id = _decode_upload_id(upload_id)

@@ -101,6 +101,11 @@ class ArtifactStore(Protocol):
         """
         ...
 
+    async def upload_key(self, upload_id: str) -> str:
+        """The key an upload writes to, without touching the upload (to check who owns
+        it before completing). Raises `UploadNotFound` for an unknown upload id."""
+        ...
+
     async def abort_upload(self, upload: UploadPlan | str) -> None:
         """Drop an unfinished upload and its parts; unknown ids are ignored."""
         ...
