@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from mlplane_contracts.types import DNS_LABEL_PATTERN
+from mlplane_runtime.caller import service_caller
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -45,6 +46,8 @@ def routers(
 ) -> Sequence[APIRouter]:
     """The builder's routes on `tables`; `wake` tells idle workers a build is pending."""
     router = APIRouter(tags=["builder"])
+    # The gateway's signed identity when a key is configured, else the header.
+    Team = Annotated[str, Depends(service_caller("builder").team)]
 
     async def unit_of_work() -> AsyncIterator[UnitOfWork]:
         async with uow_factory() as uow:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from mlplane_contracts.types import DNS_LABEL_PATTERN
+from mlplane_runtime.caller import service_caller
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -72,11 +73,10 @@ def routers(
     # GET routes: statements autocommit, so a read costs no BEGIN/ROLLBACK round trips.
     Reads = Annotated[UnitOfWork, Depends(reading_unit_of_work)]
 
-    # Async, as every dependency here: FastAPI runs a plain `def` one in a worker thread.
-    async def principal_of(principal: Principal = ANONYMOUS) -> str:
-        return principal
-
-    Who = Annotated[str, Depends(principal_of)]
+    # The gateway's signed identity when a key is configured, else the headers.
+    caller = service_caller("registry")
+    Team = Annotated[str, Depends(caller.team)]
+    Who = Annotated[str, Depends(caller.principal)]
 
     # -- models -----------------------------------------------------------------------
 

@@ -26,11 +26,12 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import RedirectResponse
+from mlplane_runtime.caller import service_caller
 from mlplane_runtime.errors import Unavailable
 from mlplane_runtime.service import ServiceContext
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
-from mlplane_registry.api import ModelName, Team, VersionNumber
+from mlplane_registry.api import ModelName, VersionNumber
 from mlplane_registry.artifacts import ArtifactNotFound, ArtifactStore, UploadNotFound
 from mlplane_registry.artifacts.local_disk import LocalDiskArtifactStore
 from mlplane_registry.artifacts.local_http import build_router
@@ -127,6 +128,7 @@ def routers(
     """The upload and download routes, and the local-disk URLs when that store is used."""
     router = APIRouter(tags=["artifacts"])
     settings = artifacts.settings
+    Team = Annotated[str, Depends(service_caller("registry").team)]
 
     async def unit_of_work() -> AsyncIterator[UnitOfWork]:
         async with uow_factory() as uow:

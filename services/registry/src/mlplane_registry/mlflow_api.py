@@ -24,11 +24,12 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from mlplane_contracts.types import DnsLabel
+from mlplane_runtime.caller import service_caller
 from mlplane_runtime.errors import MlplaneError
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 from pydantic import ValidationError
@@ -36,7 +37,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplane_registry import mlflow_mapping as m
 from mlplane_registry import mlflow_schemas as s
-from mlplane_registry.api import ANONYMOUS, PRINCIPAL_HEADER, TEAM_HEADER
 from mlplane_registry.domain import AliasNotFound, ModelVersion
 from mlplane_registry.service import RegistryService
 from mlplane_registry.settings import RegistrySettings
@@ -111,20 +111,14 @@ def routers(
 
     Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 
-    async def team_of(
-        team: Annotated[
-            DnsLabel | None, Header(alias=TEAM_HEADER, description="else the default team")
-        ] = None,
-    ) -> str:
+    # The gateway's signed identity when a key is configured, else the headers.
+    caller = service_caller("registry")
+
+    async def team_of(team: Annotated[str | None, Depends(caller.optional_team)]) -> str:
         return team or config.default_team
 
-    async def principal_of(
-        principal: Annotated[str | None, Header(alias=PRINCIPAL_HEADER, max_length=256)] = None,
-    ) -> str:
-        return principal or ANONYMOUS
-
     Team = Annotated[str, Depends(team_of)]
-    Who = Annotated[str, Depends(principal_of)]
+    Who = Annotated[str, Depends(caller.principal)]
 
     async def all_versions(service: RegistryService, team: str, name: str) -> list[ModelVersion]:
         found: list[ModelVersion] = []

@@ -19,6 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from mlplane_contracts.events import Environment
 from mlplane_contracts.types import DIGEST_PATTERN, DNS_LABEL_PATTERN
+from mlplane_runtime.caller import service_caller
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
 from mlplane_scanner.domain.errors import InvalidVex
@@ -68,10 +69,10 @@ def routers(
 
     Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 
-    def principal_of(principal: Principal = ANONYMOUS) -> str:
-        return principal
-
-    Who = Annotated[str, Depends(principal_of)]
+    # The gateway's signed identity when a key is configured, else the headers.
+    caller = service_caller("scanner")
+    Team = Annotated[str, Depends(caller.team)]
+    Who = Annotated[str, Depends(caller.principal)]
 
     def answer(policy_out: PolicyOut, response: Response, etag: str) -> PolicyOut:
         response.headers["ETag"] = etag
