@@ -20,11 +20,14 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi import FastAPI
 from mlplane_contracts.amqp import decode
 from mlplane_contracts.envelope import CloudEvent
+from mlplane_contracts.examples import example_event
 from mlplane_gateway.main import MIGRATIONS, Gateway
 from mlplane_gateway.settings import GatewaySettings
 from mlplane_gateway.store import GatewayTables, define_tables
+from mlplane_gateway.subscriptions.store import SubscriptionStore
 from mlplane_runtime.app import create_service_app
 from mlplane_runtime.db import Database, create_database
 from mlplane_runtime.migrations import upgrade_to_head
@@ -35,6 +38,9 @@ DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 REDIS_URL = os.environ.get("MLPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET_KEY = "test-gateway-secret-key-0123456789abcdef"
 BOOTSTRAP_KEY = "test-bootstrap-admin-key-0123456789abcdef"
+LOCAL_SINK = "http://127.0.0.1:9/hook"
+"""A sink on loopback (allowlisted in test settings); nothing listens on the discard port."""
+ALIAS_CHANGED = "io.mlplane.model.alias.changed.v1"
 ISSUER = "https://idp.test/realms/mlplane"
 AUDIENCE = "mlplane-gateway"
 
@@ -135,6 +141,7 @@ def settings_for(
             "oidc_issuer": ISSUER,
             "oidc_audience": AUDIENCE,
             "oidc_jwks_json": json.dumps({"keys": [rsa_key.jwk(), ec_key.jwk()]}),
+            "sink_allowlist": ["127.0.0.0/8"],
         }
         values.update(overrides)
         return GatewaySettings(**values)
@@ -145,8 +152,11 @@ def settings_for(
 class Harness:
     """A gateway app on the test's schema, with helpers to set up principals."""
 
-    def __init__(self, client: httpx.AsyncClient, gateway: Gateway, database: Database) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, gateway: Gateway, database: Database, app: FastAPI
+    ) -> None:
         self.client = client
+        self.app = app
         self.gateway = gateway
         self.database = database
         self.tables = gateway.tables
@@ -184,6 +194,43 @@ class Harness:
         assert response.status_code == 200, response.text
         return str(response.json()["secret"])
 
+    async def subscription(self, team: str, sink: str = LOCAL_SINK) -> dict[str, Any]:
+        """A new subscription of `team` (the answer, `secret` included), made by the operator."""
+        response = await self.client.post(
+            "/v1/subscriptions", json={"sink": sink, "team": team}, headers=self.operator
+        )
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def record_event(self, team: str, event_type: str = ALIAS_CHANGED) -> CloudEvent:
+        """An event of `team` recorded as the gateway's consumer records it (fresh id)."""
+        event = example_event(event_type)
+        data = event.data.model_copy(update={"team": team})
+        event = event.model_copy(update={"id": str(uuid4()), "data": data})
+        async with self.database.sessions() as session:
+            await SubscriptionStore(session, self.tables.subscriptions).record_event(event)
+            await session.commit()
+        return event
+
+    async def dead_letter(self, team: str, subscription_id: str) -> int:
+        """The id of a dead letter made in `subscription_id` (an event recorded, given up)."""
+        event = await self.record_event(team)
+        schema = self.tables.metadata.schema
+        async with self.database.sessions() as session:
+            delivery_id = (
+                await session.execute(
+                    text(
+                        f"UPDATE \"{schema}\".subscription_deliveries SET status = 'dead',"
+                        " attempt = 3, last_error = 'gave up'"
+                        " WHERE subscription_id = :s AND event_id = :e RETURNING id"
+                    ),
+                    {"s": subscription_id, "e": event.id},
+                )
+            ).scalar_one()
+            await session.commit()
+        return int(delivery_id)
+
     async def outbox(self) -> list[CloudEvent]:
         """The events written to the outbox (no relay runs in these tests), in order."""
         schema = self.tables.metadata.schema
@@ -211,7 +258,7 @@ async def harness_for(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
         )
         built.append((client, gateway))
-        return Harness(client, gateway, gateway_database)
+        return Harness(client, gateway, gateway_database, app)
 
     try:
         yield make

@@ -93,8 +93,19 @@ class Gatekeeper:
     async def admit(self, token: str | None, scope: Scope) -> Principal:
         """The caller, allowed `scope`. Raises Unauthenticated (401), RateLimited
         (429), RateLimiterUnavailable (503) or Forbidden (403)."""
+        principal = await self.enter(token)
+        self.check_scope(principal, scope)
+        return principal
+
+    async def enter(self, token: str | None) -> Principal:
+        """The caller, authenticated and rate-limited (scope not checked). Raises
+        Unauthenticated (401), RateLimited (429) or RateLimiterUnavailable (503)."""
         principal = await self.authenticator.principal(token)
         await self.limiter.take(principal)
+        return principal
+
+    @staticmethod
+    def check_scope(principal: Principal, scope: Scope) -> None:
+        """Raises Forbidden (403) naming `scope` unless `principal` holds it."""
         if not principal.has(scope):
             raise Forbidden(f"this credential lacks the {scope.value} scope", scope=scope.value)
-        return principal

@@ -1,24 +1,36 @@
 """The gateway as a plug-in of the mlplane platform: `plugin` is its entry point.
 
-`Gateway` is the composition root: settings in, routers and the clients they use
-(Redis, the JWKS fetcher) out; tests build the same one. The gateway's routes are
-mounted at the root (`/v1/...`), the public face of the platform.
+`Gateway` is the composition root: settings in, routers, the event handlers and
+the clients they use (Redis, the JWKS fetcher, the services' and the sinks' HTTP
+clients, the delivery dispatcher) out; tests build the same one. The gateway's
+routes are mounted at the root (`/v1/...`), the public face of the platform.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 
+import httpx
 from fastapi import APIRouter
-from mlplane_runtime.service import ServiceContext, ServicePlugin
+from mlplane_contracts.topology import CONSUMES
+from mlplane_runtime.consumer import EventHandler
+from mlplane_runtime.service import ENTRY_POINT_GROUP, ServiceContext, ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
 from mlplane_runtime.uow import UnitOfWorkFactory
 
-from mlplane_gateway import ingress_api, keys_api
+from mlplane_gateway import ingress_api, keys_api, subscriptions_api
 from mlplane_gateway.authentication import Authenticator, Gatekeeper
+from mlplane_gateway.domain.principals import Scope
 from mlplane_gateway.domain.token_bucket import BucketLimit
+from mlplane_gateway.facade.identity import IdentitySigner
+from mlplane_gateway.facade.routes import facade_router
+from mlplane_gateway.facade.upstreams import Upstreams
+from mlplane_gateway.http_errors import GatewayRoute
 from mlplane_gateway.oidc import OidcVerifier, signing_keys
 from mlplane_gateway.rate_limits import (
     InProcessRateLimiter,
@@ -27,10 +39,28 @@ from mlplane_gateway.rate_limits import (
     RedisRateLimiter,
 )
 from mlplane_gateway.security import Guard
-from mlplane_gateway.settings import GatewaySettings, load_settings
+from mlplane_gateway.settings import GatewaySettings, load_settings, platform_url
 from mlplane_gateway.store import SCHEMA, GatewayTables, define_tables
+from mlplane_gateway.subscriptions.delivery import USER_AGENT, Dispatcher
+from mlplane_gateway.subscriptions.sinks import SinkChecker
+from mlplane_gateway.subscriptions.store import (
+    PostgresDeliveries,
+    PostgresEventSource,
+    subscription_event_handler,
+)
+from mlplane_gateway.subscriptions.stream import stream_router
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+SUBSCRIBED_TYPES = CONSUMES["gateway"]
+"""What subscribers and the stream can see: the types the gateway's queue is bound to."""
+_STOP_S = 30.0
+
+_log = logging.getLogger("mlplane.gateway")
+
+
+def installed_services() -> frozenset[str]:
+    """Names of the services installed here (entry points read, not loaded)."""
+    return frozenset(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
 
 
 class Gateway:
@@ -42,8 +72,14 @@ class Gateway:
         tables: GatewayTables,
         uow_factory: UnitOfWorkFactory,
         runtime: RuntimeSettings | None = None,
+        *,
+        installed: frozenset[str] = frozenset(),
     ) -> None:
-        """Raises ValueError for an inline JWKS that cannot be used."""
+        """`runtime` is the hosting platform's settings: services in `installed` that
+        have no URL set are reached at the platform's own address.
+
+        Raises ValueError for an inline JWKS or an upstream URL that cannot be used.
+        """
         self.settings = settings
         self.tables = tables
         self.uow_factory = uow_factory
@@ -61,17 +97,94 @@ class Gateway:
             oidc=self.oidc,
         )
         self.guard = Guard(Gatekeeper(self.authenticator, self.limiter))
+        self.upstreams = Upstreams.build(
+            settings.upstream_urls(platform_url(runtime), installed), settings.upstream_limits()
+        )
+        self.signer = IdentitySigner(
+            settings.identity_key(), lifetime_s=settings.identity_lifetime_s
+        )
+        self.sink_checker = SinkChecker(settings.allowlist())
+        self.events = PostgresEventSource(
+            uow_factory.database, tables.subscriptions, poll_s=settings.delivery_poll_s
+        )
+        self._sink_client = httpx.AsyncClient(
+            # A redirect would reach a URL the sink check never saw.
+            follow_redirects=False,
+            trust_env=False,
+            headers={"User-Agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=settings.delivery_concurrency),
+        )
+        self.dispatcher = Dispatcher(
+            PostgresDeliveries(uow_factory.database, tables.subscriptions),
+            self._sink_client,
+            check_sink=self.sink_checker,
+            schedule=settings.retry_schedule(),
+            concurrency=settings.delivery_concurrency,
+            timeout_s=settings.delivery_timeout_s,
+            lease_s=max(60.0, settings.delivery_timeout_s * 3),
+            poll_s=settings.delivery_poll_s,
+        )
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._dispatching: asyncio.Task[None] | None = None
 
     def routers(self) -> Sequence[APIRouter]:
         pepper = self.settings.pepper()
+        guard = self.guard
         return [
-            keys_api.router(self.tables, self.uow_factory, self.guard, pepper),
+            keys_api.router(self.tables, self.uow_factory, guard, pepper),
             ingress_api.router(
-                self.tables, self.uow_factory, self.guard, pepper, self.settings.max_body_bytes
+                self.tables, self.uow_factory, guard, pepper, self.settings.max_body_bytes
+            ),
+            subscriptions_api.router(
+                self.tables.subscriptions,
+                self.uow_factory,
+                guard,
+                self.sink_checker,
+                wake_dispatcher=self._wake.set,
+            ),
+            stream_router(
+                self.events,
+                guard.authenticated(),
+                guard.require_scope,
+                keepalive_s=self.settings.stream_keepalive_s,
+                route_class=GatewayRoute,
+                openapi_extra=guard.doc(Scope.EVENTS_SUBSCRIBE),
+            ),
+            facade_router(
+                self.upstreams,
+                authenticate=guard.authenticated(),
+                require_scope=guard.require_scope,
+                signer=self.signer,
             ),
         ]
 
+    def handlers(self) -> Mapping[str, EventHandler]:
+        """Every consumed event is recorded for subscriptions and the stream."""
+        handler = subscription_event_handler(self.tables.subscriptions, self._event_recorded)
+        return {event_type: handler for event_type in SUBSCRIBED_TYPES}
+
+    def _event_recorded(self) -> None:
+        self.events.changed()
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start delivering to subscribers (on the running event loop)."""
+        if self._dispatching is None:
+            self._stop.clear()
+            self._dispatching = asyncio.create_task(self.dispatcher.run(self._stop, self._wake))
+
     async def aclose(self) -> None:
+        """Stop the dispatcher (deliveries in flight get their timeout), close every client."""
+        dispatching, self._dispatching = self._dispatching, None
+        if dispatching is not None:
+            self._stop.set()
+            try:
+                await asyncio.wait_for(dispatching, _STOP_S)
+            except Exception:
+                _log.exception("the delivery dispatcher did not stop cleanly")
+        await self._sink_client.aclose()
+        await self.upstreams.aclose()
         await self.limiter.aclose()
         if self.oidc is not None:
             await self.oidc.keys.aclose()
@@ -131,16 +244,23 @@ def make_plugin(name: str = "gateway", schema: str = SCHEMA) -> ServicePlugin:
         found = hosted.get(id(context))
         if found is None:
             found = hosted[id(context)] = Gateway(
-                load_settings(), tables, context.uow_factory, context.settings
+                load_settings(),
+                tables,
+                context.uow_factory,
+                context.settings,
+                installed=installed_services(),
             )
         return found
 
     def routers(context: ServiceContext) -> Sequence[APIRouter]:
         return gateway_of(context).routers()
 
+    def handlers(context: ServiceContext) -> Mapping[str, EventHandler]:
+        return gateway_of(context).handlers()
+
     @asynccontextmanager
     async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
-        gateway_of(context)  # settings fail the start here, not on the first request
+        gateway_of(context).start()
         try:
             yield
         finally:
@@ -153,6 +273,7 @@ def make_plugin(name: str = "gateway", schema: str = SCHEMA) -> ServicePlugin:
         schema=schema,
         metadata=tables.metadata,
         migrations=MIGRATIONS,
+        handlers=handlers,
         routers=routers,
         lifespan=lifespan,
         url_prefix="",

@@ -53,3 +53,23 @@ class Guard:
 
         self._dependencies[scope] = admitted
         return admitted
+
+    def authenticated(self) -> Callable[..., Awaitable[Principal]]:
+        """The dependency giving the authenticated, rate-limited caller, scope not yet
+        checked: for routes whose scope depends on the request (the facade); they call
+        `require_scope` once they know it."""
+        gatekeeper = self.gatekeeper
+
+        async def authenticated(bearer: Bearer, api_key: ApiKeyHeader) -> Principal:
+            token = bearer.credentials if bearer is not None else api_key
+            return await gatekeeper.enter(token)
+
+        return authenticated
+
+    @staticmethod
+    def require_scope(caller: object, scope: str) -> None:
+        """Raises Forbidden (403) unless `caller` (a Principal `authenticated` gave)
+        holds `scope` (a Scope's value)."""
+        if not isinstance(caller, Principal):
+            raise TypeError(f"not an authenticated principal: {type(caller).__name__}")
+        Gatekeeper.check_scope(caller, Scope(scope))

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Literal
 
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.settings import PLACEHOLDER_SECRETS, RuntimeSettings
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlplane_gateway.facade.upstreams import UpstreamLimits
+from mlplane_gateway.subscriptions.domain import IpNetwork, RetrySchedule, parse_allowlist
 
 DEV_SECRET_KEY = "mlplane-dev-only-gateway-secret-key-do-not-use-in-prod"  # noqa: S105
 """Used when `env` is dev and no secret key is set: keys survive restarts of `make run`."""
 MIN_SECRET_LENGTH = 32
+FACADE_SERVICES = ("registry", "scanner", "deployer", "drift")
 
 
 class GatewaySettings(BaseSettings):
@@ -66,11 +80,53 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest webhook or CloudEvents body accepted (413 above)."""
 
+    # -- REST facade ----------------------------------------------------------------------
+    registry_url: AnyHttpUrl | None = None
+    """The registry's base URL, mount included (`http://registry:8080/registry`). Unset:
+    this platform's own address when the registry is installed here, else not served."""
+    scanner_url: AnyHttpUrl | None = None
+    deployer_url: AnyHttpUrl | None = None
+    drift_url: AnyHttpUrl | None = None
+    identity_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLPLANE_GATEWAY_IDENTITY_SECRET", "MLPLANE_IDENTITY_SECRET"),
+    )
+    """Signs the identity forwarded to services (each verifies with a key derived from it).
+    Unset: `MLPLANE_IDENTITY_SECRET` (shared with services of the same platform), else
+    derived from the secret key."""
+    identity_lifetime_s: int = Field(default=30, ge=1, le=60)
+    upstream_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    upstream_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    upstream_retries: int = Field(default=2, ge=0, le=5)
+    """Tries after the first, for GET/HEAD and requests carrying an Idempotency-Key."""
+    upstream_breaker_failures: int = Field(default=5, ge=1)
+    upstream_breaker_cool_down_s: float = Field(default=30.0, gt=0)
+    upstream_max_connections: int = Field(default=100, ge=1)
+    upstream_max_keepalive: int = Field(default=20, ge=1)
+
+    # -- subscriptions --------------------------------------------------------------------
+    sink_allowlist: list[str] = Field(default_factory=list)
+    """CIDRs (JSON list) that sinks may resolve to although private or loopback."""
+    delivery_max_attempts: int = Field(default=8, ge=1, le=50)
+    """Tries of one delivery before it is dead-lettered."""
+    delivery_base_delay_s: float = Field(default=5.0, gt=0)
+    delivery_max_delay_s: float = Field(default=3600.0, gt=0)
+    delivery_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    delivery_concurrency: int = Field(default=16, ge=1, le=512)
+    delivery_poll_s: float = Field(default=1.0, gt=0, le=60)
+    stream_keepalive_s: float = Field(default=15.0, gt=0, le=300)
+
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("sink_allowlist")
+    @classmethod
+    def _allowlist(cls, value: list[str]) -> list[str]:
+        parse_allowlist(value)  # ValueError naming the bad CIDR
         return value
 
     @model_validator(mode="after")
@@ -81,6 +137,12 @@ class GatewaySettings(BaseSettings):
             _check_secret("MLPLANE_GATEWAY_SECRET_KEY", self.secret_key)
         if self.bootstrap_admin_key is not None:
             _check_secret("MLPLANE_GATEWAY_BOOTSTRAP_ADMIN_KEY", self.bootstrap_admin_key)
+        if self.identity_secret is not None:
+            _check_secret("MLPLANE_GATEWAY_IDENTITY_SECRET", self.identity_secret)
+        if self.delivery_base_delay_s > self.delivery_max_delay_s:
+            raise ValueError(
+                "MLPLANE_GATEWAY_DELIVERY_BASE_DELAY_S must not exceed ..._DELIVERY_MAX_DELAY_S"
+            )
         oidc = (self.oidc_issuer, self.oidc_audience)
         if any(v is not None for v in oidc) or self.oidc_jwks_url or self.oidc_jwks_json:
             if None in oidc:
@@ -104,6 +166,65 @@ class GatewaySettings(BaseSettings):
 
     def effective_redis_url(self, runtime: RuntimeSettings | None) -> str | None:
         return self.redis_url or (runtime.redis_url if runtime is not None else None)
+
+    def identity_key(self) -> bytes:
+        """The secret forwarded identities are signed from (see `identity_secret`)."""
+        if self.identity_secret is not None:
+            return self.identity_secret.get_secret_value().encode()
+        # A key of its own, so a forwarded identity never reveals anything about the pepper.
+        return hmac.new(self.pepper(), b"mlplane-gateway-identity", hashlib.sha256).digest()
+
+    def upstream_urls(self, platform_url: str | None, installed: frozenset[str]) -> dict[str, str]:
+        """Service name → base URL for the facade.
+
+        A service with no URL set is reached at `platform_url`/<service> when it is
+        `installed` in this process's platform (the one-process `make run`);
+        otherwise it is not configured and its routes answer 503.
+        """
+        urls: dict[str, str] = {}
+        for service in FACADE_SERVICES:
+            configured = getattr(self, f"{service}_url")
+            if configured is not None:
+                urls[service] = str(configured).rstrip("/")
+            elif platform_url is not None and service in installed:
+                urls[service] = f"{platform_url}/{service}"
+        return urls
+
+    def upstream_limits(self) -> UpstreamLimits:
+        return UpstreamLimits(
+            timeout_s=self.upstream_timeout_s,
+            connect_timeout_s=self.upstream_connect_timeout_s,
+            retries=self.upstream_retries,
+            failure_threshold=self.upstream_breaker_failures,
+            cool_down_s=self.upstream_breaker_cool_down_s,
+            max_connections=self.upstream_max_connections,
+            max_keepalive_connections=self.upstream_max_keepalive,
+        )
+
+    def retry_schedule(self) -> RetrySchedule:
+        return RetrySchedule(
+            max_attempts=self.delivery_max_attempts,
+            base_delay_s=self.delivery_base_delay_s,
+            max_delay_s=self.delivery_max_delay_s,
+        )
+
+    def allowlist(self) -> tuple[IpNetwork, ...]:
+        return parse_allowlist(self.sink_allowlist)
+
+
+def platform_url(runtime: RuntimeSettings | None) -> str | None:
+    """The address this process's platform serves on, as a client reaches it from here."""
+    if runtime is None:
+        return None
+    host = runtime.http_host
+    # A wildcard bind is reached on loopback from the same machine.
+    if host in ("0.0.0.0", ""):  # noqa: S104
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{runtime.http_port}"
 
 
 def _check_secret(name: str, value: SecretStr) -> None:

@@ -136,6 +136,13 @@ async def test_paths_that_climb_out_of_the_service_are_refused(
     assert len(registry.seen.headers) == before
 
 
-async def test_a_service_not_configured_has_no_route(client: httpx.AsyncClient) -> None:
+async def test_a_service_not_configured_answers_503_once_the_caller_is_admitted(
+    client: httpx.AsyncClient,
+) -> None:
     answer = await client.get("/v1/scanner/policies", headers=READER)
-    assert answer.status_code == 404
+    anonymous = await client.get("/v1/scanner/policies")
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"].endswith("/service-not-configured")
+    assert answer.json()["service"] == "scanner"
+    assert anonymous.status_code == 401

@@ -4,7 +4,9 @@ The app runs in process (schemathesis' ASGI transport, on its own event-loop
 thread), on the real PostgreSQL; its database engine opens a connection per use
 (NullPool), so nothing bound to that thread's loop outlives a request. Calls carry
 the operator key, so generated input reaches the handlers rather than stopping at
-authentication (the auth matrix covers that door).
+authentication (the auth matrix covers that door). Every documented route is
+fuzzed but the endless SSE stream; the facade's routes are not in the document
+(each service documents its own API).
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def gateway_app(
     return _app(settings, tables, _database(database_url))
 
 
-@schema.include(path_regex="^/v1/").parametrize()
+# The SSE stream never ends when it is admitted: its answers are checked in its own tests.
+@schema.include(path_regex="^/v1/").exclude(path="/v1/events/stream").parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,

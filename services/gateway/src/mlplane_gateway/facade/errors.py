@@ -18,6 +18,7 @@ UPSTREAM_TIMEOUT: Final = f"{PROBLEM_BASE_URI}/upstream-timeout"
 UPSTREAM_UNAVAILABLE: Final = f"{PROBLEM_BASE_URI}/upstream-unavailable"
 UPSTREAM_ERROR: Final = f"{PROBLEM_BASE_URI}/upstream-error"
 INVALID_PATH: Final = f"{PROBLEM_BASE_URI}/invalid-path"
+SERVICE_NOT_CONFIGURED: Final = f"{PROBLEM_BASE_URI}/service-not-configured"
 
 # MLflow's error codes (mlflow/protos/databricks.proto) for the statuses we answer.
 _MLFLOW_CODES: Final = {

@@ -1,9 +1,12 @@
 """The facade's routes: `/v1/<service>/...` and MLflow's `/api/2.0/mlflow/...`.
 
 `/v1/registry/<path>` goes to the registry's base URL + `/<path>`, and so on for
-`scanner`, `deployer` and `drift` (a service missing from the upstreams gets no
-route). `/api/2.0/mlflow/<path>` (and `/ajax-api/2.0/mlflow/<path>`) goes to the
-registry's `/api/2.0/mlflow/<path>`, with errors MLflow's client can read.
+`scanner`, `deployer` and `drift`. A service missing from the upstreams answers
+503 "service not configured" to an authenticated caller (the route exists, the
+service is not reachable from this gateway). `/api/2.0/mlflow/<path>` (and
+`/ajax-api/2.0/mlflow/<path>`) goes to the registry's `/api/2.0/mlflow/<path>`,
+with errors MLflow's client can read. Every error, the gateway's own included
+(401 with `WWW-Authenticate`, 429 with `Retry-After`), is problem+json.
 
 Scopes: reads (GET, HEAD, and MLflow's read-only POSTs) need `models:read`;
 writes need `models:write`, except the deployer's, which need `deploy:write`,
@@ -22,7 +25,12 @@ from mlplane_runtime.errors import MlplaneError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from mlplane_gateway.facade.errors import ErrorRenderer, render_mlflow_problem, render_problem
+from mlplane_gateway.facade.errors import (
+    SERVICE_NOT_CONFIGURED,
+    ErrorRenderer,
+    render_mlflow_problem,
+    render_problem,
+)
 from mlplane_gateway.facade.identity import Caller, IdentitySigner
 from mlplane_gateway.facade.proxy import forward
 from mlplane_gateway.facade.upstreams import Upstream, Upstreams
@@ -38,6 +46,7 @@ METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _READ_METHODS: Final = frozenset({"GET", "HEAD"})
 # MLflow reads that its client sends as POST.
 _MLFLOW_READ_POSTS: Final = frozenset({"registered-models/get-latest-versions"})
+
 
 Authenticate = Callable[..., Awaitable[Caller]]
 """A FastAPI dependency answering the authenticated caller (or raising 401/429)."""
@@ -92,33 +101,61 @@ def facade_router(
 
         return call
 
+    def not_configured(service: str, render: ErrorRenderer) -> Callable[..., Awaitable[Response]]:
+        async def call(request: Request, path: str, caller: CallerDep) -> Response:
+            checked = require_scope(caller, required_scope(service, request.method, path))
+            if inspect.isawaitable(checked):
+                await checked
+            return render(
+                503,
+                title="Service not configured",
+                detail=f"the {service} service is not configured on this gateway",
+                problem_type=SERVICE_NOT_CONFIGURED,
+                instance=request.url.path,
+                extensions={"service": service},
+            )
+
+        return call
+
     for service in FACADE_SERVICES:
         upstream = upstreams.get(service)
-        if upstream is None:
-            continue
         base = f"/v1/{service}"
         router.add_api_route(
             base + "/{path:path}",
-            endpoint(upstream, service, base, "", render_problem),
+            (
+                not_configured(service, render_problem)
+                if upstream is None
+                else endpoint(upstream, service, base, "", render_problem)
+            ),
             methods=METHODS,
             include_in_schema=False,
+            route_class_override=ProblemRoute,
         )
 
     registry = upstreams.get("registry")
-    if registry is not None:
-        for prefix in MLFLOW_PREFIXES:
-            router.add_api_route(
-                prefix + "/{path:path}",
-                endpoint(registry, "mlflow", "", prefix.lstrip("/") + "/", render_mlflow_problem),
-                methods=METHODS,
-                include_in_schema=False,
-                route_class_override=MlflowErrorsRoute,
-            )
+    for prefix in MLFLOW_PREFIXES:
+        router.add_api_route(
+            prefix + "/{path:path}",
+            (
+                not_configured("registry", render_mlflow_problem)
+                if registry is None
+                else endpoint(
+                    registry, "mlflow", "", prefix.lstrip("/") + "/", render_mlflow_problem
+                )
+            ),
+            methods=METHODS,
+            include_in_schema=False,
+            route_class_override=MlflowErrorsRoute,
+        )
     return router
 
 
-class MlflowErrorsRoute(APIRoute):
-    """A route whose own errors (auth, scope, rate limit) MLflow's client can read too."""
+class ProblemRoute(APIRoute):
+    """A route whose own errors (auth, scope, rate limit) are problem+json with their
+    headers (`WWW-Authenticate`, `Retry-After`), which the platform's handler drops."""
+
+    def render(self) -> ErrorRenderer:
+        return render_problem
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
@@ -128,7 +165,7 @@ class MlflowErrorsRoute(APIRoute):
                 return await handle(request)
             except MlplaneError as exc:
                 headers: dict[str, str] | None = getattr(exc, "headers", None)
-                return render_mlflow_problem(
+                return self.render()(
                     exc.status,
                     title=exc.title,
                     detail=exc.detail,
@@ -138,7 +175,7 @@ class MlflowErrorsRoute(APIRoute):
                     extensions=dict(exc.extensions),
                 )
             except HTTPException as exc:
-                return render_mlflow_problem(
+                return self.render()(
                     exc.status_code,
                     title=None,
                     detail=exc.detail if isinstance(exc.detail, str) else None,
@@ -148,3 +185,10 @@ class MlflowErrorsRoute(APIRoute):
                 )
 
         return run
+
+
+class MlflowErrorsRoute(ProblemRoute):
+    """A route whose own errors MLflow's client can read too (`error_code`, `message`)."""
+
+    def render(self) -> ErrorRenderer:
+        return render_mlflow_problem

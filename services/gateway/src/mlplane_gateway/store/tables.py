@@ -1,4 +1,7 @@
-"""The gateway's tables, defined per schema (tests migrate into throwaway schemas)."""
+"""The gateway's tables, defined per schema (tests migrate into throwaway schemas).
+
+The subscription tables (`subscriptions.tables`) share the schema and the migrations.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from mlplane_gateway.subscriptions.tables import SubscriptionTables, define_subscription_tables
+
 SCHEMA = "gateway"
 
 
@@ -28,6 +33,7 @@ class GatewayTables:
     webhook_secrets: Table
     deliveries: Table
     messaging: MessagingTables
+    subscriptions: SubscriptionTables
 
 
 def define_tables(schema: str) -> GatewayTables:
@@ -69,7 +75,12 @@ def define_tables(schema: str) -> GatewayTables:
         PrimaryKeyConstraint("team", "provider", "delivery_id", name="pk_deliveries"),
     )
     return GatewayTables(
-        metadata, api_keys, webhook_secrets, deliveries, messaging_tables(metadata)
+        metadata,
+        api_keys,
+        webhook_secrets,
+        deliveries,
+        messaging_tables(metadata),
+        define_subscription_tables(metadata),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -21,6 +21,7 @@ from mlplane_runtime.consumer import EventHandler
 from mlplane_runtime.db import Database
 from mlplane_runtime.uow import UnitOfWork
 from sqlalchemy import and_, delete, func, insert, select, text, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,6 +108,12 @@ class SubscriptionStore:
                 select(t).where(t.c.team == team, t.c.id == subscription_id)
             )
         ).first()
+        return None if row is None else _subscription(row)
+
+    async def find(self, subscription_id: str) -> Subscription | None:
+        """The subscription of whichever team (the caller checks it may see it)."""
+        t = self._t.subscriptions
+        row = (await self._session.execute(select(t).where(t.c.id == subscription_id))).first()
         return None if row is None else _subscription(row)
 
     async def of_team(self, team: str) -> list[Subscription]:
@@ -236,11 +243,24 @@ class SubscriptionStore:
         return result.first() is not None
 
 
-def subscription_event_handler(tables: SubscriptionTables) -> EventHandler:
-    """The bus handler recording every event for subscriptions, in the consumer's unit of work."""
+def subscription_event_handler(
+    tables: SubscriptionTables, on_recorded: Callable[[], None] | None = None
+) -> EventHandler:
+    """The bus handler recording every event for subscriptions, in the consumer's unit of work.
+
+    `on_recorded` is called once that transaction commits a new event (to wake the
+    dispatcher and the streams at once rather than at their next poll).
+    """
 
     async def handle(event: CloudEvent, uow: UnitOfWork) -> None:
-        await SubscriptionStore(uow.session, tables).record_event(event)
+        position = await SubscriptionStore(uow.session, tables).record_event(event)
+        if position is not None and on_recorded is not None:
+            callback = on_recorded
+
+            def committed(_session: object) -> None:
+                callback()
+
+            sa_event.listen(uow.session.sync_session, "after_commit", committed, once=True)
 
     return handle
 
@@ -341,13 +361,16 @@ class PostgresDeliveries:
 
 
 class PostgresEventSource:
-    """The SSE stream's `EventSource`: recorded events, woken by `notify()` or a poll."""
+    """The SSE stream's `EventSource`: recorded events, woken by `changed()` or a poll.
+
+    Another gateway replica records events too; the poll is how its streams see them.
+    """
 
     def __init__(self, database: Database, tables: SubscriptionTables, poll_s: float = 1.0) -> None:
         self._database = database
         self._tables = tables
         self._poll_s = poll_s
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
 
     async def events_after(
         self, position: int, event_filter: EventFilter, limit: int
@@ -358,11 +381,12 @@ class PostgresEventSource:
             )
 
     async def wait(self, timeout_s: float) -> None:
-        """Until `notify()` (an event recorded in this process) or the poll interval."""
-        async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(timeout_s, self._poll_s))
+        """Until `changed()` (an event recorded in this process) or the poll interval."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), min(timeout_s, self._poll_s))
 
-    async def notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def changed(self) -> None:
+        """Wake every waiting stream (call on the event loop, once the event is committed)."""
+        # Each wake gets a fresh Event: waiters hold the one that was current.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()

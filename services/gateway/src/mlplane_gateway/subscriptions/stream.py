@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, Protocol
 
 from fastapi import APIRouter, Depends, Header, Query
+from fastapi.routing import APIRoute
 from mlplane_runtime.errors import InvalidInput
 from starlette.responses import StreamingResponse
 
@@ -106,12 +107,16 @@ def stream_router(
     require_scope: Callable[[Any, str], Awaitable[None] | None],
     *,
     keepalive_s: float = KEEPALIVE_S,
+    route_class: type[APIRoute] = APIRoute,
+    openapi_extra: dict[str, Any] | None = None,
 ) -> APIRouter:
     """`GET /v1/events/stream`, for callers holding `events:subscribe`.
 
     A caller sees its own team's events; the operator (no team) sees every team's.
+    `route_class` renders the route's errors (the gateway's adds its headers);
+    `openapi_extra` goes into the operation (the gateway marks its scope there).
     """
-    router = APIRouter(tags=["events"])
+    router = APIRouter(tags=["events"], route_class=route_class)
     CallerDep = Annotated[Any, Depends(authenticate)]
 
     @router.get(
@@ -119,6 +124,7 @@ def stream_router(
         summary="Platform events as server-sent events",
         response_class=StreamingResponse,
         responses={200: {"content": {"text/event-stream": {}}}},
+        openapi_extra=openapi_extra,
     )
     async def stream(
         caller: CallerDep,
