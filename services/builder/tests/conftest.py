@@ -6,8 +6,7 @@ migrates the builder into its own schema `t_<hex>` and drops it afterwards.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -15,68 +14,36 @@ import pytest
 from mlplane_builder.main import MIGRATIONS
 from mlplane_builder.store import BuilderTables, define_tables
 from mlplane_contracts import events as ev
-from mlplane_contracts.amqp import encode
 from mlplane_contracts.envelope import CloudEvent, new_event
-from mlplane_runtime.bus.base import InboundMessage
 from mlplane_runtime.consumer import EventConsumer, EventHandler
-from mlplane_runtime.db import Database, create_database
-from mlplane_runtime.migrations import upgrade_to_head
+from mlplane_runtime.db import Database
+from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
+    database,
+    database_url,
+    migrated_schema,
+)
+from mlplane_runtime.testing.delivery import deliverer  # noqa: F401 (tests import it from here)
 from mlplane_runtime.uow import UnitOfWorkFactory
 
-DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 REGISTERED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
-Deliver = Callable[[CloudEvent], Awaitable[None]]
-
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    """The test PostgreSQL URL (env MLPLANE_TEST_DATABASE_URL)."""
-    return os.environ.get("MLPLANE_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
-
-
-@pytest.fixture(scope="session")
-async def builder_database(database_url: str) -> AsyncIterator[Database]:
-    db = create_database(database_url, pool_size=5, max_overflow=20)
-    try:
-        yield db
-    finally:
-        await db.dispose()
+def builder_database(database: Database) -> Database:  # noqa: F811
+    """The session's `Database` on the test PostgreSQL, under the builder tests' name."""
+    return database
 
 
 @pytest.fixture
-async def tables(builder_database: Database, database_url: str) -> AsyncIterator[BuilderTables]:
+async def tables(builder_database: Database) -> AsyncIterator[BuilderTables]:
     """The builder migrated into a fresh schema, dropped (cascade) after the test."""
-    schema = f"t_{uuid4().hex[:10]}"
-    await builder_database.ensure_schema(schema)
-    try:
-        await upgrade_to_head(database_url, MIGRATIONS, schema)
+    async with migrated_schema(builder_database, MIGRATIONS) as schema:
         yield define_tables(schema)
-    finally:
-        await builder_database.drop_schema(schema)
 
 
 @pytest.fixture
 def uow_factory(builder_database: Database, tables: BuilderTables) -> UnitOfWorkFactory:
     return UnitOfWorkFactory(builder_database, tables.messaging, "builder")
-
-
-def deliverer(consumer: EventConsumer) -> Deliver:
-    """Deliver one event to `consumer` as the bus would (encoded, then decoded)."""
-
-    async def send(event: CloudEvent) -> None:
-        message = encode(event)
-        await consumer(
-            InboundMessage(
-                body=message.body,
-                headers=message.headers,
-                content_type=message.content_type,
-                message_id=event.id,
-                routing_key=event.type,
-            )
-        )
-
-    return send
 
 
 def consumer_of(uow_factory: UnitOfWorkFactory, handlers: dict[str, EventHandler]) -> EventConsumer:

@@ -6,55 +6,38 @@ migrates the registry into its own schema `t_<hex>` and drops it afterwards.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import httpx
 import pytest
-from mlplane_contracts.amqp import encode
-from mlplane_contracts.envelope import CloudEvent
 from mlplane_registry import api, handlers
 from mlplane_registry.main import MIGRATIONS
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import RegistryTables, define_tables
 from mlplane_runtime.app import create_service_app
-from mlplane_runtime.bus.base import InboundMessage
 from mlplane_runtime.consumer import EventConsumer
-from mlplane_runtime.db import Database, create_database
-from mlplane_runtime.migrations import upgrade_to_head
+from mlplane_runtime.db import Database
+from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
+    database,
+    database_url,
+    migrated_schema,
+)
+from mlplane_runtime.testing.delivery import Deliver, deliverer
 from mlplane_runtime.uow import UnitOfWorkFactory
 
-DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-
-Deliver = Callable[[CloudEvent], Awaitable[None]]
-
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    """The test PostgreSQL URL (env MLPLANE_TEST_DATABASE_URL)."""
-    return os.environ.get("MLPLANE_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
-
-
-@pytest.fixture(scope="session")
-async def registry_database(database_url: str) -> AsyncIterator[Database]:
-    db = create_database(database_url, pool_size=5, max_overflow=20)
-    try:
-        yield db
-    finally:
-        await db.dispose()
+def registry_database(database: Database) -> Database:  # noqa: F811
+    """The session's `Database` on the test PostgreSQL, under the registry tests' name."""
+    return database
 
 
 @pytest.fixture
-async def tables(registry_database: Database, database_url: str) -> AsyncIterator[RegistryTables]:
+async def tables(registry_database: Database) -> AsyncIterator[RegistryTables]:
     """The registry migrated into a fresh schema, dropped (cascade) after the test."""
-    schema = f"t_{uuid4().hex[:10]}"
-    await registry_database.ensure_schema(schema)
-    try:
-        await upgrade_to_head(database_url, MIGRATIONS, schema)
+    async with migrated_schema(registry_database, MIGRATIONS) as schema:
         yield define_tables(schema)
-    finally:
-        await registry_database.drop_schema(schema)
 
 
 @pytest.fixture
@@ -87,20 +70,7 @@ def consumer(tables: RegistryTables, uow_factory: UnitOfWorkFactory) -> EventCon
 @pytest.fixture
 def deliver(consumer: EventConsumer) -> Deliver:
     """Deliver one event to the registry as the bus would (encoded, then decoded)."""
-
-    async def send(event: CloudEvent) -> None:
-        message = encode(event)
-        await consumer(
-            InboundMessage(
-                body=message.body,
-                headers=message.headers,
-                content_type=message.content_type,
-                message_id=event.id,
-                routing_key=event.type,
-            )
-        )
-
-    return send
+    return deliverer(consumer)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ test), real S3 (a bucket per test), real Trivy and the test images and database 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,13 +17,16 @@ from uuid import uuid4
 import httpx
 import pytest
 from mlplane_contracts import events as ev
-from mlplane_contracts.amqp import encode
 from mlplane_contracts.envelope import CloudEvent, new_event
 from mlplane_runtime.app import create_service_app
-from mlplane_runtime.bus.base import InboundMessage
 from mlplane_runtime.consumer import EventConsumer
-from mlplane_runtime.db import Database, create_database
-from mlplane_runtime.migrations import upgrade_to_head
+from mlplane_runtime.db import Database
+from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
+    database,
+    database_url,
+    migrated_schema,
+)
+from mlplane_runtime.testing.delivery import as_delivered
 from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint, unique_repository
 from mlplane_runtime.testing.s3_server import (
     S3Endpoint,
@@ -53,34 +55,20 @@ from ..support.oci_image import (
 )
 from ..support.registry import push_image
 
-DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 MAX_WORKER_ROUNDS = 20
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    return os.environ.get("MLPLANE_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
-
-
-@pytest.fixture(scope="session")
-async def scanner_database(database_url: str) -> AsyncIterator[Database]:
-    db = create_database(database_url, pool_size=5, max_overflow=10)
-    try:
-        yield db
-    finally:
-        await db.dispose()
+def scanner_database(database: Database) -> Database:  # noqa: F811
+    """The session's `Database` on the test PostgreSQL, under the scanner tests' name."""
+    return database
 
 
 @pytest.fixture
-async def tables(scanner_database: Database, database_url: str) -> AsyncIterator[ScannerTables]:
+async def tables(scanner_database: Database) -> AsyncIterator[ScannerTables]:
     """The scanner migrated into a fresh schema, dropped (cascade) after the test."""
-    schema = f"t_{uuid4().hex[:10]}"
-    await scanner_database.ensure_schema(schema)
-    try:
-        await upgrade_to_head(database_url, MIGRATIONS, schema)
+    async with migrated_schema(scanner_database, MIGRATIONS) as schema:
         yield define_tables(schema)
-    finally:
-        await scanner_database.drop_schema(schema)
 
 
 @pytest.fixture
@@ -129,16 +117,7 @@ class ScannerUnderTest:
 
     async def deliver(self, event: CloudEvent) -> None:
         """Deliver an event as the bus would (encoded, then decoded by the consumer)."""
-        message = encode(event)
-        await self.consumer(
-            InboundMessage(
-                body=message.body,
-                headers=message.headers,
-                content_type=message.content_type,
-                message_id=event.id,
-                routing_key=event.type,
-            )
-        )
+        await self.consumer(as_delivered(event))
 
     async def drain(self, worker: ScanWorker | None = None) -> int:
         """Run the worker until no scan waits; how many it processed (bounded)."""
