@@ -18,14 +18,15 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import aioboto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from mlplane_runtime.s3 import MISSING_CODES, S3Connection, error_code, s3_client
 
 from mlplane_builder.domain import failures
 
 CHUNK_SIZE = 1024 * 1024
-_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+# A read that still fails ends the build's attempt (storage_unavailable, retried later
+# as a whole): one retry more per request than the shared default first.
+S3_MAX_RETRIES = 4
 
 
 class ArtifactSource:
@@ -48,10 +49,13 @@ class ArtifactSource:
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self._local_root = local_root.resolve()
-        self._s3_endpoint_url = s3_endpoint_url
-        self._s3_region = s3_region
-        self._s3_access_key = s3_access_key
-        self._s3_secret_key = s3_secret_key
+        self._s3_connection = S3Connection(
+            s3_endpoint_url,
+            s3_region,
+            s3_access_key,
+            s3_secret_key,
+            max_retries=S3_MAX_RETRIES,
+        )
         self._chunk_size = chunk_size
         self._stack = AsyncExitStack()
         self._s3: Any = None
@@ -89,21 +93,7 @@ class ArtifactSource:
     async def _client(self) -> Any:
         async with self._s3_lock:
             if self._s3 is None:
-                session = aioboto3.Session(
-                    aws_access_key_id=self._s3_access_key,
-                    aws_secret_access_key=self._s3_secret_key,
-                    region_name=self._s3_region,
-                )
-                self._s3 = await self._stack.enter_async_context(
-                    session.client(
-                        "s3",
-                        endpoint_url=self._s3_endpoint_url,
-                        config=Config(
-                            retries={"max_attempts": 4, "mode": "standard"},
-                            s3={"addressing_style": "path"},
-                        ),
-                    )
-                )
+                self._s3 = await self._stack.enter_async_context(s3_client(self._s3_connection))
             return self._s3
 
     async def _s3_chunks(self, uri: str) -> AsyncIterator[bytes]:
@@ -119,9 +109,9 @@ class ArtifactSource:
                 async for chunk in body.iter_chunks(self._chunk_size):
                     yield chunk
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
+            code = error_code(exc)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in _MISSING:
+            if code in MISSING_CODES:
                 raise failures.artifact_missing(uri) from exc
             if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
                 raise failures.artifact_unreadable(

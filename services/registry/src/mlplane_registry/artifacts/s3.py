@@ -17,13 +17,13 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-import aioboto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from mlplane_runtime.errors import Unavailable
+from mlplane_runtime.s3 import MISSING_CODES, S3Connection, ensure_bucket, error_code, s3_client
 
 from mlplane_registry.artifacts.errors import (
     ArtifactMismatch,
@@ -47,11 +47,6 @@ from mlplane_registry.artifacts.store import (
 
 _META_SHA256 = "mlplane-sha256"
 _META_SIZE = "mlplane-size"
-_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 @contextlib.contextmanager
@@ -105,8 +100,7 @@ class S3ArtifactStore:
         self.endpoint_url = endpoint_url
         self.bucket = bucket
         self.region = region
-        self._access_key = access_key
-        self._secret_key = secret_key
+        self._connection = S3Connection(endpoint_url, region, access_key, secret_key)
         self._public_endpoint_url = public_endpoint_url or endpoint_url
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
@@ -119,32 +113,15 @@ class S3ArtifactStore:
         """
         if self._stack is not None:
             return
-        session = aioboto3.Session(
-            aws_access_key_id=self._access_key,
-            aws_secret_access_key=self._secret_key,
-            region_name=self.region,
-        )
-        config = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=60,
-            # Only checksums the operation requires: S3-compatible servers differ.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
         stack = AsyncExitStack()
         try:
-            self._client = await stack.enter_async_context(
-                session.client("s3", endpoint_url=self.endpoint_url, config=config)
-            )
+            self._client = await stack.enter_async_context(s3_client(self._connection))
             self._presigner = self._client
             if self._public_endpoint_url != self.endpoint_url:
-                self._presigner = await stack.enter_async_context(
-                    session.client("s3", endpoint_url=self._public_endpoint_url, config=config)
-                )
-            await self._ensure_bucket()
+                public = replace(self._connection, endpoint_url=self._public_endpoint_url)
+                self._presigner = await stack.enter_async_context(s3_client(public))
+            with _storage_unavailable(f"checking bucket {self.bucket!r}"):
+                await ensure_bucket(self._s3, self.bucket)
         except BaseException:
             await stack.aclose()
             self._client = self._presigner = None
@@ -175,21 +152,6 @@ class S3ArtifactStore:
         if self._client is None:
             raise RuntimeError("S3ArtifactStore is not started: call start() first")
         return self._client
-
-    async def _ensure_bucket(self) -> None:
-        with _storage_unavailable(f"checking bucket {self.bucket!r}"):
-            try:
-                await self._s3.head_bucket(Bucket=self.bucket)
-                return
-            except ClientError as exc:
-                if _error_code(exc) not in _MISSING:
-                    raise
-            try:
-                await self._s3.create_bucket(Bucket=self.bucket)
-            except ClientError as exc:
-                # Another instance created it between our check and our create.
-                if _error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                    raise
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -253,7 +215,7 @@ class S3ArtifactStore:
                     },
                 )
             except ClientError as exc:
-                code = _error_code(exc)
+                code = error_code(exc)
                 if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
                     raise InvalidUpload(
                         f"upload of {key!r}: storage refused the part list ({code}): "
@@ -271,7 +233,7 @@ class S3ArtifactStore:
             try:
                 head = await self._s3.head_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if _error_code(exc) in _MISSING:
+                if error_code(exc) in MISSING_CODES:
                     raise UploadNotFound(f"no upload of {key!r} to complete") from exc
                 raise
             meta = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
@@ -307,7 +269,7 @@ class S3ArtifactStore:
                     Bucket=self.bucket, Key=key, UploadId=s3_upload_id
                 )
             except ClientError as exc:
-                if _error_code(exc) not in {"NoSuchUpload", *_MISSING}:
+                if error_code(exc) not in {"NoSuchUpload", *MISSING_CODES}:
                     raise
 
     async def download_url(self, key: str, expires_s: int = DEFAULT_DOWNLOAD_EXPIRES_S) -> str:
@@ -316,7 +278,7 @@ class S3ArtifactStore:
             try:
                 await self._s3.head_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if _error_code(exc) in _MISSING:
+                if error_code(exc) in MISSING_CODES:
                     raise ArtifactNotFound(f"no artifact {key!r}") from exc
                 raise
         url: str = await self._presigner.generate_presigned_url(

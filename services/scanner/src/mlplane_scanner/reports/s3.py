@@ -5,18 +5,11 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from typing import Any
 
-import aioboto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from mlplane_runtime.errors import Unavailable
+from mlplane_runtime.s3 import MISSING_CODES, S3Connection, ensure_bucket, error_code, s3_client
 
 from mlplane_scanner.reports.store import ReportNotFound
-
-_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class S3ReportStore:
@@ -27,9 +20,7 @@ class S3ReportStore:
     ) -> None:
         self.endpoint_url = endpoint_url
         self.bucket = bucket
-        self._session = aioboto3.Session(
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
-        )
+        self._connection = S3Connection(endpoint_url, region, access_key, secret_key)
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
 
@@ -37,21 +28,10 @@ class S3ReportStore:
         """Open the client and make sure the bucket exists. Raises `Unavailable`."""
         if self._stack is not None:
             return
-        config = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=60,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
         stack = AsyncExitStack()
         try:
-            self._client = await stack.enter_async_context(
-                self._session.client("s3", endpoint_url=self.endpoint_url, config=config)
-            )
-            await self._ensure_bucket()
+            self._client = await stack.enter_async_context(s3_client(self._connection))
+            await ensure_bucket(self._client, self.bucket)
         except (BotoCoreError, ClientError) as exc:
             await stack.aclose()
             self._client = None
@@ -67,20 +47,6 @@ class S3ReportStore:
         self._client = None
         if stack is not None:
             await stack.aclose()
-
-    async def _ensure_bucket(self) -> None:
-        try:
-            await self._client.head_bucket(Bucket=self.bucket)
-            return
-        except ClientError as exc:
-            if _code(exc) not in _MISSING:
-                raise
-        try:
-            await self._client.create_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            # Another replica created it between our check and our create.
-            if _code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                raise
 
     def _started(self) -> Any:
         if self._client is None:
@@ -107,7 +73,7 @@ class S3ReportStore:
             async with response["Body"] as body:
                 data: bytes = await body.read()
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if error_code(exc) in MISSING_CODES:
                 raise ReportNotFound(f"report {uri} does not exist", uri=uri) from None
             raise Unavailable(f"reading report {uri} failed: {exc}") from exc
         except BotoCoreError as exc:
