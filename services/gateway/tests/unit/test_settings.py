@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from mlplane_gateway.settings import GatewaySettings, load_settings
+from mlplane_gateway.settings import GatewaySettings, load_settings, platform_url
 from mlplane_runtime.errors import InvalidInput
+from mlplane_runtime.settings import RuntimeSettings
 
 REAL = "r" * 40
 
@@ -38,3 +39,55 @@ def test_load_settings_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("MLPLANE_GATEWAY_KEY_BURST", "0")
     with pytest.raises(InvalidInput, match="MLPLANE_GATEWAY_KEY_BURST"):
         load_settings()
+
+
+class TestUpstreams:
+    def test_installed_services_default_to_the_platforms_own_address(self) -> None:
+        runtime = RuntimeSettings(http_host="0.0.0.0", http_port=9123)
+        urls = GatewaySettings().upstream_urls(platform_url(runtime), frozenset({"registry"}))
+        assert urls == {"registry": "http://127.0.0.1:9123/registry"}
+
+    def test_a_configured_url_wins_and_other_services_stay_unconfigured(self) -> None:
+        settings = GatewaySettings(
+            registry_url="http://registry:8080/registry/", drift_url="https://drift.internal/drift"
+        )
+        urls = settings.upstream_urls("http://127.0.0.1:8080", frozenset({"registry", "scanner"}))
+        assert urls == {
+            "registry": "http://registry:8080/registry",
+            "scanner": "http://127.0.0.1:8080/scanner",
+            "drift": "https://drift.internal/drift",
+        }
+
+    def test_without_a_platform_only_configured_urls_count(self) -> None:
+        assert GatewaySettings().upstream_urls(None, frozenset({"registry"})) == {}
+
+    def test_an_ipv6_wildcard_is_reached_on_ipv6_loopback(self) -> None:
+        assert platform_url(RuntimeSettings(http_host="::", http_port=80)) == "http://[::1]:80"
+
+
+class TestIdentitySecret:
+    def test_the_shared_secret_is_used_when_the_gateways_own_is_unset(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("MLPLANE_IDENTITY_SECRET", REAL)
+        assert load_settings().identity_key() == REAL.encode()
+        monkeypatch.setenv("MLPLANE_GATEWAY_IDENTITY_SECRET", "g" * 40)
+        assert load_settings().identity_key() == b"g" * 40
+
+    def test_unset_it_is_derived_from_the_secret_key_and_is_not_the_key(self) -> None:
+        settings = GatewaySettings(secret_key=REAL)
+        assert len(settings.identity_key()) == 32
+        assert REAL.encode() not in settings.identity_key()
+        assert GatewaySettings(secret_key="s" * 40).identity_key() != settings.identity_key()
+
+    def test_a_placeholder_identity_secret_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="IDENTITY_SECRET"):
+            GatewaySettings(identity_secret="changeme")
+
+
+def test_a_bad_allowlist_entry_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLPLANE_GATEWAY_SINK_ALLOWLIST", '["127.0.0.0/8", "not-a-network"]')
+    with pytest.raises(InvalidInput, match="not-a-network"):
+        load_settings()
+    monkeypatch.setenv("MLPLANE_GATEWAY_SINK_ALLOWLIST", '["10.0.0.0/8"]')
+    assert [str(n) for n in load_settings().allowlist()] == ["10.0.0.0/8"]
