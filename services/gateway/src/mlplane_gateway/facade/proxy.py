@@ -9,11 +9,12 @@ a service: the gateway sets `X-Mlplane-Identity` (signed), `X-Mlplane-Team` and
 `X-Mlplane-Principal` from the authenticated caller. The trace context of the
 gateway's span goes along as `traceparent`.
 
-What comes back: successful answers stream through untouched (raw bytes,
-content encoding kept). Error answers are problem+json: a service's problem
-document keeps its members with `instance` set to the gateway's path; any other
-error body becomes one (status kept; `detail` taken from a 4xx JSON body's
-`detail` or `message`, never from a 5xx body, which may hold internals).
+What comes back: successful answers go through untouched (raw bytes, content
+encoding kept): read whole when their Content-Length is small, else streamed.
+Error answers are problem+json: a service's problem document keeps its members
+with `instance` set to the gateway's path; any other error body becomes one
+(status kept; `detail` taken from a 4xx JSON body's `detail` or `message`, never
+from a 5xx body, which may hold internals).
 The service unreachable → 502, too slow → 504, its breaker open → 503 with
 `Retry-After`. Each names the service in a `service` member.
 """
@@ -89,6 +90,10 @@ _OWN_RESPONSE_HEADERS: Final = frozenset({"date", "server"})
 MAX_BUFFERED_BODY_BYTES: Final = 1024 * 1024
 """Larger request bodies are streamed, and therefore never retried."""
 MAX_ERROR_BODY_BYTES: Final = 64 * 1024
+MAX_WHOLE_ANSWER_BYTES: Final = 64 * 1024
+"""Successful answers this small (by Content-Length) are read whole and sent in one
+piece: a streamed answer costs a task group and a send per chunk, most of a small
+answer's cost at the gateway. Larger or unsized answers stream through."""
 """Error bodies are read this far to re-render them; past it, only the status counts."""
 _MAX_DETAIL_CHARS: Final = 1000
 _NOT_SERVICE_FAILURES: Final = frozenset({501, 505})
@@ -195,6 +200,19 @@ async def forward(
             continue
         if status >= 400:
             return await _error_answer(response, upstream, instance, render)
+        if _is_small(response):
+            try:
+                return await _whole_answer(response, upstream, public_base)
+            except httpx.HTTPError:
+                # The service went away mid-answer: nothing was sent to the caller yet.
+                return render(
+                    502,
+                    title="Bad gateway",
+                    detail=f"the {upstream.name} service broke off its answer",
+                    problem_type=UPSTREAM_UNREACHABLE,
+                    instance=instance,
+                    extensions={"service": upstream.name},
+                )
         return _streamed_answer(response, upstream, public_base)
 
 
@@ -264,21 +282,42 @@ def _response_headers(response: httpx.Response) -> list[tuple[str, str]]:
     return [(name, value) for name, value in response.headers.multi_items() if name not in dropped]
 
 
+def _is_small(response: httpx.Response) -> bool:
+    declared = response.headers.get("content-length", "")
+    return declared.isdigit() and int(declared) <= MAX_WHOLE_ANSWER_BYTES
+
+
+async def _whole_answer(response: httpx.Response, upstream: Upstream, public_base: str) -> Response:
+    """The answer read whole (raw bytes, encoding kept) and sent in one piece."""
+    try:
+        body = b"".join([chunk async for chunk in response.aiter_raw()])
+    finally:
+        await response.aclose()
+    answer = Response(content=body, status_code=response.status_code)
+    answer.raw_headers = _raw_headers(response, upstream, public_base)
+    return answer
+
+
 def _streamed_answer(response: httpx.Response, upstream: Upstream, public_base: str) -> Response:
-    headers = _response_headers(response)
     answer = StreamingResponse(
         _relay(response),
         status_code=response.status_code,
         background=BackgroundTask(response.aclose),
     )
+    answer.raw_headers = _raw_headers(response, upstream, public_base)
+    return answer
+
+
+def _raw_headers(
+    response: httpx.Response, upstream: Upstream, public_base: str
+) -> list[tuple[bytes, bytes]]:
     # Starlette's own headers (content-type) give way to the service's, repeats kept.
-    answer.raw_headers = [
+    return [
         (name.encode("latin-1"), _public_location(value, upstream, public_base).encode("latin-1"))
         if name == "location"
         else (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in headers
+        for name, value in _response_headers(response)
     ]
-    return answer
 
 
 async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
