@@ -8,10 +8,11 @@ Two child processes on this machine, each on a new database of the same PostgreS
   `/registry/models/{m}/aliases/champion` with the team header;
 - the gateway: `mlplane serve gateway`, its facade's registry URL pointed at the
   registry's, called at `/v1/registry/models/{m}/aliases/champion` with an API key
-  (`Authorization: Bearer`). Each call is authenticated against the database (no
-  cache: revocation is immediate), rate-limited (in-process buckets, rates and bursts
-  set to 1,000,000/s so they run but never refuse), given a signed identity and sent
-  over a pooled keep-alive connection to the registry: the real extra hop.
+  (`Authorization: Bearer`). Each call is authenticated (the key's row is read once,
+  then kept in memory until revoked, changed or 60 s old), rate-limited (in-process
+  buckets, rates and bursts set to 1,000,000/s so they run but never refuse), given a
+  signed identity and sent over a pooled keep-alive connection to the registry: the
+  real extra hop.
 
 The registry is pre-loaded with 100 models of 5 versions each and a `champion`
 alias per model (directly). Then the two sides are measured alternately, twice

@@ -1,9 +1,11 @@
 """Who is calling: an API key, the bootstrap operator key, or an OIDC JWT.
 
-Every request is checked against the database: a revoked or expired key fails
-on the very next request (nothing is cached beyond the request). Failures say
-why only once the caller has shown it holds the key (the hash matched), so
-nothing is learned about keys one does not hold.
+A revoked or expired key fails on its very next request. A key is checked
+against its database row, or against the copy `VerifiedKeys` keeps of a row that
+verified, which the database's NOTIFY drops the moment the key is revoked (see
+`key_cache`); expiry is compared with the clock on every request either way.
+Failures say why only once the caller has shown it holds the key (the hash
+matched), so nothing is learned about keys one does not hold.
 """
 
 from __future__ import annotations
@@ -14,15 +16,23 @@ from datetime import UTC, datetime, timedelta
 
 from mlplane_runtime.uow import UnitOfWorkFactory
 
-from mlplane_gateway.domain.api_keys import key_matches, looks_like_api_key, parse_key
+from mlplane_gateway.domain.api_keys import (
+    PresentedKey,
+    key_matches,
+    looks_like_api_key,
+    parse_key,
+)
 from mlplane_gateway.domain.errors import Forbidden, Unauthenticated
 from mlplane_gateway.domain.principals import ALL_SCOPES, Principal, PrincipalKind, Scope
+from mlplane_gateway.key_cache import VerifiedKeys
 from mlplane_gateway.oidc import OidcVerifier
 from mlplane_gateway.rate_limits import RateLimiter
 from mlplane_gateway.store import GatewayStore, GatewayTables
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-"""`last_used_at` is written at most this often per key (not a write per request)."""
+"""`last_used_at` is written at most this often per key (not a write per request); a
+kept key is read again, and touched, once its time in the cache is up, so a key in
+use shows a `last_used_at` at most this plus the cache's time-to-live old."""
 
 BOOTSTRAP = Principal(kind=PrincipalKind.BOOTSTRAP, id="bootstrap", team=None, scopes=ALL_SCOPES)
 
@@ -40,9 +50,12 @@ class Authenticator:
         *,
         bootstrap_key: str | None = None,
         oidc: OidcVerifier | None = None,
+        keys: VerifiedKeys | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
+        """`keys`: verified keys kept between requests (None: every request reads the row)."""
         self._uow_factory = uow_factory
+        self._keys = keys
         self._tables = tables
         self._pepper = pepper
         self._bootstrap_key = bootstrap_key.encode() if bootstrap_key else None
@@ -67,6 +80,22 @@ class Authenticator:
         presented = parse_key(token)
         if presented is None:
             raise Unauthenticated("the API key is malformed")
+        if self._keys is None:
+            return await self._stored_key_principal(presented, None)
+        kept = self._keys.get(presented.key_id)
+        if kept is None:
+            return await self._stored_key_principal(presented, self._keys.generation)
+        if not key_matches(self._pepper, presented, kept.key_hash):
+            raise Unauthenticated("the API key is not valid")
+        if kept.expires_at is not None and self._clock() >= kept.expires_at:
+            raise Unauthenticated("the API key has expired")
+        return kept.principal
+
+    async def _stored_key_principal(
+        self, presented: PresentedKey, generation: int | None
+    ) -> Principal:
+        """Checks the key's row; a usable key is kept when `generation` (the cache's,
+        taken before the read) is given."""
         async with self._uow_factory.reading() as uow:
             store = GatewayStore(uow.session, self._tables)
             key = await store.api_key(presented.key_id)
@@ -79,6 +108,8 @@ class Authenticator:
                 raise Unauthenticated("the API key has expired")
             if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
                 await store.touch_api_key(key.id, now)
+        if generation is not None and self._keys is not None:
+            self._keys.keep(key, generation)
         return key.principal()
 
 

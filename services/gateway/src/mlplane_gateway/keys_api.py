@@ -30,7 +30,11 @@ def router(
     guard: Guard,
     pepper: bytes,
     clock: Callable[[], datetime] = _now,
+    *,
+    on_revoked: Callable[[str], None] | None = None,
 ) -> APIRouter:
+    """`on_revoked(key_id)` runs once a revocation is committed: this process's key cache
+    forgets the key without waiting for the database's NOTIFY to come back."""
     router = APIRouter(prefix="/v1", tags=["admin"], route_class=GatewayRoute)
 
     async def unit_of_work() -> AsyncIterator[UnitOfWork]:
@@ -66,6 +70,8 @@ def router(
         """Revoke a key: its next request is refused."""
         await GatewayService(uow, tables, pepper).revoke_api_key(actor, key_id, clock())
         await uow.commit()
+        if on_revoked is not None:
+            on_revoked(key_id)
         return Response(status_code=204)
 
     @router.put("/teams/{team}/webhook-secret", openapi_extra=admin_doc)

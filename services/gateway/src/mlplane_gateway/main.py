@@ -31,6 +31,7 @@ from mlplane_gateway.facade.identity import IdentitySigner
 from mlplane_gateway.facade.routes import facade_router
 from mlplane_gateway.facade.upstreams import Upstreams
 from mlplane_gateway.http_errors import GatewayRoute
+from mlplane_gateway.key_cache import RevocationListener, VerifiedKeys
 from mlplane_gateway.oidc import OidcVerifier, signing_keys
 from mlplane_gateway.rate_limits import (
     InProcessRateLimiter,
@@ -85,6 +86,15 @@ class Gateway:
         self.uow_factory = uow_factory
         self.limiter = rate_limiter(settings, runtime)
         self.oidc = oidc_verifier(settings)
+        self.verified_keys: VerifiedKeys | None = None
+        self.revocations: RevocationListener | None = None
+        if settings.api_key_cache_s > 0:
+            self.verified_keys = VerifiedKeys(
+                ttl_s=settings.api_key_cache_s, max_keys=settings.api_key_cache_size
+            )
+            self.revocations = RevocationListener(
+                uow_factory.database, tables.metadata.schema or SCHEMA, self.verified_keys
+            )
         self.authenticator = Authenticator(
             uow_factory,
             tables,
@@ -95,6 +105,7 @@ class Gateway:
                 else None
             ),
             oidc=self.oidc,
+            keys=self.verified_keys,
         )
         self.guard = Guard(Gatekeeper(self.authenticator, self.limiter))
         self.upstreams = Upstreams.build(
@@ -132,7 +143,13 @@ class Gateway:
         pepper = self.settings.pepper()
         guard = self.guard
         return [
-            keys_api.router(self.tables, self.uow_factory, guard, pepper),
+            keys_api.router(
+                self.tables,
+                self.uow_factory,
+                guard,
+                pepper,
+                on_revoked=self.verified_keys.evict if self.verified_keys else None,
+            ),
             ingress_api.router(
                 self.tables, self.uow_factory, guard, pepper, self.settings.max_body_bytes
             ),
@@ -169,7 +186,10 @@ class Gateway:
         self._wake.set()
 
     def start(self) -> None:
-        """Start delivering to subscribers (on the running event loop)."""
+        """Start listening for key revocations (which turns the key cache on) and
+        delivering to subscribers (on the running event loop)."""
+        if self.revocations is not None:
+            self.revocations.start()
         if self._dispatching is None:
             self._stop.clear()
             self._dispatching = asyncio.create_task(self.dispatcher.run(self._stop, self._wake))
@@ -183,6 +203,8 @@ class Gateway:
                 await asyncio.wait_for(dispatching, _STOP_S)
             except Exception:
                 _log.exception("the delivery dispatcher did not stop cleanly")
+        if self.revocations is not None:
+            await self.revocations.aclose()
         await self._sink_client.aclose()
         await self.upstreams.aclose()
         await self.limiter.aclose()

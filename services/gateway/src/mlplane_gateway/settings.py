@@ -64,6 +64,11 @@ class GatewaySettings(BaseSettings):
     oidc_jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0)
     """An unknown `kid` refetches the JWKS at most this often (no refetch storm)."""
 
+    api_key_cache_s: float = Field(default=60.0, ge=0, le=300)
+    """How long a verified API key is kept in memory (0: every request reads the
+    database). Revocation still takes effect at once: see `key_cache`."""
+    api_key_cache_size: int = Field(default=10_000, ge=1)
+
     redis_url: str | None = None
     """Rate-limit store; unset: `MLPLANE_REDIS_URL`; neither: an in-process limiter
     (right for one process only)."""
