@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from mlplane_gateway.facade.breaker import CircuitBreaker
 from mlplane_gateway.facade.identity import IdentitySigner
@@ -14,6 +13,7 @@ from mlplane_runtime.forwarded_identity import (
     InvalidForwardedIdentity,
     verify_forwarded_identity,
 )
+from yarl import URL
 
 
 class TestRequiredScope:
@@ -58,11 +58,10 @@ class TestServicePath:
 def upstream(base: str) -> Upstream:
     return Upstream(
         name="registry",
-        base_url=httpx.URL(base),
+        base_url=URL(base),
         timeout_s=1,
         retries=RetryPolicy(),
         breaker=CircuitBreaker(),
-        client=httpx.AsyncClient(),
     )
 
 
@@ -87,6 +86,10 @@ class TestUpstreams:
     def test_urls_keep_the_mount_and_the_query(self) -> None:
         url = upstream("http://reg:8080/registry/").url_for("models/a%20b", b"x=1&y=%2F")
         assert str(url) == "http://reg:8080/registry/models/a%20b?x=1&y=%2F"
+
+    def test_bytes_a_query_may_not_carry_raw_are_escaped(self) -> None:
+        url = upstream("http://reg/registry").url_for("m", "q=\u00e9 x".encode())
+        assert str(url) == "http://reg/registry/m?q=%C3%A9%20x"
 
     async def test_only_http_urls_are_accepted(self) -> None:
         with pytest.raises(ValueError, match="not an http"):

@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any, Final
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 from mlplane_contracts.types import DNS_LABEL_PATTERN
 from mlplane_runtime.forwarded_identity import IDENTITY_HEADER, PRINCIPAL_HEADER, TEAM_HEADER
 from mlplane_runtime.problem import PROBLEM_JSON
@@ -36,6 +37,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from yarl import URL
 
 from mlplane_gateway.facade.errors import (
     INVALID_PATH,
@@ -87,14 +89,18 @@ HOP_BY_HOP_HEADERS: Final = frozenset(
 )
 # The gateway's server writes its own; a second copy would be sent otherwise.
 _OWN_RESPONSE_HEADERS: Final = frozenset({"date", "server"})
+_DROPPED_RESPONSE_HEADERS: Final = frozenset(
+    name.encode("latin-1") for name in HOP_BY_HOP_HEADERS | _OWN_RESPONSE_HEADERS
+)
 MAX_BUFFERED_BODY_BYTES: Final = 1024 * 1024
 """Larger request bodies are streamed, and therefore never retried."""
 MAX_ERROR_BODY_BYTES: Final = 64 * 1024
+"""Error bodies are read this far to re-render them; past it, only the status counts."""
 MAX_WHOLE_ANSWER_BYTES: Final = 64 * 1024
 """Successful answers this small (by Content-Length) are read whole and sent in one
 piece: a streamed answer costs a task group and a send per chunk, most of a small
 answer's cost at the gateway. Larger or unsized answers stream through."""
-"""Error bodies are read this far to re-render them; past it, only the status counts."""
+_RELAY_CHUNK_BYTES: Final = 64 * 1024
 _MAX_DETAIL_CHARS: Final = 1000
 _NOT_SERVICE_FAILURES: Final = frozenset({501, 505})
 """5xx statuses that say the request was wrong, not that the service is unwell."""
@@ -142,7 +148,7 @@ async def forward(
         )
     headers = _request_headers(request, upstream, caller, signer)
     retryable, content = await _request_content(request, headers)
-    url = upstream.url_for(encoded, request.url.query.encode("latin-1"))
+    url = upstream.url_for(encoded, request.scope.get("query_string", b""))
     attempt = 0
     while True:
         attempt += 1
@@ -159,11 +165,8 @@ async def forward(
             )
         may_retry = retryable and upstream.retries.allows_another(attempt)
         try:
-            outgoing = upstream.client.build_request(
-                request.method, url, headers=headers, content=content
-            )
-            response = await upstream.client.send(outgoing, stream=True)
-        except httpx.TimeoutException:
+            response = await _send(upstream, request.method, url, headers, content)
+        except TimeoutError:
             upstream.breaker.record_failure()
             return render(
                 504,
@@ -173,7 +176,7 @@ async def forward(
                 instance=instance,
                 extensions={"service": upstream.name},
             )
-        except httpx.TransportError:
+        except aiohttp.ClientError:
             upstream.breaker.record_failure()
             if may_retry:
                 await asyncio.sleep(upstream.retries.delay_s(attempt))
@@ -189,13 +192,13 @@ async def forward(
         except BaseException:
             upstream.breaker.release()
             raise
-        status = response.status_code
+        status = response.status
         if status >= 500 and status not in _NOT_SERVICE_FAILURES:
             upstream.breaker.record_failure()
         else:
             upstream.breaker.record_success()
         if may_retry and is_retryable_status(status):
-            await response.aclose()
+            response.release()
             await asyncio.sleep(upstream.retries.delay_s(attempt))
             continue
         if status >= 400:
@@ -203,7 +206,7 @@ async def forward(
         if _is_small(response):
             try:
                 return await _whole_answer(response, upstream, public_base)
-            except httpx.HTTPError:
+            except (aiohttp.ClientError, TimeoutError):
                 # The service went away mid-answer: nothing was sent to the caller yet.
                 return render(
                     502,
@@ -214,6 +217,19 @@ async def forward(
                     extensions={"service": upstream.name},
                 )
         return _streamed_answer(response, upstream, public_base)
+
+
+async def _send(
+    upstream: Upstream,
+    method: str,
+    url: URL,
+    headers: dict[str, str],
+    content: bytes | AsyncIterator[bytes] | None,
+) -> aiohttp.ClientResponse:
+    """The service's answer, its body not yet read (the caller releases it)."""
+    return await upstream.client.request(
+        method, url, headers=headers, data=content, allow_redirects=False
+    )
 
 
 def _request_headers(
@@ -258,8 +274,9 @@ def _connection_tokens(values: list[str]) -> frozenset[str]:
 
 async def _request_content(
     request: Request, headers: dict[str, str]
-) -> tuple[bool, bytes | AsyncIterator[bytes]]:
-    """(retryable, the body to send): small bodies of retryable requests are read once."""
+) -> tuple[bool, bytes | AsyncIterator[bytes] | None]:
+    """(retryable, the body to send): small bodies of retryable requests are read once;
+    None for no body at all (no Content-Length: 0 is made up for a GET)."""
     length = request.headers.get("content-length")
     chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
     known_small = length is not None and length.isdigit() and int(length) <= MAX_BUFFERED_BODY_BYTES
@@ -269,92 +286,99 @@ async def _request_content(
         body = await request.body()
         if length is None and body:
             headers["content-length"] = str(len(body))
-        return True, body
+        return True, body if body or length is not None else None
     return False, request.stream()
 
 
-def _response_headers(response: httpx.Response) -> list[tuple[str, str]]:
-    dropped = (
-        HOP_BY_HOP_HEADERS
-        | _OWN_RESPONSE_HEADERS
-        | _connection_tokens(response.headers.get_list("connection"))
-    )
-    return [(name, value) for name, value in response.headers.multi_items() if name not in dropped]
-
-
-def _is_small(response: httpx.Response) -> bool:
+def _is_small(response: aiohttp.ClientResponse) -> bool:
     declared = response.headers.get("content-length", "")
     return declared.isdigit() and int(declared) <= MAX_WHOLE_ANSWER_BYTES
 
 
-async def _whole_answer(response: httpx.Response, upstream: Upstream, public_base: str) -> Response:
+async def _whole_answer(
+    response: aiohttp.ClientResponse, upstream: Upstream, public_base: str
+) -> Response:
     """The answer read whole (raw bytes, encoding kept) and sent in one piece."""
     try:
-        body = b"".join([chunk async for chunk in response.aiter_raw()])
+        body = await response.read()
     finally:
-        await response.aclose()
-    answer = Response(content=body, status_code=response.status_code)
+        response.release()
+    answer = Response(content=body, status_code=response.status)
     answer.raw_headers = _raw_headers(response, upstream, public_base)
     return answer
 
 
-def _streamed_answer(response: httpx.Response, upstream: Upstream, public_base: str) -> Response:
+def _streamed_answer(
+    response: aiohttp.ClientResponse, upstream: Upstream, public_base: str
+) -> Response:
     answer = StreamingResponse(
         _relay(response),
-        status_code=response.status_code,
-        background=BackgroundTask(response.aclose),
+        status_code=response.status,
+        background=BackgroundTask(response.release),
     )
     answer.raw_headers = _raw_headers(response, upstream, public_base)
     return answer
 
 
 def _raw_headers(
-    response: httpx.Response, upstream: Upstream, public_base: str
+    response: aiohttp.ClientResponse, upstream: Upstream, public_base: str
 ) -> list[tuple[bytes, bytes]]:
     # Starlette's own headers (content-type) give way to the service's, repeats kept.
-    return [
-        (name.encode("latin-1"), _public_location(value, upstream, public_base).encode("latin-1"))
-        if name == "location"
-        else (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in _response_headers(response)
-    ]
+    dropped = _DROPPED_RESPONSE_HEADERS
+    if b"connection" in (name.lower() for name, _ in response.raw_headers):
+        listed = _connection_tokens(response.headers.getall("connection", []))
+        dropped = dropped | {token.encode("latin-1") for token in listed}
+    headers: list[tuple[bytes, bytes]] = []
+    for raw_name, value in response.raw_headers:
+        name = raw_name.lower()
+        if name in dropped:
+            continue
+        if name == b"location":
+            location = _public_location(value.decode("latin-1"), upstream, public_base)
+            value = location.encode("latin-1")
+        headers.append((name, value))
+    return headers
 
 
-async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _relay(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_chunked(_RELAY_CHUNK_BYTES):
             yield chunk
     finally:
-        await response.aclose()
+        # Back to the pool when read to the end, else the connection is closed.
+        response.release()
 
 
 def _public_location(location: str, upstream: Upstream, public_base: str) -> str:
     """A `Location` into the service, rewritten to the gateway's path for it."""
-    base_path = upstream.base_url.path.rstrip("/")
-    target = httpx.URL(location)
-    if target.is_absolute_url:
+    base_path = upstream.base_url.raw_path.rstrip("/")
+    try:
+        target = URL(location, encoded=True)
+    except ValueError:
+        return location
+    if target.absolute:
         if (target.scheme, target.host, target.port) != (
             upstream.base_url.scheme,
             upstream.base_url.host,
             upstream.base_url.port,
         ):
             return location
-        location = target.raw_path.decode("ascii")
+        location = target.raw_path
     if base_path and (location == base_path or location.startswith(base_path + "/")):
         return public_base.rstrip("/") + location[len(base_path) :]
     return location
 
 
 async def _error_answer(
-    response: httpx.Response, upstream: Upstream, instance: str, render: ErrorRenderer
+    response: aiohttp.ClientResponse, upstream: Upstream, instance: str, render: ErrorRenderer
 ) -> Response:
-    status = response.status_code
+    status = response.status
     try:
         body = await _read_bounded(response, MAX_ERROR_BODY_BYTES)
-    except httpx.HTTPError:
+    except (aiohttp.ClientError, TimeoutError):
         body = None
     finally:
-        await response.aclose()
+        response.release()
     headers = {
         name: response.headers[name]
         for name in ("retry-after", "www-authenticate", "etag")
@@ -394,16 +418,33 @@ async def _error_answer(
     )
 
 
-async def _read_bounded(response: httpx.Response, limit: int) -> bytes | None:
-    """The decoded body, or None past `limit` bytes (the rest is not read)."""
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The decoded body (gzip and deflate undone), or None past `limit` bytes, either
+    as sent or decoded (the rest is not read), or in an encoding not known here."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.content.iter_chunked(16 * 1024):
         size += len(chunk)
         if size > limit:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
+    return _decoded(b"".join(chunks), response.headers.get("content-encoding", ""), limit)
+
+
+def _decoded(body: bytes, encoding: str, limit: int) -> bytes | None:
+    coding = encoding.strip().lower()
+    if coding in ("", "identity"):
+        return body
+    if coding not in ("gzip", "x-gzip", "deflate"):
+        return None
+    # 16 + MAX_WBITS reads gzip; MAX_WBITS a zlib stream (what HTTP calls deflate).
+    wbits = zlib.MAX_WBITS if coding == "deflate" else 16 + zlib.MAX_WBITS
+    try:
+        decoder = zlib.decompressobj(wbits)
+        decoded = decoder.decompress(body, limit + 1)
+    except zlib.error:
+        return None
+    return None if len(decoded) > limit else decoded
 
 
 def _json_object(body: bytes | None) -> dict[str, Any] | None:

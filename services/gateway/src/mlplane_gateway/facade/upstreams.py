@@ -2,8 +2,10 @@
 
 Built from a mapping of service name to base URL, where the base URL includes
 the service's mount (`http://registry:8080/registry`, or in one process
-`http://127.0.0.1:8080/registry`). Clients are built when the gateway starts
-(inside its lifespan) and closed when it stops.
+`http://127.0.0.1:8080/registry`). The client is aiohttp's: per call it costs a
+fraction of httpx's (whose pool polls every idle connection on every request),
+and the facade makes one call per request. A client is made on first use, on the
+running loop, and closed when the gateway stops.
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Final
+from urllib.parse import quote
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from mlplane_gateway.facade.breaker import CircuitBreaker
 from mlplane_gateway.facade.retry import RetryPolicy
+
+_QUERY_SAFE: Final = "!$&'()*+,;=:@/?%-._~"
 
 
 @dataclass(frozen=True)
@@ -23,7 +30,7 @@ class UpstreamLimits:
     """How the gateway talks to every service (the settings' values)."""
 
     timeout_s: float = 30.0
-    """Longest wait for the service to answer (read, write and pool waits)."""
+    """Longest wait for a connection from the pool, and between two reads of an answer."""
     connect_timeout_s: float = 3.0
     retries: int = 2
     """Tries after the first, for retryable requests only."""
@@ -33,6 +40,8 @@ class UpstreamLimits:
     cool_down_s: float = 30.0
     max_connections: int = 100
     max_keepalive_connections: int = 20
+    """Not used by aiohttp's pool: idle connections are kept up to `max_connections`,
+    each for `keepalive_expiry_s`."""
     keepalive_expiry_s: float = 30.0
 
 
@@ -41,19 +50,58 @@ class Upstream:
     """One service: where it is, how long to wait, how often to retry, its breaker."""
 
     name: str
-    base_url: httpx.URL
+    base_url: URL
     timeout_s: float
     retries: RetryPolicy
     breaker: CircuitBreaker
-    client: httpx.AsyncClient = field(repr=False)
+    limits: UpstreamLimits = field(default_factory=UpstreamLimits, repr=False)
+    _client: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+    _prefix: str = field(default="", init=False, repr=False)
 
-    def url_for(self, raw_path: str, raw_query: bytes = b"") -> httpx.URL:
+    def __post_init__(self) -> None:
+        base = self.base_url.with_query(None).with_fragment(None)
+        self._prefix = str(base).rstrip("/")
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """The service's pooled client (made on first use: aiohttp wants a running loop)."""
+        if self._client is None or self._client.closed:
+            limits = self.limits
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=limits.max_connections,
+                    limit_per_host=0,
+                    keepalive_timeout=limits.keepalive_expiry_s,
+                ),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=limits.timeout_s,
+                    sock_connect=limits.connect_timeout_s,
+                    sock_read=limits.timeout_s,
+                ),
+                # Answers go through as the service encoded them.
+                auto_decompress=False,
+                # Proxies from the environment would see the forwarded identity.
+                trust_env=False,
+                # Only what the caller sent: an Accept-Encoding it did not send would
+                # get it an encoding it never asked for (answers are relayed raw).
+                skip_auto_headers=("Accept-Encoding", "User-Agent"),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._client
+
+    def url_for(self, raw_path: str, raw_query: bytes = b"") -> URL:
         """The service's URL for `raw_path` (percent-encoded, relative to the base) and query."""
-        base = self.base_url.raw_path.split(b"?", 1)[0].rstrip(b"/")
-        target = base + b"/" + raw_path.lstrip("/").encode("ascii")
+        target = self._prefix + "/" + raw_path.lstrip("/")
         if raw_query:
-            target += b"?" + raw_query
-        return self.base_url.copy_with(raw_path=target)
+            # As sent, escapes kept; only bytes that may not appear raw get escaped.
+            target += "?" + quote(raw_query, safe=_QUERY_SAFE)
+        return URL(target, encoded=True)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
 
 class Upstreams:
@@ -69,35 +117,24 @@ class Upstreams:
         limits: UpstreamLimits | None = None,
         *,
         clock: Callable[[], float] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> Upstreams:
         """One client per service in `base_urls` (name → http(s) URL).
 
-        `clock` drives the breakers (default: monotonic time); `transport` replaces
-        the network (tests). Raises ValueError for a URL that is not http(s).
+        `clock` drives the breakers (default: monotonic time). Raises ValueError
+        for a URL that is not http(s).
         """
         settings = limits or UpstreamLimits()
         built: dict[str, Upstream] = {}
         for name, raw_url in base_urls.items():
-            url = httpx.URL(raw_url)
+            try:
+                url = URL(raw_url)
+            except ValueError as exc:
+                raise ValueError(f"upstream {name!r}: {raw_url!r} is not an http(s) URL") from exc
             if url.scheme not in ("http", "https") or not url.host:
                 raise ValueError(f"upstream {name!r}: {raw_url!r} is not an http(s) URL")
             breaker = CircuitBreaker(settings.failure_threshold, settings.cool_down_s)
             if clock is not None:
                 breaker.clock = clock
-            client = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
-                limits=httpx.Limits(
-                    max_connections=settings.max_connections,
-                    max_keepalive_connections=settings.max_keepalive_connections,
-                    keepalive_expiry=settings.keepalive_expiry_s,
-                ),
-                # The facade forwards what the service answers, redirects included.
-                follow_redirects=False,
-                # Proxies from the environment would see the forwarded identity.
-                trust_env=False,
-                transport=transport,
-            )
             built[name] = Upstream(
                 name=name,
                 base_url=url,
@@ -108,7 +145,7 @@ class Upstreams:
                     max_delay_s=settings.retry_max_delay_s,
                 ),
                 breaker=breaker,
-                client=client,
+                limits=settings,
             )
         return cls(built)
 
@@ -124,7 +161,7 @@ class Upstreams:
     async def aclose(self) -> None:
         """Close every client (their pooled connections)."""
         for upstream in self._upstreams.values():
-            await upstream.client.aclose()
+            await upstream.aclose()
 
     async def __aenter__(self) -> Upstreams:
         return self
