@@ -170,7 +170,7 @@ class Gateway:
             ),
             facade_router(
                 self.upstreams,
-                authenticate=guard.authenticated(),
+                authenticate=guard.request_caller(),
                 require_scope=guard.require_scope,
                 signer=self.signer,
             ),

@@ -10,7 +10,7 @@ that scope and admits one with it, so the two cannot drift apart.
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from mlplane_gateway.authentication import Gatekeeper
@@ -65,6 +65,19 @@ class Guard:
             return await gatekeeper.enter(token)
 
         return authenticated
+
+    def request_caller(self) -> Callable[[Request], Awaitable[Principal]]:
+        """What `authenticated` gives, taken from the request by a plain call: for the
+        facade's hot path, where FastAPI's dependency solving was a tenth of a call's
+        cost. The same header parsing (FastAPI's own schemes, called directly)."""
+        gatekeeper = self.gatekeeper
+
+        async def caller(request: Request) -> Principal:
+            bearer = await _bearer(request)
+            token = bearer.credentials if bearer is not None else await _api_key(request)
+            return await gatekeeper.enter(token)
+
+        return caller
 
     @staticmethod
     def require_scope(caller: object, scope: str) -> None:

@@ -9,13 +9,13 @@ test stand-ins for the core's authentication (bearer tokens named in `CALLERS`).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from uuid import uuid4
 
 import pytest
-from fastapi import APIRouter, FastAPI, Header
+from fastapi import APIRouter, FastAPI, Request
 from mlplane_gateway.facade.identity import IdentitySigner
 from mlplane_gateway.facade.routes import facade_router
 from mlplane_gateway.facade.upstreams import UpstreamLimits, Upstreams
@@ -70,9 +70,9 @@ def callers(team: str) -> dict[str, TestCaller]:
 
 def auth_dependencies(
     known: Mapping[str, TestCaller],
-) -> tuple[Callable[..., object], Callable[[TestCaller, str], None]]:
-    async def authenticate(authorization: str | None = Header(default=None)) -> TestCaller:
-        token = (authorization or "").removeprefix("Bearer ").strip()
+) -> tuple[Callable[[Request], Awaitable[TestCaller]], Callable[[TestCaller, str], None]]:
+    async def authenticate(request: Request) -> TestCaller:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         caller = known.get(token)
         if caller is None:
             raise NotAuthenticated("no valid bearer token")

@@ -143,3 +143,23 @@ async def test_every_facade_route_refuses_and_admits_as_its_scope_says(
         assert answer.status_code == route.success, (where, answer.text)
         if route.success == 503:
             assert answer.json()["type"].endswith("/service-not-configured"), where
+
+
+async def test_the_facade_reads_credentials_as_every_other_route_does(
+    harness: Harness, team: str
+) -> None:
+    token = await harness.key_token(team, "models:read")
+    url = "/v1/scanner/policies"  # no scanner here: 503 once the caller is admitted
+    admitted = [
+        {"X-Api-Key": token},
+        {"Authorization": f"bearer   {token}"},
+        {"Authorization": f"Basic {token}", "X-Api-Key": token},
+    ]
+    for headers in admitted:
+        assert (await harness.client.get(url, headers=headers)).status_code == 503, headers
+    refused = [{"Authorization": f"Basic {token}"}, {"Authorization": "Bearer"}, {"X-Api-Key": ""}]
+    for headers in refused:
+        assert (await harness.client.get(url, headers=headers)).status_code == 401, headers
+    # Where both are sent, the bearer token is the credential.
+    both = {"Authorization": "Bearer nonsense", "X-Api-Key": token}
+    assert (await harness.client.get(url, headers=both)).status_code == 401

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import jwt
 import pytest
 from mlplane_gateway.facade.breaker import CircuitBreaker
 from mlplane_gateway.facade.identity import IdentitySigner
@@ -100,7 +103,29 @@ class TestUpstreams:
 
 
 class TestIdentitySigner:
-    def test_pyjwt_tokens_verify_with_the_runtimes_verifier(self) -> None:
+    def test_tokens_are_standard_jws_that_pyjwt_accepts(self) -> None:
+        signer = IdentitySigner(b"k" * 32, lifetime_s=20, clock=time.time)
+        token = signer.token_for(
+            audience="scanner", principal="user:ann", team=None, scopes={"b", "a"}
+        )
+        assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+        claims = jwt.decode(
+            token,
+            signer.key_for("scanner"),
+            algorithms=["HS256"],
+            audience="scanner",
+            issuer="mlplane-gateway",
+        )
+        assert (claims["sub"], claims["scopes"], claims["exp"] - claims["iat"]) == (
+            "user:ann",
+            ["a", "b"],
+            20,
+        )
+        assert "team" not in claims
+        with pytest.raises(jwt.InvalidSignatureError):
+            jwt.decode(token, b"x" * 32, algorithms=["HS256"], audience="scanner")
+
+    def test_tokens_verify_with_the_runtimes_verifier(self) -> None:
         signer = IdentitySigner(b"k" * 32, lifetime_s=20, clock=lambda: 1_800_000_000)
         token = signer.token_for(
             audience="scanner", principal="user:ann", team="risk", scopes={"models:read"}
