@@ -84,6 +84,9 @@ def define_tables(schema: str) -> RegistryTables:
         UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
         UniqueConstraint("model_id", "ci_run_id", name="uq_model_versions_ci_run"),
         Index("ix_model_versions_team_created", "team", "created_at", "id"),
+        # A version by its name (get-version) and a model's versions in order (search).
+        Index("ix_model_versions_team_model_version", "team", "model", "version", unique=True),
+        Index("ix_model_versions_team_model_created", "team", "model", "created_at", "id"),
         Index("ix_model_versions_tags", "tags", postgresql_using="gin"),
     )
     aliases = Table(
