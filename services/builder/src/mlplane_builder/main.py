@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from mlplane_runtime.consumer import EventHandler
+from mlplane_runtime.per_host import PerHost
 from mlplane_runtime.service import ServiceContext, ServicePlugin
 
 from mlplane_builder import api, handlers
@@ -42,15 +43,8 @@ def make_plugin(name: str = "builder", schema: str = SCHEMA) -> ServicePlugin:
     `MLPLANE_BUILDER_*` setting fails the host's start (`InvalidInput` naming it).
     """
     tables = define_tables(schema)
-    # Per hosting context (keyed by its id): settings are read when the host builds
-    # the service, never at import (discovery).
-    hosted: dict[int, _Hosted] = {}
-
-    def hosted_of(context: ServiceContext) -> _Hosted:
-        found = hosted.get(id(context))
-        if found is None:
-            found = hosted[id(context)] = _Hosted(load_settings())
-        return found
+    # Settings are read when a host builds the service, never at import (discovery).
+    hosted_of: PerHost[_Hosted] = PerHost(lambda _: _Hosted(load_settings()))
 
     def handlers_of(context: ServiceContext) -> Mapping[str, EventHandler]:
         state = hosted_of(context)
@@ -84,7 +78,7 @@ def make_plugin(name: str = "builder", schema: str = SCHEMA) -> ServicePlugin:
                     finally:
                         state.worker = None
         finally:
-            hosted.pop(id(context), None)
+            hosted_of.forget(context)
 
     return ServicePlugin(
         name=name,

@@ -19,6 +19,7 @@ import httpx
 from fastapi import APIRouter
 from mlplane_contracts.topology import CONSUMES
 from mlplane_runtime.consumer import EventHandler
+from mlplane_runtime.per_host import PerHost
 from mlplane_runtime.service import ENTRY_POINT_GROUP, ServiceContext, ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
 from mlplane_runtime.uow import UnitOfWorkFactory
@@ -259,20 +260,16 @@ def make_plugin(name: str = "gateway", schema: str = SCHEMA) -> ServicePlugin:
     A bad `MLPLANE_GATEWAY_*` setting fails the host's start (`InvalidInput` naming it).
     """
     tables = define_tables(schema)
-    # Per hosting context (keyed by its id), built when the host starts the service.
-    hosted: dict[int, Gateway] = {}
-
-    def gateway_of(context: ServiceContext) -> Gateway:
-        found = hosted.get(id(context))
-        if found is None:
-            found = hosted[id(context)] = Gateway(
-                load_settings(),
-                tables,
-                context.uow_factory,
-                context.settings,
-                installed=installed_services(),
-            )
-        return found
+    # Built when a host starts the service, never at import (discovery).
+    gateway_of = PerHost(
+        lambda context: Gateway(
+            load_settings(),
+            tables,
+            context.uow_factory,
+            context.settings,
+            installed=installed_services(),
+        )
+    )
 
     def routers(context: ServiceContext) -> Sequence[APIRouter]:
         return gateway_of(context).routers()
@@ -286,7 +283,7 @@ def make_plugin(name: str = "gateway", schema: str = SCHEMA) -> ServicePlugin:
         try:
             yield
         finally:
-            gateway = hosted.pop(id(context), None)
+            gateway = gateway_of.forget(context)
             if gateway is not None:
                 await gateway.aclose()
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter
+from mlplane_runtime.per_host import PerHost
 from mlplane_runtime.service import ServiceContext, ServicePlugin
 
 from mlplane_registry import api, artifacts_api, handlers, mlflow_api
@@ -24,15 +25,9 @@ def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
     `MLPLANE_REGISTRY_*` setting fails the host's start (`InvalidInput` naming it).
     """
     tables = define_tables(schema)
-    # Per hosting context (keyed by its id): settings and artifact store are built
-    # when the host starts the service, never at import (discovery).
-    hosted: dict[int, RegistryArtifacts] = {}
-
-    def artifacts_of(context: ServiceContext) -> RegistryArtifacts:
-        found = hosted.get(id(context))
-        if found is None:
-            found = hosted[id(context)] = RegistryArtifacts(load_settings(), context)
-        return found
+    # Settings and artifact store are built when a host starts the service, never at
+    # import (discovery).
+    artifacts_of = PerHost(lambda context: RegistryArtifacts(load_settings(), context))
 
     def routers(context: ServiceContext) -> Sequence[APIRouter]:
         artifacts = artifacts_of(context)
@@ -49,7 +44,7 @@ def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
             async with artifacts_api.running(artifacts_of(context)):
                 yield
         finally:
-            hosted.pop(id(context), None)
+            artifacts_of.forget(context)
 
     return ServicePlugin(
         name=name,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from mlplane_runtime.consumer import EventHandler
+from mlplane_runtime.per_host import PerHost
 from mlplane_runtime.service import ServiceContext, ServicePlugin
 from mlplane_runtime.uow import UnitOfWork
 
@@ -126,13 +127,7 @@ def make_plugin(name: str = "scanner", schema: str = SCHEMA) -> ServicePlugin:
     `MLPLANE_SCANNER_*` setting fails the host's start (`InvalidInput` naming it).
     """
     tables = define_tables(schema)
-    hosted: dict[int, HostedScanner] = {}
-
-    def hosted_of(context: ServiceContext) -> HostedScanner:
-        found = hosted.get(id(context))
-        if found is None:
-            found = hosted[id(context)] = HostedScanner(load_settings(), context, tables)
-        return found
+    hosted_of = PerHost(lambda context: HostedScanner(load_settings(), context, tables))
 
     def handlers_of(context: ServiceContext) -> Mapping[str, EventHandler]:
         return hosted_of(context).handlers()
@@ -146,7 +141,7 @@ def make_plugin(name: str = "scanner", schema: str = SCHEMA) -> ServicePlugin:
             async with hosted_of(context).running():
                 yield
         finally:
-            hosted.pop(id(context), None)
+            hosted_of.forget(context)
 
     return ServicePlugin(
         name=name,
