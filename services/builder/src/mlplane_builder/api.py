@@ -10,7 +10,7 @@ page never repeats or skips a build while new ones arrive.
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from mlplane_contracts.types import DNS_LABEL_PATTERN
 from mlplane_runtime.caller import service_caller
 from mlplane_runtime.errors import InvalidInput
@@ -22,12 +22,8 @@ from mlplane_builder.schemas import BuildOut, BuildPage
 from mlplane_builder.service import BuilderService
 from mlplane_builder.store import BuilderTables, BuildFilter
 
-TEAM_HEADER = "X-Mlplane-Team"
 MAX_PAGE_SIZE = 500
 
-Team = Annotated[
-    str, Header(alias=TEAM_HEADER, min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
-]
 BuildId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 

@@ -36,14 +36,6 @@ from mlplane_registry.service import RegistryService
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import RegistryTables, VersionFilter
 
-TEAM_HEADER = "X-Mlplane-Team"
-PRINCIPAL_HEADER = "X-Mlplane-Principal"
-ANONYMOUS = "user:anonymous"
-
-Team = Annotated[
-    str, Header(alias=TEAM_HEADER, min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
-]
-Principal = Annotated[str, Header(alias=PRINCIPAL_HEADER, min_length=1, max_length=256)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 ModelName = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
 AliasName = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]

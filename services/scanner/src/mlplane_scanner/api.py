@@ -18,7 +18,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from mlplane_contracts.events import Environment
-from mlplane_contracts.types import DIGEST_PATTERN, DNS_LABEL_PATTERN
+from mlplane_contracts.types import DIGEST_PATTERN
 from mlplane_runtime.caller import service_caller
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -40,15 +40,8 @@ from mlplane_scanner.schemas import (
 from mlplane_scanner.service import ScannerService, policy_etag, utc_now
 from mlplane_scanner.trivy import TrivyRunner
 
-TEAM_HEADER = "X-Mlplane-Team"
-PRINCIPAL_HEADER = "X-Mlplane-Principal"
-ANONYMOUS = "user:anonymous"
 MAX_VEX_BYTES = 8 * 1024 * 1024
 
-Team = Annotated[
-    str, Header(alias=TEAM_HEADER, min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
-]
-Principal = Annotated[str, Header(alias=PRINCIPAL_HEADER, min_length=1, max_length=256)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 Env = Annotated[Environment, Path()]
 ImageDigest = Annotated[str, Path(pattern=DIGEST_PATTERN)]
