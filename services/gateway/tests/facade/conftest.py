@@ -27,10 +27,9 @@ from mlplane_runtime.app import create_service_app
 from mlplane_runtime.db import Database, create_database
 from mlplane_runtime.errors import MlplaneError
 from mlplane_runtime.migrations import upgrade_to_head
+from mlplane_runtime.testing.http_server import serve
 from mlplane_runtime.uow import UnitOfWorkFactory
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from .servers import serve
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 IDENTITY_SECRET = b"facade-test-identity-secret-0123456789"

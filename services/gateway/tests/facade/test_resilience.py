@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI, Request, Response
 from mlplane_gateway.facade.upstreams import UpstreamLimits
+from mlplane_runtime.testing.http_server import free_port
 
 from .conftest import Gateway, Serve
-from .servers import free_port
 
 READER = {"Authorization": "Bearer reader-token"}
 WRITER = {"Authorization": "Bearer writer-token"}

@@ -28,8 +28,8 @@ from mlplane_gateway.subscriptions.sinks import SinkChecker
 from mlplane_gateway.subscriptions.store import PostgresDeliveries, SubscriptionStore
 from mlplane_gateway.subscriptions.tables import SubscriptionTables
 from mlplane_runtime.db import Database
+from mlplane_runtime.testing.http_server import serve
 
-from ..facade.servers import serve
 from .conftest import MakeEvent
 
 SECRET = "whsec-" + "k" * 40

@@ -16,8 +16,8 @@ from mlplane_gateway.subscriptions.tables import SubscriptionTables
 from mlplane_runtime.app import create_service_app
 from mlplane_runtime.db import Database
 from mlplane_runtime.errors import InvalidInput, MlplaneError
+from mlplane_runtime.testing.http_server import serve
 
-from ..facade.servers import serve
 from .conftest import MakeEvent
 
 READ_S = 10.0

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -41,6 +40,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from mlplane_runtime.testing.http_server import free_port
 
 DEFAULT_TEST_OCI_REGISTRY = "http://127.0.0.1:5000"
 START_TIMEOUT_S = 20.0
@@ -73,13 +74,6 @@ def registry_answers(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code in (200, 401)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def registry_binary() -> str:

@@ -1,4 +1,4 @@
-"""Real HTTP servers for tests: uvicorn on 127.0.0.1, on a free port or a chosen one."""
+"""Real HTTP servers for tests: an ASGI app under uvicorn on 127.0.0.1, in the test's loop."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ START_S = 10.0
 
 
 def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
+    """A port nothing listens on at the moment (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class _QuietServer(uvicorn.Server):
@@ -34,9 +35,11 @@ async def serve(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
+    # log_config=None: uvicorn's own logging config would take its loggers away from
+    # the JSON handler for the rest of the test session.
     server = _QuietServer(
         uvicorn.Config(
-            app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=2
+            app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2
         )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
