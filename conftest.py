@@ -6,8 +6,16 @@ run beside it, so one pytest session runs it after everything else.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from mlplane_runtime.testing.identity import TEST_IDENTITY_SECRET
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
+# No service trusts a header: every service built in a test verifies the gateway's
+# identity tokens with keys derived from this secret (mlplane_runtime.testing.identity).
+os.environ.setdefault("MLPLANE_IDENTITY_SECRET", TEST_IDENTITY_SECRET)

@@ -1,5 +1,5 @@
-"""The caller of a service's request: trusted headers without a key, a required
-forwarded identity with one (tokens signed here as the gateway signs them)."""
+"""The caller of a service's request: a forwarded identity is always required (tokens
+signed here as the gateway signs them); no header is trusted on its own."""
 
 # No `from __future__ import annotations`: FastAPI resolves the test route's annotations.
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends
 from mlplane_runtime.app import create_service_app
-from mlplane_runtime.caller import caller_dependencies, identity_key
+from mlplane_runtime.caller import caller_dependencies, identity_key, service_caller
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.forwarded_identity import ISSUER, derive_identity_key
 
@@ -45,7 +45,7 @@ def token(key: bytes = KEY, **overrides: Any) -> str:
     return f"{signing_input}.{_b64(signature)}"
 
 
-def client_for(key: bytes | None) -> httpx.AsyncClient:
+def client_for(key: bytes) -> httpx.AsyncClient:
     deps = caller_dependencies("registry", key)
     router = APIRouter()
 
@@ -59,17 +59,49 @@ def client_for(key: bytes | None) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc.test")
 
 
-async def test_without_a_key_the_headers_are_trusted() -> None:
-    async with client_for(None) as client:
-        answer = await client.get(
+async def test_headers_alone_are_never_trusted() -> None:
+    async with client_for(KEY) as client:
+        forged = await client.get(
             "/whoami", headers={"X-Mlplane-Team": "fraud", "X-Mlplane-Principal": "user:bo"}
         )
-        anonymous = await client.get("/whoami", headers={"X-Mlplane-Team": "fraud"})
-        no_team = await client.get("/whoami")
-    assert answer.json() == {"team": "fraud", "principal": "user:bo"}
-    assert anonymous.json()["principal"] == "user:anonymous"
-    assert no_team.status_code == 422
-    assert no_team.headers["content-type"] == "application/problem+json"
+    assert forged.status_code == 401
+    assert forged.headers["content-type"] == "application/problem+json"
+
+
+def test_a_service_cannot_be_built_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLPLANE_IDENTITY_SECRET", raising=False)
+    monkeypatch.delenv("MLPLANE_REGISTRY_IDENTITY_KEY", raising=False)
+    with pytest.raises(InvalidInput, match="MLPLANE_IDENTITY_SECRET"):
+        service_caller("registry")
+    with pytest.raises(ValueError, match="32 bytes"):
+        caller_dependencies("registry", b"short")
+
+
+async def test_a_token_without_the_routes_scope_is_forbidden() -> None:
+    deps = caller_dependencies("registry", KEY)
+    router = APIRouter(dependencies=[Depends(deps.scoped(read="models:read", write="admin"))])
+
+    @router.get("/thing")
+    async def read_thing() -> dict[str, str]:
+        return {"ok": "read"}
+
+    @router.post("/thing")
+    async def change_thing() -> dict[str, str]:
+        return {"ok": "changed"}
+
+    app = create_service_app("registry", routers=[router])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://svc.test"
+    ) as client:
+        identity = {"X-Mlplane-Identity": token(scopes=["models:read"])}
+        read = await client.get("/thing", headers=identity)
+        change = await client.post("/thing", headers=identity)
+        none = await client.get("/thing", headers={"X-Mlplane-Identity": token(scopes=[])})
+    assert read.status_code == 200
+    assert change.status_code == 403
+    assert change.headers["content-type"] == "application/problem+json"
+    assert change.json()["required_scope"] == "admin"
+    assert none.status_code == 403
 
 
 async def test_with_a_key_the_team_and_principal_come_from_the_token() -> None:

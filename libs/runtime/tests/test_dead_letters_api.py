@@ -7,6 +7,7 @@ RabbitMQ and in-process transports are tested against their own DLQs elsewhere.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,9 +17,11 @@ import pytest
 from fastapi import FastAPI
 from mlplane_runtime.app import create_service_app
 from mlplane_runtime.bus.base import DeadLetter, DeliveryHandler, OutboundMessage
+from mlplane_runtime.caller import service_caller
 from mlplane_runtime.dead_letters_api import dead_letters_router
 from mlplane_runtime.errors import NotFound
 from mlplane_runtime.problem import PROBLEM_JSON
+from mlplane_runtime.testing.identity import GatewayIdentity
 
 SERVICE = "scanner"
 WHEN = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
@@ -92,14 +95,106 @@ def transport() -> FakeTransport:
 
 @pytest.fixture
 def app(transport: FakeTransport) -> FastAPI:
-    return create_service_app(SERVICE, routers=[dead_letters_router(SERVICE, transport)])
+    caller = service_caller(SERVICE).caller
+    return create_service_app(SERVICE, routers=[dead_letters_router(SERVICE, transport, caller)])
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The operator (a token naming no team, every scope)."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://svc", auth=GatewayIdentity(SERVICE)
+    ) as http:
         yield http
+
+
+def _team_body(team: str) -> bytes:
+    return json.dumps({"team": team, "model": "fraud", "version": 1}).encode()
+
+
+class TestWhoMaySee:
+    async def test_without_a_verified_caller_nothing_is_shown_or_replayed(
+        self, app: FastAPI, transport: FakeTransport
+    ) -> None:
+        transport.letters = [_letter("d1")]
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://svc"
+        ) as anonymous:
+            listed = await anonymous.get("/dead-letters", headers={"X-Mlplane-Team": "a"})
+            replayed = await anonymous.post("/dead-letters/replay")
+        assert (listed.status_code, replayed.status_code) == (401, 401)
+        assert transport.listed == []
+        assert transport.replayed == []
+
+    async def test_a_caller_without_the_admin_scope_is_forbidden(
+        self, app: FastAPI, transport: FakeTransport
+    ) -> None:
+        transport.letters = [_letter("d1", body=_team_body("team-a"))]
+        reader = GatewayIdentity(SERVICE, scopes=["models:read", "models:write"])
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://svc", auth=reader
+        ) as http:
+            listed = await http.get("/dead-letters", headers={"X-Mlplane-Team": "team-a"})
+            replayed = await http.post("/dead-letters/replay", headers={"X-Mlplane-Team": "team-a"})
+        assert (listed.status_code, replayed.status_code) == (403, 403)
+        assert listed.headers["content-type"] == PROBLEM_JSON
+        assert transport.replayed == []
+
+    async def test_a_team_admin_sees_and_replays_only_its_teams_letters(
+        self, client: httpx.AsyncClient, transport: FakeTransport
+    ) -> None:
+        structured = json.dumps(
+            {"specversion": "1.0", "id": "e", "source": "/x", "type": "t", "data": _team_body_obj()}
+        ).encode()
+        transport.letters = [
+            _letter("a1", body=_team_body("team-a")),
+            _letter("b1", body=_team_body("team-b")),
+            _letter("a2", body=structured),
+            _letter("unknown", body=b"\x00\x01"),
+        ]
+        team_a = {"X-Mlplane-Team": "team-a"}
+        listed = await client.get("/dead-letters", headers=team_a)
+        # The operator's own listing shows all of them.
+        everything = await client.get("/dead-letters")
+        named = await client.post(
+            "/dead-letters/replay", json={"ids": ["b1", "a1"]}, headers=team_a
+        )
+        rest = await client.post("/dead-letters/replay", headers=team_a)
+        assert [d["id"] for d in listed.json()["dead_letters"]] == ["a1", "a2"]
+        assert len(everything.json()["dead_letters"]) == 4
+        assert named.json() == {"replayed": 1}
+        assert rest.json() == {"replayed": 1}
+        assert [letter.dead_letter_id for letter in transport.letters] == ["b1", "unknown"]
+
+    async def test_sql_statements_and_parameters_are_cut_from_reasons(
+        self, client: httpx.AsyncClient, transport: FakeTransport
+    ) -> None:
+        reason = (
+            "IntegrityError: (asyncpg.exceptions.UniqueViolationError) duplicate key\n"
+            "[SQL: INSERT INTO registry.models (team, name) VALUES ($1, $2)]\n"
+            "[parameters: ('team-b', 'their-secret-model')]\n"
+            "(Background on this error at: https://sqlalche.me/e/20/gkpj)"
+        )
+        transport.letters = [_letter("d1", reason=reason)]
+        shown = (await client.get("/dead-letters")).json()["dead_letters"][0]["reason"]
+        assert "duplicate key" in shown
+        assert "their-secret-model" not in shown
+        assert "INSERT" not in shown
+
+    async def test_secret_fields_of_a_json_body_are_masked(
+        self, client: httpx.AsyncClient, transport: FakeTransport
+    ) -> None:
+        body = json.dumps({"team": "t", "api_key": "mlp_abcdef", "nested": {"password": "pw"}})
+        transport.letters = [_letter("d1", body=body.encode())]
+        shown = (await client.get("/dead-letters")).json()["dead_letters"][0]["body"]
+        assert "mlp_abcdef" not in shown
+        assert '"pw"' not in shown
+        assert json.loads(shown)["team"] == "t"
+
+
+def _team_body_obj() -> dict[str, object]:
+    return {"team": "team-a", "model": "fraud", "version": 2}
 
 
 class TestListDeadLetters:

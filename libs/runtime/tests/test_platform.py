@@ -31,6 +31,7 @@ from mlplane_runtime.platform import (
 )
 from mlplane_runtime.service import PluginDiscoveryError, ServicePlugin, discover_services
 from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.testing.identity import GatewayIdentity
 from sqlalchemy import MetaData, func, select
 
 from .fixtures.example_service.api import alias_subject
@@ -90,7 +91,9 @@ async def hosted(
     try:
         await platform.start()
         transport = httpx.ASGITransport(app=platform.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mlplane") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://mlplane", auth=GatewayIdentity(None)
+        ) as http:
             yield Hosted(platform, http, names)
     finally:
         await platform.stop()
@@ -331,8 +334,11 @@ class TestPlatformLifecycle:
 
 
 def _client(platform: Platform) -> httpx.AsyncClient:
+    """A client signing as the gateway does for the (first) hosted service."""
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=platform.app), base_url="http://mlplane"
+        transport=httpx.ASGITransport(app=platform.app),
+        base_url="http://mlplane",
+        auth=GatewayIdentity(platform.services[0].name),
     )
 
 

@@ -1,8 +1,10 @@
 """The `mlplane` command, run as the installed console script.
 
-`dead-letters` runs against a real platform served over HTTP in this process (the
-runtime tests' example service on the test PostgreSQL, in-process bus); `up` runs
-as its own process on an embedded PostgreSQL in a temporary data directory.
+`dead-letters` runs against a real platform served over HTTP in this process: the
+gateway in front of the runtime tests' example service (hosted under the name
+`registry`, so the gateway's facade fronts it) on the test PostgreSQL, in-process
+bus; the CLI calls the gateway with an admin key. `up` runs as its own process on
+an embedded PostgreSQL in a temporary data directory.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from mlplane_gateway.main import make_plugin as make_gateway
 from mlplane_runtime.db import create_database
 from mlplane_runtime.platform import bind_http_socket, serve_platform
 from mlplane_runtime.settings import RuntimeSettings
@@ -68,29 +71,39 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid4().hex[:10]}"
 
 
+ADMIN_KEY = "cli-test-bootstrap-admin-key-0123456789abcdef"
+
+
 @dataclass
 class RunningPlatform:
     url: str
     service: str
+    api_key: str = ADMIN_KEY
 
 
 @pytest.fixture
 async def running_platform(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[RunningPlatform]:
-    """The example service hosted by `serve_platform` on a free port of 127.0.0.1."""
+    """The gateway and the example service (as `registry`) hosted by `serve_platform`
+    on a free port of 127.0.0.1."""
     monkeypatch.syspath_prepend(str(EXAMPLE_SERVICES))
     example = importlib.import_module("example_service.plugin")
     database_url = os.environ.get("MLPLANE_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
-    service, schema, bus_schema = unique("cli"), unique("t_"), unique("t_")
+    service, schema, bus_schema = "registry", unique("t_"), unique("t_")
+    gateway_schema = unique("t_")
+    listen = bind_http_socket("127.0.0.1", 0)
+    port = listen.getsockname()[1]
+    monkeypatch.setenv("MLPLANE_GATEWAY_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("MLPLANE_GATEWAY_REGISTRY_URL", f"http://127.0.0.1:{port}/{service}")
     settings = RuntimeSettings(database_url=database_url, data_dir=tmp_path)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     until = asyncio.Event()
     serving = asyncio.create_task(
         serve_platform(
             settings,
-            [example.make_plugin(service, schema)],
-            listen=bind_http_socket("127.0.0.1", 0),
+            [example.make_plugin(service, schema), make_gateway("gateway", gateway_schema)],
+            listen=listen,
             until=until,
             on_ready=ready.set_result,
             bus_schema=bus_schema,
@@ -109,21 +122,24 @@ async def running_platform(
         try:
             await database.drop_schema(schema)
             await database.drop_schema(bus_schema)
+            await database.drop_schema(gateway_schema)
         finally:
             await database.dispose()
 
 
 async def refused_event_dead_lettered(platform: RunningPlatform) -> dict[str, Any]:
     """Write the alias the example service refuses, and wait for its dead letter."""
-    async with httpx.AsyncClient(base_url=platform.url) as http:
+    async with httpx.AsyncClient(
+        base_url=platform.url, headers={"Authorization": f"Bearer {platform.api_key}"}
+    ) as http:
         written = await http.post(
-            f"/{platform.service}/aliases",
+            f"/v1/{platform.service}/aliases",
             json={"team": unique("team-"), "model": "fraud", "alias": "refused", "version": 1},
         )
         assert written.status_code == 201, written.text
         async with asyncio.timeout(WAIT_S):
             while True:
-                listed = await http.get(f"/{platform.service}/dead-letters")
+                listed = await http.get(f"/v1/{platform.service}/dead-letters")
                 letters = listed.json()["dead_letters"]
                 if letters:
                     return dict(letters[0])
@@ -146,7 +162,7 @@ class TestDeadLetters:
 
         finished = await mlplane(
             "dead-letters", "list", "--service", running_platform.service,
-            "--url", running_platform.url,
+            "--url", running_platform.url, "--api-key", running_platform.api_key,
         )  # fmt: skip
 
         assert finished.code == 0, finished.stderr
@@ -161,7 +177,7 @@ class TestDeadLetters:
 
         finished = await mlplane(
             "dead-letters", "list", "-s", running_platform.service, "--json",
-            env={"MLPLANE_URL": running_platform.url},
+            env={"MLPLANE_URL": running_platform.url, "MLPLANE_API_KEY": running_platform.api_key},
         )  # fmt: skip
 
         assert finished.code == 0, finished.stderr
@@ -177,10 +193,24 @@ class TestDeadLetters:
         finished = await mlplane(
             "dead-letters", "replay", "--service", running_platform.service,
             "--id", letter["id"], "--url", running_platform.url,
+            "--api-key", running_platform.api_key,
         )  # fmt: skip
 
         assert finished.code == 0, finished.stderr
         assert finished.stdout.strip() == f"replayed 1 dead letter(s) of {running_platform.service}"
+
+    async def test_without_a_key_the_dead_letters_stay_closed(
+        self, running_platform: RunningPlatform
+    ) -> None:
+        await refused_event_dead_lettered(running_platform)
+
+        finished = await mlplane(
+            "dead-letters", "list", "-s", running_platform.service, "--url", running_platform.url
+        )
+
+        assert finished.code == 1
+        assert finished.stderr.startswith("error: HTTP 401")
+        assert "Traceback" not in finished.stderr
 
     async def test_unreachable_platform_is_one_line_error_not_a_traceback(self) -> None:
         listener = bind_http_socket("127.0.0.1", 0)

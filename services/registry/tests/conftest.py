@@ -24,6 +24,7 @@ from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real
     migrated_schema,
 )
 from mlplane_runtime.testing.delivery import Deliver, deliverer
+from mlplane_runtime.testing.identity import GatewayIdentity
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 
@@ -57,7 +58,9 @@ async def client(
         ),
     )
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://registry.test", auth=GatewayIdentity("registry")
+    ) as http:
         yield http
 
 

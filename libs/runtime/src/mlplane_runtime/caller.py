@@ -1,35 +1,30 @@
-"""Who calls a service: the team and principal of a request, as FastAPI dependencies.
+"""Who calls a service: the team, principal and scopes of a request, as FastAPI dependencies.
 
 Behind the gateway, a service learns its caller from the identity the gateway
-signs for it (`X-Mlplane-Identity`, see `forwarded_identity`). A service that
-holds its identity key REQUIRES that token on every request and takes the team
-and principal from it; the plain `X-Mlplane-Team` and `X-Mlplane-Principal`
-headers count only where the token allows (the operator's token names no team,
-so the header says which team it acts for). A service without a key (embedded
-development, tests) trusts the headers as before: whoever can reach it directly
-can act for any team, which is why production sets a key.
+signs for it (`X-Mlplane-Identity`, see `forwarded_identity`). Every service
+REQUIRES that token on every route, in every mode: no header is trusted on its
+own. The plain `X-Mlplane-Team` header counts only for the operator, whose token
+names no team, to say which team it acts for.
 
 The key: `MLPLANE_<SERVICE>_IDENTITY_KEY` (hex of the service's own key, the
 production choice: a service holds nothing that signs for another), else derived
-from `MLPLANE_IDENTITY_SECRET` (one secret shared by a one-process platform and
-its gateway), else none.
+from `MLPLANE_IDENTITY_SECRET` or the platform's secret (see `identity_secret`).
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the dependencies' annotations.
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from mlplane_contracts.types import DNS_LABEL_PATTERN
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mlplane_runtime.errors import InvalidInput
+from mlplane_runtime.errors import Forbidden, InvalidInput
 from mlplane_runtime.forwarded_identity import (
     IDENTITY_HEADER,
-    PRINCIPAL_HEADER,
     TEAM_HEADER,
     ForwardedIdentity,
     InvalidForwardedIdentity,
@@ -37,15 +32,12 @@ from mlplane_runtime.forwarded_identity import (
     verify_forwarded_identity,
 )
 
-ANONYMOUS = "user:anonymous"
 MIN_KEY_BYTES = 32
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 TeamHeader = Annotated[
     str | None,
     Header(alias=TEAM_HEADER, min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN),
-]
-PrincipalHeader = Annotated[
-    str | None, Header(alias=PRINCIPAL_HEADER, min_length=1, max_length=256)
 ]
 IdentityHeader = Annotated[
     str | None,
@@ -66,16 +58,34 @@ class _ServiceKey(BaseSettings):
     identity_key: SecretStr | None = None
 
 
-def identity_key(service: str) -> bytes | None:
-    """The key `service` verifies forwarded identities with, from the environment; None: none.
+def shared_identity_secret() -> bytes | None:
+    """`MLPLANE_IDENTITY_SECRET` from the environment, None when unset.
 
+    Raises InvalidInput when it is shorter than 32 characters.
+    """
+    try:
+        shared = _SharedSecret().identity_secret
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid identity settings: {exc}") from None
+    if shared is None:
+        return None
+    secret = shared.get_secret_value().encode()
+    if len(secret) < MIN_KEY_BYTES:
+        raise InvalidInput(f"MLPLANE_IDENTITY_SECRET must be at least {MIN_KEY_BYTES} bytes")
+    return secret
+
+
+def identity_key(service: str, shared_secret: bytes | None = None) -> bytes | None:
+    """The key `service` verifies forwarded identities with; None: none configured.
+
+    Its own `MLPLANE_<SERVICE>_IDENTITY_KEY`, else derived from
+    `MLPLANE_IDENTITY_SECRET`, else from `shared_secret` (the platform's).
     Raises InvalidInput naming the variable when a configured value cannot be a key
     (not hex, or shorter than 32 bytes).
     """
     prefix = f"MLPLANE_{service.upper().replace('-', '_')}_"
     try:
         own = _ServiceKey(_env_prefix=prefix).identity_key  # type: ignore[call-arg]
-        shared = _SharedSecret().identity_secret
     except ValidationError as exc:
         raise InvalidInput(f"invalid identity settings: {exc}") from None
     if own is not None:
@@ -86,21 +96,32 @@ def identity_key(service: str) -> bytes | None:
         if len(key) < MIN_KEY_BYTES:
             raise InvalidInput(f"{prefix}IDENTITY_KEY must be at least {MIN_KEY_BYTES} bytes")
         return key
-    if shared is not None:
-        secret = shared.get_secret_value().encode()
-        if len(secret) < MIN_KEY_BYTES:
-            raise InvalidInput(f"MLPLANE_IDENTITY_SECRET must be at least {MIN_KEY_BYTES} bytes")
-        return derive_identity_key(secret, service)
-    return None
+    secret = shared_identity_secret() or shared_secret
+    return None if secret is None else derive_identity_key(secret, service)
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The caller of one request: `identity` is None when the service trusts headers."""
+    """The verified caller of one request.
+
+    `team` is the team it acts for (None: the operator, naming no team);
+    `principal` names it in audit fields; `scopes` is what it may do.
+    """
 
     team: str | None
     principal: str
-    identity: ForwardedIdentity | None
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def sees(self, team: str | None) -> bool:
+        """True when this caller may see `team`'s things (the operator sees every team's)."""
+        return self.team is None or self.team == team
+
+
+CallerDependency = Callable[..., Awaitable[Caller]]
+"""A FastAPI dependency answering the request's verified `Caller` (401 when there is none)."""
 
 
 @dataclass(frozen=True)
@@ -108,41 +129,70 @@ class CallerDependencies:
     """FastAPI dependencies for a service's routes: `Annotated[str, Depends(deps.team)]`.
 
     `caller` resolves once per request (FastAPI caches it), `team` and
-    `principal` read from it.
+    `principal` read from it; `scoped` and `require` check scopes.
     """
 
-    caller: Callable[..., Awaitable[Caller]]
+    caller: CallerDependency
     team: Callable[..., Awaitable[str]]
     optional_team: Callable[..., Awaitable[str | None]]
     principal: Callable[..., Awaitable[str]]
-    verifies: bool
-    """True when a forwarded identity is required (a key is configured)."""
+
+    def require(self, scope: str) -> Callable[..., Awaitable[Caller]]:
+        """A dependency answering the caller once it holds `scope` (403 otherwise)."""
+        resolve = self.caller
+
+        async def holding(caller: Annotated[Caller, Depends(resolve)]) -> Caller:
+            require_scope(caller, scope)
+            return caller
+
+        return holding
+
+    def scoped(
+        self, *, read: str, write: str, read_only_posts: Collection[str] = ()
+    ) -> Callable[..., Awaitable[Caller]]:
+        """A router-wide dependency: safe methods need `read`, every other method `write`.
+
+        `read_only_posts` lists route paths (as written on the route, e.g.
+        `/registered-models/get-latest-versions`) whose POST only reads.
+        """
+        resolve = self.caller
+        reads = frozenset(read_only_posts)
+
+        async def scoped(request: Request, caller: Annotated[Caller, Depends(resolve)]) -> Caller:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "")
+            reading = request.method in SAFE_METHODS or (
+                request.method == "POST" and any(path.endswith(p) for p in reads)
+            )
+            require_scope(caller, read if reading else write)
+            return caller
+
+        return scoped
 
 
-def caller_dependencies(audience: str, key: bytes | None) -> CallerDependencies:
-    """Dependencies that require a forwarded identity for `audience` signed with `key`
-    (None: trust the team and principal headers).
+def require_scope(caller: Caller, scope: str) -> None:
+    """Raises Forbidden (403) naming `scope` when `caller` does not hold it."""
+    if not caller.has(scope):
+        raise Forbidden(f"this call needs the scope {scope!r}", required_scope=scope)
+
+
+def caller_dependencies(audience: str, key: bytes) -> CallerDependencies:
+    """Dependencies that require a forwarded identity for `audience` signed with `key`.
 
     Raised to the request: InvalidForwardedIdentity (401) for a missing or bad
-    token when a key is set; InvalidInput (422, `errors` naming the header) when no team
-    is known where one is required.
+    token; InvalidInput (422, `errors` naming the header) when no team is known
+    where one is required.
     """
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"an identity key must be at least {MIN_KEY_BYTES} bytes")
 
-    async def caller(
-        identity: IdentityHeader = None,
-        team: TeamHeader = None,
-        principal: PrincipalHeader = None,
-    ) -> Caller:
-        if key is None:
-            return Caller(team=team, principal=principal or ANONYMOUS, identity=None)
+    async def caller(identity: IdentityHeader = None, team: TeamHeader = None) -> Caller:
         if identity is None:
             raise InvalidForwardedIdentity(
                 f"this service is reached through the gateway only ({IDENTITY_HEADER} missing)"
             )
         verified = verify_forwarded_identity(identity, audience=audience, key=key)
-        # Only the operator (no team in its token) names the team it acts for.
-        acting_for = verified.team if verified.team is not None else team
-        return Caller(team=acting_for, principal=verified.principal, identity=verified)
+        return caller_of(verified, team)
 
     Resolved = Annotated[Caller, Depends(caller)]
 
@@ -168,15 +218,28 @@ def caller_dependencies(audience: str, key: bytes | None) -> CallerDependencies:
         return resolved.principal
 
     return CallerDependencies(
-        caller=caller,
-        team=team_of,
-        optional_team=optional_team_of,
-        principal=principal_of,
-        verifies=key is not None,
+        caller=caller, team=team_of, optional_team=optional_team_of, principal=principal_of
     )
 
 
-def service_caller(audience: str) -> CallerDependencies:
-    """`caller_dependencies` with the key the environment configures for `audience`
-    (see `identity_key`); call it where the service builds its routers."""
-    return caller_dependencies(audience, identity_key(audience))
+def caller_of(verified: ForwardedIdentity, team_header: str | None) -> Caller:
+    """The caller a verified identity names; only the operator (no team in its token)
+    takes the team it acts for from `team_header`."""
+    acting_for = verified.team if verified.team is not None else team_header
+    return Caller(team=acting_for, principal=verified.principal, scopes=verified.scopes)
+
+
+def service_caller(audience: str, key: bytes | None = None) -> CallerDependencies:
+    """`caller_dependencies` for `audience` with `key`, or the key the environment
+    configures (see `identity_key`); call it where the service builds its routers.
+
+    Raises InvalidInput when no key is given or configured: no service runs
+    without one.
+    """
+    resolved = key if key is not None else identity_key(audience)
+    if resolved is None:
+        raise InvalidInput(
+            f"service {audience} has no identity key: set MLPLANE_IDENTITY_SECRET or "
+            f"MLPLANE_{audience.upper().replace('-', '_')}_IDENTITY_KEY"
+        )
+    return caller_dependencies(audience, resolved)

@@ -77,3 +77,12 @@ class Unavailable(MlplaneError):
     problem_type = f"{PROBLEM_BASE_URI}/unavailable"
     title = "Service unavailable"
     retryable = True
+
+
+class Forbidden(MlplaneError):
+    """The caller is known but may not do this (a scope it does not hold)."""
+
+    status = 403
+    problem_type = f"{PROBLEM_BASE_URI}/forbidden"
+    title = "Forbidden"
+    retryable = False

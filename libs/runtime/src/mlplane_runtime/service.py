@@ -25,6 +25,7 @@ from mlplane_contracts.topology import queue_name
 from sqlalchemy import MetaData
 
 from mlplane_runtime.bus.base import Transport
+from mlplane_runtime.caller import CallerDependencies, CallerDependency
 from mlplane_runtime.consumer import EventHandler
 from mlplane_runtime.db import Database, check_schema_name
 from mlplane_runtime.messaging_tables import MessagingTables, messaging_tables
@@ -40,7 +41,10 @@ class ServiceContext:
 
     `data_dir` is the service's own directory for local files (artifacts, OCI
     layouts, git checkouts in the embedded mode); it exists when the context is
-    handed over.
+    handed over. `caller` verifies the gateway's identity token on the service's
+    routes (None only for a service that authenticates its callers itself, the
+    gateway); `identity_secret` is the platform's secret those tokens are derived
+    from, when this process has it (the gateway signs with it).
     """
 
     name: str
@@ -49,6 +53,14 @@ class ServiceContext:
     uow_factory: UnitOfWorkFactory
     transport: Transport
     data_dir: Path
+    caller: CallerDependencies | None = None
+    identity_secret: bytes | None = None
+
+    def require_caller(self) -> CallerDependencies:
+        """`caller`, or RuntimeError for a service hosted without one (a host's bug)."""
+        if self.caller is None:
+            raise RuntimeError(f"service {self.name} is hosted without identity verification")
+        return self.caller
 
 
 HandlersFactory = Callable[[ServiceContext], Mapping[str, EventHandler]]
@@ -56,6 +68,9 @@ HandlersFactory = Callable[[ServiceContext], Mapping[str, EventHandler]]
 
 RoutersFactory = Callable[[ServiceContext], Sequence[APIRouter]]
 """Builds the service's own HTTP routers; the host mounts them under the plug-in's `prefix`."""
+
+OwnCallerFactory = Callable[[ServiceContext], CallerDependency]
+"""For a service that authenticates its callers itself: its caller dependency."""
 
 ServiceLifespan = Callable[[ServiceContext], AbstractAsyncContextManager[None]]
 """Background work the service runs while hosted (watchers, schedulers); entered after
@@ -79,6 +94,9 @@ class ServicePlugin:
     - `url_prefix`: where its own routes are mounted; None means `/<name>`, `""`
       the root (the gateway, whose public routes are `/v1/...`). Its dead-letter
       API stays under `/<name>` either way.
+    - `own_caller`: None for every service the gateway fronts (its callers are
+      verified from the gateway's identity token, and it needs an identity key to
+      start); the gateway, which authenticates callers itself, gives its own.
     """
 
     name: str
@@ -89,6 +107,7 @@ class ServicePlugin:
     routers: RoutersFactory | None = None
     lifespan: ServiceLifespan | None = None
     url_prefix: str | None = None
+    own_caller: OwnCallerFactory | None = None
 
     def __post_init__(self) -> None:
         """Raises ValueError for a name, schema or URL prefix that cannot be used."""

@@ -1,7 +1,9 @@
 """A small synchronous client of mlplane's HTTP API, the one the `mlplane` CLI uses.
 
-It speaks to a platform started by `mlplane up` (every service under `/<service>`)
-or to one service run by `mlplane serve <name>`; the paths are the same.
+It speaks to the gateway (`mlplane up` serves it on 127.0.0.1:8080) with an API key:
+services answer only the identity the gateway signs for them, so every call goes
+through the gateway's `/v1/<service>/...` routes (the gateway's own dead letters
+are at `/gateway/dead-letters`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import ValidationError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT_S = 10.0
+GATEWAY = "gateway"
 
 _Answer = TypeVar("_Answer", DeadLetterList, ReplayResult)
 
@@ -39,17 +42,22 @@ class MlplaneApiError(MlplaneClientError):
 
 
 class MlplaneClient:
-    """The platform's HTTP API at `base_url`. Use as a context manager, or `close()` it."""
+    """The platform's HTTP API at `base_url`, called with `api_key` (an `mlp_...` key or
+    an OIDC access token). Use as a context manager, or `close()` it."""
 
     def __init__(
         self,
         base_url: str = DEFAULT_URL,
         *,
+        api_key: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport)
+        headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout_s, transport=transport, headers=headers
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -69,10 +77,13 @@ class MlplaneClient:
     def dead_letters(self, service: str, *, limit: int = 100) -> DeadLetterList:
         """Up to `limit` messages in `service`'s dead-letter queue, oldest first.
 
-        Raises MlplaneUnreachable, or MlplaneApiError (404 for an unknown service,
-        503 when the queue cannot be read).
+        Raises MlplaneUnreachable, or MlplaneApiError (401 without a valid key, 403
+        without the `admin` scope, 404 for an unknown service, 503 when the queue
+        cannot be read).
         """
-        response = self._request("GET", f"/{service}/dead-letters", params={"limit": limit})
+        response = self._request(
+            "GET", f"{_service_path(service)}/dead-letters", params={"limit": limit}
+        )
         return _parsed(DeadLetterList, response)
 
     def replay_dead_letters(self, service: str, ids: Sequence[str] | None = None) -> int:
@@ -81,7 +92,7 @@ class MlplaneClient:
         Returns how many were replayed. Raises MlplaneUnreachable or MlplaneApiError.
         """
         body = None if ids is None else {"ids": list(ids)}
-        response = self._request("POST", f"/{service}/dead-letters/replay", json=body)
+        response = self._request("POST", f"{_service_path(service)}/dead-letters/replay", json=body)
         return _parsed(ReplayResult, response).replayed
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -95,6 +106,11 @@ class MlplaneClient:
         if response.is_error:
             raise MlplaneApiError(response.status_code, _problem(response))
         return response
+
+
+def _service_path(service: str) -> str:
+    """Where `service`'s routes are reached through the gateway."""
+    return f"/{GATEWAY}" if service == GATEWAY else f"/v1/{service}"
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

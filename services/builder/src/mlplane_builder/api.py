@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from mlplane_contracts.scopes import MODELS_READ, MODELS_WRITE
 from mlplane_contracts.types import DNS_LABEL_PATTERN
-from mlplane_runtime.caller import service_caller
+from mlplane_runtime.caller import CallerDependencies, service_caller
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -39,11 +40,16 @@ def routers(
     tables: BuilderTables,
     uow_factory: UnitOfWorkFactory,
     wake: Callable[[], None] = lambda: None,
+    caller: CallerDependencies | None = None,
 ) -> Sequence[APIRouter]:
-    """The builder's routes on `tables`; `wake` tells idle workers a build is pending."""
-    router = APIRouter(tags=["builder"])
-    # The gateway's signed identity when a key is configured, else the header.
-    Team = Annotated[str, Depends(service_caller("builder").team)]
+    """The builder's routes on `tables`; `wake` tells idle workers a build is pending;
+    `caller` verifies the gateway's identity (default: the key the environment sets)."""
+    caller = caller or service_caller("builder")
+    router = APIRouter(
+        tags=["builder"],
+        dependencies=[Depends(caller.scoped(read=MODELS_READ, write=MODELS_WRITE))],
+    )
+    Team = Annotated[str, Depends(caller.team)]
 
     async def unit_of_work() -> AsyncIterator[UnitOfWork]:
         async with uow_factory() as uow:

@@ -52,7 +52,7 @@ def make_plugin(name: str = "builder", schema: str = SCHEMA) -> ServicePlugin:
 
     def routers(context: ServiceContext) -> Sequence[APIRouter]:
         state = hosted_of(context)
-        return api.routers(tables, context.uow_factory, state.wake)
+        return api.routers(tables, context.uow_factory, state.wake, context.require_caller())
 
     @asynccontextmanager
     async def lifespan(context: ServiceContext) -> AsyncIterator[None]:

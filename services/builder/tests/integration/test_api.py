@@ -12,6 +12,7 @@ from mlplane_builder.domain import failures
 from mlplane_builder.service import BuilderService
 from mlplane_builder.store import BuilderTables
 from mlplane_runtime.app import create_service_app
+from mlplane_runtime.testing.identity import GatewayIdentity
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 from ..conftest import registered
@@ -24,7 +25,9 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_service_app("builder", routers=api.routers(tables, uow_factory))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://builder.test") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://builder.test", auth=GatewayIdentity("builder")
+    ) as http:
         yield http
 
 

@@ -20,6 +20,7 @@ from mlplane_runtime.bus.base import OutboundMessage
 from mlplane_runtime.db import Database
 from mlplane_runtime.platform import Platform
 from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.testing.identity import GatewayIdentity
 
 from ..conftest import registered
 
@@ -86,7 +87,9 @@ async def test_a_hosted_builder_builds_on_the_event_at_once(
         ]
     )
     transport = httpx.ASGITransport(app=platform.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://mlplane") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://mlplane", auth=GatewayIdentity(name)
+    ) as http:
         build: dict[str, Any] | None = None
         async with asyncio.timeout(WAIT_S):
             while build is None or build["status"] != "succeeded":

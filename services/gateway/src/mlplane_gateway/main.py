@@ -76,9 +76,12 @@ class Gateway:
         runtime: RuntimeSettings | None = None,
         *,
         installed: frozenset[str] = frozenset(),
+        platform_identity_secret: bytes | None = None,
     ) -> None:
         """`runtime` is the hosting platform's settings: services in `installed` that
         have no URL set are reached at the platform's own address.
+        `platform_identity_secret` is the hosting platform's identity secret: what the
+        gateway signs forwarded identities with unless its own setting names one.
 
         Raises ValueError for an inline JWKS or an upstream URL that cannot be used.
         """
@@ -113,7 +116,8 @@ class Gateway:
             settings.upstream_urls(platform_url(runtime), installed), settings.upstream_limits()
         )
         self.signer = IdentitySigner(
-            settings.identity_key(), lifetime_s=settings.identity_lifetime_s
+            settings.identity_key(platform_identity_secret),
+            lifetime_s=settings.identity_lifetime_s,
         )
         self.sink_checker = SinkChecker(settings.allowlist())
         self.events = PostgresEventSource(
@@ -268,6 +272,7 @@ def make_plugin(name: str = "gateway", schema: str = SCHEMA) -> ServicePlugin:
             context.uow_factory,
             context.settings,
             installed=installed_services(),
+            platform_identity_secret=context.identity_secret,
         )
     )
 
@@ -296,6 +301,7 @@ def make_plugin(name: str = "gateway", schema: str = SCHEMA) -> ServicePlugin:
         routers=routers,
         lifespan=lifespan,
         url_prefix="",
+        own_caller=lambda context: gateway_of(context).guard.runtime_caller(),
     )
 
 

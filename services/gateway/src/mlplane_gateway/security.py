@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from mlplane_runtime.caller import Caller, CallerDependency
 
 from mlplane_gateway.authentication import Gatekeeper
 from mlplane_gateway.domain.principals import Principal, Scope
@@ -76,6 +77,17 @@ class Guard:
             bearer = await _bearer(request)
             token = bearer.credentials if bearer is not None else await _api_key(request)
             return await gatekeeper.enter(token)
+
+        return caller
+
+    def runtime_caller(self) -> CallerDependency:
+        """The authenticated caller as the runtime's routes take it (the gateway's own
+        dead-letter API): its team, id and scopes."""
+        authenticated = self.authenticated()
+
+        async def caller(principal: Annotated[Principal, Depends(authenticated)]) -> Caller:
+            scopes = frozenset(scope.value for scope in principal.scopes)
+            return Caller(team=principal.team, principal=principal.id, scopes=scopes)
 
         return caller
 

@@ -98,7 +98,8 @@ class GatewaySettings(BaseSettings):
     )
     """Signs the identity forwarded to services (each verifies with a key derived from it).
     Unset: `MLPLANE_IDENTITY_SECRET` (shared with services of the same platform), else
-    derived from the secret key."""
+    the platform's own (in dev, `<data dir>/identity-secret`), else derived from the
+    secret key."""
     identity_lifetime_s: int = Field(default=30, ge=1, le=60)
     upstream_timeout_s: float = Field(default=30.0, gt=0, le=600)
     upstream_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
@@ -172,10 +173,14 @@ class GatewaySettings(BaseSettings):
     def effective_redis_url(self, runtime: RuntimeSettings | None) -> str | None:
         return self.redis_url or (runtime.redis_url if runtime is not None else None)
 
-    def identity_key(self) -> bytes:
-        """The secret forwarded identities are signed from (see `identity_secret`)."""
+    def identity_key(self, platform_secret: bytes | None = None) -> bytes:
+        """The secret forwarded identities are signed from: `identity_secret`, else the
+        hosting platform's (`platform_secret`: `make run` makes one in its data
+        directory), else one derived from the secret key."""
         if self.identity_secret is not None:
             return self.identity_secret.get_secret_value().encode()
+        if platform_secret is not None:
+            return platform_secret
         # A key of its own, so a forwarded identity never reveals anything about the pepper.
         return hmac.new(self.pepper(), b"mlplane-gateway-identity", hashlib.sha256).digest()
 

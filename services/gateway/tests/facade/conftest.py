@@ -24,15 +24,19 @@ from mlplane_registry.main import MIGRATIONS
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import define_tables
 from mlplane_runtime.app import create_service_app
+from mlplane_runtime.caller import caller_dependencies
 from mlplane_runtime.db import Database, create_database
 from mlplane_runtime.errors import MlplaneError
+from mlplane_runtime.forwarded_identity import derive_identity_key
 from mlplane_runtime.migrations import upgrade_to_head
 from mlplane_runtime.testing.http_server import serve
+from mlplane_runtime.testing.identity import TEST_IDENTITY_SECRET
 from mlplane_runtime.uow import UnitOfWorkFactory
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-IDENTITY_SECRET = b"facade-test-identity-secret-0123456789"
+# The secret every test gateway signs with (the root conftest sets it for the environment).
+IDENTITY_SECRET = TEST_IDENTITY_SECRET.encode()
 
 Serve = Callable[..., AbstractAsyncContextManager[str]]
 
@@ -144,10 +148,12 @@ async def registry(
         tables = define_tables(schema)
         uow_factory = UnitOfWorkFactory(registry_database, tables.messaging, "registry")
         settings = RegistrySettings()
+        # The registry verifies what the gateway under test signs, as in production.
+        caller = caller_dependencies("registry", derive_identity_key(IDENTITY_SECRET, "registry"))
         mounted = APIRouter(prefix="/registry")
         for router in (
-            *api.routers(tables, uow_factory, settings),
-            *mlflow_api.routers(tables, uow_factory, settings),
+            *api.routers(tables, uow_factory, settings, caller),
+            *mlflow_api.routers(tables, uow_factory, settings, caller=caller),
         ):
             mounted.include_router(router)
         app = create_service_app("registry", routers=[mounted])

@@ -18,9 +18,10 @@ from typing import Any
 
 import httpx
 from mlplane_gateway.domain.principals import Scope
+from mlplane_runtime.testing.identity import GatewayIdentity
 
 from ..conftest import Harness
-from .conftest import Registry
+from .conftest import IDENTITY_SECRET, Registry
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ async def test_every_facade_route_refuses_and_admits_as_its_scope_says(
         registry_url=registry.url, key_burst=10_000, team_burst=10_000
     )
     model = "fraud"
-    async with httpx.AsyncClient(base_url=registry.url) as direct:
+    signing = GatewayIdentity("registry", secret=IDENTITY_SECRET)
+    async with httpx.AsyncClient(base_url=registry.url, auth=signing) as direct:
         made = await direct.post("/models", json={"name": model}, headers={"X-Mlplane-Team": team})
         assert made.status_code == 201, made.text
 

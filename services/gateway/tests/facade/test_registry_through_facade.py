@@ -8,8 +8,9 @@ from contextlib import AbstractAsyncContextManager
 import httpx
 import pytest
 from mlplane_runtime.forwarded_identity import verify_forwarded_identity
+from mlplane_runtime.testing.identity import GatewayIdentity
 
-from .conftest import Gateway, Registry
+from .conftest import IDENTITY_SECRET, Gateway, Registry
 
 WRITER = {"Authorization": "Bearer writer-token"}
 READER = {"Authorization": "Bearer reader-token"}
@@ -39,7 +40,8 @@ async def test_a_read_through_the_facade_returns_the_registrys_answer(
     assert created.status_code == 201, created.text
     through = await client.get("/v1/registry/models/fraud", headers=READER)
     assert through.status_code == 200
-    async with httpx.AsyncClient() as direct_client:
+    signing = GatewayIdentity("registry", secret=IDENTITY_SECRET)
+    async with httpx.AsyncClient(auth=signing) as direct_client:
         direct = await direct_client.get(
             f"{registry.url}/models/fraud", headers={"X-Mlplane-Team": team}
         )

@@ -74,7 +74,15 @@ class TestIdentitySecret:
         monkeypatch.setenv("MLPLANE_GATEWAY_IDENTITY_SECRET", "g" * 40)
         assert load_settings().identity_key() == b"g" * 40
 
-    def test_unset_it_is_derived_from_the_secret_key_and_is_not_the_key(self) -> None:
+    def test_unset_the_platforms_own_secret_signs(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("MLPLANE_IDENTITY_SECRET", raising=False)
+        platform = b"p" * 64
+        assert GatewaySettings(secret_key=REAL).identity_key(platform) == platform
+
+    def test_unset_it_is_derived_from_the_secret_key_and_is_not_the_key(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("MLPLANE_IDENTITY_SECRET", raising=False)
         settings = GatewaySettings(secret_key=REAL)
         assert len(settings.identity_key()) == 32
         assert REAL.encode() not in settings.identity_key()

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from mlplane_contracts.scopes import MODELS_READ, MODELS_WRITE
 from mlplane_contracts.types import DNS_LABEL_PATTERN
-from mlplane_runtime.caller import service_caller
+from mlplane_runtime.caller import CallerDependencies, service_caller
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -47,10 +48,19 @@ def _etag(value: str) -> str:
 
 
 def routers(
-    tables: RegistryTables, uow_factory: UnitOfWorkFactory, settings: RegistrySettings
+    tables: RegistryTables,
+    uow_factory: UnitOfWorkFactory,
+    settings: RegistrySettings,
+    caller: CallerDependencies | None = None,
 ) -> Sequence[APIRouter]:
-    """The registry's routes on `tables`, opening units of work from `uow_factory`."""
-    router = APIRouter(tags=["registry"])
+    """The registry's routes on `tables`, opening units of work from `uow_factory`;
+    `caller` verifies the gateway's identity (default: the key the environment sets).
+    Reads need `models:read`, changes `models:write`."""
+    caller = caller or service_caller("registry")
+    router = APIRouter(
+        tags=["registry"],
+        dependencies=[Depends(caller.scoped(read=MODELS_READ, write=MODELS_WRITE))],
+    )
 
     async def unit_of_work() -> AsyncIterator[UnitOfWork]:
         async with uow_factory() as uow:
@@ -65,8 +75,6 @@ def routers(
     # GET routes: statements autocommit, so a read costs no BEGIN/ROLLBACK round trips.
     Reads = Annotated[UnitOfWork, Depends(reading_unit_of_work)]
 
-    # The gateway's signed identity when a key is configured, else the headers.
-    caller = service_caller("registry")
     Team = Annotated[str, Depends(caller.team)]
     Who = Annotated[str, Depends(caller.principal)]
 

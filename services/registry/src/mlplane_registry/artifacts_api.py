@@ -26,7 +26,8 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import RedirectResponse
-from mlplane_runtime.caller import service_caller
+from mlplane_contracts.scopes import MODELS_READ, MODELS_WRITE
+from mlplane_runtime.caller import CallerDependencies, service_caller
 from mlplane_runtime.errors import Unavailable
 from mlplane_runtime.service import ServiceContext
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
@@ -123,12 +124,23 @@ async def running(artifacts: RegistryArtifacts) -> AsyncIterator[None]:
 
 
 def routers(
-    tables: RegistryTables, uow_factory: UnitOfWorkFactory, artifacts: RegistryArtifacts
+    tables: RegistryTables,
+    uow_factory: UnitOfWorkFactory,
+    artifacts: RegistryArtifacts,
+    caller: CallerDependencies | None = None,
 ) -> Sequence[APIRouter]:
-    """The upload and download routes, and the local-disk URLs when that store is used."""
-    router = APIRouter(tags=["artifacts"])
+    """The upload and download routes, and the local-disk URLs when that store is used.
+
+    `caller` verifies the gateway's identity (default: the key the environment sets);
+    the local-disk URLs need none: their signature is their authority.
+    """
+    caller = caller or service_caller("registry")
+    router = APIRouter(
+        tags=["artifacts"],
+        dependencies=[Depends(caller.scoped(read=MODELS_READ, write=MODELS_WRITE))],
+    )
     settings = artifacts.settings
-    Team = Annotated[str, Depends(service_caller("registry").team)]
+    Team = Annotated[str, Depends(caller.team)]
 
     async def unit_of_work() -> AsyncIterator[UnitOfWork]:
         async with uow_factory() as uow:

@@ -32,10 +32,11 @@ def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
     def routers(context: ServiceContext) -> Sequence[APIRouter]:
         artifacts = artifacts_of(context)
         settings = artifacts.settings
+        caller = context.require_caller()
         return [
-            *api.routers(tables, context.uow_factory, settings),
-            *artifacts_api.routers(tables, context.uow_factory, artifacts),
-            *mlflow_api.routers(tables, context.uow_factory, settings),
+            *api.routers(tables, context.uow_factory, settings, caller),
+            *artifacts_api.routers(tables, context.uow_factory, artifacts, caller),
+            *mlflow_api.routers(tables, context.uow_factory, settings, caller=caller),
         ]
 
     @asynccontextmanager

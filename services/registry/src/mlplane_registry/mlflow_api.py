@@ -28,9 +28,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from mlplane_contracts.scopes import MODELS_READ, MODELS_WRITE
 from mlplane_contracts.types import DnsLabel
-from mlplane_runtime.caller import service_caller
+from mlplane_runtime.caller import CallerDependencies, service_caller
 from mlplane_runtime.errors import MlplaneError
+from mlplane_runtime.media_types import is_json_media_type
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +45,8 @@ from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import RegistryTables, VersionFilter
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+MLFLOW_READ_ONLY_POSTS = ("/registered-models/get-latest-versions",)
+"""MLflow's client sends these reads as POST."""
 
 R = TypeVar("R", bound=s.MlflowRequest)
 
@@ -85,6 +89,9 @@ async def read(request: Request, kind: type[R]) -> R:
     if request.method != "GET":
         raw = await request.body()
         if raw.strip():
+            if not is_json_media_type(request.headers.get("content-type")):
+                # A browser's form or text/plain post must never change anything.
+                raise m.invalid("The request body must be JSON (Content-Type: application/json).")
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -100,19 +107,23 @@ def routers(
     uow_factory: UnitOfWorkFactory,
     settings: RegistrySettings,
     mlflow_settings: MlflowApiSettings | None = None,
+    caller: CallerDependencies | None = None,
 ) -> Sequence[APIRouter]:
-    """The MLflow-compatible routes on `tables`, opening units of work from `uow_factory`."""
+    """The MLflow-compatible routes on `tables`, opening units of work from `uow_factory`;
+    `caller` verifies the gateway's identity (default: the key the environment sets).
+    Reads (GETs and MLflow's read-only POSTs) need `models:read`, changes `models:write`."""
     config = mlflow_settings or MlflowApiSettings()
-    router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
+    caller = caller or service_caller("registry")
+    scoped = caller.scoped(
+        read=MODELS_READ, write=MODELS_WRITE, read_only_posts=MLFLOW_READ_ONLY_POSTS
+    )
+    router = APIRouter(tags=["mlflow"], route_class=MlflowRoute, dependencies=[Depends(scoped)])
 
     async def unit_of_work() -> AsyncIterator[UnitOfWork]:
         async with uow_factory() as uow:
             yield uow
 
     Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
-
-    # The gateway's signed identity when a key is configured, else the headers.
-    caller = service_caller("registry")
 
     async def team_of(team: Annotated[str | None, Depends(caller.optional_team)]) -> str:
         return team or config.default_team

@@ -68,6 +68,8 @@ ENDPOINT_NOT_FOUND = "ENDPOINT_NOT_FOUND"
 NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
 TEMPORARILY_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
 INTERNAL_ERROR = "INTERNAL_ERROR"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+PERMISSION_DENIED = "PERMISSION_DENIED"
 
 # As MLflow's server answers them (mlflow.exceptions.ERROR_CODE_TO_HTTP_STATUS).
 HTTP_STATUS = {
@@ -80,6 +82,8 @@ HTTP_STATUS = {
     NOT_IMPLEMENTED: 501,
     TEMPORARILY_UNAVAILABLE: 503,
     INTERNAL_ERROR: 500,
+    UNAUTHENTICATED: 401,
+    PERMISSION_DENIED: 403,
 }
 
 
@@ -117,6 +121,10 @@ def error_of(exc: MlplaneError) -> MlflowError:
         code = RESOURCE_CONFLICT
     elif isinstance(exc, Unavailable):
         code = TEMPORARILY_UNAVAILABLE
+    elif exc.status == HTTP_STATUS[UNAUTHENTICATED]:
+        code = UNAUTHENTICATED
+    elif exc.status == HTTP_STATUS[PERMISSION_DENIED]:
+        code = PERMISSION_DENIED
     else:
         code = INTERNAL_ERROR
     return MlflowError(code, exc.detail)

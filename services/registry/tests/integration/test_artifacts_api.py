@@ -22,6 +22,7 @@ from mlplane_registry.main import make_plugin
 from mlplane_runtime.db import Database
 from mlplane_runtime.platform import Platform
 from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.testing.identity import GatewayIdentity
 from mlplane_runtime.testing.s3_server import S3Endpoint, delete_bucket, unique_bucket
 
 MIB = 1024 * 1024
@@ -47,7 +48,9 @@ async def host(
         await platform.start()
         transport = httpx.ASGITransport(app=platform.app)
         # The local store's signed URLs name 127.0.0.1:8080: this client serves them too.
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1:8080", auth=GatewayIdentity(name)
+        ) as http:
             yield http, f"/{name}"
     finally:
         await platform.stop()

@@ -25,6 +25,7 @@ from mlplane_runtime.bus.base import OutboundMessage
 from mlplane_runtime.db import Database
 from mlplane_runtime.platform import Platform
 from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.testing.identity import GatewayIdentity
 from sqlalchemy import text
 
 WAIT_S = 30.0
@@ -71,7 +72,9 @@ async def hosted(
     try:
         await platform.start()
         transport = httpx.ASGITransport(app=platform.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mlplane") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://mlplane", auth=GatewayIdentity(name)
+        ) as http:
             yield Hosted(platform, http, name, schema)
     finally:
         await platform.stop()
@@ -175,6 +178,7 @@ async def test_a_hosted_registry_registers_relays_and_follows_the_lifecycle(
 
     async def dead_lettered() -> list[dict[str, Any]] | None:
         listed = await http.get(f"{base}/dead-letters")
+        assert listed.status_code == 200, listed.text
         letters: list[dict[str, Any]] = listed.json()["dead_letters"]
         return letters or None
 

@@ -19,13 +19,16 @@ from uuid import uuid4
 
 import httpx
 import pytest
+import requests
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException, RestException
 from mlplane_registry.main import make_plugin
 from mlplane_runtime.db import Database
+from mlplane_runtime.forwarded_identity import IDENTITY_HEADER
 from mlplane_runtime.platform.http_server import bind_http_socket, serve_platform
 from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.testing.identity import TEST_PRINCIPAL, GatewayIdentity, signed_identity
 
 START_S = 60.0
 T = TypeVar("T")
@@ -37,6 +40,13 @@ COMMIT = "c" * 40
 class Served:
     url: str
     team: str
+    name: str
+
+    def http(self) -> httpx.AsyncClient:
+        """A client of the MLflow API that signs as the gateway does."""
+        return httpx.AsyncClient(
+            base_url=f"{self.url}/api/2.0/mlflow", auth=GatewayIdentity(self.name)
+        )
 
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.url, registry_uri=self.url)
@@ -56,6 +66,16 @@ async def served(
     monkeypatch.setenv("MLPLANE_REGISTRY_MLFLOW_DEFAULT_TEAM", team)
     # No retries of failed requests: an error must reach the test at once.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    # The registry answers only the gateway's signed identity: the MLflow client's
+    # requests carry one as the gateway would add it (the operator's: no team).
+    send = requests.Session.request
+
+    def signed(self: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault(IDENTITY_HEADER, signed_identity(name, team=None))
+        return send(self, method, url, headers=headers, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", signed)
     settings = RuntimeSettings(database_url=database_url, amqp_url=None, data_dir=tmp_path)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
@@ -77,7 +97,7 @@ async def served(
         if ready not in done:
             server.result() if server.done() else None  # raises what stopped it
             raise AssertionError(f"the platform did not serve within {START_S:g} s")
-        yield Served(f"{ready.result()}/{name}", team)
+        yield Served(f"{ready.result()}/{name}", team, name)
     finally:
         stop.set()
         with contextlib.suppress(Exception):
@@ -133,7 +153,7 @@ async def test_the_mlflow_client_works_the_registry(served: Served) -> None:
     assert second.description == "version 2"
     assert second.status == "READY"
     assert second.tags == {"dataset": "d2"}  # mlplane's input tags went to artifact, lineage
-    assert second.user_id == "user:anonymous"
+    assert second.user_id == TEST_PRINCIPAL  # the principal the identity token names
 
     # Aliases: set, read back, seen on the model and the version.
     await call(client.set_registered_model_alias, "fraud", "champion", "1")
@@ -242,7 +262,7 @@ async def test_errors_reach_the_client_in_mlflows_shape(served: Served) -> None:
 
 async def test_the_team_comes_from_the_header_else_the_default(served: Served) -> None:
     other = f"team-{uuid4().hex[:8]}"
-    async with httpx.AsyncClient(base_url=f"{served.url}/api/2.0/mlflow") as http:
+    async with served.http() as http:
         answer = await http.post(
             "/registered-models/create",
             json={"name": "fraud"},

@@ -18,8 +18,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from mlplane_contracts.events import Environment
+from mlplane_contracts.scopes import ADMIN, MODELS_READ, MODELS_WRITE
 from mlplane_contracts.types import DIGEST_PATTERN
-from mlplane_runtime.caller import service_caller
+from mlplane_runtime.caller import CallerDependencies, service_caller
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
 from mlplane_scanner.domain.errors import InvalidVex
@@ -52,9 +53,20 @@ def routers(
     service_of: Callable[[UnitOfWork], ScannerService],
     uow_factory: UnitOfWorkFactory,
     runner_of: Callable[[], TrivyRunner],
+    caller: CallerDependencies | None = None,
 ) -> Sequence[APIRouter]:
-    """The scanner's routes; `runner_of` gives the Trivy runner once the service started."""
-    router = APIRouter(tags=["scanner"])
+    """The scanner's routes; `runner_of` gives the Trivy runner once the service started;
+    `caller` verifies the gateway's identity (default: the key the environment sets).
+
+    Reads need `models:read`, a manifest scan `models:read` (it changes nothing),
+    every change of a policy (thresholds, exceptions, VEX) `admin`: it moves the gate.
+    """
+    caller = caller or service_caller("scanner")
+    scoped = caller.scoped(
+        read=MODELS_READ, write=MODELS_WRITE, read_only_posts=("/manifests/scan",)
+    )
+    router = APIRouter(tags=["scanner"], dependencies=[Depends(scoped)])
+    policy_admin = Depends(caller.require(ADMIN))
 
     async def unit_of_work() -> AsyncIterator[UnitOfWork]:
         async with uow_factory() as uow:
@@ -62,8 +74,6 @@ def routers(
 
     Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 
-    # The gateway's signed identity when a key is configured, else the headers.
-    caller = service_caller("scanner")
     Team = Annotated[str, Depends(caller.team)]
     Who = Annotated[str, Depends(caller.principal)]
 
@@ -84,7 +94,7 @@ def routers(
         policy = await service_of(uow).policy(team, environment)
         return answer(PolicyOut.of(policy, utc_now()), response, policy_etag(policy))
 
-    @router.put("/policies/{environment}")
+    @router.put("/policies/{environment}", dependencies=[policy_admin])
     async def put_policy(
         environment: Env,
         body: PolicyIn,
@@ -107,7 +117,7 @@ def routers(
         await uow.commit()
         return answer(PolicyOut.of(policy, utc_now()), response, policy_etag(policy))
 
-    @router.post("/policies/{environment}/exceptions", status_code=201)
+    @router.post("/policies/{environment}/exceptions", status_code=201, dependencies=[policy_admin])
     async def add_exception(
         environment: Env,
         body: ExceptionIn,
@@ -124,7 +134,7 @@ def routers(
         await uow.commit()
         return answer(PolicyOut.of(policy, now), response, policy_etag(policy))
 
-    @router.delete("/policies/{environment}/exceptions/{finding_id}")
+    @router.delete("/policies/{environment}/exceptions/{finding_id}", dependencies=[policy_admin])
     async def remove_exception(
         environment: Env,
         finding_id: FindingId,
@@ -141,7 +151,7 @@ def routers(
         await uow.commit()
         return answer(PolicyOut.of(policy, utc_now()), response, policy_etag(policy))
 
-    @router.post("/policies/{environment}/vex", status_code=201)
+    @router.post("/policies/{environment}/vex", status_code=201, dependencies=[policy_admin])
     async def add_vex(
         environment: Env, request: Request, team: Team, uow: Uow, who: Who, response: Response
     ) -> PolicyOut:

@@ -99,7 +99,12 @@ class HostedScanner:
         return handlers.event_handlers(self.service_of, self.worker.wake)
 
     def routers(self) -> Sequence[APIRouter]:
-        return api.routers(self.service_of, self.context.uow_factory, lambda: self.runner)
+        return api.routers(
+            self.service_of,
+            self.context.uow_factory,
+            lambda: self.runner,
+            self.context.require_caller(),
+        )
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -27,6 +27,7 @@ from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real
     migrated_schema,
 )
 from mlplane_runtime.testing.delivery import as_delivered
+from mlplane_runtime.testing.identity import GatewayIdentity
 from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint, unique_repository
 from mlplane_runtime.testing.s3_server import (
     S3Endpoint,
@@ -211,6 +212,7 @@ async def scanner(
         transport=httpx.ASGITransport(app=app),
         base_url="http://scanner.test",
         headers={"X-Mlplane-Team": team, "X-Mlplane-Principal": "user:alice@acme.io"},
+        auth=GatewayIdentity("scanner"),
     ) as http:
         yield ScannerUnderTest(
             team,

@@ -23,7 +23,8 @@ from mlplane_runtime.bus.embedded import EmbeddedTransport
 from mlplane_runtime.bus.rabbit import RabbitTransport
 from mlplane_runtime.db import Database, create_database
 from mlplane_runtime.embedded_postgres import EmbeddedPostgres
-from mlplane_runtime.errors import Unavailable
+from mlplane_runtime.errors import InvalidInput, Unavailable
+from mlplane_runtime.identity_secret import platform_identity_secret
 from mlplane_runtime.platform.hosted_service import HostedService
 from mlplane_runtime.service import ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
@@ -117,6 +118,7 @@ class Platform:
     async def _start(self) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        identity_secret = _identity_secret(settings)
         database_url = settings.database_url
         if database_url is None:
             self._embedded_postgres = EmbeddedPostgres(settings.data_dir)
@@ -138,7 +140,12 @@ class Platform:
         for plugin in self.plugins:
             data_dir = settings.data_dir / plugin.name
             data_dir.mkdir(parents=True, exist_ok=True)
-            service = HostedService(plugin, settings, database, transport, data_dir)
+            try:
+                service = HostedService(
+                    plugin, settings, database, transport, data_dir, identity_secret
+                )
+            except InvalidInput as exc:
+                raise PlatformStartFailed(exc.detail) from exc
             try:
                 await service.prepare_schema()
             except Exception as exc:
@@ -195,6 +202,13 @@ class Platform:
         embedded, self._embedded_postgres = self._embedded_postgres, None
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+def _identity_secret(settings: RuntimeSettings) -> bytes | None:
+    try:
+        return platform_identity_secret(settings)
+    except InvalidInput as exc:
+        raise PlatformStartFailed(exc.detail) from exc
 
 
 async def _check_database(database: Database) -> None:

@@ -10,9 +10,11 @@ from fastapi import APIRouter
 from mlplane_contracts.topology import source_of
 
 from mlplane_runtime.bus.base import Transport
+from mlplane_runtime.caller import caller_dependencies
 from mlplane_runtime.consumer import EventConsumer
 from mlplane_runtime.db import Database
 from mlplane_runtime.dead_letters_api import dead_letters_router
+from mlplane_runtime.identity_secret import service_identity_key
 from mlplane_runtime.migrations import upgrade_to_head
 from mlplane_runtime.relay import OutboxRelay
 from mlplane_runtime.service import ServiceContext, ServicePlugin
@@ -32,10 +34,17 @@ class HostedService:
         database: Database,
         transport: Transport,
         data_dir: Path,
+        identity_secret: bytes | None = None,
     ) -> None:
+        """`identity_secret` is the platform's (see `identity_secret`). Raises
+        IdentityNotConfigured when a service the gateway fronts has no identity key."""
         self.plugin = plugin
         self.name = plugin.name
         tables = plugin.messaging()
+        caller = None
+        if plugin.own_caller is None:
+            key = service_identity_key(plugin.name, identity_secret, settings.env)
+            caller = caller_dependencies(plugin.name, key)
         self.context = ServiceContext(
             name=plugin.name,
             settings=settings,
@@ -43,6 +52,8 @@ class HostedService:
             uow_factory=UnitOfWorkFactory(database, tables, plugin.name),
             transport=transport,
             data_dir=data_dir,
+            caller=caller,
+            identity_secret=identity_secret,
         )
         self.consumer = EventConsumer(
             plugin.name, self.context.uow_factory, plugin.handlers_for(self.context)
@@ -84,8 +95,13 @@ class HostedService:
         for own_router in self.plugin.routers_for(self.context):
             own.include_router(own_router)
         router.include_router(own)
+        own_caller = self.plugin.own_caller
+        caller = (
+            self.context.require_caller().caller if own_caller is None else own_caller(self.context)
+        )
         router.include_router(
-            dead_letters_router(self.name, self.context.transport), prefix=f"/{self.name}"
+            dead_letters_router(self.name, self.context.transport, caller),
+            prefix=f"/{self.name}",
         )
         return router
 

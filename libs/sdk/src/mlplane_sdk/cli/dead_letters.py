@@ -18,7 +18,16 @@ ServiceOption = Annotated[
     str, typer.Option("--service", "-s", help="The service whose dead letters to use.")
 ]
 UrlOption = Annotated[
-    str, typer.Option("--url", envvar="MLPLANE_URL", help="Base URL of the platform's HTTP API.")
+    str, typer.Option("--url", envvar="MLPLANE_URL", help="Base URL of the platform's gateway.")
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="MLPLANE_API_KEY",
+        help="An API key with the admin scope (a team's admin sees its own team's letters).",
+        show_default=False,
+    ),
 ]
 
 _REASON_WIDTH = 80
@@ -28,12 +37,13 @@ _REASON_WIDTH = 80
 def list_dead_letters(
     service: ServiceOption,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")] = False,
 ) -> None:
     """List a service's dead-lettered messages, oldest first (nothing is removed)."""
     try:
-        with MlplaneClient(url) as client:
+        with MlplaneClient(url, api_key=api_key) as client:
             answer = client.dead_letters(service, limit=limit)
     except MlplaneClientError as exc:
         fail(str(exc))
@@ -63,6 +73,7 @@ def list_dead_letters(
 def replay_dead_letters(
     service: ServiceOption,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
     ids: Annotated[
         list[str] | None,
         typer.Option("--id", help="A dead letter to replay (repeatable); none given: all of them."),
@@ -70,7 +81,7 @@ def replay_dead_letters(
 ) -> None:
     """Move a service's dead letters back to its queue for another try."""
     try:
-        with MlplaneClient(url) as client:
+        with MlplaneClient(url, api_key=api_key) as client:
             replayed = client.replay_dead_letters(service, ids)
     except MlplaneClientError as exc:
         fail(str(exc))
