@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
-
 from mlplane_runtime.body_limit import max_body_bytes
 
 from mlplane_registry.artifacts.local_disk import LocalDiskArtifactStore
