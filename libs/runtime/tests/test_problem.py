@@ -260,3 +260,47 @@ class TestBadInputNeverAnswers500:
             assert response.status_code < 500, response.text
             if response.status_code >= 400:
                 assert response.headers["content-type"] == PROBLEM_JSON
+
+
+class Echo(BaseModel):
+    value: str
+    as_json: bool = False
+
+
+class TestUnstorableText:
+    """The safety net behind the request models: PostgreSQL refusing text is the caller's 422."""
+
+    @pytest.fixture
+    async def db_client(self, database: Any) -> AsyncIterator[httpx.AsyncClient]:
+        from sqlalchemy import text
+
+        router = APIRouter()
+
+        # A plain `str` field: nothing before the database refuses the NUL.
+        @router.post("/echo")
+        async def echo(body: Echo) -> dict[str, str]:
+            cast = "cast(cast(:v as text) as jsonb)::text" if body.as_json else "cast(:v as text)"
+            async with database.engine.connect() as connection:
+                result = await connection.execute(text(f"select {cast}"), {"v": body.value})
+                return {"echo": str(result.scalar_one())}
+
+        app = create_service_app("unstorable", routers=[router])
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+            yield http
+
+    async def test_nul_refused_by_postgresql_answers_422_not_500(
+        self, db_client: httpx.AsyncClient
+    ) -> None:
+        body = _assert_problem(await db_client.post("/echo", json={"value": "a\x00b"}), 422)
+        assert body["type"] == "https://mlplane.io/problems/unstorable-text"
+
+    async def test_nul_escape_refused_in_jsonb_answers_422_not_500(
+        self, db_client: httpx.AsyncClient
+    ) -> None:
+        response = await db_client.post("/echo", json={"value": '"a\\u0000b"', "as_json": True})
+        _assert_problem(response, 422)
+
+    async def test_storable_text_still_passes(self, db_client: httpx.AsyncClient) -> None:
+        response = await db_client.post("/echo", json={"value": "fraud"})
+        assert response.json() == {"echo": "fraud"}

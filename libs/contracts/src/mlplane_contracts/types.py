@@ -8,6 +8,7 @@ which searches rather than matches, and has no `\\Z`.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
@@ -30,6 +31,11 @@ WEB_URL_PATTERN = r"^https?://[!-~]+$"
 METRIC_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$"
 MEDIA_TYPE_PATTERN = r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$"
 
+# C0 controls and DEL. PostgreSQL refuses NUL in text; none of them belongs in a name.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+# Free text (descriptions, messages) may break lines and indent.
+_FREE_TEXT_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 MAX_INT32 = 2**31 - 1
 MAX_INT63 = 2**63 - 1
 
@@ -42,6 +48,38 @@ def _to_utc(moment: datetime) -> datetime:
     except OverflowError as exc:
         raise ValueError(f"timestamp out of range in UTC: {exc}") from exc
 
+
+def _no_control_character(text: str) -> str:
+    found = _CONTROL_CHARACTER.search(text)
+    if found is not None:
+        raise ValueError(f"must not contain control characters (found U+{ord(found[0]):04X})")
+    return text
+
+
+def _no_control_character_but_whitespace(text: str) -> str:
+    found = _FREE_TEXT_CONTROL_CHARACTER.search(text)
+    if found is not None:
+        raise ValueError(
+            "must not contain control characters other than tab, line feed and carriage "
+            f"return (found U+{ord(found[0]):04X})"
+        )
+    return text
+
+
+NoControlCharacters = AfterValidator(_no_control_character)
+"""Refuses control characters; put it after a length constraint:
+`Annotated[str, StringConstraints(max_length=250), NoControlCharacters]`."""
+
+NoControlCharactersButWhitespace = AfterValidator(_no_control_character_but_whitespace)
+"""Refuses control characters other than tab, line feed and carriage return."""
+
+PlainText = Annotated[str, NoControlCharacters]
+"""A string without control characters (U+0000-U+001F, U+007F): names, keys, filters.
+Bound its length on the field: `name: PlainText = Field(max_length=256)`."""
+
+FreeText = Annotated[str, NoControlCharactersButWhitespace]
+"""Text for people (descriptions, messages): no control characters but tab, LF and CR.
+Bound its length on the field."""
 
 DnsLabel = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
 """A DNS-1123 label (team, model, alias names): lowercase alphanumerics and '-'."""

@@ -2,7 +2,9 @@
 
 `create_service_app` gives each service the same outside: `/healthz`, `/readyz`,
 `/metrics`, problem+json errors, a server span per request continuing the caller's
-`traceparent`, and one JSON access-log line per request. The service adds its own
+`traceparent`, one JSON access-log line per request, and the same doors: `HEAD` on
+every `GET` route, a body limit per route (`body_limit`), no control characters
+in paths and query strings (`request_text`). The service adds its own
 routers and lifespan; nothing here connects to anything.
 """
 
@@ -23,8 +25,11 @@ from prometheus_client.exposition import choose_encoder
 from starlette.responses import Response
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
+from mlplane_runtime.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from mlplane_runtime.head_requests import HeadAsGetMiddleware
 from mlplane_runtime.health import DEFAULT_CHECK_TIMEOUT_S, ReadinessCheck, health_router
 from mlplane_runtime.problem import install_problem_handlers
+from mlplane_runtime.request_text import ControlCharacterMiddleware
 
 # Imported for its side effect: the mlplane_* metrics exist in the default registry
 # from the start, so /metrics shows them before the first event.
@@ -66,13 +71,16 @@ def create_service_app(
     lifespan: Lifespan[FastAPI] | None = None,
     version: str | None = None,
     readiness_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """A FastAPI app for service `name` with health, metrics, errors, tracing and access logs.
 
     `readiness` names async checks run by `/readyz`; they are copied into
     `app.state.readiness_checks`, a dict the `lifespan` may extend once it has
     built the engine or transport a check needs. `version` defaults to the
-    runtime's. Building the app connects to nothing and raises nothing.
+    runtime's. `max_body_bytes` is the body limit of every route that declares
+    none (`body_limit.max_body_bytes`). Building the app connects to nothing and
+    raises nothing.
     """
     app = FastAPI(
         title=f"mlplane {name}",
@@ -88,6 +96,10 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
 
+    # Inside the problem middleware: their refusals are problems like any other.
+    app.add_middleware(BodyLimitMiddleware, default_limit=max_body_bytes)
+    app.add_middleware(ControlCharacterMiddleware)
+    app.add_middleware(HeadAsGetMiddleware, routes=app.router.routes)
     install_problem_handlers(app)
     # Added after the problem middleware, so it wraps it and logs the 500 it answers;
     # the instrumentation wraps both, so the access line carries the request's trace id.

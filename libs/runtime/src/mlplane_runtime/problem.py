@@ -2,8 +2,10 @@
 
 One place renders errors: `MlplaneError` subclasses (their own status and problem
 type), request validation failures (422, naming each field path), Starlette's
-HTTP errors (404, 405, ...) and anything unexpected (500, logged with its
-traceback; the answer never carries the exception's text).
+HTTP errors (404, 405, 413 for a body past its limit, ...), text the database
+cannot store (NUL, untranslatable characters: 422, a safety net behind the request
+models) and anything unexpected (500, logged with its traceback; the answer never
+carries the exception's text).
 """
 
 from __future__ import annotations
@@ -22,11 +24,16 @@ from opentelemetry.trace import Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlplane_runtime.body_limit import BODY_TOO_LARGE_PROBLEM_TYPE, BodyTooLarge
 from mlplane_runtime.errors import PROBLEM_BASE_URI, MlplaneError
 
 PROBLEM_JSON = "application/problem+json"
 VALIDATION_PROBLEM_TYPE = f"{PROBLEM_BASE_URI}/invalid-request"
 INTERNAL_PROBLEM_TYPE = f"{PROBLEM_BASE_URI}/internal-error"
+UNSTORABLE_TEXT_PROBLEM_TYPE = f"{PROBLEM_BASE_URI}/unstorable-text"
+# PostgreSQL's SQLSTATEs for text it cannot hold: NUL in text (character_not_in_repertoire)
+# and \u0000 in jsonb (untranslatable_character).
+_UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 _INTERNAL_DETAIL = "An unexpected error occurred. It has been logged; quote the trace_id if any."
 
 _log = logging.getLogger("mlplane.http")
@@ -84,6 +91,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MlplaneError, _mlplane_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(BodyTooLarge, _body_too_large)
     # Last resort for exceptions raised outside the middleware below (in an outer
     # middleware): Starlette's ServerErrorMiddleware calls this, then re-raises.
     app.add_exception_handler(Exception, _unhandled_error)
@@ -130,9 +138,57 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     )
 
 
+async def _body_too_large(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, BodyTooLarge)
+    return problem_response(
+        413,
+        title="Request body too large",
+        detail=str(exc.detail),
+        problem_type=BODY_TOO_LARGE_PROBLEM_TYPE,
+        instance=request.url.path,
+        headers=dict(exc.headers or {}),
+        max_body_bytes=exc.limit,
+    )
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
+    if is_unstorable_text(exc):
+        return _unstorable_text_response(request.url.path)
     _log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return _internal_error_response(request.url.path)
+
+
+def is_unstorable_text(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is PostgreSQL refusing a text value as unstorable.
+
+    Looks through SQLAlchemy's `orig` and the `__cause__` chain for the SQLSTATE
+    asyncpg reports (`22021` NUL in text, `22P05` untranslatable in jsonb).
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES:
+            return True
+        orig = getattr(current, "orig", None)
+        pending += [orig if isinstance(orig, BaseException) else None, current.__cause__]
+    return False
+
+
+def _unstorable_text_response(path: str) -> ProblemResponse:
+    # A request model let the text through; it is the caller's input all the same.
+    _log.warning("%s: the database refused a text value (NUL or untranslatable)", path)
+    return problem_response(
+        422,
+        title="Invalid request",
+        detail="The request holds text the platform cannot store (NUL or another "
+        "character PostgreSQL refuses).",
+        problem_type=UNSTORABLE_TEXT_PROBLEM_TYPE,
+        instance=path,
+    )
 
 
 def _internal_error_response(path: str) -> ProblemResponse:
@@ -175,11 +231,14 @@ class UnhandledErrorMiddleware:
         try:
             await self.app(scope, receive, send_tracking_start)
         except Exception as exc:
+            path = str(scope.get("path", ""))
+            if is_unstorable_text(exc) and not response_started:
+                await _unstorable_text_response(path)(scope, receive, send)
+                return
             span = trace.get_current_span()
             if span.is_recording():
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            path = str(scope.get("path", ""))
             _log.error("unhandled error in %s %s", scope.get("method", ""), path, exc_info=exc)
             if response_started:
                 # Half a response is on the wire; all that is left is to drop it.

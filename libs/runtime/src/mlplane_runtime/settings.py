@@ -79,6 +79,17 @@ class RuntimeSettings(BaseSettings):
     data_dir: Path = Path(".data")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """A connection whose request headers are not complete this long after it opened (or
+    after the request's first byte) is closed (408)."""
+    http_body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    """A request body that sends nothing this long while the service waits is dropped."""
+    http_keep_alive_timeout_s: int = Field(default=5, ge=1, le=300)
+    """An idle keep-alive connection is closed after this long."""
+    http_max_connections: int = Field(default=2048, ge=1)
+    """Open connections past this are answered 503 and closed at once."""
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Request line and headers past this size are answered 431."""
     otlp_endpoint: str | None = None
     log_level: LogLevel = "INFO"
     retry_max_attempts: int = Field(default=5, ge=1)

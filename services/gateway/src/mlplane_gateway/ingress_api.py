@@ -4,19 +4,27 @@
 in the URL owns the secret the delivery must be signed with. A delivery id seen
 before answers 200 `duplicate` and emits nothing; a signed delivery about
 something else than a training run answers 200 `ignored`. `POST /v1/events`
-takes CloudEvents in binary, structured or batch mode (scope `events:publish`).
+takes CloudEvents in binary, structured or batch mode (scope `events:publish`);
+an event with a control character in an attribute, or NUL anywhere in its data,
+is refused with 422 before anything is accepted (PostgreSQL cannot store NUL, and
+the consumers would fail on it until the event is dead-lettered). Each route takes
+bodies up to the gateway's `max_body_bytes`.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the aliases built in `routers`.
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from mlplane_contracts.envelope import CloudEvent
 from mlplane_contracts.errors import EventDecodeError
 from mlplane_contracts.events import CiProvider, CiRunCompleted, ModelFramework
 from mlplane_contracts.http import decode_http
 from mlplane_contracts.types import DNS_LABEL_PATTERN
+from mlplane_runtime.body_limit import max_body_bytes as body_limit
+from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
 from mlplane_gateway.domain import ci_runs
@@ -83,6 +91,47 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UnstorableEvent(InvalidInput):
+    """An event holding text no consumer can store: refused before it is accepted."""
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+    """Every string in a JSON value (keys included) with its path."""
+    found: list[tuple[str, str]] = []
+    pending = [(value, path)]
+    while pending:
+        current, where = pending.pop()
+        if isinstance(current, str):
+            found.append((where, current))
+        elif isinstance(current, dict):
+            for key, item in current.items():
+                found.append((f"{where}.{key}", str(key)))
+                pending.append((item, f"{where}.{key}"))
+        elif isinstance(current, list):
+            pending += [(item, f"{where}[{i}]") for i, item in enumerate(current)]
+    return found
+
+
+def refuse_unstorable_text(events: Sequence[CloudEvent]) -> None:
+    """Raises UnstorableEvent naming the first attribute holding a control character, or
+    the first string of an event's data holding NUL."""
+    for index, event in enumerate(events):
+        at = f"events[{index}]" if len(events) > 1 else "event"
+        dumped = event.model_dump(mode="json")
+        data = dumped.pop("data", None)
+        for where, text in _strings(dumped, at):
+            if _CONTROL_CHARACTER.search(text):
+                raise UnstorableEvent(
+                    f"{where} must not contain control characters", field=where
+                )
+        for where, text in _strings(data, f"{at}.data"):
+            if "\x00" in text:
+                raise UnstorableEvent(f"{where} must not contain NUL (U+0000)", field=where)
+
+
 def _delivery_id(*candidates: str | None) -> str:
     for candidate in candidates:
         if candidate:
@@ -114,6 +163,8 @@ def router(
 
     Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
     Publisher = Annotated[Principal, Depends(guard.admits(Scope.EVENTS_PUBLISH))]
+    # The runtime's limit follows the gateway's own (`read_body` answers past it).
+    limit = body_limit(max_body_bytes)
 
     async def accept(
         uow: UnitOfWork, provider: CiProvider, delivery_id: str, fact: CiRunCompleted | Ignored
@@ -130,7 +181,7 @@ def router(
         "/webhooks/github/{team}",
         status_code=202,
         responses={200: {"model": ReceivedOut, "description": "duplicate or ignored"}},
-        openapi_extra=_JSON_BODY,
+        openapi_extra={**_JSON_BODY, **limit},
     )
     async def github_webhook(
         team: TeamPath,
@@ -167,7 +218,7 @@ def router(
         "/webhooks/gitlab/{team}",
         status_code=202,
         responses={200: {"model": ReceivedOut, "description": "duplicate or ignored"}},
-        openapi_extra=_JSON_BODY,
+        openapi_extra={**_JSON_BODY, **limit},
     )
     async def gitlab_webhook(
         team: TeamPath,
@@ -203,7 +254,7 @@ def router(
     @router.post(
         "/events",
         status_code=202,
-        openapi_extra={**guard.doc(Scope.EVENTS_PUBLISH), **_EVENTS_BODY},
+        openapi_extra={**guard.doc(Scope.EVENTS_PUBLISH), **_EVENTS_BODY, **limit},
     )
     async def publish_events(request: Request, actor: Publisher, uow: Uow) -> EventsOut:
         """CloudEvents over HTTP, in binary, structured or batch mode. Each is published
@@ -213,6 +264,7 @@ def router(
             events = decode_http(request.headers, body)
         except EventDecodeError as exc:
             raise MalformedRequest(f"not a valid CloudEvent: {exc}") from exc
+        refuse_unstorable_text(events)
         received = await GatewayService(uow, tables, pepper).accept_events(actor, events)
         await uow.commit()
         return EventsOut(

@@ -139,3 +139,24 @@ async def test_an_id_with_a_nul_character_is_refused(harness: Harness, team: str
     response = await post(harness, token, message)
     assert response.status_code == 422
     assert await harness.outbox() == []
+
+
+async def test_nul_in_the_event_data_is_refused_before_it_is_accepted(
+    harness: Harness, team: str
+) -> None:
+    token = await harness.key_token(team, "events:publish")
+    message = encode_binary(ci_event(team))
+    body = json.loads(message.body)
+    body["run_id"] = "r\u00001"
+    response = await post(harness, token, HttpMessage(message.headers, json.dumps(body).encode()))
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "event.data.run_id"
+    assert await harness.outbox() == []
+
+
+async def test_nul_in_the_subject_is_refused(harness: Harness, team: str) -> None:
+    token = await harness.key_token(team, "events:publish")
+    message = encode_structured(ci_event(team, subject="runs/a\u0000b"))
+    response = await post(harness, token, message)
+    assert response.status_code == 422, response.text
+    assert await harness.outbox() == []

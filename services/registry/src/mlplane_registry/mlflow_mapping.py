@@ -56,6 +56,7 @@ from mlplane_registry.domain import (
     ModelAlreadyExists,
     ModelVersion,
 )
+from mlplane_registry.schemas import MAX_TAG_VALUE, MAX_TAGS
 
 # -- errors -----------------------------------------------------------------------------
 
@@ -216,7 +217,6 @@ INPUT_TAGS = frozenset(
 )
 # MLflow marks prompts (kept in its model registry) with this tag; mlplane holds models only.
 IS_PROMPT_TAG = "mlflow.prompt.is_prompt"
-MAX_TAG_VALUE = 6000
 _TAG_KEY = re.compile(METRIC_KEY_PATTERN.strip("^$"))
 
 
@@ -248,7 +248,12 @@ def tags_json(tags: Mapping[str, str]) -> list[dict[str, str]]:
 
 
 def with_tag(tags: Mapping[str, str], key: str, value: str) -> dict[str, str]:
-    return {**tags, key: value}
+    """`tags` with `key` set; INVALID_PARAMETER_VALUE when that makes more than `MAX_TAGS`
+    user tags (mlplane's own `mlflow.`/`mlplane.` tags are not counted)."""
+    result = {**tags, key: value}
+    if key not in tags and sum(not k.startswith(RESERVED_PREFIX) for k in result) > MAX_TAGS:
+        raise invalid(f"A model or version carries at most {MAX_TAGS} tags.")
+    return result
 
 
 def without_tag(tags: Mapping[str, str], key: str) -> dict[str, str]:

@@ -1,30 +1,55 @@
-"""The registry's HTTP request and response bodies."""
+"""The registry's HTTP request and response bodies.
+
+Every string a request carries is refused with 422 when it holds a control
+character (free text may hold tab, LF and CR), and every collection has a maximum:
+at most `MAX_TAGS` tags per model or version, keys up to `MAX_TAG_KEY` and values
+up to `MAX_TAG_VALUE` characters (MLflow's limits; the MLflow API shares them).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Final
 
 from mlplane_contracts.events import ModelFramework
 from mlplane_contracts.types import (
     ByteSize,
     Digest,
     DnsLabel,
+    FreeText,
     GitCommitSha,
     MediaType,
     Metric,
     MetricKey,
     Name,
+    NoControlCharacters,
+    NoControlCharactersButWhitespace,
     ParamValue,
+    PlainText,
     ResourceUri,
     Sha256Hex,
     WebUrl,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from mlplane_registry import domain
 
-Tags = dict[MetricKey, ParamValue]
+MAX_TAGS: Final = 100
+"""Tags one model or one version may carry."""
+MAX_TAG_KEY: Final = 250
+MAX_TAG_VALUE: Final = 5000
+MAX_DESCRIPTION: Final = 4096
+MAX_DATASETS: Final = 100
+MAX_PARAMS: Final = 1000
+MAX_METRICS: Final = 1000
+MAX_SIGNATURE_KEYS: Final = 100
+
+TagValue = Annotated[
+    str, StringConstraints(max_length=MAX_TAG_VALUE), NoControlCharactersButWhitespace
+]
+Tags = Annotated[dict[MetricKey, TagValue], Field(max_length=MAX_TAGS)]
+SafeName = Annotated[Name, NoControlCharacters]
+SafeParamValue = Annotated[ParamValue, NoControlCharactersButWhitespace]
 
 
 class _Body(BaseModel):
@@ -33,12 +58,12 @@ class _Body(BaseModel):
 
 class ModelCreate(_Body):
     name: DnsLabel
-    description: str = Field(default="", max_length=4096)
+    description: FreeText = Field(default="", max_length=MAX_DESCRIPTION)
     tags: Tags = Field(default_factory=dict)
 
 
 class ModelUpdate(_Body):
-    description: str | None = Field(default=None, max_length=4096)
+    description: FreeText | None = Field(default=None, max_length=MAX_DESCRIPTION)
     tags: Tags | None = None
 
 
@@ -74,7 +99,7 @@ class ArtifactIn(_Body):
 
 
 class DatasetIn(_Body):
-    name: Name
+    name: SafeName
     uri: ResourceUri
     digest: Digest
 
@@ -83,10 +108,10 @@ class LineageIn(_Body):
     git_repository: WebUrl
     commit_sha: GitCommitSha
     ci_run_url: WebUrl
-    git_ref: Name | None = None
-    datasets: list[DatasetIn] = Field(default_factory=list)
-    params: dict[MetricKey, ParamValue] = Field(default_factory=dict)
-    metrics: dict[MetricKey, Metric] = Field(default_factory=dict)
+    git_ref: SafeName | None = None
+    datasets: list[DatasetIn] = Field(default_factory=list, max_length=MAX_DATASETS)
+    params: dict[MetricKey, SafeParamValue] = Field(default_factory=dict, max_length=MAX_PARAMS)
+    metrics: dict[MetricKey, Metric] = Field(default_factory=dict, max_length=MAX_METRICS)
 
     def to_domain(self) -> domain.Lineage:
         return domain.Lineage(
@@ -100,20 +125,40 @@ class LineageIn(_Body):
         )
 
 
+def _storable_json(value: Any) -> Any:
+    """`value` when no string in it (key or value) holds NUL, which jsonb cannot store."""
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            if "\x00" in current:
+                raise ValueError("must not contain NUL (U+0000) in any string")
+        elif isinstance(current, dict):
+            pending += list(current.keys()) + list(current.values())
+        elif isinstance(current, list):
+            pending += current
+    return value
+
+
+Signature = Annotated[
+    dict[str, Any], Field(max_length=MAX_SIGNATURE_KEYS), AfterValidator(_storable_json)
+]
+
+
 class VersionCreate(_Body):
     framework: ModelFramework
     artifact: ArtifactIn
     lineage: LineageIn
-    signature: dict[str, Any] | None = None
+    signature: Signature | None = None
     """The model's input/output schema, as JSON."""
     tags: Tags = Field(default_factory=dict)
-    status_message: str | None = Field(default=None, max_length=4096)
+    status_message: FreeText | None = Field(default=None, max_length=MAX_DESCRIPTION)
 
 
 class VersionUpdate(_Body):
-    signature: dict[str, Any] | None = None
+    signature: Signature | None = None
     tags: Tags | None = None
-    status_message: str | None = Field(default=None, max_length=4096)
+    status_message: FreeText | None = Field(default=None, max_length=MAX_DESCRIPTION)
 
 
 class LifecycleOut(BaseModel):
@@ -249,7 +294,7 @@ class UploadPlanOut(BaseModel):
 
 class UploadedPart(_Body):
     number: int = Field(ge=1, le=10_000)
-    etag: str = Field(min_length=1, max_length=128)
+    etag: PlainText = Field(min_length=1, max_length=128)
 
 
 class UploadComplete(_Body):

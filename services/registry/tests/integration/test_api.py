@@ -382,3 +382,100 @@ class TestTeams:
         assert found["versions"] == []
         listed = (await client.get("/models", headers=headers(other))).json()
         assert listed["models"] == []
+
+
+# -- bad input and limits at the door ------------------------------------------------
+
+
+async def test_nul_in_a_query_parameter_is_refused_with_422(
+    client: httpx.AsyncClient, team: str
+) -> None:
+    response = await client.get("/versions?name_prefix=a%00b", headers=headers(team))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in response.json()["errors"]] == ["query.name_prefix"]
+
+
+async def test_nul_in_a_model_description_is_refused_with_422(
+    client: httpx.AsyncClient, team: str
+) -> None:
+    response = await client.post(
+        "/models", json={"name": "fraud", "description": "a\u0000b"}, headers=headers(team)
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["body.description"]
+
+
+async def test_line_breaks_in_a_model_description_are_kept(
+    client: httpx.AsyncClient, team: str
+) -> None:
+    response = await client.post(
+        "/models", json={"name": "fraud", "description": "a\n\tb\r\n"}, headers=headers(team)
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["description"] == "a\n\tb\r\n"
+
+
+async def test_nul_in_a_version_signature_or_tag_is_refused_with_422(
+    client: httpx.AsyncClient, team: str
+) -> None:
+    await create_model(client, team, "fraud")
+    for overrides, field in [
+        ({"signature": {"inputs": "a\u0000"}}, "body.signature"),
+        ({"tags": {"owner": "a\u0000"}}, "body.tags.owner"),
+    ]:
+        response = await client.post(
+            "/models/fraud/versions", json=version_body(**overrides), headers=headers(team)
+        )
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+async def test_more_than_100_tags_on_a_model_are_refused(
+    client: httpx.AsyncClient, team: str
+) -> None:
+    tags = {f"k{i}": "v" for i in range(101)}
+    response = await client.post(
+        "/models", json={"name": "fraud", "tags": tags}, headers=headers(team)
+    )
+    assert response.status_code == 422, response.text
+    hundred = {f"k{i}": "v" for i in range(100)}
+    response = await client.post(
+        "/models", json={"name": "fraud", "tags": hundred}, headers=headers(team)
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_a_tag_value_past_5000_characters_is_refused(
+    client: httpx.AsyncClient, team: str
+) -> None:
+    await create_model(client, team, "fraud")
+    response = await client.post(
+        "/models/fraud/versions",
+        json=version_body(tags={"owner": "x" * 5001}),
+        headers=headers(team),
+    )
+    assert response.status_code == 422, response.text
+
+
+async def test_a_body_past_1_mib_is_refused_with_413(
+    client: httpx.AsyncClient, team: str
+) -> None:
+    response = await client.post(
+        "/models",
+        json={"name": "fraud", "tags": {f"k{i}": "v" * 5000 for i in range(300)}},
+        headers=headers(team),
+    )
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_head_on_a_get_route_answers_like_the_get_without_body(
+    client: httpx.AsyncClient, team: str
+) -> None:
+    await create_model(client, team, "fraud")
+    got = await client.get("/models/fraud", headers=headers(team))
+    head = await client.head("/models/fraud", headers=headers(team))
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]

@@ -292,3 +292,31 @@ async def test_the_team_comes_from_the_header_else_the_default(served: Served) -
         unknown = await http.post("/runs/create", json={})
         assert unknown.status_code == 404
         assert unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+async def test_mlflow_tags_past_mlflows_limits_are_refused(served: Served) -> None:
+    name = f"limits-{uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=f"{served.url}/api/2.0/mlflow") as http:
+        created = await http.post("/registered-models/create", json={"name": name})
+        assert created.status_code == 200, created.text
+        too_long = await http.post(
+            "/registered-models/set-tag", json={"name": name, "key": "k", "value": "x" * 5001}
+        )
+        assert too_long.status_code in (400, 422), too_long.text
+        for i in range(100):
+            tagged = await http.post(
+                "/registered-models/set-tag", json={"name": name, "key": f"k{i}", "value": "v"}
+            )
+            assert tagged.status_code == 200, tagged.text
+        one_more = await http.post(
+            "/registered-models/set-tag", json={"name": name, "key": "k100", "value": "v"}
+        )
+        assert one_more.status_code == 400, one_more.text
+        assert one_more.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        nul = await http.patch(
+            "/registered-models/update", json={"name": name, "description": "a\u0000b"}
+        )
+        assert nul.status_code in (400, 422), nul.text
+        head = await http.head("/registered-models/get", params={"name": name})
+        assert head.status_code == 200
+        assert head.content == b""

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from mlplane_contracts.events import Environment
 from mlplane_contracts.scopes import ADMIN, MODELS_READ, MODELS_WRITE
 from mlplane_contracts.types import DIGEST_PATTERN
+from mlplane_runtime.body_limit import max_body_bytes
 from mlplane_runtime.caller import CallerDependencies, service_caller
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -151,7 +152,12 @@ def routers(
         await uow.commit()
         return answer(PolicyOut.of(policy, utc_now()), response, policy_etag(policy))
 
-    @router.post("/policies/{environment}/vex", status_code=201, dependencies=[policy_admin])
+    @router.post(
+        "/policies/{environment}/vex",
+        status_code=201,
+        dependencies=[policy_admin],
+        openapi_extra=max_body_bytes(MAX_VEX_BYTES),
+    )
     async def add_vex(
         environment: Env, request: Request, team: Team, uow: Uow, who: Who, response: Response
     ) -> PolicyOut:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from mlplane_contracts.events import Severity
+from mlplane_contracts.types import NoControlCharacters
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from mlplane_scanner.domain.evaluation import Evaluation
@@ -15,7 +16,11 @@ from mlplane_scanner.domain.policy import Policy
 from mlplane_scanner.service import ScanView
 from mlplane_scanner.store import ScanRow
 
-Line = Annotated[str, StringConstraints(min_length=1, max_length=1024, strip_whitespace=True)]
+Line = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1024, strip_whitespace=True),
+    NoControlCharacters,
+]
 
 
 class _In(BaseModel):

@@ -4,6 +4,8 @@ The listening socket is bound before anything else starts, so a taken port is a
 clear error at once rather than after the database and bus came up. uvicorn's own
 signal handling re-raises the signal once it is done serving, which would kill the
 process before the platform stops; here the host handles the signals itself.
+Connections are served under `http_protocol.ConnectionLimits` built from the
+`MLPLANE_HTTP_*` settings: header, body and keep-alive deadlines, a connection cap.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import uvicorn
 
 from mlplane_runtime.errors import MlplaneError
 from mlplane_runtime.platform.host import EMBEDDED_BUS_SCHEMA, Platform
+from mlplane_runtime.platform.http_protocol import ConnectionLimits, limited_protocol
 from mlplane_runtime.service import ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
 
@@ -64,6 +67,16 @@ def bind_http_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def connection_limits(settings: RuntimeSettings) -> ConnectionLimits:
+    """The limits every connection to the platform is served under."""
+    return ConnectionLimits(
+        header_timeout_s=settings.http_header_timeout_s,
+        body_timeout_s=settings.http_body_timeout_s,
+        max_connections=settings.http_max_connections,
+        max_header_bytes=settings.http_max_header_bytes,
+    )
+
+
 class _PlatformServer(uvicorn.Server):
     """uvicorn without its signal capture: the caller owns SIGINT and SIGTERM."""
 
@@ -104,7 +117,7 @@ async def serve_platform(
             await platform.start()
             _freeze_startup_objects()
             try:
-                await _serve(platform, sock, shutdown, on_ready)
+                await _serve(platform, settings, sock, shutdown, on_ready)
             finally:
                 _log.info("stopping the platform")
                 await platform.stop()
@@ -160,6 +173,7 @@ def _freeze_startup_objects() -> None:
 
 async def _serve(
     platform: Platform,
+    settings: RuntimeSettings,
     sock: socket.socket,
     shutdown: _Shutdown,
     on_ready: Callable[[str], None] | None,
@@ -170,6 +184,8 @@ async def _serve(
         access_log=False,  # the service app writes its own access log
         lifespan="off",  # the platform is started and stopped around serving
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        http=limited_protocol(connection_limits(settings)),
+        timeout_keep_alive=settings.http_keep_alive_timeout_s,
     )
     server = _PlatformServer(config)
     shutdown.server = server

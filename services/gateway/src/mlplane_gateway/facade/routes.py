@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
+from mlplane_runtime.body_limit import max_body_bytes
 from mlplane_runtime.errors import MlplaneError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -46,6 +47,9 @@ METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _READ_METHODS: Final = frozenset({"GET", "HEAD"})
 # MLflow reads that its client sends as POST.
 _MLFLOW_READ_POSTS: Final = frozenset({"registered-models/get-latest-versions"})
+# The largest body a service takes through the facade (the scanner's VEX documents);
+# each service enforces its own, smaller limits per route.
+FACADE_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 
 
 Authenticate = Callable[[Request], Awaitable[Caller]]
@@ -131,6 +135,7 @@ def facade_router(
             ),
             methods=METHODS,
             include_in_schema=False,
+            openapi_extra=max_body_bytes(FACADE_MAX_BODY_BYTES),
             route_class_override=ProblemRoute,
         )
 
@@ -147,6 +152,7 @@ def facade_router(
             ),
             methods=METHODS,
             include_in_schema=False,
+            openapi_extra=max_body_bytes(FACADE_MAX_BODY_BYTES),
             route_class_override=MlflowErrorsRoute,
         )
     return router

@@ -10,8 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
+from mlplane_runtime.body_limit import max_body_bytes
 
 from mlplane_registry.artifacts.local_disk import LocalDiskArtifactStore
+from mlplane_registry.artifacts.store import MAX_PART_SIZE
 
 
 def build_router(store: LocalDiskArtifactStore) -> APIRouter:
@@ -22,7 +24,10 @@ def build_router(store: LocalDiskArtifactStore) -> APIRouter:
     """
     router = APIRouter()
 
-    @router.put("/artifacts/uploads/{upload_id}/parts/{number}")
+    # A part streams to disk: the runtime's 1 MiB body limit would refuse parts.
+    @router.put(
+        "/artifacts/uploads/{upload_id}/parts/{number}", openapi_extra=max_body_bytes(MAX_PART_SIZE)
+    )
     async def put_part(
         upload_id: str,
         number: int,
