@@ -62,7 +62,9 @@ async def hosted(
     team: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Hosted]:
-    monkeypatch.setenv("MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS", json.dumps({team: ["s3://models/"]}))
+    monkeypatch.setenv(
+        "MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS", json.dumps({team: ["s3://models/"]})
+    )
     name = f"rg{uuid4().hex[:10]}"
     schema = f"t_{uuid4().hex[:10]}"
     bus_schema = f"t_{uuid4().hex[:10]}"

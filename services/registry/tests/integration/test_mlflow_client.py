@@ -10,8 +10,8 @@ to the test.
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +55,9 @@ async def served(
     bus_schema = f"t_{uuid4().hex[:10]}"
     team = f"team-{uuid4().hex[:8]}"
     monkeypatch.setenv("MLPLANE_REGISTRY_MLFLOW_DEFAULT_TEAM", team)
-    monkeypatch.setenv("MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS", json.dumps({team: ["s3://models/"]}))
+    monkeypatch.setenv(
+        "MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS", json.dumps({team: ["s3://models/"]})
+    )
     # No retries of failed requests: an error must reach the test at once.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     settings = RuntimeSettings(database_url=database_url, amqp_url=None, data_dir=tmp_path)
