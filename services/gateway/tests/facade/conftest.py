@@ -134,7 +134,7 @@ class Registry:
 
 @pytest.fixture
 async def registry(
-    registry_database: Database, database_url: str, http_server: Serve
+    registry_database: Database, database_url: str, http_server: Serve, team: str
 ) -> AsyncIterator[Registry]:
     """The real registry (its API and MLflow's) under `/registry`, on a free port."""
     schema = f"t_{uuid4().hex[:10]}"
@@ -143,7 +143,8 @@ async def registry(
         await upgrade_to_head(database_url, MIGRATIONS, schema)
         tables = define_tables(schema)
         uow_factory = UnitOfWorkFactory(registry_database, tables.messaging, "registry")
-        settings = RegistrySettings()
+        # The tests' versions name artifacts under s3://models/: the team may use it.
+        settings = RegistrySettings(team_artifact_locations={team: ["s3://models/"]})
         mounted = APIRouter(prefix="/registry")
         for router in (
             *api.routers(tables, uow_factory, settings),
