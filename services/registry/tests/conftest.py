@@ -12,6 +12,7 @@ from uuid import uuid4
 import httpx
 import pytest
 from mlplane_registry import api, handlers
+from mlplane_registry.domain import TeamArtifactLocations
 from mlplane_registry.main import MIGRATIONS
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import RegistryTables, define_tables
@@ -46,17 +47,22 @@ def uow_factory(registry_database: Database, tables: RegistryTables) -> UnitOfWo
     return UnitOfWorkFactory(registry_database, tables.messaging, "registry")
 
 
+# Where the tests' artifacts lie: configured for the test's team (a version's artifact
+# must be a verified upload or under one of the team's locations).
+TEST_ARTIFACT_LOCATIONS = ["s3://models/"]
+
+
 @pytest.fixture
 async def client(
-    tables: RegistryTables, uow_factory: UnitOfWorkFactory
+    tables: RegistryTables, uow_factory: UnitOfWorkFactory, team: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the registry's API (problem+json errors included), team-less."""
-    app = create_service_app(
-        "registry",
-        routers=api.routers(
-            tables, uow_factory, RegistrySettings(default_page_size=10, max_page_size=50)
-        ),
+    settings = RegistrySettings(
+        default_page_size=10,
+        max_page_size=50,
+        team_artifact_locations={team: TEST_ARTIFACT_LOCATIONS},
     )
+    app = create_service_app("registry", routers=api.routers(tables, uow_factory, settings))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://registry.test", auth=GatewayIdentity("registry")
@@ -65,9 +71,10 @@ async def client(
 
 
 @pytest.fixture
-def consumer(tables: RegistryTables, uow_factory: UnitOfWorkFactory) -> EventConsumer:
+def consumer(tables: RegistryTables, uow_factory: UnitOfWorkFactory, team: str) -> EventConsumer:
     """The registry's idempotent consumer (inbox, poison sorting) over its handlers."""
-    return EventConsumer("registry", uow_factory, handlers.event_handlers(tables))
+    locations = TeamArtifactLocations.parse({team: TEST_ARTIFACT_LOCATIONS})
+    return EventConsumer("registry", uow_factory, handlers.event_handlers(tables, locations))
 
 
 @pytest.fixture

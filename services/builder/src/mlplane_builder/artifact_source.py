@@ -1,6 +1,13 @@
 """Model artifacts read as a stream of chunks, from S3 (`s3://bucket/key`) or the local
 disk (`file://` URIs of the embedded platform's artifact store).
 
+Only a version's own artifacts are read (defence in depth: the URI comes from an
+event): objects the registry's store keeps for the version's team and model
+(`<store>/teams/<team>/models/<model>/...`, in its bucket or its local directory),
+or objects under a location configured for the team. The check runs before any
+I/O, so a refusal says nothing about what lies behind the URI; no `..`, hidden
+segment or symlink leads anywhere else.
+
 Memory stays at about one chunk whatever the artifact's size: S3 bodies are read with
 `iter_chunks`, files with `read(chunk)` off the event loop. Every failure is a
 `BuildFailure` saying what to do: a missing object is not retryable, storage that
@@ -11,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -27,21 +35,28 @@ CHUNK_SIZE = 1024 * 1024
 # A read that still fails ends the build's attempt (storage_unavailable, retried later
 # as a whole): one retry more per request than the shared default first.
 S3_MAX_RETRIES = 4
+DEFAULT_REGISTRY_STORE = "s3://mlplane-artifacts/"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_SEGMENT = re.compile(r"[A-Za-z0-9_=+@,!*'()~ -][A-Za-z0-9._=+@,!*'()~ -]*")
 
 
 class ArtifactSource:
     """Opens artifacts by URI. Use as `async with ArtifactSource(...) as source:`.
 
     `s3_endpoint_url` None means AWS's own endpoint; the S3 client is made on the
-    first `s3://` artifact. `local_root`: the directory `file://` artifacts must be
-    under (anything else is refused, so an event cannot make the builder read and
-    publish arbitrary files).
+    first `s3://` artifact. `local_root`: the registry's local-disk object directory
+    (`file://` artifacts); `registry_store`: the registry's `s3://<bucket>/` store;
+    `team_locations`: team -> `s3://bucket/prefix/` its artifacts may also lie under.
+    Anything else is refused, so an event cannot make the builder read and publish
+    arbitrary files.
     """
 
     def __init__(
         self,
         *,
         local_root: Path,
+        registry_store: str = DEFAULT_REGISTRY_STORE,
+        team_locations: Mapping[str, Sequence[str]] | None = None,
         s3_endpoint_url: str | None = None,
         s3_region: str = "us-east-1",
         s3_access_key: str | None = None,
@@ -49,6 +64,8 @@ class ArtifactSource:
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self._local_root = local_root.resolve()
+        self._registry_store = registry_store
+        self._team_locations = {t: tuple(ls) for t, ls in (team_locations or {}).items()}
         self._s3_connection = S3Connection(
             s3_endpoint_url,
             s3_region,
@@ -73,20 +90,53 @@ class ArtifactSource:
         self._s3 = None
         await self._stack.aclose()
 
-    def chunks(self, uri: str) -> AsyncIterator[bytes]:
-        """The artifact's bytes in chunks of at most `chunk_size`.
+    def chunks(self, uri: str, *, team: str, model: str) -> AsyncIterator[bytes]:
+        """The bytes of `team`'s `model` artifact at `uri`, in chunks of at most `chunk_size`.
 
-        Raises (when iterated) `BuildFailure`: artifact_missing, artifact_unreadable
-        (unsupported scheme, a file outside the allowed root), storage_unavailable.
+        Raises (when iterated) `BuildFailure`: artifact_unreadable (not retryable) for
+        a URI outside the registry's store for this team and model and outside the
+        team's configured locations, before anything is read; artifact_missing,
+        storage_unavailable.
         """
-        scheme = urlsplit(uri).scheme
-        if scheme == "s3":
+        if not self.allows(uri, team=team, model=model):
+            return _fail(
+                failures.artifact_unreadable(
+                    uri,
+                    f"it is neither in the registry's store for model {model} of team {team} "
+                    "nor under a location configured for the team; the builder reads nothing "
+                    "else (MLPLANE_BUILDER_LOCAL_ARTIFACT_ROOT, "
+                    "MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE, "
+                    "MLPLANE_BUILDER_TEAM_ARTIFACT_LOCATIONS)",
+                )
+            )
+        if urlsplit(uri).scheme == "s3":
             return self._s3_chunks(uri)
+        return self._file_chunks(uri)
+
+    def allows(self, uri: str, *, team: str, model: str) -> bool:
+        """Whether `uri` is one of `team`'s `model` artifacts the builder may read. No I/O
+        but resolving symlinks of a `file://` path."""
+        own = f"teams/{team}/models/{model}/"
+        try:
+            scheme = urlsplit(uri).scheme
+        except ValueError:
+            return False
+        if scheme == "s3":
+            prefixes = [self._registry_store + own, *self._team_locations.get(team, ())]
+            return _strict_s3(uri) and any(
+                uri.startswith(p) and len(uri) > len(p) for p in prefixes
+            )
         if scheme == "file":
-            return self._file_chunks(uri)
-        return _fail(
-            failures.artifact_unreadable(uri, f"scheme {scheme!r} is not s3:// or file://")
-        )
+            path = _strict_file(uri)
+            if path is None:
+                return False
+            own_root = self._local_root / own
+            if not path.is_relative_to(own_root):
+                return False
+            below = path.relative_to(own_root).parts
+            # resolve() follows symlinks: a path it changes went through one.
+            return all(_SEGMENT.fullmatch(s) for s in below) and path.resolve() == path
+        return False
 
     # -- S3 -------------------------------------------------------------------------
 
@@ -127,22 +177,9 @@ class ArtifactSource:
 
     # -- local disk -----------------------------------------------------------------
 
-    def local_path(self, uri: str) -> Path:
-        """The file a `file://` URI names. Raises BuildFailure when outside the root."""
-        parts = urlsplit(uri)
-        if parts.netloc not in ("", "localhost"):
-            raise failures.artifact_unreadable(uri, "a file:// URI must be on this host")
-        path = Path(unquote(parts.path)).resolve()
-        if not path.is_relative_to(self._local_root):
-            raise failures.artifact_unreadable(
-                uri,
-                f"it is outside {self._local_root}, the directory local artifacts are read "
-                "from (MLPLANE_BUILDER_LOCAL_ARTIFACT_ROOT)",
-            )
-        return path
-
     async def _file_chunks(self, uri: str) -> AsyncIterator[bytes]:
-        path = self.local_path(uri)
+        path = _strict_file(uri)
+        assert path is not None  # allows() checked it
         try:
             handle = await asyncio.to_thread(path.open, "rb")
         except FileNotFoundError as exc:
@@ -159,6 +196,33 @@ class ArtifactSource:
             raise failures.artifact_unreadable(uri, exc.strerror or str(exc)) from exc
         finally:
             await asyncio.to_thread(handle.close)
+
+
+def _strict_s3(uri: str) -> bool:
+    """`s3://<bucket>/<key>` with no query, fragment, '%' or dot / empty key segment."""
+    parts = urlsplit(uri)
+    if parts.query or parts.fragment or "?" in uri or "#" in uri:
+        return False
+    key = parts.path[1:] if parts.path.startswith("/") else ""
+    return (
+        uri.startswith("s3://")
+        and _BUCKET.fullmatch(parts.netloc) is not None
+        and bool(key)
+        and all(_SEGMENT.fullmatch(s) for s in key.split("/"))
+    )
+
+
+def _strict_file(uri: str) -> Path | None:
+    """The absolute path of a `file://` URI on this host with no '.', '..' or empty
+    segment; None for anything else."""
+    parts = urlsplit(uri)
+    if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
+        return None
+    raw = unquote(parts.path)
+    segments = raw.split("/")
+    if segments[0] != "" or any(s in ("", ".", "..") or "\x00" in s for s in segments[1:]):
+        return None
+    return Path(raw)
 
 
 async def _fail(failure: failures.BuildFailure) -> AsyncIterator[bytes]:

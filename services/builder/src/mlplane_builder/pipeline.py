@@ -151,7 +151,7 @@ async def _build(
     started = time.monotonic()
     source = verified(
         request.artifact_uri,
-        artifacts.chunks(request.artifact_uri),
+        artifacts.chunks(request.artifact_uri, team=request.team, model=request.model),
         size=request.artifact_size,
         sha256=request.artifact_sha256,
     )

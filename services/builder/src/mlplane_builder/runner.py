@@ -46,9 +46,14 @@ class BuildRunner:
         self._clients: dict[str, OciClient] = {}
         self._clients_lock = asyncio.Lock()
         self._target: OciClient | None = None
-        local_root = settings.local_artifact_root or str(platform_data_dir)
+        # The embedded registry's local-disk objects (`<data>/registry/artifacts/objects`).
+        local_root = settings.local_artifact_root or str(
+            platform_data_dir / "registry" / "artifacts" / "objects"
+        )
         self.artifacts = ArtifactSource(
             local_root=Path(local_root),
+            registry_store=settings.registry_artifact_store,
+            team_locations=settings.team_artifact_locations,
             s3_endpoint_url=None
             if settings.s3_endpoint_url is None
             else str(settings.s3_endpoint_url).rstrip("/"),

@@ -83,7 +83,28 @@ class BuilderSettings(BaseSettings):
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
     local_artifact_root: str | None = None
-    """Directory `file://` artifacts must live under; unset: the platform's data directory."""
+    """The registry's local-disk object directory: `file://` artifacts must be under its
+    `teams/<team>/models/<model>/`; unset: `<data dir>/registry/artifacts/objects`."""
+    registry_artifact_store: str = Field(
+        default="s3://mlplane-artifacts/", pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]/$"
+    )
+    """The registry's S3 store (`s3://<MLPLANE_REGISTRY_S3_BUCKET>/`): `s3://` artifacts
+    are read from its `teams/<team>/models/<model>/` ..."""
+    team_artifact_locations: dict[str, list[str]] = Field(default_factory=dict)
+    """... or from a team's own locations, JSON team -> `s3://bucket/prefix/` (the same
+    value as MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS)."""
+
+    @field_validator("team_artifact_locations")
+    @classmethod
+    def _locations(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for team, locations in value.items():
+            for location in locations:
+                if not location.startswith("s3://") or not location.endswith("/"):
+                    raise ValueError(
+                        f"artifact location {location!r} of team {team!r} must be "
+                        "s3://<bucket>/<prefix>/"
+                    )
+        return value
 
     @field_validator("insecure_registries", mode="before")
     @classmethod

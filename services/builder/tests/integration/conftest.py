@@ -48,22 +48,36 @@ async def base_image(oci_registry: OciRegistryEndpoint) -> str:  # noqa: F811
 
 
 @pytest.fixture
-def s3_settings(s3_endpoint: S3Endpoint) -> dict[str, Any]:  # noqa: F811
-    """The builder's MLPLANE_BUILDER_S3_* settings for the test S3 server."""
+async def artifact_bucket(s3_endpoint: S3Endpoint) -> AsyncIterator[str]:  # noqa: F811
+    """A fresh bucket standing for the registry's S3 store; removed afterwards."""
+    bucket = unique_bucket("builder")
+    try:
+        yield bucket
+    finally:
+        await delete_bucket(s3_endpoint, bucket)
+
+
+@pytest.fixture
+def s3_settings(s3_endpoint: S3Endpoint, artifact_bucket: str) -> dict[str, Any]:  # noqa: F811
+    """The builder's MLPLANE_BUILDER_S3_* settings for the test S3 server, the test's
+    bucket as the registry's store."""
     return {
         "s3_endpoint_url": s3_endpoint.url,
         "s3_region": s3_endpoint.region,
         "s3_access_key": s3_endpoint.access_key,
         "s3_secret_key": s3_endpoint.secret_key,
+        "registry_artifact_store": f"s3://{artifact_bucket}/",
     }
 
 
 @pytest.fixture
 async def upload_artifact(
     s3_endpoint: S3Endpoint,  # noqa: F811
+    artifact_bucket: str,
+    team: str,
 ) -> AsyncIterator[UploadArtifact]:
-    """Upload bytes as an artifact to a fresh bucket; the bucket is removed afterwards."""
-    bucket = unique_bucket("builder")
+    """Upload bytes as the test team's `fraud` artifact to the registry's store."""
+    bucket = artifact_bucket
     session = aioboto3.Session(
         aws_access_key_id=s3_endpoint.access_key,
         aws_secret_access_key=s3_endpoint.secret_key,
@@ -73,13 +87,10 @@ async def upload_artifact(
         await s3.create_bucket(Bucket=bucket)
 
         async def upload(content: bytes, name: str) -> Artifact:
-            key = f"teams/t/models/m/{os.urandom(4).hex()}/{name}"
+            key = f"teams/{team}/models/fraud/{os.urandom(4).hex()}/{name}"
             await s3.put_object(Bucket=bucket, Key=key, Body=content)
             return Artifact(
                 f"s3://{bucket}/{key}", hashlib.sha256(content).hexdigest(), len(content), content
             )
 
-        try:
-            yield upload
-        finally:
-            await delete_bucket(s3_endpoint, bucket)
+        yield upload

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from mlplane_builder.domain import BuildStatus
 from mlplane_builder.image.layout import OciLayout
@@ -22,8 +23,13 @@ from .builds import builder, deliver_to, outbox_events, run_until_finished, sett
 from .images import read_tar_layer
 
 
-def local_artifact(root: Path, content: bytes) -> tuple[str, str]:
-    path = root / "registry" / "artifacts" / "objects" / "teams" / "t" / "model.onnx"
+def objects_dir(data_dir: Path) -> Path:
+    """The embedded registry's local-disk objects under the platform's data directory."""
+    return data_dir / "registry" / "artifacts" / "objects"
+
+
+def local_artifact(root: Path, content: bytes, team: str) -> tuple[str, str]:
+    path = objects_dir(root) / "teams" / team / "models" / "fraud" / "x1" / "model.onnx"
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
     return path.as_uri(), hashlib.sha256(content).hexdigest()
@@ -37,7 +43,7 @@ async def test_embedded_build_writes_an_oci_layout_with_a_scratch_base(
     tmp_path: Path,
 ) -> None:
     content = os.urandom(3 * 1024 * 1024 + 17)
-    uri, sha256 = local_artifact(tmp_path, content)
+    uri, sha256 = local_artifact(tmp_path, content, team)
     await deliver_to(
         uow_factory, tables, registered(team, uri=uri, sha256=sha256, size=len(content))
     )
@@ -70,7 +76,7 @@ async def test_embedded_build_writes_an_oci_layout_with_a_scratch_base(
     async with builder(
         uow_factory,
         tables,
-        settings(registry_url=oci_registry.url, local_artifact_root=str(tmp_path)),
+        settings(registry_url=oci_registry.url, local_artifact_root=str(objects_dir(tmp_path))),
         tmp_path / "pushed",
     ) as (_, pusher):
         async with uow_factory() as uow:
@@ -105,3 +111,59 @@ async def test_a_local_artifact_outside_the_data_directory_is_refused(
     assert build.status is BuildStatus.FAILED
     assert build.error_kind == "artifact_unreadable"
     assert "MLPLANE_BUILDER_LOCAL_ARTIFACT_ROOT" in (build.error or "")
+    assert hashlib.sha256(b"not for images").hexdigest() not in (build.error or "")
+
+
+async def build_of(
+    uow_factory: UnitOfWorkFactory, tables: BuilderTables, data_dir: Path, event: Any
+) -> Any:
+    await deliver_to(uow_factory, tables, event)
+    async with builder(uow_factory, tables, settings(), data_dir) as (_, worker):
+        return await run_until_finished(worker)
+
+
+async def test_the_registry_s_signing_key_and_database_files_are_never_read(
+    uow_factory: UnitOfWorkFactory, tables: BuilderTables, team: str, tmp_path: Path
+) -> None:
+    # The probe: files of the platform's data directory named with their real digest.
+    key = tmp_path / "registry" / "artifacts" / ".signing-key"
+    key.parent.mkdir(parents=True)
+    key.write_text("ab" * 32)
+    objects = objects_dir(tmp_path)
+    own = objects / "teams" / team / "models" / "fraud"
+    own.mkdir(parents=True)
+    (own / "escape").symlink_to(key.parent)
+    for version, uri in enumerate(
+        (
+            key.as_uri(),
+            f"{own.as_uri()}/../../../../../.signing-key",
+            f"{own.as_uri()}/escape/.signing-key",
+            f"{objects.as_uri()}/teams/{team}-other/models/fraud/x/model.onnx",
+        ),
+        start=1,
+    ):
+        event = registered(
+            team,
+            version=version,
+            uri=uri,
+            sha256=hashlib.sha256(key.read_bytes()).hexdigest(),
+            size=64,
+        )
+        build = await build_of(uow_factory, tables, tmp_path, event)
+        assert build.status is BuildStatus.FAILED
+        assert build.error_kind == "artifact_unreadable"
+        assert build.attempts == 1  # not retryable
+        assert hashlib.sha256(key.read_bytes()).hexdigest() not in (build.error or "")
+
+
+async def test_an_s3_object_outside_the_registry_s_store_and_the_team_s_locations_is_refused(
+    uow_factory: UnitOfWorkFactory, tables: BuilderTables, team: str, tmp_path: Path
+) -> None:
+    build = await build_of(
+        uow_factory,
+        tables,
+        tmp_path,
+        registered(team, uri=f"s3://mlplane-artifacts/teams/{team}-other/models/fraud/x/m.onnx"),
+    )
+    assert build.status is BuildStatus.FAILED
+    assert build.error_kind == "artifact_unreadable"

@@ -58,7 +58,9 @@ def tree_rss(process: psutil.Process) -> int:
 async def test_a_512_mib_artifact_builds_with_peak_rss_under_200_mib(
     own_registry: DistributionRegistry, tmp_path: Path
 ) -> None:
-    artifact = tmp_path / "weights.bin"
+    # Where the registry's store keeps team `mem`'s model `big` (build_child's request).
+    artifact = tmp_path / "teams" / "mem" / "models" / "big" / "x1" / "weights.bin"
+    artifact.parent.mkdir(parents=True)
     sha256 = await asyncio.to_thread(write_artifact, artifact)
     arguments = {
         "registry_url": own_registry.url,

@@ -64,7 +64,8 @@ async def test_a_hosted_builder_builds_on_the_event_at_once(
 ) -> None:
     platform, name, data_dir = hosted
     content = b"\x00weights\x01" * 1000
-    artifact = data_dir / "registry" / "artifacts" / "objects" / "model.onnx"
+    objects = data_dir / "registry" / "artifacts" / "objects"
+    artifact = objects / "teams" / team / "models" / "fraud" / "x1" / "model.onnx"
     artifact.parent.mkdir(parents=True)
     artifact.write_bytes(content)
     event = registered(

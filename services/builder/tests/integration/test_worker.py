@@ -22,7 +22,10 @@ from .builds import builder, deliver_to, outbox_events, run_until_finished, sett
 
 
 def local_event(team: str, root: Path, content: bytes = b"weights") -> CloudEvent:
-    path = root / "model.onnx"
+    # Where the embedded registry keeps the team's `fraud` artifacts under the data dir.
+    own = root / "registry" / "artifacts" / "objects" / "teams" / team / "models" / "fraud"
+    path = own / "x1" / "model.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     return registered(
         team, uri=path.as_uri(), sha256=hashlib.sha256(content).hexdigest(), size=len(content)

@@ -138,7 +138,7 @@ class Registry:
 
 @pytest.fixture
 async def registry(
-    registry_database: Database, database_url: str, http_server: Serve
+    registry_database: Database, database_url: str, http_server: Serve, team: str
 ) -> AsyncIterator[Registry]:
     """The real registry (its API and MLflow's) under `/registry`, on a free port."""
     schema = f"t_{uuid4().hex[:10]}"
@@ -147,7 +147,8 @@ async def registry(
         await upgrade_to_head(database_url, MIGRATIONS, schema)
         tables = define_tables(schema)
         uow_factory = UnitOfWorkFactory(registry_database, tables.messaging, "registry")
-        settings = RegistrySettings()
+        # The tests' versions name artifacts under s3://models/: the team may use it.
+        settings = RegistrySettings(team_artifact_locations={team: ["s3://models/"]})
         # The registry verifies what the gateway under test signs, as in production.
         caller = caller_dependencies("registry", derive_identity_key(IDENTITY_SECRET, "registry"))
         mounted = APIRouter(prefix="/registry")

@@ -86,6 +86,7 @@ async def platform_url(
     gateway_database: Database,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    team: str,
 ) -> AsyncIterator[str]:
     """The platform (registry + gateway) serving on a free port of 127.0.0.1."""
     suffix = uuid4().hex[:8]
@@ -100,6 +101,8 @@ async def platform_url(
         "MLPLANE_GATEWAY_DELIVERY_POLL_S": "0.1",
         "MLPLANE_GATEWAY_DELIVERY_TIMEOUT_S": "2",
         "MLPLANE_GATEWAY_STREAM_KEEPALIVE_S": "0.5",
+        # Where the test's versions say their artifacts are: the team may use it.
+        "MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS": json.dumps({team: ["s3://models/"]}),
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("MLPLANE_REDIS_URL", "MLPLANE_GATEWAY_REGISTRY_URL", "MLPLANE_AMQP_URL"):

@@ -138,7 +138,7 @@ def routers(
     async def create_version(
         name: ModelName, body: VersionCreate, team: Team, uow: Uow, who: Who, response: Response
     ) -> VersionOut:
-        version = await RegistryService(uow, tables).register_version(
+        version = await RegistryService(uow, tables, settings.artifact_locations).register_version(
             team,
             name,
             framework=body.framework.value,

@@ -15,9 +15,15 @@ Routes (under `/registry`, team from `X-Mlplane-Team`):
   redirect to it with `?redirect=true`.
 
 Keys are `teams/<team>/models/<model>/<random>/<filename>`: teams never share keys.
+A completed upload is recorded as verified for its team and model: that is what a
+version may point at in the registry's store (`domain.artifacts`). Uploads not
+completed within `MLPLANE_REGISTRY_UPLOAD_EXPIRY_S` are refused at completion and
+swept away every `MLPLANE_REGISTRY_UPLOAD_SWEEP_INTERVAL_S` while the registry runs.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the dependency aliases below.
+import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -49,6 +55,8 @@ from mlplane_registry.service import RegistryService
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import RegistryTables
 
+_log = logging.getLogger("mlplane.registry")
+
 
 def key_prefix(team: str, model: str) -> str:
     return f"teams/{team}/models/{model}/"
@@ -72,6 +80,7 @@ class RegistryArtifacts:
                 settings.s3_access_key.get_secret_value(),
                 settings.s3_secret_key.get_secret_value(),
                 public_endpoint_url=None if public is None else str(public).rstrip("/"),
+                upload_expiry_s=settings.upload_expiry_s,
             )
             self.store, self.local = s3, None
             self._uri_prefix = s3.uri("")
@@ -82,7 +91,11 @@ class RegistryArtifacts:
                 if settings.local_public_url is not None
                 else f"http://{runtime.http_host}:{runtime.http_port}/{context.name}"
             )
-            local = LocalDiskArtifactStore(context.data_dir / "artifacts", base_url=base_url)
+            local = LocalDiskArtifactStore(
+                context.data_dir / "artifacts",
+                base_url=base_url,
+                upload_expiry_s=settings.upload_expiry_s,
+            )
             self.store, self.local = local, local
             self._uri_prefix = (local.root / "objects").resolve().as_uri() + "/"
         self._started = self.local is not None
@@ -113,14 +126,35 @@ class RegistryArtifacts:
         rest = uri[len(self._uri_prefix) :]
         return unquote(rest) if self.local is not None else rest
 
+    async def sweep_expired_uploads(self) -> int:
+        """Drop the uploads older than the upload expiry; how many. Raises `Unavailable`."""
+        swept = await self.started().sweep_expired_uploads()
+        if swept:
+            _log.info("dropped %d expired artifact upload(s)", swept)
+        return swept
+
 
 @asynccontextmanager
 async def running(artifacts: RegistryArtifacts) -> AsyncIterator[None]:
+    """The store started, and expired uploads swept periodically, while the registry runs."""
     await artifacts.start()
+    sweeper = asyncio.create_task(_sweep_periodically(artifacts), name="registry-upload-sweep")
     try:
         yield
     finally:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
         await artifacts.close()
+
+
+async def _sweep_periodically(artifacts: RegistryArtifacts) -> None:
+    while True:
+        try:
+            await artifacts.sweep_expired_uploads()
+        except Exception:
+            # Storage down or a stray file: the next round tries again.
+            _log.exception("sweeping expired artifact uploads failed")
+        await asyncio.sleep(artifacts.settings.upload_sweep_interval_s)
 
 
 def routers(
@@ -172,13 +206,19 @@ def routers(
 
     @router.post("/models/{name}/uploads/{upload_id}/complete")
     async def complete_upload(
-        name: ModelName, upload_id: str, body: UploadComplete, team: Team
+        name: ModelName, upload_id: str, body: UploadComplete, team: Team, uow: Uow
     ) -> ArtifactOut:
         store = artifacts.started()
         # Checked before completing: another team's upload must stay untouched.
         if not (await store.upload_key(upload_id)).startswith(key_prefix(team, name)):
             raise UploadNotFound(f"model {name} of team {team} has no upload {upload_id!r}")
         info = await store.complete_upload(upload_id, [(p.number, p.etag) for p in body.parts])
+        # Committed before answering: versions of this model may now point at it. A
+        # lost commit is repaired by completing again (which verifies the object again).
+        await RegistryService(uow, tables).record_verified_artifact(
+            team, name, info.uri, info.size, info.sha256
+        )
+        await uow.commit()
         return ArtifactOut(key=info.key, uri=info.uri, size_bytes=info.size, sha256=info.sha256)
 
     @router.get("/models/{name}/versions/{version}/download", response_model=None)

@@ -24,6 +24,7 @@ from mlplane_registry.domain import (
     DeploymentFact,
     EventStamp,
     ScanFact,
+    TeamArtifactLocations,
 )
 from mlplane_registry.service import RegistryService, lineage_from_contract
 from mlplane_registry.store import RegistryTables
@@ -38,8 +39,15 @@ def _stamp(event: CloudEvent, at: datetime) -> EventStamp:
     return EventStamp(at, -1 if event.sequence is None else event.sequence)
 
 
-def event_handlers(tables: RegistryTables) -> Mapping[str, EventHandler]:
-    """The registry's handlers on `tables`, by event type (what its queue binds)."""
+def event_handlers(
+    tables: RegistryTables, artifact_locations: TeamArtifactLocations | None = None
+) -> Mapping[str, EventHandler]:
+    """The registry's handlers on `tables`, by event type (what its queue binds).
+
+    `artifact_locations`: where teams' CI artifacts may lie besides uploads the
+    registry verified. A CI run whose artifact is elsewhere is refused with
+    `ArtifactRefused`: not retryable, so the event is dead-lettered with that reason.
+    """
 
     async def on_ci_run_completed(event: CloudEvent, uow: UnitOfWork) -> None:
         data = event.data
@@ -47,7 +55,7 @@ def event_handlers(tables: RegistryTables) -> Mapping[str, EventHandler]:
         if data.conclusion is not ev.CiConclusion.SUCCEEDED or data.artifact is None:
             return  # nothing to register: the run failed or uploaded no model
         artifact = data.artifact
-        await RegistryService(uow, tables).register_version(
+        await RegistryService(uow, tables, artifact_locations).register_version(
             data.team,
             data.model,
             framework=artifact.framework.value,

@@ -52,7 +52,9 @@ def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
         schema=schema,
         metadata=tables.metadata,
         migrations=MIGRATIONS,
-        handlers=handlers.event_handlers(tables),
+        handlers=lambda context: handlers.event_handlers(
+            tables, artifacts_of(context).settings.artifact_locations
+        ),
         routers=routers,
         lifespan=lifespan,
     )

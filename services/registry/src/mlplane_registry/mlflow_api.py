@@ -284,7 +284,7 @@ def routers(
             description=req.description,
             tags=[(t.key, t.value) for t in req.tags],
         )
-        version = await RegistryService(uow, tables).register_version(
+        version = await RegistryService(uow, tables, settings.artifact_locations).register_version(
             team,
             req.name,
             framework=new.framework,

@@ -31,10 +31,13 @@ from mlplane_registry.domain import (
     ModelVersionNotFound,
     ScanFact,
     StaleETag,
+    TeamArtifactLocations,
+    VerifiedArtifact,
     alias_subject,
     apply_build,
     apply_deployment,
     apply_scan,
+    check_artifact,
     check_dns_label,
     version_subject,
 )
@@ -69,11 +72,22 @@ class VersionPage:
 
 
 class RegistryService:
-    """The registry's use cases on one unit of work (its session and its outbox)."""
+    """The registry's use cases on one unit of work (its session and its outbox).
 
-    def __init__(self, uow: UnitOfWork, tables: RegistryTables) -> None:
+    `artifact_locations`: where each team's artifacts may lie besides the registry's
+    own store (`MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS`); none by default, so a
+    version can then only point at an upload the registry verified.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        tables: RegistryTables,
+        artifact_locations: TeamArtifactLocations | None = None,
+    ) -> None:
         self._uow = uow
         self._store = RegistryStore(uow.session, tables)
+        self._locations = artifact_locations or TeamArtifactLocations()
 
     # -- models -----------------------------------------------------------------------
 
@@ -147,8 +161,13 @@ class RegistryService:
 
         With `create_model`, a missing model is created first. With `ci_run_id`, a
         run that already registered a version gets that version back (no second one).
-        Raises `ModelNotFound`, `InvalidName`.
+        The artifact must be an upload the registry verified for this team and model,
+        or lie under a location configured for the team (`domain.artifacts`).
+        Raises `ArtifactRefused` (before anything else is looked at or changed),
+        `ModelNotFound`, `InvalidName`.
         """
+        verified = await self._store.get_verified_artifact(artifact.uri)
+        check_artifact(team, model_name, artifact, verified, self._locations)
         # The common case in one round trip: the model exists and no CI run to match.
         claimed = (
             None if ci_run_id is not None else await self._store.claim_version(team, model_name)
@@ -204,6 +223,15 @@ class RegistryService:
             subject=version.subject,
         )
         return version
+
+    async def record_verified_artifact(
+        self, team: str, model: str, uri: str, size_bytes: int, sha256: str
+    ) -> None:
+        """Remember that the registry completed and checked this upload of `team`'s `model`:
+        versions of that model may then point at `uri`."""
+        await self._store.record_verified_artifact(
+            VerifiedArtifact(team, model, uri, size_bytes, sha256)
+        )
 
     async def get_version(
         self, team: str, model: str, version: int, *, for_update: bool = False

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from mlplane_runtime.errors import InvalidInput
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplane_registry.artifacts.store import (
     DEFAULT_DOWNLOAD_EXPIRES_S,
     DEFAULT_PART_SIZE,
     DEFAULT_UPLOAD_EXPIRES_S,
+    DEFAULT_UPLOAD_EXPIRY_S,
     MAX_PART_SIZE,
     MIN_PART_SIZE,
 )
+from mlplane_registry.domain.artifacts import TeamArtifactLocations
 
 
 class RegistrySettings(BaseSettings):
@@ -43,6 +45,19 @@ class RegistrySettings(BaseSettings):
     """Bytes per part of a presigned multipart upload when the uploader does not say."""
     upload_url_expires_s: int = Field(default=DEFAULT_UPLOAD_EXPIRES_S, ge=60, le=7 * 86400)
     download_url_expires_s: int = Field(default=DEFAULT_DOWNLOAD_EXPIRES_S, ge=60, le=7 * 86400)
+    upload_expiry_s: int = Field(default=DEFAULT_UPLOAD_EXPIRY_S, ge=300, le=30 * 86400)
+    """An upload not completed this long after it started is refused and swept away."""
+    upload_sweep_interval_s: float = Field(default=3600.0, gt=0)
+    """How often expired uploads are looked for (aborted on S3, deleted on local disk)."""
+    team_artifact_locations: dict[str, list[str]] = Field(default_factory=dict)
+    """JSON: team -> `s3://bucket/prefix/` locations whose objects the team's versions may
+    point at, besides uploads the registry verified, e.g. `{"fraud": ["s3://ml/fraud/"]}`."""
+
+    @field_validator("team_artifact_locations")
+    @classmethod
+    def _locations(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        TeamArtifactLocations.parse(value)
+        return value
 
     @model_validator(mode="after")
     def _s3_credentials(self) -> RegistrySettings:
@@ -53,7 +68,17 @@ class RegistrySettings(BaseSettings):
                 "MLPLANE_REGISTRY_S3_ACCESS_KEY and MLPLANE_REGISTRY_S3_SECRET_KEY are "
                 "required when MLPLANE_REGISTRY_S3_ENDPOINT_URL is set"
             )
+        if self.upload_expiry_s < self.upload_url_expires_s:
+            raise ValueError(
+                "MLPLANE_REGISTRY_UPLOAD_EXPIRY_S must be at least "
+                "MLPLANE_REGISTRY_UPLOAD_URL_EXPIRES_S (an upload outlives its part URLs)"
+            )
         return self
+
+    @property
+    def artifact_locations(self) -> TeamArtifactLocations:
+        """Where each team's artifacts may lie besides the registry's own store."""
+        return TeamArtifactLocations.parse(self.team_artifact_locations)
 
     @property
     def uses_s3(self) -> bool:

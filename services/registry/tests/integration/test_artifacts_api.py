@@ -271,3 +271,90 @@ class TestOnLocalDisk:
     ) -> None:
         http, base = local_registry
         await assert_only_the_owner_completes(http, http, base, team)
+
+
+async def completed_upload(
+    http: httpx.AsyncClient, parts_client: httpx.AsyncClient, base: str, team: str
+) -> dict[str, Any]:
+    head = {"X-Mlplane-Team": team}
+    assert (await http.post(f"{base}/models", json={"name": "fraud"}, headers=head)).is_success
+    completed = await upload(http, parts_client, base, team, payload(PART + 5))
+    assert completed.status_code == 200, completed.text
+    artifact: dict[str, Any] = completed.json()
+    return artifact
+
+
+def version_of(artifact: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "framework": "onnx",
+        "artifact": {k: artifact[k] for k in ("uri", "size_bytes", "sha256")},
+        "lineage": LINEAGE,
+    }
+
+
+class TestVerifiedUploadsStayWithTheirModel:
+    async def test_another_team_or_model_cannot_register_a_verified_upload(
+        self, local_registry: tuple[httpx.AsyncClient, str], team: str
+    ) -> None:
+        http, base = local_registry
+        artifact = await completed_upload(http, http, base, team)
+        other_team = {"X-Mlplane-Team": f"{team}-other"}
+        own_team = {"X-Mlplane-Team": team}
+        for head, model in ((other_team, "fraud"), (own_team, "churn")):
+            await http.post(f"{base}/models", json={"name": model}, headers=head)
+            refused = await http.post(
+                f"{base}/models/{model}/versions", json=version_of(artifact), headers=head
+            )
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["type"].endswith("/artifact-refused")
+        created = await http.post(
+            f"{base}/models/fraud/versions", json=version_of(artifact), headers=own_team
+        )
+        assert created.status_code == 201, created.text
+
+    async def test_the_store_s_own_files_are_never_a_version_s_artifact(
+        self, local_registry: tuple[httpx.AsyncClient, str], team: str, tmp_path: Path
+    ) -> None:
+        http, base = local_registry
+        artifact = await completed_upload(http, http, base, team)  # creates the signing key
+        store = tmp_path / "data" / base.strip("/") / "artifacts"
+        key_file = store.with_name("artifacts.signing-key")
+        assert key_file.is_file()
+        assert not (store / ".signing-key").exists()
+        key_sha256 = hashlib.sha256(key_file.read_bytes()).hexdigest()
+        body = version_of(artifact)
+        body["artifact"] |= {"uri": key_file.as_uri(), "sha256": key_sha256, "size_bytes": 64}
+
+        refused = await http.post(
+            f"{base}/models/fraud/versions", json=body, headers={"X-Mlplane-Team": team}
+        )
+
+        assert refused.status_code == 422, refused.text
+        assert key_sha256 not in refused.text
+
+    async def test_the_mlflow_api_refuses_a_host_file_as_source(
+        self, local_registry: tuple[httpx.AsyncClient, str], team: str
+    ) -> None:
+        http, base = local_registry
+        head = {"X-Mlplane-Team": team}
+        await http.post(f"{base}/models", json={"name": "fraud"}, headers=head)
+        tags = {
+            "mlplane.sha256": "ab" * 32,
+            "mlplane.size_bytes": "64",
+            "mlplane.framework": "onnx",
+            "mlplane.git_repository": LINEAGE["git_repository"],
+            "mlplane.commit_sha": LINEAGE["commit_sha"],
+            "mlplane.ci_run_url": LINEAGE["ci_run_url"],
+        }
+        refused = await http.post(
+            f"{base}/api/2.0/mlflow/model-versions/create",
+            json={
+                "name": "fraud",
+                "source": "file:///etc/passwd",
+                "tags": [{"key": k, "value": v} for k, v in tags.items()],
+            },
+            headers=head,
+        )
+
+        assert refused.status_code in (400, 422), refused.text
+        assert "not in team" in refused.text

@@ -231,6 +231,9 @@ class TestMismatch:
     async def test_more_bytes_than_declared_are_refused(
         self, backend: Backend, small: Artifact
     ) -> None:
+        if isinstance(backend.store, LocalDiskArtifactStore):
+            # The local store refuses the part PUT itself (tests/test_artifacts_local_disk).
+            pytest.skip("refused at the part PUT, before completion")
         plan, etags = await upload(backend, new_key(), small, declared_size=small.size - 1)
 
         with pytest.raises(ArtifactMismatch) as refused:

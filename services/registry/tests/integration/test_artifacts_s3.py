@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import aioboto3
 import pytest
 from botocore.exceptions import ClientError
+from mlplane_registry.artifacts import UploadExpired
 from mlplane_registry.artifacts.s3 import S3ArtifactStore
 from mlplane_runtime.errors import Unavailable
 from mlplane_runtime.testing.s3_server import S3Endpoint, delete_bucket, unique_bucket
 
 
-def store_for(endpoint: S3Endpoint, bucket: str, **options: str) -> S3ArtifactStore:
+def store_for(endpoint: S3Endpoint, bucket: str, **options: Any) -> S3ArtifactStore:
     return S3ArtifactStore(
         endpoint.url,
         bucket,
@@ -92,3 +95,43 @@ class TestPresignedUrls:
 
         assert store.uri("m/1/model.bin") == f"s3://{bucket}/m/1/model.bin"
         assert len(plan.parts) == 1
+
+
+async def open_uploads(endpoint: S3Endpoint, bucket: str) -> list[str]:
+    session = aioboto3.Session(
+        aws_access_key_id=endpoint.access_key,
+        aws_secret_access_key=endpoint.secret_key,
+        region_name=endpoint.region,
+    )
+    async with session.client("s3", endpoint_url=endpoint.url) as s3:
+        listed = await s3.list_multipart_uploads(Bucket=bucket)
+    return [upload["Key"] for upload in listed.get("Uploads", [])]
+
+
+class TestExpiry:
+    async def test_an_expired_upload_is_refused_at_completion_and_aborted(
+        self, s3_endpoint: S3Endpoint, bucket: str
+    ) -> None:
+        data = b"weights" * 100
+        async with store_for(s3_endpoint, bucket, upload_expiry_s=1) as store:
+            plan = await store.start_upload(
+                "teams/a/models/m/x/model.bin", len(data), hashlib.sha256(data).hexdigest()
+            )
+            await asyncio.sleep(2.1)
+
+            with pytest.raises(UploadExpired):
+                await store.complete_upload(plan, [(1, "0" * 32)])
+
+        assert await open_uploads(s3_endpoint, bucket) == []
+
+    async def test_the_sweep_aborts_expired_multipart_uploads_and_keeps_fresh_ones(
+        self, s3_endpoint: S3Endpoint, bucket: str
+    ) -> None:
+        async with store_for(s3_endpoint, bucket, upload_expiry_s=2) as store:
+            await store.start_upload("teams/a/models/m/old/model.bin", 10, "0" * 64)
+            await asyncio.sleep(3.1)
+            await store.start_upload("teams/a/models/m/new/model.bin", 10, "0" * 64)
+
+            assert await store.sweep_expired_uploads() == 1
+
+        assert await open_uploads(s3_endpoint, bucket) == ["teams/a/models/m/new/model.bin"]

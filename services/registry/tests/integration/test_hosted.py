@@ -8,6 +8,7 @@ to the test: others run the same tests against the same PostgreSQL at once.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,8 +57,15 @@ class Hosted:
 
 @pytest.fixture
 async def hosted(
-    database_url: str, registry_database: Database, tmp_path: Path
+    database_url: str,
+    registry_database: Database,
+    tmp_path: Path,
+    team: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Hosted]:
+    monkeypatch.setenv(
+        "MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS", json.dumps({team: ["s3://models/"]})
+    )
     name = f"rg{uuid4().hex[:10]}"
     schema = f"t_{uuid4().hex[:10]}"
     bus_schema = f"t_{uuid4().hex[:10]}"
@@ -106,7 +114,7 @@ async def test_a_hosted_registry_registers_relays_and_follows_the_lifecycle(
     assert (await http.post(f"{base}/models", json={"name": "fraud"}, headers=head)).is_success
     body: dict[str, Any] = {
         "framework": "onnx",
-        "artifact": {"uri": "s3://m/fraud/1", "size_bytes": 9, "sha256": "ab" * 32},
+        "artifact": {"uri": "s3://models/fraud/1", "size_bytes": 9, "sha256": "ab" * 32},
         "lineage": {
             "git_repository": "https://git.example.com/ml/fraud",
             "commit_sha": "c" * 40,

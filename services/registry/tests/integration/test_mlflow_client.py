@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,9 @@ async def served(
     bus_schema = f"t_{uuid4().hex[:10]}"
     team = f"team-{uuid4().hex[:8]}"
     monkeypatch.setenv("MLPLANE_REGISTRY_MLFLOW_DEFAULT_TEAM", team)
+    monkeypatch.setenv(
+        "MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS", json.dumps({team: ["s3://models/"]})
+    )
     # No retries of failed requests: an error must reach the test at once.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     # The registry answers only the gateway's signed identity: the MLflow client's

@@ -13,6 +13,8 @@ from mlplane_registry.artifacts.errors import (
     ArtifactMismatch,
     ArtifactNotFound,
     InvalidUpload,
+    PartTooLarge,
+    UploadExpired,
     UploadNotFound,
 )
 from mlplane_registry.artifacts.store import (
@@ -30,7 +32,9 @@ __all__ = [
     "ArtifactNotFound",
     "ArtifactStore",
     "InvalidUpload",
+    "PartTooLarge",
     "PartUpload",
+    "UploadExpired",
     "UploadNotFound",
     "UploadPlan",
 ]

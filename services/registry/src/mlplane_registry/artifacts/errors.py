@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mlplane_runtime.errors import Conflict, InvalidInput, NotFound
+from typing import ClassVar
+
+from mlplane_runtime.errors import PROBLEM_BASE_URI, Conflict, InvalidInput, MlplaneError, NotFound
 
 
 class ArtifactMismatch(Conflict):
@@ -32,3 +34,21 @@ class UploadNotFound(NotFound):
 
 class ArtifactNotFound(NotFound):
     """No stored artifact under this key."""
+
+
+class UploadExpired(MlplaneError):
+    """An upload not completed in time (`MLPLANE_REGISTRY_UPLOAD_EXPIRY_S`); it is dropped."""
+
+    status: ClassVar[int] = 410
+    problem_type: ClassVar[str] = f"{PROBLEM_BASE_URI}/upload-expired"
+    title: ClassVar[str] = "Upload expired"
+    retryable: ClassVar[bool] = False
+
+
+class PartTooLarge(MlplaneError):
+    """A part PUT carrying more bytes than the upload plan gave that part."""
+
+    status: ClassVar[int] = 413
+    problem_type: ClassVar[str] = f"{PROBLEM_BASE_URI}/part-too-large"
+    title: ClassVar[str] = "Part too large"
+    retryable: ClassVar[bool] = False

@@ -9,7 +9,12 @@ the event loop, so memory stays constant whatever the size.
 mounted) carrying `expires` and an HMAC-SHA256 `signature` of the method, path
 and expiry, exactly as S3's presigned URLs work; `local_http.build_router(store)`
 serves them. So CI uploads to the embedded registry with the same code as to S3.
-The signing key is kept in `root/.signing-key` so URLs survive a restart.
+The signing key is kept beside `root` (`<root>.signing-key`), never inside it, so
+URLs survive a restart and nothing that reads under `root` can reach the key; a key
+an older version kept at `root/.signing-key` is moved there on first use.
+
+Keys resolve strictly inside `objects/`: a key with a `..` or hidden segment, or a
+path that leaves the directory through a symlink, names no artifact.
 """
 
 from __future__ import annotations
@@ -35,12 +40,15 @@ from mlplane_registry.artifacts.errors import (
     ArtifactMismatch,
     ArtifactNotFound,
     InvalidUpload,
+    PartTooLarge,
+    UploadExpired,
     UploadNotFound,
 )
 from mlplane_registry.artifacts.store import (
     DEFAULT_DOWNLOAD_EXPIRES_S,
     DEFAULT_PART_SIZE,
     DEFAULT_UPLOAD_EXPIRES_S,
+    DEFAULT_UPLOAD_EXPIRY_S,
     HASH_CHUNK_SIZE,
     ArtifactInfo,
     PartETags,
@@ -67,7 +75,11 @@ class SignedUrlRefused(MlplaneError):
 
 
 class LocalDiskArtifactStore:
-    """Artifacts as files under `root`, uploaded and downloaded by signed URLs."""
+    """Artifacts as files under `root`, uploaded and downloaded by signed URLs.
+
+    `upload_expiry_s`: an upload not completed this long after it started is refused
+    at completion and removed by `sweep_expired_uploads`.
+    """
 
     def __init__(
         self,
@@ -75,9 +87,11 @@ class LocalDiskArtifactStore:
         *,
         base_url: str = DEFAULT_BASE_URL,
         signing_key: bytes | None = None,
+        upload_expiry_s: int = DEFAULT_UPLOAD_EXPIRY_S,
     ) -> None:
         self.root = Path(root)
         self.base_url = base_url.rstrip("/")
+        self.upload_expiry_s = upload_expiry_s
         self._signing_key = signing_key
         # One completion at a time per upload: a retry racing the first call waits
         # for it and then verifies the stored object instead of half-read parts.
@@ -91,9 +105,16 @@ class LocalDiskArtifactStore:
     def _uploads(self) -> Path:
         return self.root / "uploads"
 
+    @property
+    def signing_key_file(self) -> Path:
+        """Where the URL-signing key is kept: beside `root`, outside what it serves."""
+        return self.root.with_name(f"{self.root.name}.signing-key")
+
     def _key(self) -> bytes:
         if self._signing_key is None:
-            self._signing_key = _load_or_create_key(self.root / ".signing-key")
+            self._signing_key = _load_or_create_key(
+                self.signing_key_file, legacy=self.root / ".signing-key"
+            )
         return self._signing_key
 
     # -- signed URLs -------------------------------------------------------------
@@ -102,16 +123,32 @@ class LocalDiskArtifactStore:
         message = f"{method}\n{path}\n{expires}".encode()
         return hmac.new(self._key(), message, hashlib.sha256).hexdigest()
 
+    def _object_path(self, key: str) -> Path:
+        """The file of `key`, strictly inside `objects/`. Raises `InvalidUpload`,
+        `ArtifactNotFound` (a path that a symlink leads out of the directory)."""
+        objects = self._objects.resolve()
+        path = objects / validate_key(key)
+        # resolve() follows symlinks: a path that changes under it went through one.
+        resolved = path.resolve()
+        if resolved != path or not resolved.is_relative_to(objects):
+            raise ArtifactNotFound(f"no artifact {key!r}")
+        return path
+
     def _signed_url(self, method: str, path: str, expires_s: int) -> str:
         expires = int(time.time()) + expires_s
         query = urlencode({"expires": expires, "signature": self._signature(method, path, expires)})
         return f"{self.base_url}{path}?{query}"
 
     def check_signature(self, method: str, path: str, expires: int, signature: str) -> None:
-        """Accept a request to `path` (relative to `base_url`) or raise `SignedUrlRefused`."""
+        """Accept a request to `path` (relative to `base_url`) or raise `SignedUrlRefused`.
+
+        Compared as bytes in constant time: any signature string, non-ASCII included,
+        is refused rather than failing.
+        """
         if expires < time.time():
             raise SignedUrlRefused(f"the signed URL for {path} expired")
-        if not hmac.compare_digest(self._signature(method, path, expires), signature):
+        expected = self._signature(method, path, expires).encode()
+        if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
             raise SignedUrlRefused(f"bad signature for {method} {path}")
 
     @staticmethod
@@ -125,7 +162,7 @@ class LocalDiskArtifactStore:
     # -- the ArtifactStore port --------------------------------------------------
 
     def uri(self, key: str) -> str:
-        return (self._objects / key).resolve().as_uri()
+        return (self._objects.resolve() / validate_key(key)).as_uri()
 
     async def start_upload(
         self,
@@ -137,7 +174,14 @@ class LocalDiskArtifactStore:
     ) -> UploadPlan:
         digest, sizes = plan_parts(key, size, sha256, part_size)
         upload_id = uuid.uuid4().hex
-        manifest = {"key": key, "size": size, "sha256": digest, "parts": len(sizes)}
+        manifest = {
+            "key": key,
+            "size": size,
+            "sha256": digest,
+            "parts": len(sizes),
+            "part_size": part_size,
+            "started_at": time.time(),
+        }
         await asyncio.to_thread(self._write_manifest, upload_id, manifest)
         parts = tuple(
             PartUpload(
@@ -161,18 +205,27 @@ class LocalDiskArtifactStore:
         """Store one part streamed from `chunks`; its ETag (MD5 hex, as S3's).
 
         Raises `UploadNotFound` for an unknown upload, `InvalidUpload` for a part
-        number the upload does not have.
+        number the upload does not have, `UploadExpired`, `PartTooLarge` as soon as
+        more bytes come than the plan gave the part (reading stops there).
         """
         manifest = await asyncio.to_thread(self._read_manifest, upload_id)
         if manifest.get("completed") or not 1 <= number <= int(manifest["parts"]):
             raise InvalidUpload(f"upload {upload_id} has no open part {number}", field="number")
+        self._check_not_expired(upload_id, manifest)
+        limit = _part_limit(manifest, number)
         directory = self._uploads / upload_id
         target = directory / f"part-{number:05d}"
         partial = directory / f".part-{number:05d}.{uuid.uuid4().hex}"
         md5 = hashlib.md5()  # noqa: S324 (S3's part ETag, not a security hash)
         handle = await asyncio.to_thread(partial.open, "wb")
         try:
+            written = 0
             async for chunk in chunks:
+                written += len(chunk)
+                if written > limit:
+                    raise PartTooLarge(
+                        f"part {number} of upload {upload_id} is {limit} bytes; more came"
+                    )
                 md5.update(chunk)
                 await asyncio.to_thread(handle.write, chunk)
         except BaseException:
@@ -197,13 +250,19 @@ class LocalDiskArtifactStore:
     def _complete(self, upload_id: str, parts: list[tuple[int, str]]) -> ArtifactInfo:
         manifest = self._read_manifest(upload_id)
         key, size, digest = str(manifest["key"]), int(manifest["size"]), str(manifest["sha256"])
-        target = self._objects / key
+        target = self._object_path(key)
         if manifest.get("completed"):
             # A retried call: verify what is stored again, as the S3 store does.
             if not target.exists():
                 raise UploadNotFound(f"upload {upload_id} completed but {key!r} is gone")
             actual_size, actual_sha256 = _hash_files([target])
             return self._accept(key, size, digest, actual_size, actual_sha256, target)
+        if self._expired(manifest):
+            shutil.rmtree(self._uploads / upload_id, ignore_errors=True)
+            raise UploadExpired(
+                f"upload {upload_id} was not completed within {self.upload_expiry_s} s and "
+                "was dropped; start a new upload"
+            )
         directory = self._uploads / upload_id
         listed = sorted((int(n), normalize_etag(e)) for n, e in parts)
         expected_numbers = list(range(1, int(manifest["parts"]) + 1))
@@ -270,14 +329,49 @@ class LocalDiskArtifactStore:
 
     def object_file(self, key: str) -> Path:
         """The file of a stored artifact; raises `ArtifactNotFound`, `InvalidUpload`."""
-        path: Path = self._objects / validate_key(key)
+        path = self._object_path(key)
         if not path.is_file():
             raise ArtifactNotFound(f"no artifact {key!r}")
         return path
 
     async def delete(self, key: str) -> None:
-        path = self._objects / validate_key(key)
+        path = self._object_path(key)
         await asyncio.to_thread(path.unlink, True)
+
+    # -- expiry ------------------------------------------------------------------
+
+    def _expired(self, manifest: dict[str, Any]) -> bool:
+        started = float(manifest.get("started_at", 0.0))
+        return time.time() - started > self.upload_expiry_s
+
+    def _check_not_expired(self, upload_id: str, manifest: dict[str, Any]) -> None:
+        if self._expired(manifest):
+            raise UploadExpired(
+                f"upload {upload_id} was not completed within {self.upload_expiry_s} s; "
+                "start a new upload"
+            )
+
+    async def sweep_expired_uploads(self) -> int:
+        return await asyncio.to_thread(self._sweep)
+
+    def _sweep(self) -> int:
+        swept = 0
+        if not self._uploads.is_dir():
+            return swept
+        cutoff = time.time() - self.upload_expiry_s
+        for directory in self._uploads.iterdir():
+            if not _UPLOAD_ID.match(directory.name):
+                continue
+            try:
+                manifest = self._read_manifest(directory.name)
+                # Uploads from before `started_at` was recorded: their directory's age.
+                started = float(manifest.get("started_at", directory.stat().st_mtime))
+            except (UploadNotFound, OSError, ValueError):
+                started = _mtime(directory)
+            if started < cutoff:
+                shutil.rmtree(directory, ignore_errors=True)
+                swept += 1
+        return swept
 
     # -- manifests ---------------------------------------------------------------
 
@@ -329,7 +423,31 @@ def _hash_files(files: list[Path], copy_to: Path | None = None) -> tuple[int, st
     return size, hasher.hexdigest()
 
 
-def _load_or_create_key(path: Path) -> bytes:
+def _part_limit(manifest: dict[str, Any], number: int) -> int:
+    """The bytes the plan gave part `number` (the whole size for pre-`part_size` plans)."""
+    size, count = int(manifest["size"]), int(manifest["parts"])
+    part_size = manifest.get("part_size")
+    if part_size is None:
+        return size
+    return int(part_size) if number < count else size - int(part_size) * (count - 1)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _load_or_create_key(path: Path, *, legacy: Path) -> bytes:
+    if legacy.exists():
+        # Kept inside the served directory by older versions: moved out, same key,
+        # so URLs already handed out stay valid.
+        if path.exists():
+            legacy.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(legacy, path)
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:

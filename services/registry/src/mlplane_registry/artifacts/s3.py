@@ -6,6 +6,10 @@ id. Verification streams the object back in `HASH_CHUNK_SIZE` chunks: S3's
 additional checksums cannot replace it, since a multipart SHA-256 checksum is
 composite (a hash of the parts' hashes, SeaweedFS too), never the sha256 of the
 whole artifact that CI declares, and full-object checksums exist only for CRCs.
+
+Uploads expire: S3 records when each multipart upload was initiated, so completion
+refuses (and aborts) one older than `upload_expiry_s`, and `sweep_expired_uploads`
+aborts every such upload under the registry's key space, parts and all.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -29,12 +34,14 @@ from mlplane_registry.artifacts.errors import (
     ArtifactMismatch,
     ArtifactNotFound,
     InvalidUpload,
+    UploadExpired,
     UploadNotFound,
 )
 from mlplane_registry.artifacts.store import (
     DEFAULT_DOWNLOAD_EXPIRES_S,
     DEFAULT_PART_SIZE,
     DEFAULT_UPLOAD_EXPIRES_S,
+    DEFAULT_UPLOAD_EXPIRY_S,
     HASH_CHUNK_SIZE,
     ArtifactInfo,
     PartETags,
@@ -47,6 +54,9 @@ from mlplane_registry.artifacts.store import (
 
 _META_SHA256 = "mlplane-sha256"
 _META_SIZE = "mlplane-size"
+# Every key the registry hands out starts here (artifacts_api.key_prefix); the sweep
+# leaves other multipart uploads in a shared bucket alone.
+_UPLOADS_PREFIX = "teams/"
 
 
 @contextlib.contextmanager
@@ -96,10 +106,12 @@ class S3ArtifactStore:
         secret_key: str,
         *,
         public_endpoint_url: str | None = None,
+        upload_expiry_s: int = DEFAULT_UPLOAD_EXPIRY_S,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.bucket = bucket
         self.region = region
+        self.upload_expiry_s = upload_expiry_s
         self._connection = S3Connection(endpoint_url, region, access_key, secret_key)
         self._public_endpoint_url = public_endpoint_url or endpoint_url
         self._stack: AsyncExitStack | None = None
@@ -205,6 +217,13 @@ class S3ArtifactStore:
                 f"upload of {key!r}: parts must list each part number once", field="parts"
             )
         with _storage_unavailable(f"completing the upload of {key!r}"):
+            initiated = await self._initiated(key, s3_upload_id)
+            if initiated is not None and self._expired(initiated):
+                await self.abort_upload(upload_id)
+                raise UploadExpired(
+                    f"upload {upload_id} was not completed within {self.upload_expiry_s} s "
+                    "and was dropped; start a new upload"
+                )
             try:
                 await self._s3.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -262,7 +281,9 @@ class S3ArtifactStore:
 
     async def abort_upload(self, upload: UploadPlan | str) -> None:
         upload_id = upload.upload_id if isinstance(upload, UploadPlan) else upload
-        key, s3_upload_id = _decode_upload_id(upload_id)
+        await self._abort(*_decode_upload_id(upload_id))
+
+    async def _abort(self, key: str, s3_upload_id: str) -> None:
         with _storage_unavailable(f"aborting the upload of {key!r}"):
             try:
                 await self._s3.abort_multipart_upload(
@@ -271,6 +292,38 @@ class S3ArtifactStore:
             except ClientError as exc:
                 if error_code(exc) not in {"NoSuchUpload", *MISSING_CODES}:
                     raise
+
+    # -- expiry ------------------------------------------------------------------
+
+    def _expired(self, initiated: datetime) -> bool:
+        return datetime.now(UTC) - initiated > timedelta(seconds=self.upload_expiry_s)
+
+    async def _initiated(self, key: str, s3_upload_id: str) -> datetime | None:
+        """When S3 says the upload started; None when it has no such open upload."""
+        async for upload in self._multipart_uploads(key):
+            if upload.get("Key") == key and upload.get("UploadId") == s3_upload_id:
+                initiated: datetime = upload["Initiated"]
+                return initiated
+        return None
+
+    async def _multipart_uploads(self, prefix: str) -> Any:
+        paginator = self._s3.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                yield upload
+
+    async def sweep_expired_uploads(self) -> int:
+        swept = 0
+        with _storage_unavailable("looking for expired uploads"):
+            expired = [
+                (upload["Key"], upload["UploadId"])
+                async for upload in self._multipart_uploads(_UPLOADS_PREFIX)
+                if self._expired(upload["Initiated"])
+            ]
+        for key, s3_upload_id in expired:
+            await self._abort(key, s3_upload_id)
+            swept += 1
+        return swept
 
     async def download_url(self, key: str, expires_s: int = DEFAULT_DOWNLOAD_EXPIRES_S) -> str:
         validate_key(key)

@@ -24,6 +24,8 @@ MIN_PART_SIZE = 5 * MIB
 MAX_PART_SIZE = 5 * 1024 * MIB
 MAX_PARTS = 10_000
 DEFAULT_UPLOAD_EXPIRES_S = 3600
+# An upload not completed within this is refused and swept away (parts and all).
+DEFAULT_UPLOAD_EXPIRY_S = 24 * 3600
 DEFAULT_DOWNLOAD_EXPIRES_S = 900
 # Verification reads the object in chunks of this size: memory stays constant.
 HASH_CHUNK_SIZE = 1 * MIB
@@ -96,8 +98,9 @@ class ArtifactStore(Protocol):
         Raises `ArtifactMismatch` naming the declared and the actual value when the
         object differs from the declaration (the object is deleted first),
         `InvalidUpload` for missing parts or wrong ETags, `UploadNotFound` for an
-        unknown upload id. Completing an already completed upload verifies and
-        returns the stored object again.
+        unknown upload id, `UploadExpired` (the upload is dropped) for one started
+        longer ago than the store's upload expiry. Completing an already completed
+        upload verifies and returns the stored object again.
         """
         ...
 
@@ -108,6 +111,11 @@ class ArtifactStore(Protocol):
 
     async def abort_upload(self, upload: UploadPlan | str) -> None:
         """Drop an unfinished upload and its parts; unknown ids are ignored."""
+        ...
+
+    async def sweep_expired_uploads(self) -> int:
+        """Drop every upload started longer ago than the store's upload expiry, with its
+        parts (S3: abort the multipart upload); how many were dropped."""
         ...
 
     async def download_url(self, key: str, expires_s: int = DEFAULT_DOWNLOAD_EXPIRES_S) -> str:
@@ -128,11 +136,12 @@ def validate_key(key: str) -> str:
     if (
         not key
         or len(key) > 1024
-        or any(s in ("", ".", "..") or not _KEY_SEGMENT.match(s) for s in segments)
+        # No segment starts with '.': '.', '..' and the stores' hidden working files.
+        or any(s == "" or s.startswith(".") or not _KEY_SEGMENT.match(s) for s in segments)
     ):
         raise InvalidUpload(
             f"artifact key {key!r} must be '/'-separated segments of letters, digits "
-            "and ._=+@,- (no empty, '.' or '..' segment), at most 1024 characters",
+            "and ._=+@,- (none empty or starting with '.'), at most 1024 characters",
             field="key",
         )
     return key

@@ -2,9 +2,17 @@
 
 `lifecycle` holds the state machine fed by events (applied by event time and
 sequence, never by arrival); `entities` the models, versions and aliases;
-`errors` the domain errors and the DNS-1123 name rule.
+`errors` the domain errors and the DNS-1123 name rule; `artifacts` which artifact a
+version may point at.
 """
 
+from mlplane_registry.domain.artifacts import (
+    ArtifactRefused,
+    S3Location,
+    TeamArtifactLocations,
+    VerifiedArtifact,
+    check_artifact,
+)
 from mlplane_registry.domain.entities import (
     Alias,
     Artifact,
@@ -50,6 +58,7 @@ __all__ = [
     "AliasNotFound",
     "Applied",
     "Artifact",
+    "ArtifactRefused",
     "BuildFact",
     "BuildStatus",
     "DatasetRef",
@@ -64,13 +73,17 @@ __all__ = [
     "ModelNotFound",
     "ModelVersion",
     "ModelVersionNotFound",
+    "S3Location",
     "ScanFact",
     "StaleETag",
+    "TeamArtifactLocations",
+    "VerifiedArtifact",
     "VersionStage",
     "alias_subject",
     "apply_build",
     "apply_deployment",
     "apply_scan",
+    "check_artifact",
     "check_dns_label",
     "version_subject",
 ]

@@ -10,7 +10,14 @@ from sqlalchemy import Row, Select, and_, bindparam, delete, func, or_, select, 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mlplane_registry.domain import Artifact, Lifecycle, Lineage, Model, ModelVersion
+from mlplane_registry.domain import (
+    Artifact,
+    Lifecycle,
+    Lineage,
+    Model,
+    ModelVersion,
+    VerifiedArtifact,
+)
 from mlplane_registry.store.rows import (
     artifact_json,
     lineage_json,
@@ -277,6 +284,30 @@ class RegistryStore:
         query = query.order_by(versions.c.created_at, versions.c.id).limit(limit)
         rows = (await self._session.execute(query)).all()
         return [version_from_row(row, _names(row.alias_names)) for row in rows]
+
+    # -- verified artifacts -----------------------------------------------------------
+
+    async def record_verified_artifact(self, verified: VerifiedArtifact) -> None:
+        """Remember an upload the registry checked; recording it again changes nothing."""
+        table = self._t.verified_artifacts
+        await self._session.execute(
+            insert(table)
+            .values(
+                uri=verified.uri,
+                team=verified.team,
+                model=verified.model,
+                size_bytes=verified.size_bytes,
+                sha256=verified.sha256,
+            )
+            .on_conflict_do_nothing(index_elements=[table.c.uri])
+        )
+
+    async def get_verified_artifact(self, uri: str) -> VerifiedArtifact | None:
+        table = self._t.verified_artifacts
+        row = (await self._session.execute(select(table).where(table.c.uri == uri))).first()
+        if row is None:
+            return None
+        return VerifiedArtifact(row.team, row.model, row.uri, int(row.size_bytes), row.sha256)
 
     # -- aliases ----------------------------------------------------------------------
 

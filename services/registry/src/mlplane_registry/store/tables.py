@@ -35,6 +35,7 @@ class RegistryTables:
     versions: Table
     aliases: Table
     messaging: MessagingTables
+    verified_artifacts: Table
 
 
 def define_tables(schema: str) -> RegistryTables:
@@ -103,7 +104,21 @@ def define_tables(schema: str) -> RegistryTables:
         Column("etag", Text, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
-    return RegistryTables(metadata, models, versions, aliases, messaging_tables(metadata))
+    # Uploads the registry completed and checked: what a version may point at in its
+    # own store (domain.artifacts). Kept after the version is deleted: the object is.
+    verified_artifacts = Table(
+        "verified_artifacts",
+        metadata,
+        Column("uri", Text, primary_key=True),
+        Column("team", Text, nullable=False),
+        Column("model", Text, nullable=False),
+        Column("size_bytes", BigInteger, nullable=False),
+        Column("sha256", Text, nullable=False),
+        Column("verified_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    return RegistryTables(
+        metadata, models, versions, aliases, messaging_tables(metadata), verified_artifacts
+    )
 
 
 TABLES = define_tables(SCHEMA)
