@@ -106,6 +106,10 @@ class GatewaySettings(BaseSettings):
     """Tries after the first, for GET/HEAD and requests carrying an Idempotency-Key."""
     upstream_breaker_failures: int = Field(default=5, ge=1)
     upstream_breaker_cool_down_s: float = Field(default=30.0, gt=0)
+    """The longest an open breaker waits before letting a trial call through."""
+    upstream_breaker_first_cool_down_s: float = Field(default=2.0, gt=0)
+    """The first wait after the breaker opens; doubles with each failed trial, up to
+    the cool-down above, so a service back after a blip is probed within seconds."""
     upstream_max_connections: int = Field(default=100, ge=1)
     upstream_max_keepalive: int = Field(default=20, ge=1)
 
@@ -202,6 +206,7 @@ class GatewaySettings(BaseSettings):
             retries=self.upstream_retries,
             failure_threshold=self.upstream_breaker_failures,
             cool_down_s=self.upstream_breaker_cool_down_s,
+            first_cool_down_s=self.upstream_breaker_first_cool_down_s,
             max_connections=self.upstream_max_connections,
             max_keepalive_connections=self.upstream_max_keepalive,
         )
