@@ -25,7 +25,7 @@ from mlplane_gateway.subscriptions.domain import IpNetwork, RetrySchedule, parse
 DEV_SECRET_KEY = "mlplane-dev-only-gateway-secret-key-do-not-use-in-prod"  # noqa: S105
 """Used when `env` is dev and no secret key is set: keys survive restarts of `make run`."""
 MIN_SECRET_LENGTH = 32
-FACADE_SERVICES = ("registry", "scanner", "deployer", "drift")
+FACADE_SERVICES = ("registry", "scanner", "deployer", "drift", "builder")
 
 
 class GatewaySettings(BaseSettings):
@@ -92,6 +92,7 @@ class GatewaySettings(BaseSettings):
     scanner_url: AnyHttpUrl | None = None
     deployer_url: AnyHttpUrl | None = None
     drift_url: AnyHttpUrl | None = None
+    builder_url: AnyHttpUrl | None = None
     identity_secret: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("MLPLANE_GATEWAY_IDENTITY_SECRET", "MLPLANE_IDENTITY_SECRET"),
