@@ -32,6 +32,7 @@ from mlplane_gateway.facade.identity import IdentitySigner
 from mlplane_gateway.facade.routes import facade_router
 from mlplane_gateway.facade.upstreams import Upstreams
 from mlplane_gateway.http_errors import GatewayRoute
+from mlplane_gateway.initial_admin import ensure_initial_admin_key
 from mlplane_gateway.key_cache import RevocationListener, VerifiedKeys
 from mlplane_gateway.oidc import OidcVerifier, signing_keys
 from mlplane_gateway.rate_limits import (
@@ -186,6 +187,17 @@ class Gateway:
         self.events.changed()
         self._wake.set()
 
+    async def prepare(self, data_dir: Path) -> None:
+        """What a hosted start does before `start`: warn about the built-in development
+        secret key, and make the initial admin key on the very first start (see
+        `initial_admin`). Raises what the database or writing the key's file raises."""
+        if self.settings.uses_dev_secret_key:
+            warn_dev_secret_key()
+        if self.settings.initial_admin_key and self.settings.bootstrap_admin_key is None:
+            await ensure_initial_admin_key(
+                self.uow_factory, self.tables, self.settings.pepper(), data_dir
+            )
+
     def start(self) -> None:
         """Start listening for key revocations (which turns the key cache on) and
         delivering to subscribers (on the running event loop)."""
@@ -211,6 +223,16 @@ class Gateway:
         await self.limiter.aclose()
         if self.oidc is not None:
             await self.oidc.keys.aclose()
+
+
+def warn_dev_secret_key() -> None:
+    """One warning line: API keys and webhook secrets hang on a key anyone can read."""
+    _log.warning(
+        "MLPLANE_GATEWAY_SECRET_KEY is not set: using the built-in development secret key,"
+        " which is public; API keys and webhook secrets made now are only fit for"
+        " development (set a secret key of your own; changing it invalidates them)",
+        extra={"secret_key": "built-in development key"},
+    )
 
 
 def rate_limiter(settings: GatewaySettings, runtime: RuntimeSettings | None) -> RateLimiter:
@@ -279,6 +301,7 @@ def make_plugin(name: str = "gateway", schema: str = SCHEMA) -> ServicePlugin:
 
     @asynccontextmanager
     async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
+        await gateway_of(context).prepare(context.data_dir)
         gateway_of(context).start()
         try:
             yield

@@ -43,6 +43,9 @@ class GatewaySettings(BaseSettings):
     it invalidates every API key and webhook secret."""
     bootstrap_admin_key: SecretStr | None = None
     """An operator credential with every scope for every team (to create the first keys)."""
+    initial_admin_key: bool = True
+    """With no bootstrap key, make an admin API key on the first start (no key ever made)
+    and write it to `<data dir>/gateway/initial-admin-key` (mode 0600)."""
 
     oidc_issuer: str | None = None
     """Expected `iss` of bearer JWTs; unset: JWTs are not accepted."""
@@ -168,6 +171,11 @@ class GatewaySettings(BaseSettings):
     @property
     def oidc_enabled(self) -> bool:
         return self.oidc_issuer is not None
+
+    @property
+    def uses_dev_secret_key(self) -> bool:
+        """True when no secret key is set and the built-in development one is used."""
+        return self.secret_key is None
 
     def pepper(self) -> bytes:
         """The secret key as bytes (the dev default when unset in dev)."""
