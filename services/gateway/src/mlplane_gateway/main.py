@@ -243,7 +243,9 @@ def rate_limiter(settings: GatewaySettings, runtime: RuntimeSettings | None) -> 
     team_limit = BucketLimit(settings.team_rate_per_s, settings.team_burst)
     url = settings.effective_redis_url(runtime)
     if url is None:
-        return InProcessRateLimiter(key_limit=key_limit, team_limit=team_limit)
+        return InProcessRateLimiter(
+            key_limit=key_limit, team_limit=team_limit, failure_limit=settings.failure_limit()
+        )
     return RedisRateLimiter.from_url(
         url,
         timeout_s=settings.redis_timeout_s,
@@ -251,6 +253,7 @@ def rate_limiter(settings: GatewaySettings, runtime: RuntimeSettings | None) -> 
         team_limit=team_limit,
         prefix=settings.rate_limit_key_prefix,
         fail_open=settings.rate_limit_fail_open,
+        failure_limit=settings.failure_limit(),
     )
 
 

@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplane_gateway.facade.upstreams import UpstreamLimits
+from mlplane_gateway.rate_limits import FailureLimit
 from mlplane_gateway.subscriptions.domain import IpNetwork, RetrySchedule, parse_allowlist
 
 DEV_SECRET_KEY = "mlplane-dev-only-gateway-secret-key-do-not-use-in-prod"  # noqa: S105
@@ -80,6 +81,10 @@ class GatewaySettings(BaseSettings):
     key_burst: int = Field(default=100, ge=1)
     team_rate_per_s: float = Field(default=200.0, gt=0)
     team_burst: int = Field(default=400, ge=1)
+    auth_failure_limit: int = Field(default=20, ge=1)
+    """Failed authentications (a wrong key or token) allowed per client address and per
+    key id in the window below; past it, attempts answer 429 until the window ends."""
+    auth_failure_window_s: float = Field(default=60.0, gt=0, le=86_400)
     rate_limit_fail_open: bool = True
     """Redis down: let requests through (True, logged) or answer 503 (False)."""
     rate_limit_key_prefix: str = Field(default="mlplane:gateway:rl", min_length=1)
@@ -207,6 +212,9 @@ class GatewaySettings(BaseSettings):
             elif platform_url is not None and service in installed:
                 urls[service] = f"{platform_url}/{service}"
         return urls
+
+    def failure_limit(self) -> FailureLimit:
+        return FailureLimit(self.auth_failure_limit, self.auth_failure_window_s)
 
     def upstream_limits(self) -> UpstreamLimits:
         return UpstreamLimits(
