@@ -133,6 +133,35 @@ class TestSinkUrls:
                 parse_sink_url("https://hooks.example.com/x"), ["93.184.215.14", "10.0.0.1"], LOCAL
             )
 
+    @pytest.mark.parametrize(
+        "address",
+        [
+            "2002:7f00:1::",  # 6to4 of 127.0.0.1
+            "2002:a00:1::1",  # 6to4 of 10.0.0.1
+            "fec0::1",  # site-local
+            "192.0.0.8",  # IETF protocol assignments
+            "198.18.0.1",  # benchmarking
+            "100.64.0.1",  # carrier-grade NAT
+            "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+            "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+            "::7f00:1",  # IPv4-compatible 127.0.0.1
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+            "::ffff:169.254.169.254",
+            "2001:db8::1",
+            "240.0.0.1",
+        ],
+    )
+    def test_special_purpose_addresses_and_ipv4_inside_ipv6_are_refused(
+        self, address: str
+    ) -> None:
+        with pytest.raises(InvalidSink, match="resolves to"):
+            check_sink_addresses(parse_sink_url("https://hooks.example.com/x"), [address], ())
+
+    def test_the_allowlist_names_what_may_be_called_all_the_same(self) -> None:
+        allowed = parse_allowlist(["198.18.0.0/15", "fec0::/10"])
+        target = parse_sink_url("https://hooks.example.com/x")
+        check_sink_addresses(target, ["198.18.0.1", "fec0::1", "2002:c612:1::"], allowed)
+
     def test_a_host_that_does_not_resolve_is_refused(self) -> None:
         with pytest.raises(InvalidSink, match="does not resolve"):
             check_sink_addresses(parse_sink_url("https://nowhere.example/x"), [], ())
