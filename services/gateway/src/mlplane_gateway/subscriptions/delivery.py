@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 from mlplane_contracts.envelope import CloudEvent
@@ -29,6 +30,7 @@ from mlplane_gateway.subscriptions.domain import (
     ContentMode,
     InvalidSink,
     RetrySchedule,
+    SinkTarget,
     Subscription,
 )
 from mlplane_gateway.subscriptions.signing import SIGNATURE_HEADER, sign
@@ -113,14 +115,17 @@ async def deliver(
 
     sink = delivery.subscription.sink_url
     try:
-        await check_sink(sink)
+        checked = await check_sink(sink)
     except InvalidSink as exc:
         return result(Outcome.PERMANENT, None, f"sink refused: {exc.detail}")
     headers, body = signed_request(delivery.subscription, delivery.event, delivery.id, int(clock()))
+    url, extensions = pinned_request(sink, checked, headers)
     try:
         async with asyncio.timeout(timeout_s):
             # Streamed and closed unread: a sink's answer body is of no use here.
-            async with client.stream("POST", sink, headers=headers, content=body) as response:
+            async with client.stream(
+                "POST", url, headers=headers, content=body, extensions=extensions
+            ) as response:
                 status = response.status_code
     except TimeoutError:
         return result(Outcome.RETRYABLE, None, f"no answer within {timeout_s:g} s")
@@ -128,6 +133,30 @@ async def deliver(
         return result(Outcome.RETRYABLE, None, f"{type(exc).__name__}: {exc}")
     outcome = classify(status)
     return result(outcome, status, None if outcome is Outcome.DELIVERED else f"HTTP {status}")
+
+
+def pinned_request(
+    sink: str, checked: object, headers: dict[str, str]
+) -> tuple[httpx.URL, dict[str, Any]]:
+    """The URL to connect to and the request's extensions: the host name replaced by
+    the address the check resolved it to (the first), so no second lookup can answer
+    otherwise; `Host` (added to `headers`) and TLS (SNI and the certificate's name)
+    stay on the name. An address in the URL, or no checked addresses, is left alone."""
+    url = httpx.URL(sink)
+    addresses = checked.addresses if isinstance(checked, SinkTarget) else ()
+    host = url.host
+    if not addresses or _is_address(host):
+        return url, {}
+    headers["Host"] = url.netloc.decode("ascii")
+    return url.copy_with(host=addresses[0]), {"sni_hostname": host}
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class DeliveryStore(Protocol):

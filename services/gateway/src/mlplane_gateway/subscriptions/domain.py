@@ -113,6 +113,8 @@ class SinkTarget:
     url: str
     scheme: str
     host: str
+    addresses: tuple[str, ...] = ()
+    """What the host resolved to when checked: deliveries connect to these only."""
 
 
 def parse_sink_url(url: str) -> SinkTarget:
