@@ -142,9 +142,7 @@ async def test_a_service_back_after_a_blip_is_tried_again_within_the_first_cool_
     start_gateway: StartGateway, http_server: Serve
 ) -> None:
     service = CountingService(status=503)
-    limits = UpstreamLimits(
-        retries=0, failure_threshold=2, cool_down_s=30, first_cool_down_s=0.3
-    )
+    limits = UpstreamLimits(retries=0, failure_threshold=2, cool_down_s=30, first_cool_down_s=0.3)
     async with (
         http_server(service.app()) as url,
         start_gateway({"drift": f"{url}/svc"}, limits) as gateway,

@@ -151,9 +151,7 @@ class TestSinkUrls:
             "240.0.0.1",
         ],
     )
-    def test_special_purpose_addresses_and_ipv4_inside_ipv6_are_refused(
-        self, address: str
-    ) -> None:
+    def test_special_purpose_addresses_and_ipv4_inside_ipv6_are_refused(self, address: str) -> None:
         with pytest.raises(InvalidSink, match="resolves to"):
             check_sink_addresses(parse_sink_url("https://hooks.example.com/x"), [address], ())
 

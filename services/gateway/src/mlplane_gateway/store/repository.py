@@ -51,9 +51,7 @@ class GatewayStore:
     async def lock_api_keys_for_first_key(self) -> bool:
         """True when no API key was ever made (revoked ones count), holding a lock until
         the transaction ends so two gateways starting at once never both see none."""
-        await self._session.execute(
-            select(func.pg_advisory_xact_lock(_FIRST_KEY_LOCK))
-        )
+        await self._session.execute(select(func.pg_advisory_xact_lock(_FIRST_KEY_LOCK)))
         table = self._tables.api_keys
         return (await self._session.scalar(select(table.c.id).limit(1))) is None
 

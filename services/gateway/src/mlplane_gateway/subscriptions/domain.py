@@ -205,9 +205,7 @@ def is_public_address(address: IpAddress) -> bool:
     """False for any special-purpose address (private, loopback, link-local, multicast,
     unspecified, reserved, site-local, shared, benchmarking, documentation, protocol
     assignments, ...), and for an IPv6 address carrying an IPv4 one that is."""
-    return not _is_special(address) and not any(
-        _is_special(ip) for ip in embedded_ipv4(address)
-    )
+    return not _is_special(address) and not any(_is_special(ip) for ip in embedded_ipv4(address))
 
 
 def is_allowlisted(address: IpAddress, allowlist: Sequence[IpNetwork]) -> bool:
