@@ -133,6 +133,7 @@ class Gateway:
             check_sink=self.sink_checker,
             schedule=settings.retry_schedule(),
             concurrency=settings.delivery_concurrency,
+            concurrency_per_sink=settings.delivery_concurrency_per_sink,
             timeout_s=settings.delivery_timeout_s,
             lease_s=max(60.0, settings.delivery_timeout_s * 3),
             poll_s=settings.delivery_poll_s,
@@ -161,6 +162,7 @@ class Gateway:
                 guard,
                 self.sink_checker,
                 wake_dispatcher=self._wake.set,
+                max_per_team=self.settings.max_subscriptions_per_team,
             ),
             stream_router(
                 self.events,

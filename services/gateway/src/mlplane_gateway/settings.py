@@ -131,6 +131,11 @@ class GatewaySettings(BaseSettings):
     delivery_max_delay_s: float = Field(default=3600.0, gt=0)
     delivery_timeout_s: float = Field(default=10.0, gt=0, le=120)
     delivery_concurrency: int = Field(default=16, ge=1, le=512)
+    delivery_concurrency_per_sink: int = Field(default=2, ge=1, le=512)
+    """Deliveries at once to one sink server (scheme, host, port) per replica: a slow
+    sink holds this many of the `delivery_concurrency` slots, never more."""
+    max_subscriptions_per_team: int = Field(default=25, ge=1, le=10_000)
+    """Past it, creating a subscription answers 409."""
     delivery_poll_s: float = Field(default=1.0, gt=0, le=60)
     stream_keepalive_s: float = Field(default=15.0, gt=0, le=300)
 

@@ -141,6 +141,18 @@ def parse_sink_url(url: str) -> SinkTarget:
     return SinkTarget(url=url, scheme=parts.scheme, host=parts.hostname)
 
 
+def sink_key(url: str) -> str:
+    """The server a sink URL reaches, `scheme://host:port`: what delivery concurrency
+    is counted by. Spellings of one server (host case, a trailing dot, the default
+    port written out or not) give one key, so none of them gets a second share."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    return f"{parts.scheme.lower()}://{host}:{port}"
+
+
 SPECIAL_PURPOSE_NETWORKS: Final[tuple[IpNetwork, ...]] = tuple(
     ipaddress.ip_network(cidr)
     for cidr in (
