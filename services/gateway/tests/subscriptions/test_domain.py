@@ -15,6 +15,7 @@ from mlplane_gateway.subscriptions.domain import (
     matches,
     parse_allowlist,
     parse_sink_url,
+    sink_key,
 )
 from mlplane_runtime.errors import InvalidInput
 
@@ -182,3 +183,22 @@ class TestRetrySchedule:
     def test_nonsense_is_refused(self) -> None:
         with pytest.raises(ValueError, match="max_attempts"):
             RetrySchedule(max_attempts=0)
+
+
+class TestSinkKey:
+    def test_spellings_of_one_server_share_one_key(self) -> None:
+        keys = {
+            sink_key(url)
+            for url in (
+                "https://hooks.example.com/a",
+                "https://HOOKS.example.com:443/b?x=1",
+                "https://hooks.example.com./c",
+                "HTTPS://hooks.example.com",
+            )
+        }
+        assert keys == {"https://hooks.example.com:443"}
+
+    def test_scheme_and_port_tell_servers_apart(self) -> None:
+        assert sink_key("http://hooks.example.com/a") == "http://hooks.example.com:80"
+        assert sink_key("https://hooks.example.com:8443/a") == "https://hooks.example.com:8443"
+        assert sink_key("http://[::1]:9000/a") == "http://[::1]:9000"

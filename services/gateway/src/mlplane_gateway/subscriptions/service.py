@@ -71,7 +71,11 @@ def new_signing_secret() -> str:
 
 class SubscriptionService:
     def __init__(
-        self, uow: UnitOfWork, tables: SubscriptionTables, *, max_per_team: int = DEFAULT_MAX_PER_TEAM
+        self,
+        uow: UnitOfWork,
+        tables: SubscriptionTables,
+        *,
+        max_per_team: int = DEFAULT_MAX_PER_TEAM,
     ) -> None:
         self._store = SubscriptionStore(uow.session, tables)
         self._max_per_team = max_per_team
