@@ -142,6 +142,8 @@ def settings_for(
             "oidc_audience": AUDIENCE,
             "oidc_jwks_json": json.dumps({"keys": [rsa_key.jwk(), ec_key.jwk()]}),
             "sink_allowlist": ["127.0.0.0/8"],
+            # The auth matrices send many wrong credentials from one address.
+            "auth_failure_limit": 10_000,
         }
         values.update(overrides)
         return GatewaySettings(**values)

@@ -113,6 +113,16 @@ class Authenticator:
         return key.principal()
 
 
+def failure_names(token: str, client_address: str | None) -> list[str]:
+    """What a failed authentication with `token` counts against: the client's address
+    and, for something shaped like an API key, the key id it names."""
+    names = [f"ip:{client_address}"] if client_address else []
+    presented = parse_key(token) if looks_like_api_key(token) else None
+    if presented is not None:
+        names.append(f"key:{presented.key_id}")
+    return names
+
+
 class Gatekeeper:
     """Authenticates, rate-limits, then checks the route's scope, in that order:
     a caller without the scope still spends its tokens."""
@@ -121,17 +131,33 @@ class Gatekeeper:
         self.authenticator = authenticator
         self.limiter = limiter
 
-    async def admit(self, token: str | None, scope: Scope) -> Principal:
+    async def admit(
+        self, token: str | None, scope: Scope, client_address: str | None = None
+    ) -> Principal:
         """The caller, allowed `scope`. Raises Unauthenticated (401), RateLimited
         (429), RateLimiterUnavailable (503) or Forbidden (403)."""
-        principal = await self.enter(token)
+        principal = await self.enter(token, client_address)
         self.check_scope(principal, scope)
         return principal
 
-    async def enter(self, token: str | None) -> Principal:
+    async def enter(self, token: str | None, client_address: str | None = None) -> Principal:
         """The caller, authenticated and rate-limited (scope not checked). Raises
-        Unauthenticated (401), RateLimited (429) or RateLimiterUnavailable (503)."""
-        principal = await self.authenticator.principal(token)
+        Unauthenticated (401), RateLimited (429) or RateLimiterUnavailable (503).
+
+        A credential that fails counts against `client_address` and the key id it
+        names; past the limit, attempts from there (or with that key id) are
+        refused with 429 before the credential is checked."""
+        if not token:
+            # No credential is no guess: only presented credentials are counted.
+            principal = await self.authenticator.principal(token)
+        else:
+            names = failure_names(token, client_address)
+            await self.limiter.check_failures(names)
+            try:
+                principal = await self.authenticator.principal(token)
+            except Unauthenticated:
+                await self.limiter.record_failure(names)
+                raise
         await self.limiter.take(principal)
         return principal
 

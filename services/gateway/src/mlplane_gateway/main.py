@@ -32,6 +32,7 @@ from mlplane_gateway.facade.identity import IdentitySigner
 from mlplane_gateway.facade.routes import facade_router
 from mlplane_gateway.facade.upstreams import Upstreams
 from mlplane_gateway.http_errors import GatewayRoute
+from mlplane_gateway.initial_admin import ensure_initial_admin_key
 from mlplane_gateway.key_cache import RevocationListener, VerifiedKeys
 from mlplane_gateway.oidc import OidcVerifier, signing_keys
 from mlplane_gateway.rate_limits import (
@@ -136,6 +137,7 @@ class Gateway:
             check_sink=self.sink_checker,
             schedule=settings.retry_schedule(),
             concurrency=settings.delivery_concurrency,
+            concurrency_per_sink=settings.delivery_concurrency_per_sink,
             timeout_s=settings.delivery_timeout_s,
             lease_s=max(60.0, settings.delivery_timeout_s * 3),
             poll_s=settings.delivery_poll_s,
@@ -164,6 +166,7 @@ class Gateway:
                 guard,
                 self.sink_checker,
                 wake_dispatcher=self._wake.set,
+                max_per_team=self.settings.max_subscriptions_per_team,
             ),
             stream_router(
                 self.events,
@@ -189,6 +192,17 @@ class Gateway:
     def _event_recorded(self) -> None:
         self.events.changed()
         self._wake.set()
+
+    async def prepare(self, data_dir: Path) -> None:
+        """What a hosted start does before `start`: warn about the built-in development
+        secret key, and make the initial admin key on the very first start (see
+        `initial_admin`). Raises what the database or writing the key's file raises."""
+        if self.settings.uses_dev_secret_key:
+            warn_dev_secret_key()
+        if self.settings.initial_admin_key and self.settings.bootstrap_admin_key is None:
+            await ensure_initial_admin_key(
+                self.uow_factory, self.tables, self.settings.pepper(), data_dir
+            )
 
     def start(self) -> None:
         """Start listening for key revocations (which turns the key cache on) and
@@ -217,6 +231,16 @@ class Gateway:
             await self.oidc.keys.aclose()
 
 
+def warn_dev_secret_key() -> None:
+    """One warning line: API keys and webhook secrets hang on a key anyone can read."""
+    _log.warning(
+        "MLPLANE_GATEWAY_SECRET_KEY is not set: using the built-in development secret key,"
+        " which is public; API keys and webhook secrets made now are only fit for"
+        " development (set a secret key of your own; changing it invalidates them)",
+        extra={"secret_key": "built-in development key"},
+    )
+
+
 def rate_limiter(settings: GatewaySettings, runtime: RuntimeSettings | None) -> RateLimiter:
     """Redis when a URL is configured, else in-process buckets; none when disabled."""
     if not settings.rate_limit_enabled:
@@ -225,7 +249,9 @@ def rate_limiter(settings: GatewaySettings, runtime: RuntimeSettings | None) -> 
     team_limit = BucketLimit(settings.team_rate_per_s, settings.team_burst)
     url = settings.effective_redis_url(runtime)
     if url is None:
-        return InProcessRateLimiter(key_limit=key_limit, team_limit=team_limit)
+        return InProcessRateLimiter(
+            key_limit=key_limit, team_limit=team_limit, failure_limit=settings.failure_limit()
+        )
     return RedisRateLimiter.from_url(
         url,
         timeout_s=settings.redis_timeout_s,
@@ -233,6 +259,7 @@ def rate_limiter(settings: GatewaySettings, runtime: RuntimeSettings | None) -> 
         team_limit=team_limit,
         prefix=settings.rate_limit_key_prefix,
         fail_open=settings.rate_limit_fail_open,
+        failure_limit=settings.failure_limit(),
     )
 
 
@@ -284,6 +311,7 @@ def make_plugin(name: str = "gateway", schema: str = SCHEMA) -> ServicePlugin:
 
     @asynccontextmanager
     async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
+        await gateway_of(context).prepare(context.data_dir)
         gateway_of(context).start()
         try:
             yield

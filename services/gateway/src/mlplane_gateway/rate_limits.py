@@ -5,6 +5,11 @@ concurrent requests on many gateway replicas never overspend; both keys share
 the team as hash tag, so the script also runs on a Redis Cluster. Without
 Redis (one-process platform), the same arithmetic runs in memory.
 
+Failed authentications are counted too, per client address and per presented
+key id, in a fixed window: past `max_failures` in `window_s` the next attempt
+is refused with 429 before its credential is even checked, so guessing keys or
+tokens goes no faster than that, and a right guess is not told apart while refused.
+
 Redis down: with `fail_open` the request passes (logged at most every 30 s):
 authentication still holds, only the abuse guard is off; without it the
 request is refused with 503.
@@ -15,7 +20,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -70,10 +76,27 @@ return wait
 """
 
 
+@dataclass(frozen=True, slots=True)
+class FailureLimit:
+    """At most `max_failures` failed authentications per name in `window_s`."""
+
+    max_failures: int = 20
+    window_s: float = 60.0
+
+
 class RateLimiter(Protocol):
     async def take(self, principal: Principal) -> None:
         """Take one request's tokens; RateLimited (429) when a bucket is empty,
         RateLimiterUnavailable (503) when the store is down and failing closed."""
+        ...
+
+    async def check_failures(self, names: Sequence[str]) -> None:
+        """RateLimited (429) when any of `names` (a client address, a key id) has
+        failed authentication too often in the current window."""
+        ...
+
+    async def record_failure(self, names: Sequence[str]) -> None:
+        """Count one failed authentication against each of `names`."""
         ...
 
     async def aclose(self) -> None: ...
@@ -83,8 +106,22 @@ class NoRateLimit:
     async def take(self, principal: Principal) -> None:
         return None
 
+    async def check_failures(self, names: Sequence[str]) -> None:
+        return None
+
+    async def record_failure(self, names: Sequence[str]) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None
+
+
+def _too_many_failures(wait_s: float) -> RateLimited:
+    seconds = retry_after_seconds(wait_s)
+    return RateLimited(
+        f"too many failed authentications from here; retry in {seconds} s",
+        retry_after_s=seconds,
+    )
 
 
 def _limited(wait_s: float) -> RateLimited:
@@ -101,8 +138,10 @@ class RedisRateLimiter:
         team_limit: BucketLimit,
         prefix: str,
         fail_open: bool,
+        failure_limit: FailureLimit | None = None,
     ) -> None:
         self._client = client
+        self._failure_limit = failure_limit or FailureLimit()
         self._key_limit = key_limit
         self._team_limit = team_limit
         self._prefix = prefix
@@ -133,6 +172,42 @@ class RedisRateLimiter:
         if wait_ms > 0:
             raise _limited(wait_ms / 1000)
 
+    def _failure_key(self, name: str) -> str:
+        return f"{self._prefix}:authfail:{name}"
+
+    async def check_failures(self, names: Sequence[str]) -> None:
+        if not names:
+            return
+        keys = [self._failure_key(name) for name in names]
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.get(key)
+                    pipe.pttl(key)
+                answers = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._store_down(exc)
+            return
+        wait_ms = 0
+        for count, ttl in zip(answers[::2], answers[1::2], strict=True):
+            if count is not None and int(count) >= self._failure_limit.max_failures:
+                wait_ms = max(wait_ms, int(ttl), 1)
+        if wait_ms > 0:
+            raise _too_many_failures(wait_ms / 1000)
+
+    async def record_failure(self, names: Sequence[str]) -> None:
+        window_ms = max(1, int(self._failure_limit.window_s * 1000))
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for name in names:
+                    key = self._failure_key(name)
+                    pipe.incr(key)
+                    # The window starts at the first failure (NX: not moved by later ones).
+                    pipe.pexpire(key, window_ms, nx=True)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._store_down(exc)
+
     def _store_down(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self._warned_at >= _WARN_EVERY_S:
@@ -159,7 +234,11 @@ class InProcessRateLimiter:
         team_limit: BucketLimit,
         max_buckets: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        failure_limit: FailureLimit | None = None,
     ) -> None:
+        self._failure_limit = failure_limit or FailureLimit()
+        # name → (failures, when the window ends)
+        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._key_limit = key_limit
         self._team_limit = team_limit
         self._max_buckets = max_buckets
@@ -181,6 +260,27 @@ class InProcessRateLimiter:
             self._buckets.popitem(last=False)
         if wait > 0:
             raise _limited(wait)
+
+    async def check_failures(self, names: Sequence[str]) -> None:
+        now = self._clock()
+        wait = 0.0
+        for name in names:
+            count, ends_at = self._failures.get(name, (0, now))
+            if ends_at > now and count >= self._failure_limit.max_failures:
+                wait = max(wait, ends_at - now)
+        if wait > 0:
+            raise _too_many_failures(wait)
+
+    async def record_failure(self, names: Sequence[str]) -> None:
+        now = self._clock()
+        for name in names:
+            count, ends_at = self._failures.get(name, (0, now))
+            if ends_at <= now:
+                count, ends_at = 0, now + self._failure_limit.window_s
+            self._failures[name] = (count + 1, ends_at)
+            self._failures.move_to_end(name)
+        while len(self._failures) > self._max_buckets:
+            self._failures.popitem(last=False)
 
     async def aclose(self) -> None:
         return None

@@ -30,6 +30,11 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ApiKeyHeader = Annotated[str | None, Depends(_api_key)]
 
 
+def _client_address(request: Request) -> str | None:
+    """The peer's address (not X-Forwarded-For, which the client writes itself)."""
+    return request.client.host if request.client is not None else None
+
+
 class Guard:
     def __init__(self, gatekeeper: Gatekeeper) -> None:
         self.gatekeeper = gatekeeper
@@ -48,9 +53,9 @@ class Guard:
             return found
         gatekeeper = self.gatekeeper
 
-        async def admitted(bearer: Bearer, api_key: ApiKeyHeader) -> Principal:
+        async def admitted(request: Request, bearer: Bearer, api_key: ApiKeyHeader) -> Principal:
             token = bearer.credentials if bearer is not None else api_key
-            return await gatekeeper.admit(token, scope)
+            return await gatekeeper.admit(token, scope, _client_address(request))
 
         self._dependencies[scope] = admitted
         return admitted
@@ -61,9 +66,11 @@ class Guard:
         `require_scope` once they know it."""
         gatekeeper = self.gatekeeper
 
-        async def authenticated(bearer: Bearer, api_key: ApiKeyHeader) -> Principal:
+        async def authenticated(
+            request: Request, bearer: Bearer, api_key: ApiKeyHeader
+        ) -> Principal:
             token = bearer.credentials if bearer is not None else api_key
-            return await gatekeeper.enter(token)
+            return await gatekeeper.enter(token, _client_address(request))
 
         return authenticated
 
@@ -76,7 +83,7 @@ class Guard:
         async def caller(request: Request) -> Principal:
             bearer = await _bearer(request)
             token = bearer.credentials if bearer is not None else await _api_key(request)
-            return await gatekeeper.enter(token)
+            return await gatekeeper.enter(token, _client_address(request))
 
         return caller
 

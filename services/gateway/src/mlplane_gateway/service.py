@@ -23,7 +23,7 @@ from mlplane_gateway.domain.errors import (
     EventNotPublishable,
     Forbidden,
 )
-from mlplane_gateway.domain.principals import Principal, Scope
+from mlplane_gateway.domain.principals import ALL_SCOPES, Principal, PrincipalKind, Scope
 from mlplane_gateway.domain.webhooks import derive_secret, new_nonce
 from mlplane_gateway.store import GatewayStore, GatewayTables
 
@@ -34,6 +34,10 @@ a caller forge it, e.g. pass an image that was never scanned."""
 
 CLOUDEVENTS_PROVIDER = "cloudevents"
 _KEY_ID_ATTEMPTS = 5
+INITIAL_ADMIN = Principal(
+    kind=PrincipalKind.BOOTSTRAP, id="gateway:first-start", team=None, scopes=ALL_SCOPES
+)
+"""Who makes the initial admin key (its `created_by`)."""
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -111,6 +115,15 @@ class GatewayService:
             except DuplicateKeyId:
                 continue  # 36^8 ids: two draws in a row colliding means something is wrong
         raise DuplicateKeyId("could not draw a free API key id")
+
+    async def create_initial_admin_key(self, team: str, now: datetime) -> tuple[ApiKey, str] | None:
+        """The first API key (every scope, of `team`) and its plaintext, or None when the
+        gateway has had a key before (revoked or not): it is made once per database."""
+        if not await self._store.lock_api_keys_for_first_key():
+            return None
+        return await self.create_api_key(
+            INITIAL_ADMIN, team, "initial-admin", ALL_SCOPES, None, now
+        )
 
     async def list_api_keys(self, actor: Principal, team: str | None, limit: int) -> list[ApiKey]:
         """Keys of `team` (the actor's own when None; every team's for the operator)."""

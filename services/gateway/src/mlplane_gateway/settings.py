@@ -20,12 +20,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplane_gateway.facade.upstreams import UpstreamLimits
+from mlplane_gateway.rate_limits import FailureLimit
 from mlplane_gateway.subscriptions.domain import IpNetwork, RetrySchedule, parse_allowlist
 
 DEV_SECRET_KEY = "mlplane-dev-only-gateway-secret-key-do-not-use-in-prod"  # noqa: S105
 """Used when `env` is dev and no secret key is set: keys survive restarts of `make run`."""
 MIN_SECRET_LENGTH = 32
-FACADE_SERVICES = ("registry", "scanner", "deployer", "drift")
+FACADE_SERVICES = ("registry", "scanner", "deployer", "drift", "builder")
 
 
 class GatewaySettings(BaseSettings):
@@ -43,6 +44,9 @@ class GatewaySettings(BaseSettings):
     it invalidates every API key and webhook secret."""
     bootstrap_admin_key: SecretStr | None = None
     """An operator credential with every scope for every team (to create the first keys)."""
+    initial_admin_key: bool = True
+    """With no bootstrap key, make an admin API key on the first start (no key ever made)
+    and write it to `<data dir>/gateway/initial-admin-key` (mode 0600)."""
 
     oidc_issuer: str | None = None
     """Expected `iss` of bearer JWTs; unset: JWTs are not accepted."""
@@ -77,6 +81,10 @@ class GatewaySettings(BaseSettings):
     key_burst: int = Field(default=100, ge=1)
     team_rate_per_s: float = Field(default=200.0, gt=0)
     team_burst: int = Field(default=400, ge=1)
+    auth_failure_limit: int = Field(default=20, ge=1)
+    """Failed authentications (a wrong key or token) allowed per client address and per
+    key id in the window below; past it, attempts answer 429 until the window ends."""
+    auth_failure_window_s: float = Field(default=60.0, gt=0, le=86_400)
     rate_limit_fail_open: bool = True
     """Redis down: let requests through (True, logged) or answer 503 (False)."""
     rate_limit_key_prefix: str = Field(default="mlplane:gateway:rl", min_length=1)
@@ -92,6 +100,7 @@ class GatewaySettings(BaseSettings):
     scanner_url: AnyHttpUrl | None = None
     deployer_url: AnyHttpUrl | None = None
     drift_url: AnyHttpUrl | None = None
+    builder_url: AnyHttpUrl | None = None
     identity_secret: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("MLPLANE_GATEWAY_IDENTITY_SECRET", "MLPLANE_IDENTITY_SECRET"),
@@ -107,6 +116,10 @@ class GatewaySettings(BaseSettings):
     """Tries after the first, for GET/HEAD and requests carrying an Idempotency-Key."""
     upstream_breaker_failures: int = Field(default=5, ge=1)
     upstream_breaker_cool_down_s: float = Field(default=30.0, gt=0)
+    """The longest an open breaker waits before letting a trial call through."""
+    upstream_breaker_first_cool_down_s: float = Field(default=2.0, gt=0)
+    """The first wait after the breaker opens; doubles with each failed trial, up to
+    the cool-down above, so a service back after a blip is probed within seconds."""
     upstream_max_connections: int = Field(default=100, ge=1)
     upstream_max_keepalive: int = Field(default=20, ge=1)
 
@@ -119,6 +132,11 @@ class GatewaySettings(BaseSettings):
     delivery_max_delay_s: float = Field(default=3600.0, gt=0)
     delivery_timeout_s: float = Field(default=10.0, gt=0, le=120)
     delivery_concurrency: int = Field(default=16, ge=1, le=512)
+    delivery_concurrency_per_sink: int = Field(default=2, ge=1, le=512)
+    """Deliveries at once to one sink server (scheme, host, port) per replica: a slow
+    sink holds this many of the `delivery_concurrency` slots, never more."""
+    max_subscriptions_per_team: int = Field(default=25, ge=1, le=10_000)
+    """Past it, creating a subscription answers 409."""
     delivery_poll_s: float = Field(default=1.0, gt=0, le=60)
     stream_keepalive_s: float = Field(default=15.0, gt=0, le=300)
 
@@ -165,6 +183,11 @@ class GatewaySettings(BaseSettings):
     def oidc_enabled(self) -> bool:
         return self.oidc_issuer is not None
 
+    @property
+    def uses_dev_secret_key(self) -> bool:
+        """True when no secret key is set and the built-in development one is used."""
+        return self.secret_key is None
+
     def pepper(self) -> bytes:
         """The secret key as bytes (the dev default when unset in dev)."""
         key = self.secret_key.get_secret_value() if self.secret_key else DEV_SECRET_KEY
@@ -200,6 +223,9 @@ class GatewaySettings(BaseSettings):
                 urls[service] = f"{platform_url}/{service}"
         return urls
 
+    def failure_limit(self) -> FailureLimit:
+        return FailureLimit(self.auth_failure_limit, self.auth_failure_window_s)
+
     def upstream_limits(self) -> UpstreamLimits:
         return UpstreamLimits(
             timeout_s=self.upstream_timeout_s,
@@ -207,6 +233,7 @@ class GatewaySettings(BaseSettings):
             retries=self.upstream_retries,
             failure_threshold=self.upstream_breaker_failures,
             cool_down_s=self.upstream_breaker_cool_down_s,
+            first_cool_down_s=self.upstream_breaker_first_cool_down_s,
             max_connections=self.upstream_max_connections,
             max_keepalive_connections=self.upstream_max_keepalive,
         )

@@ -27,6 +27,7 @@ from mlplane_gateway.subscriptions.schemas import (
     SubscriptionOut,
 )
 from mlplane_gateway.subscriptions.service import (
+    DEFAULT_MAX_PER_TEAM,
     NewSubscription,
     SinkCheck,
     SubscriptionService,
@@ -49,8 +50,10 @@ def router(
     check_sink: SinkCheck,
     wake_dispatcher: Callable[[], None] = lambda: None,
     clock: Callable[[], datetime] = _now,
+    max_per_team: int = DEFAULT_MAX_PER_TEAM,
 ) -> APIRouter:
-    """The routes; `wake_dispatcher` is called when a redelivery is due now."""
+    """The routes; `wake_dispatcher` is called when a redelivery is due now; a team
+    has at most `max_per_team` subscriptions (one more: 409)."""
     router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], route_class=GatewayRoute)
 
     async def unit_of_work() -> AsyncIterator[UnitOfWork]:
@@ -71,7 +74,7 @@ def router(
         body: SubscriptionCreate, actor: Subscriber, uow: Uow
     ) -> SubscriptionCreated:
         """Subscribe a sink to the team's events; the signing secret is in this answer only."""
-        subscription = await SubscriptionService(uow, tables).create(
+        subscription = await SubscriptionService(uow, tables, max_per_team=max_per_team).create(
             actor,
             NewSubscription(
                 sink_url=body.sink,

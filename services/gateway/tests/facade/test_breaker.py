@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlplane_gateway.facade.breaker import BreakerState, CircuitBreaker
+from mlplane_gateway.facade.breaker import BreakerChange, BreakerState, CircuitBreaker
 
 
 class Clock:
@@ -93,3 +93,75 @@ class TestCircuitBreaker:
     def test_nonsense_settings_are_refused(self, threshold: int, cool_down: float) -> None:
         with pytest.raises(ValueError, match="failure_threshold"):
             CircuitBreaker(threshold, cool_down)
+
+
+class TestStaleOutcomes:
+    def test_a_call_admitted_before_it_opened_cannot_reopen_it_during_the_trial(
+        self, breaker: CircuitBreaker, clock: Clock
+    ) -> None:
+        slow = breaker.admit()
+        assert slow
+        fail(breaker, 3)
+        clock.now += 10
+        trial = breaker.admit()
+        assert trial
+        breaker.record_failure(slow)  # the slow call timed out long after
+        assert breaker.state is BreakerState.HALF_OPEN
+        breaker.record_success(trial)
+        assert breaker.state is BreakerState.CLOSED
+
+    def test_a_late_failure_cannot_reopen_it_right_after_the_trial_closed_it(
+        self, breaker: CircuitBreaker, clock: Clock
+    ) -> None:
+        slow = breaker.admit()
+        assert slow
+        fail(breaker, 3)
+        clock.now += 10
+        trial = breaker.admit()
+        assert trial
+        breaker.record_success(trial)
+        breaker.record_failure(slow)
+        assert breaker.state is BreakerState.CLOSED
+
+
+class TestCoolDown:
+    def test_the_first_cool_down_is_short_and_doubles_with_each_failed_trial(
+        self, clock: Clock
+    ) -> None:
+        breaker = CircuitBreaker(3, cool_down_s=10, first_cool_down_s=2, clock=clock)
+        fail(breaker, 3)
+        assert breaker.retry_after_s() == 2
+        for expected in (4, 8, 10, 10):
+            clock.now += breaker.retry_after_s()
+            trial = breaker.admit()
+            assert trial
+            breaker.record_failure(trial)
+            assert breaker.retry_after_s() == expected
+        clock.now += 10
+        trial = breaker.admit()
+        assert trial
+        breaker.record_success(trial)
+        fail(breaker, 3)
+        assert breaker.retry_after_s() == 2  # closed in between: short again
+
+
+class TestStateChanges:
+    def test_opening_and_closing_are_told_once_each(self, clock: Clock) -> None:
+        changes: list[BreakerChange] = []
+        breaker = CircuitBreaker(
+            2, cool_down_s=10, first_cool_down_s=1, clock=clock, on_change=changes.append
+        )
+        fail(breaker, 2)
+        clock.now += 1
+        fail(breaker, 1)  # the trial fails: open again, not told again
+        clock.now += 2
+        trial = breaker.admit()
+        assert trial
+        breaker.record_success(trial)
+        breaker.record_success(breaker.admit())
+        assert [(c.before, c.after) for c in changes] == [
+            (BreakerState.CLOSED, BreakerState.OPEN),
+            (BreakerState.HALF_OPEN, BreakerState.CLOSED),
+        ]
+        assert changes[0].cool_down_s == 1
+        assert changes[1].open_for_s == 3

@@ -6,11 +6,13 @@ The services here are tiny local apps served by uvicorn that count what reaches 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import httpx
+import pytest
 from fastapi import FastAPI, Request, Response
 from mlplane_gateway.facade.upstreams import UpstreamLimits
 from mlplane_runtime.testing.http_server import free_port
@@ -85,16 +87,16 @@ async def test_an_unreachable_service_is_a_502_then_its_breaker_opens(
 async def test_the_breaker_half_opens_for_one_trial_and_closes_on_success(
     start_gateway: StartGateway, http_server: Serve
 ) -> None:
-    service = CountingService(status=500)
+    service = CountingService(status=503)
     clock = Clock()
-    limits = UpstreamLimits(retries=0, failure_threshold=2, cool_down_s=10)
+    limits = UpstreamLimits(retries=0, failure_threshold=2, cool_down_s=10, first_cool_down_s=10)
     async with (
         http_server(service.app()) as url,
         start_gateway({"drift": f"{url}/svc"}, limits, clock) as gateway,
         httpx.AsyncClient(base_url=gateway.url) as client,
     ):
         for _ in range(2):
-            assert (await client.get("/v1/drift/x", headers=READER)).status_code == 500
+            assert (await client.get("/v1/drift/x", headers=READER)).status_code == 503
         assert service.calls == 2
         refused = await client.get("/v1/drift/x", headers=READER)
         assert refused.status_code == 503
@@ -102,7 +104,7 @@ async def test_the_breaker_half_opens_for_one_trial_and_closes_on_success(
         assert service.calls == 2  # failed fast
 
         clock.now += 10  # cooled down: one trial, which fails: open again
-        assert (await client.get("/v1/drift/x", headers=READER)).status_code == 500
+        assert (await client.get("/v1/drift/x", headers=READER)).status_code == 503
         assert service.calls == 3
         assert (await client.get("/v1/drift/x", headers=READER)).status_code == 503
         assert service.calls == 3
@@ -113,6 +115,73 @@ async def test_the_breaker_half_opens_for_one_trial_and_closes_on_success(
         for _ in range(3):  # closed again: every call goes through
             assert (await client.get("/v1/drift/x", headers=READER)).status_code == 200
         assert service.calls == 7
+
+
+@pytest.mark.parametrize("status", [500, 501, 400, 404, 422])
+async def test_answers_a_caller_can_provoke_never_open_the_breaker(
+    start_gateway: StartGateway, http_server: Serve, status: int
+) -> None:
+    # A crafted request (`?name_prefix=a%00b`) made the registry answer 500: counted as
+    # failures, two of them switched the registry off for every team.
+    service = CountingService(status=status)
+    limits = UpstreamLimits(retries=0, failure_threshold=2, cool_down_s=30)
+    async with (
+        http_server(service.app()) as url,
+        start_gateway({"registry": f"{url}/svc"}, limits) as gateway,
+        httpx.AsyncClient(base_url=gateway.url) as client,
+    ):
+        for _ in range(5):
+            answer = await client.get("/v1/registry/versions?name_prefix=a%00b", headers=READER)
+            assert answer.status_code == status
+        service.status = 200
+        assert (await client.get("/v1/registry/versions", headers=READER)).status_code == 200
+        assert service.calls == 6
+
+
+async def test_a_service_back_after_a_blip_is_tried_again_within_the_first_cool_down(
+    start_gateway: StartGateway, http_server: Serve
+) -> None:
+    service = CountingService(status=503)
+    limits = UpstreamLimits(retries=0, failure_threshold=2, cool_down_s=30, first_cool_down_s=0.3)
+    async with (
+        http_server(service.app()) as url,
+        start_gateway({"drift": f"{url}/svc"}, limits) as gateway,
+        httpx.AsyncClient(base_url=gateway.url) as client,
+    ):
+        for _ in range(2):
+            assert (await client.get("/v1/drift/x", headers=READER)).status_code == 503
+        refused = await client.get("/v1/drift/x", headers=READER)
+        assert refused.json()["type"].endswith("/upstream-unavailable")
+        assert refused.headers["retry-after"] == "1"
+        service.status = 200
+        await asyncio.sleep(0.4)
+        assert (await client.get("/v1/drift/x", headers=READER)).status_code == 200
+
+
+async def test_the_breaker_logs_one_line_when_it_opens_and_one_when_it_closes(
+    start_gateway: StartGateway, http_server: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = CountingService(status=503)
+    clock = Clock()
+    limits = UpstreamLimits(retries=0, failure_threshold=2, cool_down_s=10, first_cool_down_s=1)
+    caplog.set_level(logging.INFO, logger="mlplane.gateway.facade")
+    async with (
+        http_server(service.app()) as url,
+        start_gateway({"drift": f"{url}/svc"}, limits, clock) as gateway,
+        httpx.AsyncClient(base_url=gateway.url) as client,
+    ):
+        for _ in range(4):
+            await client.get("/v1/drift/x", headers=READER)
+        clock.now += 1  # a failed trial opens it again: no second line
+        await client.get("/v1/drift/x", headers=READER)
+        clock.now += 2
+        service.status = 200
+        await client.get("/v1/drift/x", headers=READER)
+        await client.get("/v1/drift/x", headers=READER)
+    lines = [r for r in caplog.records if r.name == "mlplane.gateway.facade"]
+    assert [getattr(r, "breaker", None) for r in lines] == ["open", "closed"]
+    assert all(getattr(r, "service", None) == "drift" for r in lines)
+    assert all("Bearer" not in r.getMessage() for r in lines)
 
 
 async def test_gets_are_retried_and_posts_are_not(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from ..conftest import Harness
 
@@ -108,3 +110,45 @@ async def test_unauthenticated_requests_spend_no_tokens(
         response = await harness.client.get("/v1/keys", headers=harness.bearer(wrong))
         assert response.status_code == 401
     assert statuses(await burst(harness, token, 2)) == [200, 200]
+
+
+@pytest.mark.parametrize("store", ["redis", "in-process"])
+async def test_failed_credentials_from_one_address_are_throttled_with_retry_after(
+    harness_for: Callable[..., Any], team: str, store: str
+) -> None:
+    overrides: dict[str, Any] = {"auth_failure_limit": 3, "auth_failure_window_s": 30}
+    if store == "in-process":
+        overrides["redis_url"] = None
+    harness: Harness = await harness_for(**overrides)
+    good = await harness.key_token(team, "models:read")
+    wrong = [harness.bearer(f"mlp_zzzzzzzz_{secrets.token_urlsafe(32)}") for _ in range(3)]
+    for headers in wrong:
+        assert (await harness.client.get("/v1/keys", headers=headers)).status_code == 401
+    # Any attempt from there now, a right one included, waits for the window to end.
+    for headers in (harness.bearer("another-guess"), harness.bearer(good)):
+        refused = await harness.client.get("/v1/keys", headers=headers)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(refused.headers["retry-after"]) <= 30
+
+
+async def test_guesses_at_one_key_id_are_throttled_from_every_address(
+    harness_for: Callable[..., Any], team: str
+) -> None:
+    harness: Harness = await harness_for(auth_failure_limit=2, auth_failure_window_s=30)
+    created = await harness.create_key(team, ["models:read"])
+    guess = f"mlp_{created['id']}_{secrets.token_urlsafe(32)}"
+    for number in range(3):
+        transport = httpx.ASGITransport(app=harness.app, client=(f"10.0.0.{number + 1}", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+            answer = await c.get("/v1/keys", headers=harness.bearer(guess))
+        assert answer.status_code == (401 if number < 2 else 429), number
+
+
+async def test_a_request_without_credentials_is_not_counted_as_a_failure(
+    harness_for: Callable[..., Any], team: str
+) -> None:
+    harness: Harness = await harness_for(auth_failure_limit=1, auth_failure_window_s=30)
+    for _ in range(3):
+        assert (await harness.client.get("/v1/keys")).status_code == 401
+    assert (await harness.client.get("/v1/keys", headers=harness.operator)).status_code == 200

@@ -15,6 +15,7 @@ from mlplane_gateway.subscriptions.domain import (
     matches,
     parse_allowlist,
     parse_sink_url,
+    sink_key,
 )
 from mlplane_runtime.errors import InvalidInput
 
@@ -133,6 +134,33 @@ class TestSinkUrls:
                 parse_sink_url("https://hooks.example.com/x"), ["93.184.215.14", "10.0.0.1"], LOCAL
             )
 
+    @pytest.mark.parametrize(
+        "address",
+        [
+            "2002:7f00:1::",  # 6to4 of 127.0.0.1
+            "2002:a00:1::1",  # 6to4 of 10.0.0.1
+            "fec0::1",  # site-local
+            "192.0.0.8",  # IETF protocol assignments
+            "198.18.0.1",  # benchmarking
+            "100.64.0.1",  # carrier-grade NAT
+            "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+            "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+            "::7f00:1",  # IPv4-compatible 127.0.0.1
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+            "::ffff:169.254.169.254",
+            "2001:db8::1",
+            "240.0.0.1",
+        ],
+    )
+    def test_special_purpose_addresses_and_ipv4_inside_ipv6_are_refused(self, address: str) -> None:
+        with pytest.raises(InvalidSink, match="resolves to"):
+            check_sink_addresses(parse_sink_url("https://hooks.example.com/x"), [address], ())
+
+    def test_the_allowlist_names_what_may_be_called_all_the_same(self) -> None:
+        allowed = parse_allowlist(["198.18.0.0/15", "fec0::/10"])
+        target = parse_sink_url("https://hooks.example.com/x")
+        check_sink_addresses(target, ["198.18.0.1", "fec0::1", "2002:c612:1::"], allowed)
+
     def test_a_host_that_does_not_resolve_is_refused(self) -> None:
         with pytest.raises(InvalidSink, match="does not resolve"):
             check_sink_addresses(parse_sink_url("https://nowhere.example/x"), [], ())
@@ -155,3 +183,22 @@ class TestRetrySchedule:
     def test_nonsense_is_refused(self) -> None:
         with pytest.raises(ValueError, match="max_attempts"):
             RetrySchedule(max_attempts=0)
+
+
+class TestSinkKey:
+    def test_spellings_of_one_server_share_one_key(self) -> None:
+        keys = {
+            sink_key(url)
+            for url in (
+                "https://hooks.example.com/a",
+                "https://HOOKS.example.com:443/b?x=1",
+                "https://hooks.example.com./c",
+                "HTTPS://hooks.example.com",
+            )
+        }
+        assert keys == {"https://hooks.example.com:443"}
+
+    def test_scheme_and_port_tell_servers_apart(self) -> None:
+        assert sink_key("http://hooks.example.com/a") == "http://hooks.example.com:80"
+        assert sink_key("https://hooks.example.com:8443/a") == "https://hooks.example.com:8443"
+        assert sink_key("http://[::1]:9000/a") == "http://[::1]:9000"

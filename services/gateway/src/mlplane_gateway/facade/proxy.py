@@ -102,8 +102,11 @@ piece: a streamed answer costs a task group and a send per chunk, most of a smal
 answer's cost at the gateway. Larger or unsized answers stream through."""
 _RELAY_CHUNK_BYTES: Final = 64 * 1024
 _MAX_DETAIL_CHARS: Final = 1000
-_NOT_SERVICE_FAILURES: Final = frozenset({501, 505})
-"""5xx statuses that say the request was wrong, not that the service is unwell."""
+BREAKER_FAILURE_STATUSES: Final = frozenset({502, 503, 504})
+"""The answers that say the service (or what is in front of it) is unwell: only these,
+connection failures and timeouts count towards opening its breaker."""
+_CONNECTION_FAILURES: Final = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+"""Connect errors, broken connections (aiohttp's timeouts are TimeoutErrors too)."""
 _TEAM = re.compile(DNS_LABEL_PATTERN)
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -152,7 +155,8 @@ async def forward(
     attempt = 0
     while True:
         attempt += 1
-        if not upstream.breaker.admit():
+        permit = upstream.breaker.admit()
+        if permit is None:
             seconds = upstream.breaker.retry_after_s()
             return render(
                 503,
@@ -167,7 +171,7 @@ async def forward(
         try:
             response = await _send(upstream, request.method, url, headers, content)
         except TimeoutError:
-            upstream.breaker.record_failure()
+            upstream.breaker.record_failure(permit)
             return render(
                 504,
                 title="Gateway timeout",
@@ -176,8 +180,12 @@ async def forward(
                 instance=instance,
                 extensions={"service": upstream.name},
             )
-        except aiohttp.ClientError:
-            upstream.breaker.record_failure()
+        except aiohttp.ClientError as exc:
+            if isinstance(exc, _CONNECTION_FAILURES):
+                upstream.breaker.record_failure(permit)
+            else:
+                # Not the connection: e.g. an answer aiohttp could not parse.
+                upstream.breaker.release(permit)
             if may_retry:
                 await asyncio.sleep(upstream.retries.delay_s(attempt))
                 continue
@@ -190,13 +198,16 @@ async def forward(
                 extensions={"service": upstream.name},
             )
         except BaseException:
-            upstream.breaker.release()
+            upstream.breaker.release(permit)
             raise
         status = response.status
-        if status >= 500 and status not in _NOT_SERVICE_FAILURES:
-            upstream.breaker.record_failure()
+        if status in BREAKER_FAILURE_STATUSES:
+            upstream.breaker.record_failure(permit)
         else:
-            upstream.breaker.record_success()
+            # Any other answer, 500 included, shows the service is up: a 500 is one
+            # request's failure, which any caller can provoke (a crafted query) and
+            # which must not switch the service off for every team.
+            upstream.breaker.record_success(permit)
         if may_retry and is_retryable_status(status):
             response.release()
             await asyncio.sleep(upstream.retries.delay_s(attempt))

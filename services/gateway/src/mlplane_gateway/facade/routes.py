@@ -1,7 +1,7 @@
 """The facade's routes: `/v1/<service>/...` and MLflow's `/api/2.0/mlflow/...`.
 
 `/v1/registry/<path>` goes to the registry's base URL + `/<path>`, and so on for
-`scanner`, `deployer` and `drift`. A service missing from the upstreams answers
+`scanner`, `deployer`, `drift` and `builder`. A service missing from the upstreams answers
 503 "service not configured" to an authenticated caller (the route exists, the
 service is not reachable from this gateway). `/api/2.0/mlflow/<path>` (and
 `/ajax-api/2.0/mlflow/<path>`) goes to the registry's `/api/2.0/mlflow/<path>`,
@@ -41,7 +41,7 @@ MODELS_WRITE: Final = "models:write"
 DEPLOY_WRITE: Final = "deploy:write"
 DEPLOY_APPROVE: Final = "deploy:approve"
 
-FACADE_SERVICES: Final = ("registry", "scanner", "deployer", "drift")
+FACADE_SERVICES: Final = ("registry", "scanner", "deployer", "drift", "builder")
 MLFLOW_PREFIXES: Final = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _READ_METHODS: Final = frozenset({"GET", "HEAD"})

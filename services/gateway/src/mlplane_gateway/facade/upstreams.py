@@ -10,6 +10,7 @@ running loop, and closed when the gateway stops.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -19,10 +20,11 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from mlplane_gateway.facade.breaker import CircuitBreaker
+from mlplane_gateway.facade.breaker import BreakerChange, BreakerState, CircuitBreaker
 from mlplane_gateway.facade.retry import RetryPolicy
 
 _QUERY_SAFE: Final = "!$&'()*+,;=:@/?%-._~"
+_log = logging.getLogger("mlplane.gateway.facade")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class UpstreamLimits:
     retry_max_delay_s: float = 1.0
     failure_threshold: int = 5
     cool_down_s: float = 30.0
+    """The longest a breaker stays open before its next trial."""
+    first_cool_down_s: float = 2.0
+    """The first cool-down after closing; doubles with each failed trial."""
     max_connections: int = 100
     max_keepalive_connections: int = 20
     """Not used by aiohttp's pool: idle connections are kept up to `max_connections`,
@@ -132,7 +137,12 @@ class Upstreams:
                 raise ValueError(f"upstream {name!r}: {raw_url!r} is not an http(s) URL") from exc
             if url.scheme not in ("http", "https") or not url.host:
                 raise ValueError(f"upstream {name!r}: {raw_url!r} is not an http(s) URL")
-            breaker = CircuitBreaker(settings.failure_threshold, settings.cool_down_s)
+            breaker = CircuitBreaker(
+                settings.failure_threshold,
+                settings.cool_down_s,
+                first_cool_down_s=settings.first_cool_down_s,
+                on_change=_breaker_logger(name),
+            )
             if clock is not None:
                 breaker.clock = clock
             built[name] = Upstream(
@@ -173,3 +183,29 @@ class Upstreams:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _breaker_logger(service: str) -> Callable[[BreakerChange], None]:
+    """Logs one line when `service`'s breaker opens and one when it closes again."""
+
+    def log(change: BreakerChange) -> None:
+        if change.after is BreakerState.OPEN:
+            _log.warning(
+                "the %s service's circuit breaker opened: calls fail fast for %g s",
+                service,
+                change.cool_down_s,
+                extra={"service": service, "breaker": "open", "cool_down_s": change.cool_down_s},
+            )
+        elif change.after is BreakerState.CLOSED:
+            _log.info(
+                "the %s service's circuit breaker closed after %.1f s",
+                service,
+                change.open_for_s,
+                extra={
+                    "service": service,
+                    "breaker": "closed",
+                    "open_for_s": round(change.open_for_s, 3),
+                },
+            )
+
+    return log

@@ -48,6 +48,13 @@ class GatewayStore:
             raise DuplicateKeyId(f"API key id {key.id} is taken")
         return _api_key(row)
 
+    async def lock_api_keys_for_first_key(self) -> bool:
+        """True when no API key was ever made (revoked ones count), holding a lock until
+        the transaction ends so two gateways starting at once never both see none."""
+        await self._session.execute(select(func.pg_advisory_xact_lock(_FIRST_KEY_LOCK)))
+        table = self._tables.api_keys
+        return (await self._session.scalar(select(table.c.id).limit(1))) is None
+
     async def api_key(self, key_id: str) -> ApiKey | None:
         table = self._tables.api_keys
         row = (
@@ -141,6 +148,10 @@ class GatewayStore:
             .where(*_delivery(table, team, provider, delivery_id))
             .values(event_id=event_id)
         )
+
+
+_FIRST_KEY_LOCK = 0x6D6C706C616E6531
+"""An advisory lock id ("mlplane1"): held while the initial admin key is made."""
 
 
 @dataclass(frozen=True, slots=True)

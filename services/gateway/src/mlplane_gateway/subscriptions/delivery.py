@@ -4,22 +4,28 @@ An outcome is sorted by the sink's answer: 2xx delivered; 4xx other than 408
 and 429 a permanent failure (the sink refuses this delivery, a retry would get
 the same answer); anything else (other statuses, connection errors, timeouts)
 retryable. The `Dispatcher` claims due deliveries from a `DeliveryStore`, runs
-up to `concurrency` at once with a timeout each (one slow sink holds one slot,
-never the others), and records each outcome: delivered, retried later on the
-subscription's schedule, or dead-lettered with the reason.
+up to `concurrency` at once with a timeout each, and records each outcome:
+delivered, retried later on the subscription's schedule, or dead-lettered with
+the reason. At most `concurrency_per_sink` of them go to one sink (its scheme,
+host and port) at once, and the store is never asked for more there: a slow
+sink's backlog, however many subscriptions feed it, holds that many slots and
+leaves the others to every other sink.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 from mlplane_contracts.envelope import CloudEvent
@@ -29,7 +35,9 @@ from mlplane_gateway.subscriptions.domain import (
     ContentMode,
     InvalidSink,
     RetrySchedule,
+    SinkTarget,
     Subscription,
+    sink_key,
 )
 from mlplane_gateway.subscriptions.signing import SIGNATURE_HEADER, sign
 
@@ -113,14 +121,17 @@ async def deliver(
 
     sink = delivery.subscription.sink_url
     try:
-        await check_sink(sink)
+        checked = await check_sink(sink)
     except InvalidSink as exc:
         return result(Outcome.PERMANENT, None, f"sink refused: {exc.detail}")
     headers, body = signed_request(delivery.subscription, delivery.event, delivery.id, int(clock()))
+    url, extensions = pinned_request(sink, checked, headers)
     try:
         async with asyncio.timeout(timeout_s):
             # Streamed and closed unread: a sink's answer body is of no use here.
-            async with client.stream("POST", sink, headers=headers, content=body) as response:
+            async with client.stream(
+                "POST", url, headers=headers, content=body, extensions=extensions
+            ) as response:
                 status = response.status_code
     except TimeoutError:
         return result(Outcome.RETRYABLE, None, f"no answer within {timeout_s:g} s")
@@ -130,13 +141,40 @@ async def deliver(
     return result(outcome, status, None if outcome is Outcome.DELIVERED else f"HTTP {status}")
 
 
+def pinned_request(
+    sink: str, checked: object, headers: dict[str, str]
+) -> tuple[httpx.URL, dict[str, Any]]:
+    """The URL to connect to and the request's extensions: the host name replaced by
+    the address the check resolved it to (the first), so no second lookup can answer
+    otherwise; `Host` (added to `headers`) and TLS (SNI and the certificate's name)
+    stay on the name. An address in the URL, or no checked addresses, is left alone."""
+    url = httpx.URL(sink)
+    addresses = checked.addresses if isinstance(checked, SinkTarget) else ()
+    host = url.host
+    if not addresses or _is_address(host):
+        return url, {}
+    headers["Host"] = url.netloc.decode("ascii")
+    return url.copy_with(host=addresses[0]), {"sni_hostname": host}
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class DeliveryStore(Protocol):
     """Where deliveries wait and what happened to them (PostgreSQL: `store.PostgresDeliveries`)."""
 
-    async def claim_due(self, limit: int, lease_s: float) -> Sequence[DueDelivery]:
-        """Up to `limit` due deliveries of enabled subscriptions, leased for `lease_s`
-        (taken with SKIP LOCKED: concurrent dispatchers never claim the same one);
-        a lease that runs out makes the delivery due again."""
+    async def claim_due(
+        self, limit: int, lease_s: float, *, per_sink: int, in_flight: Mapping[str, int]
+    ) -> Sequence[DueDelivery]:
+        """Up to `limit` due deliveries of enabled subscriptions, oldest first, leased
+        for `lease_s` (taken with SKIP LOCKED: concurrent dispatchers never claim the
+        same one); a lease that runs out makes the delivery due again. Per sink key
+        (`domain.sink_key`) at most `per_sink` less its count in `in_flight`."""
         ...
 
     async def record_delivered(self, delivery: DueDelivery, result: DeliveryResult) -> None: ...
@@ -161,23 +199,35 @@ class Dispatcher:
         check_sink: Callable[[str], Awaitable[object]],
         schedule: RetrySchedule | None = None,
         concurrency: int = 16,
+        concurrency_per_sink: int = 2,
         timeout_s: float = 10.0,
         lease_s: float = 60.0,
         poll_s: float = 1.0,
         random_fraction: Callable[[], float] = random.random,
     ) -> None:
-        if concurrency < 1 or timeout_s <= 0 or lease_s <= timeout_s or poll_s <= 0:
-            raise ValueError("concurrency >= 1, timeout_s > 0, lease_s > timeout_s, poll_s > 0")
+        if (
+            concurrency < 1
+            or concurrency_per_sink < 1
+            or timeout_s <= 0
+            or lease_s <= timeout_s
+            or poll_s <= 0
+        ):
+            raise ValueError(
+                "concurrency >= 1, concurrency_per_sink >= 1, timeout_s > 0,"
+                " lease_s > timeout_s, poll_s > 0"
+            )
         self._store = store
         self._client = client
         self._check_sink = check_sink
         self._schedule = schedule or RetrySchedule()
         self._concurrency = concurrency
+        self._per_sink = concurrency_per_sink
         self._timeout_s = timeout_s
         self._lease_s = lease_s
         self._poll_s = poll_s
         self._random = random_fraction
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight_per_sink: Counter[str] = Counter()
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Claim and deliver until `stop` is set; `wake` (set on new events) skips the poll wait.
@@ -192,7 +242,7 @@ class Dispatcher:
                 free = self._concurrency - len(self._in_flight)
                 if free > 0:
                     try:
-                        claimed = self._start(await self._store.claim_due(free, self._lease_s))
+                        claimed = self._start(await self._claim(free))
                     except Exception:
                         _log.exception("claiming due deliveries failed; retrying")
                 if claimed and claimed == free:
@@ -203,16 +253,32 @@ class Dispatcher:
 
     async def deliver_due(self) -> int:
         """One pass: claim what is due (up to the concurrency), deliver it, record it."""
-        claimed = self._start(await self._store.claim_due(self._concurrency, self._lease_s))
+        claimed = self._start(await self._claim(self._concurrency))
         await asyncio.gather(*self._in_flight)
         return claimed
 
+    async def _claim(self, limit: int) -> Sequence[DueDelivery]:
+        return await self._store.claim_due(
+            limit,
+            self._lease_s,
+            per_sink=self._per_sink,
+            in_flight={key: n for key, n in self._in_flight_per_sink.items() if n > 0},
+        )
+
     def _start(self, deliveries: Sequence[DueDelivery]) -> int:
         for delivery in deliveries:
+            key = sink_key(delivery.subscription.sink_url)
+            self._in_flight_per_sink[key] += 1
             task = asyncio.create_task(self._attempt(delivery))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(functools.partial(self._sink_done, key))
         return len(deliveries)
+
+    def _sink_done(self, key: str, _task: asyncio.Task[None]) -> None:
+        self._in_flight_per_sink[key] -= 1
+        if self._in_flight_per_sink[key] <= 0:
+            del self._in_flight_per_sink[key]
 
     async def _wait(self, stop: asyncio.Event, wake: asyncio.Event | None) -> None:
         waiters = {asyncio.create_task(stop.wait())}

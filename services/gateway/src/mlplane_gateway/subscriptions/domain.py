@@ -113,6 +113,8 @@ class SinkTarget:
     url: str
     scheme: str
     host: str
+    addresses: tuple[str, ...] = ()
+    """What the host resolved to when checked: deliveries connect to these only."""
 
 
 def parse_sink_url(url: str) -> SinkTarget:
@@ -139,29 +141,93 @@ def parse_sink_url(url: str) -> SinkTarget:
     return SinkTarget(url=url, scheme=parts.scheme, host=parts.hostname)
 
 
-def _effective(address: IpAddress) -> IpAddress:
-    # ::ffff:10.0.0.1 reaches 10.0.0.1: judge the IPv4 address it maps.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+def sink_key(url: str) -> str:
+    """The server a sink URL reaches, `scheme://host:port`: what delivery concurrency
+    is counted by. Spellings of one server (host case, a trailing dot, the default
+    port written out or not) give one key, so none of them gets a second share."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    return f"{parts.scheme.lower()}://{host}:{port}"
 
 
-def is_public_address(address: IpAddress) -> bool:
-    """False for private, loopback, link-local, multicast, unspecified and reserved addresses."""
-    ip = _effective(address)
-    return ip.is_global and not (
-        ip.is_multicast
+SPECIAL_PURPOSE_NETWORKS: Final[tuple[IpNetwork, ...]] = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "0.0.0.0/8",  # this network
+        "100.64.0.0/10",  # carrier-grade NAT (shared address space)
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "240.0.0.0/4",
+        "64:ff9b::/96",  # NAT64 (judged by its IPv4 address below as well)
+        "64:ff9b:1::/48",  # local-use NAT64
+        "100::/64",  # discard-only
+        "2001::/23",  # IETF protocol assignments (Teredo, ORCHID, ...)
+        "2001:db8::/32",  # documentation
+        "2002::/16",  # 6to4 (judged by its IPv4 address below as well)
+        "fc00::/7",  # unique local
+        "fec0::/10",  # site-local (deprecated, still routed inside sites)
+    )
+)
+"""Ranges `ipaddress`' properties miss or judge by version: never a sink unless allowlisted."""
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: IpAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address reaches or carries: IPv4-mapped
+    (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), 6to4 (2002:AABB:CCDD::), Teredo
+    (server and client), NAT64 (64:ff9b::a.b.c.d)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return ()
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    packed = int(address)
+    if packed >> 32 == 0 and packed > 1:  # IPv4-compatible (deprecated), not :: or ::1
+        found.append(ipaddress.IPv4Address(packed & 0xFFFFFFFF))
+    if any(address in network for network in _NAT64):
+        found.append(ipaddress.IPv4Address(packed & 0xFFFFFFFF))
+    return tuple(found)
+
+
+def _is_special(ip: IpAddress) -> bool:
+    return (
+        not ip.is_global
+        or ip.is_multicast
         or ip.is_loopback
         or ip.is_link_local
         or ip.is_unspecified
         or ip.is_reserved
         or ip.is_private
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
+        or any(ip.version == net.version and ip in net for net in SPECIAL_PURPOSE_NETWORKS)
     )
 
 
+def is_public_address(address: IpAddress) -> bool:
+    """False for any special-purpose address (private, loopback, link-local, multicast,
+    unspecified, reserved, site-local, shared, benchmarking, documentation, protocol
+    assignments, ...), and for an IPv6 address carrying an IPv4 one that is."""
+    return not _is_special(address) and not any(_is_special(ip) for ip in embedded_ipv4(address))
+
+
 def is_allowlisted(address: IpAddress, allowlist: Sequence[IpNetwork]) -> bool:
-    ip = _effective(address)
-    return any(ip.version == network.version and ip in network for network in allowlist)
+    """True when `allowlist` names the address, or the IPv4 address it carries."""
+    candidates = (address, *embedded_ipv4(address))
+    return any(
+        ip.version == network.version and ip in network
+        for ip in candidates
+        for network in allowlist
+    )
 
 
 def check_sink_addresses(
@@ -185,8 +251,8 @@ def check_sink_addresses(
     for ip, listed in zip(parsed, allowed, strict=True):
         if not listed and not is_public_address(ip):
             raise InvalidSink(
-                f"the sink host {target.host!r} resolves to {ip}, a private, loopback, "
-                "link-local, multicast or reserved address"
+                f"the sink host {target.host!r} resolves to {ip}, a special-purpose "
+                "address (private, loopback, link-local, multicast, reserved, ...)"
             )
     if target.scheme != "https" and not all(allowed):
         raise InvalidSink("the sink URL must be https://")

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mlplane_runtime.errors import InvalidInput, NotFound
+from mlplane_runtime.errors import Conflict, InvalidInput, NotFound
 from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_gateway.domain.principals import Principal
@@ -28,6 +28,7 @@ from mlplane_gateway.subscriptions.tables import SubscriptionTables
 
 SinkCheck = Callable[[str], Awaitable[object]]
 SECRET_BYTES = 32
+DEFAULT_MAX_PER_TEAM = 25
 
 
 class SubscriptionNotFound(NotFound):
@@ -36,6 +37,17 @@ class SubscriptionNotFound(NotFound):
 
 class DeliveryNotFound(NotFound):
     pass
+
+
+class SubscriptionLimitReached(Conflict):
+    """The team has as many subscriptions as it may: one must go before another comes."""
+
+    def __init__(self, team: str, limit: int) -> None:
+        super().__init__(
+            f"team {team} has {limit} subscriptions, the most a team may have;"
+            " delete one before creating another",
+            limit=limit,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +70,15 @@ def new_signing_secret() -> str:
 
 
 class SubscriptionService:
-    def __init__(self, uow: UnitOfWork, tables: SubscriptionTables) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        tables: SubscriptionTables,
+        *,
+        max_per_team: int = DEFAULT_MAX_PER_TEAM,
+    ) -> None:
         self._store = SubscriptionStore(uow.session, tables)
+        self._max_per_team = max_per_team
 
     async def create(
         self, actor: Principal, request: NewSubscription, check_sink: SinkCheck, now: datetime
@@ -68,7 +87,10 @@ class SubscriptionService:
 
         Raises InvalidSink (422, `field` sink_url) for a sink that may not be
         called, InvalidInput for bad filters or a missing team (operator),
-        NotFound for a team the actor does not act for.
+        NotFound for a team the actor does not act for, SubscriptionLimitReached
+        (409) when the team already has `max_per_team` subscriptions (counted under
+        the team's lock, held until the unit of work ends: concurrent creates
+        cannot pass the limit together).
         """
         team = request.team if actor.team is None else actor.team
         if team is None:
@@ -89,6 +111,9 @@ class SubscriptionService:
             created_at=now,
             mode=request.mode,
         )
+        # Counted after the slow sink check, so the team's lock is held only briefly.
+        if await self._store.count_of_team_locked(team) >= self._max_per_team:
+            raise SubscriptionLimitReached(team, self._max_per_team)
         await self._store.add(subscription, actor.id)
         return subscription
 

@@ -1,12 +1,16 @@
 """Checking a sink URL against the addresses its host resolves to now.
 
 Run when a subscription is created and again before every delivery, so a host
-re-pointed at an internal address later (DNS rebinding) is refused then too.
+re-pointed at an internal address later is refused then too. The host is resolved
+once per delivery: the delivery connects to the address that was checked (see
+`delivery.pinned_request`), so a second lookup answering otherwise (DNS rebinding)
+is never made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Sequence
 
@@ -33,8 +37,9 @@ class SinkChecker:
     async def __call__(self, url: str) -> SinkTarget:
         """The checked target; InvalidSink naming why the URL may not be called."""
         target = parse_sink_url(url)
-        check_sink_addresses(target, await self._resolve(target), self.allowlist)
-        return target
+        addresses = await self._resolve(target)
+        check_sink_addresses(target, addresses, self.allowlist)
+        return dataclasses.replace(target, addresses=tuple(addresses))
 
     async def _resolve(self, target: SinkTarget) -> list[str]:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -33,11 +33,15 @@ from mlplane_gateway.subscriptions.domain import (
     Subscription,
     event_team,
     matches,
+    sink_key,
 )
 from mlplane_gateway.subscriptions.stream import StreamedEvent
 from mlplane_gateway.subscriptions.tables import SubscriptionTables, define_subscription_tables
 
 LOG_ENTRIES_KEPT: Final = 20
+# The first key of the advisory lock taken per team while its subscriptions are
+# counted (the second is the team's hash): one lock class of this service's own.
+_TEAM_SUBSCRIPTIONS_LOCK: Final = 0x5B5C
 
 __all__ = [
     "PostgresDeliveries",
@@ -91,6 +95,7 @@ class SubscriptionStore:
                 id=s.id,
                 team=s.team,
                 sink_url=s.sink_url,
+                sink_key=sink_key(s.sink_url),
                 types=list(s.types),
                 subject_prefix=s.subject_prefix,
                 secret=s.secret,
@@ -100,6 +105,19 @@ class SubscriptionStore:
                 created_at=s.created_at,
             )
         )
+
+    async def count_of_team_locked(self, team: str) -> int:
+        """How many subscriptions `team` has, holding the team's lock until the unit of
+        work ends: concurrent creates for one team count one after the other, so none
+        can pass a limit the other's insert reaches."""
+        t = self._t.subscriptions
+        await self._session.execute(
+            select(func.pg_advisory_xact_lock(_TEAM_SUBSCRIPTIONS_LOCK, func.hashtext(team)))
+        )
+        count = await self._session.scalar(
+            select(func.count()).select_from(t).where(t.c.team == team)
+        )
+        return int(count or 0)
 
     async def get(self, team: str, subscription_id: str) -> Subscription | None:
         t = self._t.subscriptions
@@ -273,12 +291,26 @@ class PostgresDeliveries:
         self._t = tables
         schema = tables.deliveries.schema
         prefix = f'"{schema}".' if schema else ""
+        # Oldest due first, but never more per sink than its room (its concurrency less
+        # what this dispatcher has in flight there): a sink's backlog cannot take the
+        # slots that other sinks' deliveries are due in. Ranked unlocked first (a window
+        # cannot be taken FOR UPDATE), then locked with SKIP LOCKED and checked again.
         self._claim = text(
-            f"WITH due AS ("
-            f" SELECT d.id FROM {prefix}subscription_deliveries d"
+            "WITH ranked AS ("
+            " SELECT d.id, d.next_attempt_at, s.sink_key, row_number() OVER"
+            "  (PARTITION BY s.sink_key ORDER BY d.next_attempt_at, d.id) AS n"
+            f" FROM {prefix}subscription_deliveries d"
             f" JOIN {prefix}subscriptions s ON s.id = d.subscription_id AND NOT s.disabled"
-            " WHERE d.status = 'pending' AND d.next_attempt_at <= now()"
-            " ORDER BY d.next_attempt_at LIMIT :limit FOR UPDATE OF d SKIP LOCKED),"
+            " WHERE d.status = 'pending' AND d.next_attempt_at <= now()),"
+            " busy AS (SELECT * FROM unnest(CAST(:busy_keys AS text[]),"
+            "  CAST(:busy_counts AS integer[])) AS b(sink_key, in_flight)),"
+            " allowed AS (SELECT r.id FROM ranked r LEFT JOIN busy b ON b.sink_key = r.sink_key"
+            "  WHERE r.n <= :per_sink - coalesce(b.in_flight, 0)"
+            "  ORDER BY r.next_attempt_at, r.id LIMIT :limit),"
+            f" due AS (SELECT d.id FROM {prefix}subscription_deliveries d"
+            " WHERE d.id IN (SELECT id FROM allowed)"
+            " AND d.status = 'pending' AND d.next_attempt_at <= now()"
+            " FOR UPDATE OF d SKIP LOCKED),"
             f" claimed AS (UPDATE {prefix}subscription_deliveries d"
             " SET attempt = d.attempt + 1, updated_at = now(),"
             " next_attempt_at = now() + make_interval(secs => :lease_s)"
@@ -303,9 +335,20 @@ class PostgresDeliveries:
             " WHERE id = :id AND attempt = :attempt AND status = 'pending'"
         )
 
-    async def claim_due(self, limit: int, lease_s: float) -> Sequence[DueDelivery]:
+    async def claim_due(
+        self, limit: int, lease_s: float, *, per_sink: int, in_flight: Mapping[str, int]
+    ) -> Sequence[DueDelivery]:
         async with self._database.engine.begin() as conn:
-            rows = await conn.execute(self._claim, {"limit": limit, "lease_s": lease_s})
+            rows = await conn.execute(
+                self._claim,
+                {
+                    "limit": limit,
+                    "lease_s": lease_s,
+                    "per_sink": per_sink,
+                    "busy_keys": list(in_flight),
+                    "busy_counts": list(in_flight.values()),
+                },
+            )
             return [
                 DueDelivery(
                     id=row.delivery_id,

@@ -1,6 +1,7 @@
 """The subscription tables, added to the gateway's `MetaData` (the core owns its migrations).
 
-- `subscriptions`: a team's sink, filters and secret.
+- `subscriptions`: a team's sink (and the server it reaches, `sink_key`), filters
+  and secret.
 - `subscription_events`: each platform event the gateway received, once, in
   arrival order (`position`): what deliveries send and what the SSE stream
   replays after `Last-Event-ID`.
@@ -49,6 +50,8 @@ def define_subscription_tables(metadata: MetaData) -> SubscriptionTables:
         Column("id", Text, primary_key=True),
         Column("team", Text, nullable=False),
         Column("sink_url", Text, nullable=False),
+        # `domain.sink_key(sink_url)`: what delivery concurrency is counted by.
+        Column("sink_key", Text, nullable=False),
         Column("types", ARRAY(Text), nullable=False),
         Column("subject_prefix", Text, nullable=True),
         Column("secret", Text, nullable=False),
