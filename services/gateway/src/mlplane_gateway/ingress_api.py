@@ -124,9 +124,7 @@ def refuse_unstorable_text(events: Sequence[CloudEvent]) -> None:
         data = dumped.pop("data", None)
         for where, text in _strings(dumped, at):
             if _CONTROL_CHARACTER.search(text):
-                raise UnstorableEvent(
-                    f"{where} must not contain control characters", field=where
-                )
+                raise UnstorableEvent(f"{where} must not contain control characters", field=where)
         for where, text in _strings(data, f"{at}.data"):
             if "\x00" in text:
                 raise UnstorableEvent(f"{where} must not contain NUL (U+0000)", field=where)

@@ -458,9 +458,7 @@ async def test_a_tag_value_past_5000_characters_is_refused(
     assert response.status_code == 422, response.text
 
 
-async def test_a_body_past_1_mib_is_refused_with_413(
-    client: httpx.AsyncClient, team: str
-) -> None:
+async def test_a_body_past_1_mib_is_refused_with_413(client: httpx.AsyncClient, team: str) -> None:
     response = await client.post(
         "/models",
         json={"name": "fraud", "tags": {f"k{i}": "v" * 5000 for i in range(300)}},
