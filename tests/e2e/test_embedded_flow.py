@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import io
 import json
+import stat
 import tarfile
 import time
 from collections.abc import Iterator
@@ -32,7 +33,8 @@ import pytest
 
 from .conftest import RunningPlatform
 
-TEAM = "acme"
+TEAM = "default"
+"""The team of the initial admin key `make run` hands a newcomer."""
 CHAIN_WITHIN_S = 90.0
 POLL_S = 0.25
 NOT_ASSESSED = (
@@ -53,10 +55,31 @@ FAKE_SECRET = "k7Hq2Lm9Vx4Tb8Nw3Rz6Yc1" + "Pd5Fg0Sj/Ua+Ee2Ko"  # 40 characters, 
 
 
 @pytest.fixture(scope="module")
-def http(platform: RunningPlatform) -> Iterator[httpx.Client]:
-    headers = {"X-Mlplane-Team": TEAM, "X-Mlplane-Principal": "user:e2e"}
+def admin_key(platform: RunningPlatform) -> str:
+    """The initial admin key the first start wrote for a newcomer (owner-only file)."""
+    path = platform.data_dir / "gateway" / "initial-admin-key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    return path.read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def http(platform: RunningPlatform, admin_key: str) -> Iterator[httpx.Client]:
+    """The gateway, called with the initial admin key as a newcomer would."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=platform.url, headers=headers, timeout=30.0) as client:
         yield client
+
+
+def test_the_services_answer_only_through_the_gateway(
+    platform: RunningPlatform, admin_key: str
+) -> None:
+    forged = {"X-Mlplane-Team": TEAM, "X-Mlplane-Principal": "user:mallory"}
+    with httpx.Client(base_url=platform.url, timeout=30.0) as anonymous:
+        direct = anonymous.get("/registry/models", headers=forged)
+        policy = anonymous.put("/scanner/policies/prod", json={}, headers=forged)
+        no_key = anonymous.get("/v1/registry/models")
+    assert (direct.status_code, policy.status_code, no_key.status_code) == (401, 401, 401)
+    assert admin_key not in platform.log.read_text()
 
 
 @dataclass(frozen=True)
@@ -78,11 +101,11 @@ def _ok(answer: httpx.Response, status: int = 200) -> Any:
 
 def _publish(http: httpx.Client, model: str, filename: str, content: bytes) -> dict[str, Any]:
     """Create `model`, upload `content` through the signed part URLs, register version 1."""
-    _ok(http.post("/registry/models", json={"name": model}), 201)
+    _ok(http.post("/v1/registry/models", json={"name": model}), 201)
     sha256 = hashlib.sha256(content).hexdigest()
     plan = _ok(
         http.post(
-            f"/registry/models/{model}/uploads",
+            f"/v1/registry/models/{model}/uploads",
             json={"size_bytes": len(content), "sha256": sha256, "filename": filename},
         ),
         201,
@@ -99,7 +122,7 @@ def _publish(http: httpx.Client, model: str, filename: str, content: bytes) -> d
     assert offset == len(content), plan
     artifact: dict[str, Any] = _ok(
         http.post(
-            f"/registry/models/{model}/uploads/{plan['upload_id']}/complete",
+            f"/v1/registry/models/{model}/uploads/{plan['upload_id']}/complete",
             json={"parts": uploaded},
         )
     )
@@ -107,7 +130,7 @@ def _publish(http: httpx.Client, model: str, filename: str, content: bytes) -> d
     assert artifact["sha256"] == sha256
     version = _ok(
         http.post(
-            f"/registry/models/{model}/versions",
+            f"/v1/registry/models/{model}/versions",
             json={
                 "framework": "sklearn",
                 "artifact": {
@@ -145,9 +168,9 @@ def _await_chain(http: httpx.Client, platform: RunningPlatform, model: str) -> C
         )
 
     while True:
-        builds = _ok(http.get("/builder/builds", params={"model": model}))["builds"]
-        scans = [s for s in _ok(http.get("/scanner/scans"))["scans"] if s["model"] == model]
-        version = _ok(http.get(f"/registry/models/{model}/versions/1"))
+        builds = _ok(http.get("/v1/builder/builds", params={"model": model}))["builds"]
+        scans = [s for s in _ok(http.get("/v1/scanner/scans"))["scans"] if s["model"] == model]
+        version = _ok(http.get(f"/v1/registry/models/{model}/versions/1"))
         if any(build["status"] == "failed" for build in builds):
             pytest.fail(f"the build of {model} v1 failed\n{seen()}")
         if any(scan["state"] == "done" and scan["verdict"] == "error" for scan in scans):
@@ -169,7 +192,7 @@ def _await_chain(http: httpx.Client, platform: RunningPlatform, model: str) -> C
     digest = build["image_digest"]
     assert digest.startswith("sha256:"), seen()
     assert len(digest) == len("sha256:") + 64, seen()
-    detail = _ok(http.get(f"/scanner/scans/{digest}"))
+    detail = _ok(http.get(f"/v1/scanner/scans/{digest}"))
     assert detail["digest"] == digest
     assert len(detail["scans"]) == 1, json.dumps(detail, indent=1)
     return Chain(build=build, scan=detail["scans"][0], version=version)
