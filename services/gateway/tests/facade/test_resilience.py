@@ -121,8 +121,9 @@ async def test_the_breaker_half_opens_for_one_trial_and_closes_on_success(
 async def test_answers_a_caller_can_provoke_never_open_the_breaker(
     start_gateway: StartGateway, http_server: Serve, status: int
 ) -> None:
-    # A crafted request (`?name_prefix=a%00b`) made the registry answer 500: counted as
-    # failures, two of them switched the registry off for every team.
+    # A crafted request (`?name_prefix=a%00b`, now refused at every door) made the
+    # registry answer 500: counted as failures, two of them switched the registry off
+    # for every team. The service here answers `status` to whatever it is asked.
     service = CountingService(status=status)
     limits = UpstreamLimits(retries=0, failure_threshold=2, cool_down_s=30)
     async with (
@@ -131,7 +132,7 @@ async def test_answers_a_caller_can_provoke_never_open_the_breaker(
         httpx.AsyncClient(base_url=gateway.url) as client,
     ):
         for _ in range(5):
-            answer = await client.get("/v1/registry/versions?name_prefix=a%00b", headers=READER)
+            answer = await client.get("/v1/registry/versions?name_prefix=crafted", headers=READER)
             assert answer.status_code == status
         service.status = 200
         assert (await client.get("/v1/registry/versions", headers=READER)).status_code == 200
