@@ -248,6 +248,10 @@ class TestUp:
         try:
             assert process.stdout is not None
             announced = await asyncio.wait_for(process.stdout.readline(), COMMAND_TIMEOUT_S)
+            if not announced:
+                assert process.stderr is not None
+                failure = await asyncio.wait_for(process.stderr.read(), COMMAND_TIMEOUT_S)
+                pytest.fail(f"mlplane up stopped before serving:\n{failure.decode()[-3000:]}")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 ready = await http.get("/readyz")
             assert (data_dir / "postgres" / "postmaster.pid").exists()
