@@ -21,7 +21,7 @@ from pathlib import Path
 from uuid import uuid4
 
 from mlplane_builder.image.layer import LayerFile, LayerStream
-from mlplane_runtime.oci import OciClient
+from mlplane_oci import OciClient
 
 READ_SIZE = 4 * 2**20
 

@@ -21,6 +21,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from mlplane_contracts.subjects import alias_subject
 from mlplane_runtime.bus.rabbit_topology import delete_service_queues
 from mlplane_runtime.db import Database
 from mlplane_runtime.platform import (
@@ -34,7 +35,6 @@ from mlplane_runtime.settings import RuntimeSettings
 from mlplane_runtime.testing.identity import GatewayIdentity
 from sqlalchemy import MetaData, func, select
 
-from .fixtures.example_service.api import alias_subject
 from .fixtures.example_service.plugin import make_plugin
 
 FIXTURES = Path(__file__).parent / "fixtures"

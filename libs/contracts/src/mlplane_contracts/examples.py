@@ -38,6 +38,7 @@ from mlplane_contracts.events import (
     ScanVerdict,
     SeverityCounts,
 )
+from mlplane_contracts.subjects import version_subject
 from mlplane_contracts.topology import PRODUCED_BY, source_of
 
 _AT = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
@@ -228,7 +229,7 @@ def example_event(event_type: str) -> CloudEvent:
         id="0b7e4c1a-2f3d-4a5b-8c6d-7e8f9a0b1c2d",
         source=source_of(PRODUCED_BY[event_type]),
         type=event_type,
-        subject="models/risk/fraud/versions/7",
+        subject=version_subject("risk", "fraud", 7),
         time=_AT,
         dataschema=payload.dataschema(),
         traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",

@@ -201,7 +201,9 @@ def _headers_schema() -> dict[str, Any]:
             "cloudEvents_time": {"type": "string", "format": "date-time"},
             "cloudEvents_subject": {
                 "type": "string",
-                "description": "The entity, e.g. models/fraud/versions/7",
+                "description": (
+                    "The entity, e.g. models/risk/fraud/versions/7 (mlplane_contracts.subjects)"
+                ),
             },
             "cloudEvents_dataschema": {"type": "string", "format": "uri"},
             "cloudEvents_traceparent": {

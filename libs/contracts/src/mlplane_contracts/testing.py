@@ -3,8 +3,9 @@
 Strategies are derived from the payload models: each field's type is looked up
 among the shared field types (`mlplane_contracts.types`), enums, nested models
 and containers. A field whose type has no strategy here fails loudly, so a new
-field type cannot slip past the property tests. Needs `hypothesis` (a dev
-dependency): import this module from tests only.
+field type cannot slip past the property tests. Needs `hypothesis`, declared by
+the `testing` extra (`mlplane-contracts[testing]`): import this module from tests
+only; no service imports it at run time (tests/layout/test_imports.py).
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mlplane_runtime.oci import OciClient
-from mlplane_runtime.oci.errors import BlobNotFound, InvalidReference, ManifestNotFound
-from mlplane_runtime.oci.reference import ImageReference
+from mlplane_oci import OciClient
+from mlplane_oci.errors import BlobNotFound, InvalidReference, ManifestNotFound
+from mlplane_oci.reference import ImageReference
 
 from mlplane_builder.domain import failures
 from mlplane_builder.image.errors import InvalidManifest, PlatformNotFound

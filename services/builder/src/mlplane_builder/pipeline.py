@@ -15,15 +15,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from mlplane_runtime.oci import OciClient
-from mlplane_runtime.oci.errors import (
+from mlplane_oci import OciClient
+from mlplane_oci.errors import (
     InvalidReference,
     OciError,
     RegistryAuthFailed,
     RegistryUnavailable,
 )
-from mlplane_runtime.oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
-from mlplane_runtime.oci.reference import ImageReference
+from mlplane_oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
+from mlplane_oci.reference import ImageReference
 
 from mlplane_builder.artifact_source import ArtifactSource, verified
 from mlplane_builder.base_image import BaseImage, resolve_base_image

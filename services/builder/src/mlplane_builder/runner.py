@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-from mlplane_runtime.oci import OciClient, RetryPolicy
+from mlplane_oci import OciClient, RetryPolicy
 
 from mlplane_builder.artifact_source import ArtifactSource
 from mlplane_builder.domain import Build, image_repository

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from mlplane_contracts.events import ModelFramework
+from mlplane_oci import ImageReference, InvalidReference
 from mlplane_runtime.errors import InvalidInput
-from mlplane_runtime.oci import ImageReference, InvalidReference
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 

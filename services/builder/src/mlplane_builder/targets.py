@@ -12,7 +12,7 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mlplane_runtime.oci import OciClient
+from mlplane_oci import OciClient
 
 from mlplane_builder.base_image import BaseImage
 from mlplane_builder.domain import failures

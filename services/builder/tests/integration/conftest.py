@@ -11,7 +11,7 @@ from typing import Any
 
 import aioboto3
 import pytest
-from mlplane_runtime.oci import OciClient
+from mlplane_oci import OciClient
 from mlplane_runtime.testing.oci_registry import (  # noqa: F401 (a fixture: the real registry)
     OciRegistryEndpoint,
     oci_registry,

@@ -12,8 +12,8 @@ from typing import Any
 from mlplane_builder.image.config import derive_config
 from mlplane_builder.image.layer import BuiltLayer, LayerFile, LayerStream
 from mlplane_builder.image.manifest import Descriptor, digest_of, image_manifest
-from mlplane_runtime.oci import OciClient
-from mlplane_runtime.oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
+from mlplane_oci import OciClient
+from mlplane_oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 
 OS_RELEASE = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
 OS_RELEASE += b'VERSION_ID="12"\nVERSION="12 (bookworm)"\nID=debian\n'

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from mlplane_builder.domain import BuildStatus
 from mlplane_builder.store import BuilderTables
-from mlplane_runtime.oci import OciClient
-from mlplane_runtime.oci.media_types import OCI_INDEX, OCI_MANIFEST
-from mlplane_runtime.oci.reference import ImageReference
+from mlplane_oci import OciClient
+from mlplane_oci.media_types import OCI_INDEX, OCI_MANIFEST
+from mlplane_oci.reference import ImageReference
 from mlplane_runtime.testing.oci_registry import (
     DistributionRegistry,
     OciRegistryEndpoint,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from mlplane_runtime.oci import OciClient
+from mlplane_oci import OciClient
 from mlplane_runtime.testing.oci_registry import DistributionRegistry
 
 CHILD = Path(__file__).with_name("build_child.py")

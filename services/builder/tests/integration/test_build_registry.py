@@ -16,9 +16,9 @@ from mlplane_builder.image.manifest import parse_image_manifest
 from mlplane_builder.service import BuilderService
 from mlplane_builder.store import BuilderTables
 from mlplane_contracts import events as ev
-from mlplane_runtime.oci import OciClient
-from mlplane_runtime.oci.media_types import OCI_LAYER_GZIP
-from mlplane_runtime.oci.reference import ImageReference
+from mlplane_oci import OciClient
+from mlplane_oci.media_types import OCI_LAYER_GZIP
+from mlplane_oci.reference import ImageReference
 from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint
 from mlplane_runtime.uow import UnitOfWorkFactory
 

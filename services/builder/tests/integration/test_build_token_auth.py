@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from mlplane_builder.domain import BuildStatus
 from mlplane_builder.store import BuilderTables
-from mlplane_runtime.oci import OciClient
+from mlplane_oci import OciClient
 from mlplane_runtime.testing.oci_registry import DistributionRegistry, TokenIssuer
 from mlplane_runtime.uow import UnitOfWorkFactory
 

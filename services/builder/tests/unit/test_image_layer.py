@@ -19,7 +19,7 @@ from mlplane_builder.image import layer as layer_module
 from mlplane_builder.image.errors import LayerSizeMismatch
 from mlplane_builder.image.gzip_member import GzipMember
 from mlplane_builder.image.layer import BuiltLayer, LayerFile, LayerStream
-from mlplane_runtime.oci.media_types import OCI_LAYER_GZIP
+from mlplane_oci.media_types import OCI_LAYER_GZIP
 
 PATH = "/models/fraud/3/model.onnx"
 MiB = 2**20

@@ -23,7 +23,7 @@ from mlplane_builder.image.errors import (
 from mlplane_builder.image.layer import LayerFile, LayerStream
 from mlplane_builder.image.layout import REF_NAME, OciLayout
 from mlplane_builder.image.manifest import Descriptor, digest_of, image_manifest
-from mlplane_runtime.oci.media_types import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
+from mlplane_oci.media_types import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 
 MiB = 2**20
 _VENV_TRIVY = Path(__file__).resolve().parents[4] / ".venv" / "bin" / "trivy"

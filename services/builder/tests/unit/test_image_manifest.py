@@ -15,7 +15,7 @@ from mlplane_builder.image.manifest import (
     parse_image_manifest,
     select_platform,
 )
-from mlplane_runtime.oci.media_types import (
+from mlplane_oci.media_types import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
     DOCKER_MANIFEST,

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from mlplane_contracts.envelope import CloudEvent, EventPayload
 from mlplane_contracts.events import CI_RUN_COMPLETED, CiRunCompleted
+from mlplane_contracts.subjects import ci_runs_subject
 from mlplane_runtime.errors import NotFound
 from mlplane_runtime.uow import UnitOfWork
 from opentelemetry import context as otel_context
@@ -56,14 +57,10 @@ class Received:
     reason: str | None = None
 
 
-def ci_run_subject(team: str, model: str) -> str:
-    """Subject of a model's CI runs: they are ordered per model."""
-    return f"models/{team}/{model}/ci-runs"
-
-
 def subject_of(data: EventPayload) -> str | None:
     if isinstance(data, CiRunCompleted):
-        return ci_run_subject(data.team, data.model)
+        # CI runs are ordered per model.
+        return ci_runs_subject(data.team, data.model)
     return None
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlplane_contracts import events as ev
+from mlplane_contracts.subjects import alias_subject, version_subject
 from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_registry.domain import (
@@ -33,13 +34,11 @@ from mlplane_registry.domain import (
     StaleETag,
     TeamArtifactLocations,
     VerifiedArtifact,
-    alias_subject,
     apply_build,
     apply_deployment,
     apply_scan,
     check_artifact,
     check_dns_label,
-    version_subject,
 )
 from mlplane_registry.store import Cursor, RegistryStore, RegistryTables, VersionFilter
 

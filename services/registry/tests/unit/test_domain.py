@@ -20,7 +20,6 @@ from mlplane_registry.domain import (
     apply_deployment,
     apply_scan,
     check_dns_label,
-    version_subject,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -181,6 +180,3 @@ class TestNames:
         with pytest.raises(InvalidName) as refused:
             check_dns_label(name, "alias")
         assert refused.value.extensions["field"] == "alias"
-
-    def test_subjects_name_the_version(self) -> None:
-        assert version_subject("risk", "fraud", 7) == "models/risk/fraud/versions/7"

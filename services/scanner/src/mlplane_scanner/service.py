@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from mlplane_contracts import events as ev
 from mlplane_contracts.events import Environment
+from mlplane_contracts.subjects import version_subject
 from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_scanner.domain.errors import PolicyChanged, ScanNotFound
@@ -41,10 +42,6 @@ DB_VERSION_KEY = "vulnerability_db_version"
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def version_subject(team: str, model: str, version: int) -> str:
-    return f"models/{team}/{model}/versions/{version}"
 
 
 @dataclass(frozen=True, slots=True)

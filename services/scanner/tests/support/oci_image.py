@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlplane_runtime.oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
+from mlplane_oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 
 __all__ = [
     "OCI_CONFIG",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlplane_runtime.oci import OciClient
+from mlplane_oci import OciClient
 from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint
 
 from .oci_image import OciImage

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from mlplane_contracts.subjects import version_subject
 from mlplane_runtime.errors import Conflict
 
 from mlplane_builder.domain.failures import BuildFailure
@@ -50,7 +51,7 @@ class BuildRequest:
     @property
     def subject(self) -> str:
         """The CloudEvent subject of this version's image events."""
-        return f"models/{self.team}/{self.model}/versions/{self.version}"
+        return version_subject(self.team, self.model, self.version)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlplane_runtime.oci.media_types import OCI_LAYER_GZIP
+from mlplane_oci.media_types import OCI_LAYER_GZIP
 
 from mlplane_builder.image.errors import LayerSizeMismatch
 from mlplane_builder.image.gzip_member import HEADER, Chunk, GzipMember

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterable, Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from mlplane_runtime.oci.media_types import IMAGE_MANIFESTS, INDEXES, OCI_INDEX
+from mlplane_oci.media_types import IMAGE_MANIFESTS, INDEXES, OCI_INDEX
 
 from mlplane_builder.image.canonical_json import canonical_json
 from mlplane_builder.image.errors import (

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlplane_runtime.oci.media_types import (
+from mlplane_oci.media_types import (
     DOCKER_MANIFEST,
     IMAGE_MANIFESTS,
     INDEXES,

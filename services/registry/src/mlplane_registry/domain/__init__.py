@@ -20,8 +20,6 @@ from mlplane_registry.domain.entities import (
     Lineage,
     Model,
     ModelVersion,
-    alias_subject,
-    version_subject,
 )
 from mlplane_registry.domain.errors import (
     DNS_LABEL,
@@ -79,11 +77,9 @@ __all__ = [
     "TeamArtifactLocations",
     "VerifiedArtifact",
     "VersionStage",
-    "alias_subject",
     "apply_build",
     "apply_deployment",
     "apply_scan",
     "check_artifact",
     "check_dns_label",
-    "version_subject",
 ]

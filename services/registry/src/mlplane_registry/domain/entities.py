@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mlplane_contracts.subjects import version_subject
+
 from mlplane_registry.domain.lifecycle import Lifecycle, VersionStage
 
 # -- entities -------------------------------------------------------------------------
@@ -88,13 +90,3 @@ class Alias:
     version: int
     etag: str
     updated_at: datetime
-
-
-def version_subject(team: str, model: str, version: int) -> str:
-    """The CloudEvent subject of a version: `models/<team>/<model>/versions/<n>`."""
-    return f"models/{team}/{model}/versions/{version}"
-
-
-def alias_subject(team: str, model: str, alias: str) -> str:
-    """The CloudEvent subject of an alias: `models/<team>/<model>/aliases/<alias>`."""
-    return f"models/{team}/{model}/aliases/{alias}"

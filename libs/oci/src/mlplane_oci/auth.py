@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 import httpx
 
-from mlplane_runtime.oci.challenge import AuthChallenge
-from mlplane_runtime.oci.errors import (
+from mlplane_oci.challenge import AuthChallenge
+from mlplane_oci.errors import (
     RegistryAuthFailed,
     RegistryUnavailable,
     describe_call,
     parse_error_body,
 )
-from mlplane_runtime.oci.stats import RequestStats
+from mlplane_oci.stats import RequestStats
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from mlplane_runtime.oci import OciClient, RegistryUnavailable, RetryPolicy, media_types
+from mlplane_oci import OciClient, RegistryUnavailable, RetryPolicy, media_types
 from mlplane_runtime.testing.http_server import free_port
 from mlplane_runtime.testing.oci_registry import DistributionRegistry
 from starlette.requests import Request

@@ -16,17 +16,17 @@ from urllib.parse import quote
 
 import httpx
 
-from mlplane_runtime.oci.auth import RegistryAuth
-from mlplane_runtime.oci.challenge import parse_challenges
-from mlplane_runtime.oci.errors import (
+from mlplane_oci.auth import RegistryAuth
+from mlplane_oci.challenge import parse_challenges
+from mlplane_oci.errors import (
     OciError,
     RegistryAuthFailed,
     RegistryCallFailed,
     RegistryUnavailable,
     describe_call,
 )
-from mlplane_runtime.oci.retry import RetryPolicy, parse_retry_after
-from mlplane_runtime.oci.stats import RequestKind, RequestStats
+from mlplane_oci.retry import RetryPolicy, parse_retry_after
+from mlplane_oci.stats import RequestKind, RequestStats
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from mlplane_runtime.oci import OciClient, RetryPolicy
+from mlplane_oci import OciClient, RetryPolicy
 from mlplane_runtime.testing.oci_registry import (
     OciRegistryEndpoint,
     oci_registry,  # noqa: F401 (a fixture: the real registry)

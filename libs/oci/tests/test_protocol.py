@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from mlplane_runtime.oci import RegistryCallFailed, RetryPolicy
-from mlplane_runtime.oci.auth import merge_scopes
-from mlplane_runtime.oci.challenge import parse_challenges
-from mlplane_runtime.oci.errors import parse_error_body
-from mlplane_runtime.oci.retry import parse_retry_after
-from mlplane_runtime.oci.session import with_query
+from mlplane_oci import RegistryCallFailed, RetryPolicy
+from mlplane_oci.auth import merge_scopes
+from mlplane_oci.challenge import parse_challenges
+from mlplane_oci.errors import parse_error_body
+from mlplane_oci.retry import parse_retry_after
+from mlplane_oci.session import with_query
 
 
 class TestParseChallenges:

@@ -8,7 +8,7 @@ import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
-from mlplane_runtime.oci import (
+from mlplane_oci import (
     BlobNotFound,
     DigestMismatch,
     OciClient,

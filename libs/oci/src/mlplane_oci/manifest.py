@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mlplane_runtime.oci import media_types
+from mlplane_oci import media_types
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ Shared: the builder pushes images with it, the scanner reads the vulnerability
 database's version and images' manifests.
 """
 
-from mlplane_runtime.oci.client import OciClient
-from mlplane_runtime.oci.errors import (
+from mlplane_oci.client import OciClient
+from mlplane_oci.errors import (
     BlobNotFound,
     DigestMismatch,
     InvalidReference,
@@ -16,11 +16,11 @@ from mlplane_runtime.oci.errors import (
     RegistryUnavailable,
     UploadInterrupted,
 )
-from mlplane_runtime.oci.manifest import Manifest
-from mlplane_runtime.oci.reference import ImageReference
-from mlplane_runtime.oci.retry import RetryPolicy
-from mlplane_runtime.oci.stats import RequestStats
-from mlplane_runtime.oci.upload import PushedBlob
+from mlplane_oci.manifest import Manifest
+from mlplane_oci.reference import ImageReference
+from mlplane_oci.retry import RetryPolicy
+from mlplane_oci.stats import RequestStats
+from mlplane_oci.upload import PushedBlob
 
 __all__ = [
     "BlobNotFound",

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from mlplane_runtime.oci import (
+from mlplane_oci import (
     DigestMismatch,
     ManifestNotFound,
     OciClient,

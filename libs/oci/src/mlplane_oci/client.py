@@ -20,10 +20,10 @@ from types import TracebackType
 
 import httpx
 
-from mlplane_runtime.oci import media_types
-from mlplane_runtime.oci.auth import pull_scope, push_scope
-from mlplane_runtime.oci.digest import digest_of, hasher_for, is_digest, sha256_digest
-from mlplane_runtime.oci.errors import (
+from mlplane_oci import media_types
+from mlplane_oci.auth import pull_scope, push_scope
+from mlplane_oci.digest import digest_of, hasher_for, is_digest, sha256_digest
+from mlplane_oci.errors import (
     BlobNotFound,
     DigestMismatch,
     ManifestNotFound,
@@ -32,12 +32,12 @@ from mlplane_runtime.oci.errors import (
     RegistryUnavailable,
     describe_call,
 )
-from mlplane_runtime.oci.manifest import Manifest, media_type_of
-from mlplane_runtime.oci.reference import validate_repository
-from mlplane_runtime.oci.retry import RetryPolicy
-from mlplane_runtime.oci.session import RegistrySession, with_query
-from mlplane_runtime.oci.stats import RequestStats
-from mlplane_runtime.oci.upload import (
+from mlplane_oci.manifest import Manifest, media_type_of
+from mlplane_oci.reference import validate_repository
+from mlplane_oci.retry import RetryPolicy
+from mlplane_oci.session import RegistrySession, with_query
+from mlplane_oci.stats import RequestStats
+from mlplane_oci.upload import (
     PushedBlob,
     blob_size,
     finish_upload,
@@ -52,7 +52,7 @@ DEFAULT_TIMEOUT_S = 60.0
 class OciClient:
     """A client of one OCI registry (`base_url` like `https://harbor.example.com`).
 
-    Every method raises the errors of `mlplane_runtime.oci.errors`:
+    Every method raises the errors of `mlplane_oci.errors`:
     `RegistryUnavailable` when the registry did not answer within the retry policy,
     `RegistryAuthFailed`, `BlobNotFound`/`ManifestNotFound` on reads of missing
     content, `DigestMismatch`, and `RegistryCallFailed` for any other refusal.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from mlplane_runtime.oci.errors import InvalidReference
+from mlplane_oci.errors import InvalidReference
 
 # Algorithms registered by the OCI image spec, with the hex length each produces.
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlplane_runtime.oci import OciClient, RegistryAuthFailed, media_types
+from mlplane_oci import OciClient, RegistryAuthFailed, media_types
 from mlplane_runtime.testing.oci_registry import (
     DistributionRegistry,
     TokenIssuer,

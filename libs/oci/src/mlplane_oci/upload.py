@@ -19,8 +19,8 @@ import re
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
-from mlplane_runtime.oci.auth import pull_scope, push_scope
-from mlplane_runtime.oci.errors import (
+from mlplane_oci.auth import pull_scope, push_scope
+from mlplane_oci.errors import (
     DigestMismatch,
     OciError,
     RegistryCallFailed,
@@ -28,7 +28,7 @@ from mlplane_runtime.oci.errors import (
     UploadInterrupted,
     describe_call,
 )
-from mlplane_runtime.oci.session import RegistrySession, with_query
+from mlplane_oci.session import RegistrySession, with_query
 
 _RANGE = re.compile(r"^(?:bytes=)?0-([0-9]+)$")
 OCTET_STREAM = "application/octet-stream"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mlplane_runtime.oci import ImageReference, InvalidReference
-from mlplane_runtime.oci.digest import validate_digest
+from mlplane_oci import ImageReference, InvalidReference
+from mlplane_oci.digest import validate_digest
 
 DIGEST = "sha256:" + "a" * 64
 

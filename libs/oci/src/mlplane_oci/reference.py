@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mlplane_runtime.oci.digest import validate_digest
-from mlplane_runtime.oci.errors import InvalidReference
+from mlplane_oci.digest import validate_digest
+from mlplane_oci.errors import InvalidReference
 
 DOCKER_HUB = "docker.io"
 DEFAULT_TAG = "latest"
