@@ -174,7 +174,7 @@ def _github_webhook(http: httpx.Client, model: str, artifact: dict[str, Any]) ->
     ).encode()
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     answer = httpx.post(
-        f"{http.base_url}v1/webhooks/github/{TEAM}",
+        f"{str(http.base_url).rstrip('/')}/v1/webhooks/github/{TEAM}",
         content=body,
         headers={
             "Content-Type": "application/json",
@@ -185,6 +185,15 @@ def _github_webhook(http: httpx.Client, model: str, artifact: dict[str, Any]) ->
         timeout=30.0,
     )
     assert answer.status_code == 202, answer.text
+
+
+def _await_registered(http: httpx.Client, platform: RunningPlatform, model: str) -> None:
+    """Until the registry registered version 1 from the CI run event (on the bus)."""
+    deadline = time.monotonic() + SPANS_WITHIN_S
+    while http.get(f"/v1/registry/models/{model}/versions/1").status_code == 404:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no version of {model} was registered:\n{platform.log_tail()}")
+        time.sleep(0.2)
 
 
 def _one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
@@ -199,6 +208,7 @@ def test_one_trace_runs_from_the_webhook_through_the_build_and_the_scan(
     model = "fraud-traced"
     artifact = _upload(http, model, b"\x80\x04\x95traced-forest\x00" + bytes(range(256)) * 16)
     _github_webhook(http, model, artifact)
+    _await_registered(http, traced_platform, model)
     _await_chain(http, traced_platform, model)
 
     def in_trace() -> tuple[ReceivedSpan, list[ReceivedSpan]]:

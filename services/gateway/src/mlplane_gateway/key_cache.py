@@ -20,7 +20,6 @@ heartbeat interval plus `ttl_s`.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -32,8 +31,6 @@ from mlplane_runtime.listen import NotificationListener
 
 from mlplane_gateway.domain.api_keys import ApiKey
 from mlplane_gateway.domain.principals import Principal
-
-_log = logging.getLogger("mlplane.gateway")
 
 DEFAULT_TTL_S = 60.0
 DEFAULT_MAX_KEYS = 10_000
