@@ -97,7 +97,9 @@ def _free_port() -> int:
         return port
 
 
-def _platform_environment(database_url: str, port: int) -> dict[str, str]:
+def _platform_environment(
+    database_url: str, port: int, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     # Nothing of the caller's MLPLANE_* may leak in (an AMQP URL, a registry URL, ...),
     # nor TRIVY_* (a DB repository would change every verdict): the point is the
     # embedded defaults.
@@ -107,6 +109,7 @@ def _platform_environment(database_url: str, port: int) -> dict[str, str]:
         MLPLANE_HTTP_PORT=str(port),
         PYTHONUNBUFFERED="1",
     )
+    environment.update(extra or {})
     return environment
 
 
@@ -186,6 +189,15 @@ def platform(
     platform_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningPlatform]:
     """`mlplane up` on embedded defaults, ready; stopped with SIGTERM (and checked) after."""
+    yield from running_platform(platform_database, tmp_path_factory)
+
+
+def running_platform(
+    platform_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    extra_environment: dict[str, str] | None = None,
+) -> Iterator[RunningPlatform]:
+    """What `platform` yields, with `extra_environment` added (e.g. an OTLP endpoint)."""
     workdir = tmp_path_factory.mktemp("mlplane-up")
     port = _free_port()
     log = workdir / "mlplane.log"
@@ -195,7 +207,7 @@ def platform(
         process = subprocess.Popen(
             [str(MLPLANE), "up"],
             cwd=workdir,
-            env=_platform_environment(platform_database, port),
+            env=_platform_environment(platform_database, port, extra_environment),
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,

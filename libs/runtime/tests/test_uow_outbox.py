@@ -248,3 +248,61 @@ class TestReadingUnitOfWork:
         async with uow_factory.reading() as uow:
             with pytest.raises(RuntimeError, match="read-only"):
                 uow.emit(alias_changed(1), subject="risk/fraud")
+
+
+class TestAfterCommit:
+    async def test_callbacks_run_once_after_the_commit_in_order(
+        self, database: Database, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        seen: list[tuple[str, int]] = []
+
+        async def rows_visible() -> int:
+            return len(await _outbox_rows(database, uow_factory.tables))
+
+        async with uow_factory() as uow:
+            uow.emit(alias_changed(1), subject=f"models/risk/{uuid4().hex[:8]}")
+            uow.after_commit(lambda: seen.append(("first", len(seen))))
+            uow.after_commit(lambda: seen.append(("second", len(seen))))
+            assert seen == []
+            await uow.commit()
+            assert seen == [("first", 0), ("second", 1)]
+            assert await rows_visible() == 1  # committed before the callbacks ran
+            await uow.commit()  # a later commit does not call them again
+        assert seen == [("first", 0), ("second", 1)]
+
+    async def test_callbacks_never_run_after_a_rollback(
+        self, uow_factory: UnitOfWorkFactory
+    ) -> None:
+        called: list[str] = []
+        async with uow_factory() as uow:
+            uow.after_commit(lambda: called.append("rolled back"))
+            await uow.rollback()
+            await uow.commit()
+        with pytest.raises(RuntimeError):  # noqa: PT012 (the block is the unit of work)
+            async with uow_factory() as uow:
+                uow.after_commit(lambda: called.append("raised"))
+                raise RuntimeError("handler failed")
+        async with uow_factory() as uow:
+            uow.after_commit(lambda: called.append("left without commit"))
+        assert called == []
+
+    async def test_a_failing_callback_is_logged_and_breaks_nothing(
+        self,
+        database: Database,
+        uow_factory: UnitOfWorkFactory,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        called: list[str] = []
+
+        def broken() -> None:
+            raise ValueError("callback bug")
+
+        async with uow_factory() as uow:
+            uow.emit(alias_changed(2), subject=f"models/risk/{uuid4().hex[:8]}")
+            uow.after_commit(broken)
+            uow.after_commit(lambda: called.append("next"))
+            committed = await uow.commit()
+        assert len(committed) == 1
+        assert called == ["next"]
+        assert len(await _outbox_rows(database, uow_factory.tables)) == 1
+        assert "after-commit callback of registry failed" in caplog.text

@@ -28,12 +28,12 @@ import time
 from collections import Counter
 from typing import Any
 
-import asyncpg
 from sqlalchemy import BigInteger, LargeBinary, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from mlplane_runtime.bus.base import OutboundMessage, Transport
-from mlplane_runtime.db import Database, libpq_url
+from mlplane_runtime.db import Database
+from mlplane_runtime.listen import NotificationListener
 from mlplane_runtime.messaging_tables import MessagingTables
 from mlplane_runtime.telemetry.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 
@@ -263,52 +263,20 @@ class OutboxRelay:
 
     async def _listen(self) -> None:
         """Keep a LISTEN connection up for as long as the relay runs."""
-        failures = 0
-        dsn = libpq_url(self._database.url)
-        channel = self._tables.notify_channel
-        while True:
-            try:
-                conn = await asyncpg.connect(
-                    dsn, timeout=10, server_settings=self._database.server_settings()
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                logger.warning("outbox relay of %s: LISTEN connect failed: %s", self._service, exc)
-                await asyncio.sleep(self._backoff(failures))
-                continue
-            try:
-                await self._listen_on(conn, channel)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                logger.warning("outbox relay of %s: LISTEN connection lost: %s", self._service, exc)
-            finally:
-                self._listening = False
-                conn.terminate()
-            await asyncio.sleep(self._backoff(max(failures, 1)))
+        await NotificationListener(
+            self._database,
+            [self._tables.notify_channel],
+            lambda _channel, _payload: self._wake.set(),
+            on_connection=self._on_listen_connection,
+            name=f"outbox relay of {self._service}",
+            max_backoff_s=self._max_backoff_s,
+        ).run()
 
-    async def _listen_on(self, conn: Any, channel: str) -> None:
-        """Returns or raises when `conn` is lost; wakes the relay on every NOTIFY."""
-        lost = asyncio.Event()
-        conn.add_termination_listener(lambda _conn: lost.set())
-        await conn.add_listener(channel, self._on_notify)
-        self._listening = True
-        # Commits made while nobody listened sent NOTIFYs into the void.
-        self._wake.set()
-        while not lost.is_set():
-            try:
-                await asyncio.wait_for(lost.wait(), 30.0)
-            except TimeoutError:
-                # A silently dropped connection (no FIN) shows up only when used.
-                await asyncio.wait_for(conn.execute("SELECT 1"), 10.0)
-        logger.warning("outbox relay of %s: LISTEN connection closed", self._service)
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
-        self._wake.set()
+    def _on_listen_connection(self, up: bool) -> None:
+        self._listening = up
+        if up:
+            # Commits made while nobody listened sent NOTIFYs into the void.
+            self._wake.set()
 
 
 def _position(row: Any) -> int:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -25,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlplane_runtime.db import Database
 from mlplane_runtime.messaging_tables import MessagingTables, outbox_channel
 from mlplane_runtime.telemetry.tracing import current_trace_context
+
+_log = logging.getLogger("mlplane.runtime.uow")
 
 
 def event_source(service: str) -> str:
@@ -53,6 +56,7 @@ class UnitOfWork:
         self._service = service
         self._source = event_source(service)
         self._pending: list[CloudEvent] = []
+        self._after_commit: list[Callable[[], object]] = []
         self._statements = _statements(tables.schema)
 
     @property
@@ -80,6 +84,7 @@ class UnitOfWork:
     ) -> None:
         # Closing the session rolls back whatever was not committed.
         self._pending.clear()
+        self._after_commit.clear()
         await self._session.close()
 
     def emit(self, data: EventPayload, *, subject: str | None) -> CloudEvent:
@@ -102,6 +107,17 @@ class UnitOfWork:
         )
         self._pending.append(event)
         return event
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once, after this transaction's next successful `commit()`.
+
+        Never called when the transaction rolls back (`rollback()`, an exception, or
+        leaving the block without committing). Callbacks run in registration order on
+        the event loop, after the data is visible to other transactions (the time to
+        wake a worker that will read it); one that raises is logged and the others
+        still run: the commit has happened and is never undone by a callback.
+        """
+        self._after_commit.append(callback)
 
     async def record_handled(self, event: CloudEvent) -> bool:
         """Write the inbox row of `event`; False when `(source, id)` was handled before.
@@ -144,11 +160,19 @@ class UnitOfWork:
         events = await self._write_outbox() if self._pending else ()
         await self._session.commit()
         self._pending.clear()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                _log.exception("an after-commit callback of %s failed", self._service)
         return events
 
     async def rollback(self) -> None:
-        """Discard the session's changes and the emitted events; the unit stays usable."""
+        """Discard the session's changes, the emitted events and the after-commit
+        callbacks; the unit stays usable."""
         self._pending.clear()
+        self._after_commit.clear()
         await self._session.rollback()
 
     async def _write_outbox(self) -> tuple[CloudEvent, ...]:

@@ -18,7 +18,6 @@ from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
 from mlplane_builder.domain import BuildStatus
-from mlplane_builder.handlers import after_commit
 from mlplane_builder.schemas import BuildOut, BuildPage
 from mlplane_builder.service import BuilderService
 from mlplane_builder.store import BuilderTables, BuildFilter
@@ -90,7 +89,7 @@ def routers(
         """Build a finished build again (a failed one once its cause is fixed). An
         identical image already in the registry is reused: nothing is uploaded."""
         build = await BuilderService(uow, tables).rebuild(team, build_id)
-        after_commit(uow, wake)
+        uow.after_commit(wake)
         await uow.commit()
         return BuildOut.of(build)
 

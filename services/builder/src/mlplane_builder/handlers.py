@@ -1,4 +1,4 @@
-"""The builder's event consumer: record a pending build, wake a worker once committed.
+"""The builder's event consumer: record a pending build, wake the worker once committed.
 
 It runs inside the consumer's unit of work, so the inbox row and the build record
 commit together: a redelivered event (or the same version announced twice) records
@@ -8,25 +8,14 @@ nothing new. The build itself never runs here, so the transaction stays short.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from mlplane_contracts import events as ev
 from mlplane_contracts.envelope import CloudEvent
 from mlplane_runtime.consumer import EventHandler
 from mlplane_runtime.uow import UnitOfWork
-from sqlalchemy import event as sa_event
 
 from mlplane_builder.service import BuilderService, request_from_event
 from mlplane_builder.store import BuilderTables
-
-
-def after_commit(uow: UnitOfWork, callback: Callable[[], None]) -> None:
-    """Call `callback` once `uow`'s transaction commits (never if it rolls back)."""
-
-    def committed(_session: Any) -> None:
-        callback()
-
-    sa_event.listen(uow.session.sync_session, "after_commit", committed, once=True)
 
 
 def event_handlers(
@@ -39,6 +28,6 @@ def event_handlers(
         assert isinstance(data, ev.ModelVersionRegistered)
         build = await BuilderService(uow, tables).request_build(request_from_event(data))
         if build is not None:
-            after_commit(uow, wake)
+            uow.after_commit(wake)
 
     return {ev.MODEL_VERSION_REGISTERED: on_version_registered}

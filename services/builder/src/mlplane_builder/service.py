@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 from mlplane_contracts import events as ev
 from mlplane_runtime.errors import NotFound
+from mlplane_runtime.jobs import JobTrace
+from mlplane_runtime.telemetry.tracing import continuing
 from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_builder.domain import Build, BuildFailure, BuildRequest, BuildStatus
@@ -50,9 +52,10 @@ class BuilderService:
         self._store = BuildStore(uow.session, tables)
 
     async def request_build(self, request: BuildRequest) -> Build | None:
-        """Record a pending build of `request`; None when the version has one (a
-        redelivered event, or the same version registered again): nothing new happens."""
-        return await self._store.insert_pending(request)
+        """Record a pending build of `request` in the current trace (its run continues
+        it); None when the version has one (a redelivered event, or the same version
+        registered again): nothing new happens."""
+        return await self._store.insert_pending(request, JobTrace.current())
 
     async def get_build(self, team: str, build_id: int) -> Build:
         """The build `build_id` of `team`. Raises BuildNotFound (also for another team's)."""
@@ -71,30 +74,40 @@ class BuilderService:
         build = await self._store.get_for_update(build_id, team=team)
         if build is None:
             raise BuildNotFound(f"team {team} has no build {build_id}", build_id=build_id)
-        again = build.rebuild(datetime.now(UTC))
+        trace = JobTrace.current()
+        again = build.rebuild(datetime.now(UTC), trace.traceparent, trace.tracestate)
         await self._store.save(again)
         return again
 
     async def claim(self, owner: str, lease_s: float) -> Build | None:
-        """Claim the next due build for `owner` and announce the try (`image.build_started`)."""
+        """Claim the next due build for `owner` and announce the try (`image.build_started`,
+        in the trace of what asked for the build)."""
         build = await self._store.claim(owner, lease_s)
         if build is not None:
-            request = build.request
-            self._uow.emit(
-                ev.ImageBuildStarted(
-                    team=request.team,
-                    model=request.model,
-                    version=request.version,
-                    backend=BACKEND,
-                    attempt=max(build.attempts, 1),
-                    started_at=build.started_at or datetime.now(UTC),
-                ),
-                subject=request.subject,
-            )
+            with continuing(build.traceparent, build.tracestate):
+                self._emit_started(build)
         return build
+
+    def _emit_started(self, build: Build) -> None:
+        request = build.request
+        self._uow.emit(
+            ev.ImageBuildStarted(
+                team=request.team,
+                model=request.model,
+                version=request.version,
+                backend=BACKEND,
+                attempt=max(build.attempts, 1),
+                started_at=build.started_at or datetime.now(UTC),
+            ),
+            subject=request.subject,
+        )
 
     async def renew_lease(self, build: Build, owner: str, lease_s: float) -> bool:
         return await self._store.renew_lease(build.id, owner, lease_s)
+
+    async def release(self, build: Build, owner: str) -> bool:
+        """Put `owner`'s unfinished try back (the worker is stopping); False if lost."""
+        return await self._store.release(build.id, owner)
 
     async def record_success(self, build: Build, owner: str, result: BuildResult) -> Build | None:
         """Record the image `result` describes and emit `image.built`; None (and

@@ -1,26 +1,22 @@
-"""The build worker: claims pending builds, runs them, records what happened.
+"""The build worker: the builder's builds as jobs of the runtime's leased job worker.
 
-Up to `max_concurrent_builds` slots run in the plug-in's lifespan. A slot claims one
-build (SKIP LOCKED, so replicas never take the same one) under a lease it renews
-while the build runs; a build whose worker died is claimed again once its lease runs
-out. The outcome is recorded, and its event emitted, in one new unit of work: the
-consumer's transaction never waits on a build.
-
-Slots sleep until `wake()` (a build was just recorded in this process), the next
-retry is due, or the poll interval passes (builds recorded by other replicas).
+The runtime's `JobWorker` claims, renews leases, wakes after commits, limits
+concurrency (`max_concurrent_builds`) and stops gracefully; this module says what
+a build job is: claiming one announces the try (`image.build_started`), running it
+runs the pipeline under `build_timeout_s`, and its outcome is recorded (and its
+event emitted) in a unit of work of its own: the consumer's transaction never
+waits on a build. A build whose workers keep dying is given up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import time
-import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from mlplane_runtime.jobs import ClaimRequest, JobInfo, JobTrace, JobWorker, worker_id
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 from mlplane_builder import metrics
@@ -39,7 +35,7 @@ _MIB = 1024 * 1024
 
 
 class BuildWorker:
-    """Runs builds of one hosted builder. `async with worker:` starts and stops its slots."""
+    """Runs builds of one hosted builder. `async with worker:` starts and stops it."""
 
     def __init__(
         self,
@@ -54,70 +50,77 @@ class BuildWorker:
         self._tables = tables
         self._settings = settings
         self._run_build = run_build
-        self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:12]}"
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self.owner = worker_id()
+        self._worker: JobWorker[Build, Build | None] = JobWorker(
+            service,
+            "build",
+            self,
+            concurrency=settings.max_concurrent_builds,
+            lease_s=settings.lease_s,
+            poll_s=settings.poll_interval_s,
+        )
 
     def wake(self) -> None:
-        """A build may be waiting: idle slots look now instead of at the next poll."""
-        self._wake.set()
+        """A build may be waiting: an idle worker looks now instead of at the next poll."""
+        self._worker.wake()
 
     async def __aenter__(self) -> BuildWorker:
-        self._stopping = False
-        self._tasks = [
-            asyncio.create_task(self._slot(), name=f"{self._service}-build-slot-{n}")
-            for n in range(self._settings.max_concurrent_builds)
-        ]
+        self._worker.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        """Stops the slots; a build cut short stays `running` until its lease expires,
-        then another worker (or this one after a restart) picks it up again."""
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        """Stops the worker; a build cut short is released, due again at once."""
+        await self._worker.stop()
 
     async def run_once(self) -> Build | None:
-        """Claim one due build and run it to a recorded outcome; None when none is due."""
+        """Claim one due build and run it to a recorded outcome; None when none is due
+        (or its lease passed to another worker meanwhile)."""
+        return await self._worker.run_once()
+
+    # -- the runtime's LeasedJobs ---------------------------------------------------
+
+    async def claim(self, request: ClaimRequest) -> Sequence[Build]:
+        claimed: list[Build] = []
         async with self._uow_factory() as uow:
-            build = await BuilderService(uow, self._tables).claim(
-                self.owner, self._settings.lease_s
-            )
+            service = BuilderService(uow, self._tables)
+            while len(claimed) < request.limit:
+                build = await service.claim(self.owner, request.lease_s)
+                if build is None:
+                    break
+                claimed.append(build)
             await uow.commit()
-        if build is None:
-            return None
-        return await self._run_claimed(build)
+        return claimed
 
-    async def _slot(self) -> None:
-        while not self._stopping:
-            try:
-                build = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database went away: wait, then look again
-                _log.error("build worker could not claim or record a build", exc_info=exc)
-                build = None
-            if build is not None:
-                continue  # more may be waiting
-            await self._idle()
+    async def renew(self, build: Build, lease_s: float) -> bool:
+        async with self._uow_factory() as uow:
+            held = await BuilderService(uow, self._tables).renew_lease(build, self.owner, lease_s)
+            await uow.commit()
+        return held
 
-    async def _idle(self) -> None:
-        timeout = self._settings.poll_interval_s
-        with contextlib.suppress(Exception):
-            async with self._uow_factory() as uow:
-                due_in = await BuilderService(uow, self._tables).next_due_in()
-            if due_in is not None:
-                timeout = min(timeout, max(due_in, 0.05))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        self._wake.clear()
+    async def release(self, build: Build) -> None:
+        async with self._uow_factory() as uow:
+            await BuilderService(uow, self._tables).release(build, self.owner)
+            await uow.commit()
 
-    async def _run_claimed(self, build: Build) -> Build | None:
+    def describe(self, build: Build) -> JobInfo:
+        request = build.request
+        return JobInfo(
+            id=str(build.id),
+            trace=JobTrace(build.traceparent, build.tracestate),
+            attributes={
+                "mlplane.team": request.team,
+                "mlplane.model": request.model,
+                "mlplane.model_version": request.version,
+                "mlplane.attempt": build.attempts,
+            },
+        )
+
+    async def next_due_in(self) -> float | None:
+        async with self._uow_factory() as uow:
+            return await BuilderService(uow, self._tables).next_due_in()
+
+    async def run_job(self, build: Build) -> Build | None:
+        """Run a claimed build to a recorded outcome (None when its lease was lost)."""
         settings = self._settings
         request = build.request
         if build.attempts > settings.build_attempts:
@@ -135,53 +138,21 @@ class BuildWorker:
         started = time.monotonic()
         gauge = metrics.BUILDS_RUNNING.labels(self._service)
         gauge.inc()
-        running: asyncio.Task[BuildResult] = asyncio.create_task(
-            self._run_build(build), name=f"build-{build.id}"
-        )
-        heartbeat = asyncio.create_task(self._heartbeat(build, running))
         try:
             try:
                 async with asyncio.timeout(settings.build_timeout_s):
-                    result = await running
+                    result = await self._run_build(build)
             except TimeoutError:
                 raise failures.timed_out(settings.build_timeout_s) from None
         except BuildFailure as failure:
             return await self._record_failure(build, failure, time.monotonic() - started)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if heartbeat.done() and current is not None and not current.cancelling():
-                # Another worker owns the build now: this try's outcome is not ours to record.
-                _log.warning("build %d stopped: its lease passed to another worker", build.id)
-                return None
-            raise
         except Exception as exc:
             _log.error("build %d failed unexpectedly", build.id, exc_info=exc)
             bug = failures.internal(f"{type(exc).__name__}: {exc}")
             return await self._record_failure(build, bug, time.monotonic() - started)
         finally:
-            running.cancel()
-            heartbeat.cancel()
-            await asyncio.gather(running, heartbeat, return_exceptions=True)
             gauge.dec()
         return await self._record_success(build, result, time.monotonic() - started)
-
-    async def _heartbeat(self, build: Build, running: asyncio.Task[BuildResult]) -> None:
-        """Renew the lease every third of it; cancel the build when the lease is lost."""
-        lease_s = self._settings.lease_s
-        while True:
-            await asyncio.sleep(lease_s / 3)
-            try:
-                async with self._uow_factory() as uow:
-                    held = await BuilderService(uow, self._tables).renew_lease(
-                        build, self.owner, lease_s
-                    )
-                    await uow.commit()
-            except Exception as exc:
-                _log.warning("build %d: lease not renewed (%s)", build.id, exc)
-                continue
-            if not held:
-                running.cancel()
-                return
 
     async def _record_success(
         self, build: Build, result: BuildResult, elapsed_s: float

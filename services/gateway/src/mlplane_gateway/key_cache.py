@@ -20,22 +20,17 @@ heartbeat interval plus `ttl_s`.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-import asyncpg
-from mlplane_runtime.db import Database, libpq_url
+from mlplane_runtime.db import Database
+from mlplane_runtime.listen import NotificationListener
 
 from mlplane_gateway.domain.api_keys import ApiKey
 from mlplane_gateway.domain.principals import Principal
-
-_log = logging.getLogger("mlplane.gateway")
 
 DEFAULT_TTL_S = 60.0
 DEFAULT_MAX_KEYS = 10_000
@@ -135,72 +130,26 @@ class RevocationListener:
     """Keeps a LISTEN connection on the api_keys channel up, evicting announced keys.
 
     `start()` on the running loop, `aclose()` to stop. Never raises: a lost
-    connection is logged and retried with backoff, the cache off meanwhile.
+    connection is logged and retried with backoff (the runtime's
+    `NotificationListener`), the cache off meanwhile.
     """
 
     def __init__(self, database: Database, schema: str, keys: VerifiedKeys) -> None:
-        self._database = database
-        self._channel = api_keys_channel(schema)
         self._keys = keys
-        self._task: asyncio.Task[None] | None = None
+        self._listener = NotificationListener(
+            database,
+            [api_keys_channel(schema)],
+            lambda _channel, payload: keys.evict(payload),
+            # Only once LISTEN is in place is the cache used: no revocation is missed.
+            on_connection=keys.listening,
+            name="API key revocations",
+            heartbeat_s=_HEARTBEAT_S,
+            max_backoff_s=_MAX_BACKOFF_S,
+        )
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name=f"listen-{self._channel}")
+        self._listener.start()
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self._listener.aclose()
         self._keys.listening(False)
-
-    async def _run(self) -> None:
-        failures = 0
-        dsn = libpq_url(self._database.url)
-        while True:
-            try:
-                conn = await asyncpg.connect(
-                    dsn, timeout=10, server_settings=self._database.server_settings()
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                _log.warning("API key revocations: LISTEN connect failed: %s", exc)
-                await asyncio.sleep(_backoff(failures))
-                continue
-            try:
-                await self._listen_on(conn)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                _log.warning("API key revocations: LISTEN connection lost: %s", exc)
-            finally:
-                self._keys.listening(False)
-                conn.terminate()
-            await asyncio.sleep(_backoff(max(failures, 1)))
-
-    async def _listen_on(self, conn: Any) -> None:
-        """Returns or raises when `conn` is lost."""
-        lost = asyncio.Event()
-        conn.add_termination_listener(lambda _conn: lost.set())
-        await conn.add_listener(self._channel, self._on_notify)
-        # Only once LISTEN is in place: from here on, no revocation is missed.
-        self._keys.listening(True)
-        while not lost.is_set():
-            try:
-                await asyncio.wait_for(lost.wait(), _HEARTBEAT_S)
-            except TimeoutError:
-                # A silently dropped connection (no FIN) shows up only when used.
-                await asyncio.wait_for(conn.execute("SELECT 1"), _HEARTBEAT_S)
-        _log.warning("API key revocations: LISTEN connection closed")
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._keys.evict(payload)
-
-
-def _backoff(failures: int) -> float:
-    return float(min(_MAX_BACKOFF_S, 0.1 * 2 ** min(failures, 16)))

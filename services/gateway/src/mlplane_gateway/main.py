@@ -142,9 +142,7 @@ class Gateway:
             lease_s=max(60.0, settings.delivery_timeout_s * 3),
             poll_s=settings.delivery_poll_s,
         )
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._dispatching: asyncio.Task[None] | None = None
+        self._dispatching = False
 
     def routers(self) -> Sequence[APIRouter]:
         pepper = self.settings.pepper()
@@ -165,7 +163,7 @@ class Gateway:
                 self.uow_factory,
                 guard,
                 self.sink_checker,
-                wake_dispatcher=self._wake.set,
+                wake_dispatcher=self.dispatcher.wake,
                 max_per_team=self.settings.max_subscriptions_per_team,
             ),
             stream_router(
@@ -191,7 +189,7 @@ class Gateway:
 
     def _event_recorded(self) -> None:
         self.events.changed()
-        self._wake.set()
+        self.dispatcher.wake()
 
     async def prepare(self, data_dir: Path) -> None:
         """What a hosted start does before `start`: warn about the built-in development
@@ -209,17 +207,16 @@ class Gateway:
         delivering to subscribers (on the running event loop)."""
         if self.revocations is not None:
             self.revocations.start()
-        if self._dispatching is None:
-            self._stop.clear()
-            self._dispatching = asyncio.create_task(self.dispatcher.run(self._stop, self._wake))
+        if not self._dispatching:
+            self._dispatching = True
+            self.dispatcher.start()
 
     async def aclose(self) -> None:
         """Stop the dispatcher (deliveries in flight get their timeout), close every client."""
-        dispatching, self._dispatching = self._dispatching, None
-        if dispatching is not None:
-            self._stop.set()
+        dispatching, self._dispatching = self._dispatching, False
+        if dispatching:
             try:
-                await asyncio.wait_for(dispatching, _STOP_S)
+                await asyncio.wait_for(self.dispatcher.stop(), _STOP_S)
             except Exception:
                 _log.exception("the delivery dispatcher did not stop cleanly")
         if self.revocations is not None:

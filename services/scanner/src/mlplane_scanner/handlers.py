@@ -22,13 +22,14 @@ def event_handlers(
     service_of: Callable[[UnitOfWork], ScannerService],
     on_scan_requested: Callable[[], None] = lambda: None,
 ) -> Mapping[str, EventHandler]:
-    """The scanner's handlers by event type; `on_scan_requested` wakes the worker."""
+    """The scanner's handlers by event type; `on_scan_requested` wakes the worker once
+    the scan it recorded is committed."""
 
     async def on_image_built(event: CloudEvent, uow: UnitOfWork) -> None:
         data = event.data
         assert isinstance(data, ev.ImageBuilt)
         if await service_of(uow).request_scan(data):
-            on_scan_requested()
+            uow.after_commit(on_scan_requested)
 
     async def on_deployment_status_changed(event: CloudEvent, uow: UnitOfWork) -> None:
         data = event.data

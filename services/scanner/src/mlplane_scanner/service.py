@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from mlplane_contracts import events as ev
 from mlplane_contracts.events import Environment
 from mlplane_contracts.subjects import version_subject
+from mlplane_runtime.jobs import JobTrace
 from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_scanner.domain.errors import PolicyChanged, ScanNotFound
@@ -196,7 +197,12 @@ class ScannerService:
         digest and policy version).
         """
         scan, created = await self._repo.request_scan(
-            built.team, built.model, built.version, built.image.repository, built.image.digest
+            built.team,
+            built.model,
+            built.version,
+            built.image.repository,
+            built.image.digest,
+            JobTrace.current(),
         )
         if not created and scan.state == DONE:
             await self._evaluate_and_emit(scan, emit="policy_changed")
@@ -392,4 +398,4 @@ class ScannerService:
     async def rescan_deployed(self) -> int:
         """Queue every deployed image's scan again; how many were queued."""
         ids = await self._repo.deployed_scan_ids()
-        return await self._repo.request_rescans(ids, self._clock())
+        return await self._repo.request_rescans(ids, self._clock(), JobTrace.current())

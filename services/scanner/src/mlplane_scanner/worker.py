@@ -1,8 +1,9 @@
-"""The scan worker: claims pending scans, runs Trivy outside any transaction, stores results.
+"""The scan worker: the scanner's scans as jobs of the runtime's leased job worker.
 
-Runs in the plug-in's lifespan. `max_concurrent_scans` loops each take one scan
-at a time (`FOR UPDATE SKIP LOCKED` plus a lease, so several replicas share the
-work and a scan whose worker died is taken again). Trivy runs as a child process:
+The runtime's `JobWorker` claims (`FOR UPDATE SKIP LOCKED` plus a lease, so several
+replicas share the work and a scan whose worker died is taken again), renews
+leases, wakes after commits, runs up to `max_concurrent_scans` at once and stops
+gracefully; this module says what a scan job is. Trivy runs as a child process:
 the event loop only waits on it. A scan Trivy cannot do (image unreachable or
 corrupt, Trivy broken or too slow) ends with verdict `error` and its cause; a
 passing failure of our own storage is retried a few times first.
@@ -11,16 +12,16 @@ passing failure of our own storage is retried a few times first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mlplane_runtime.errors import MlplaneError
+from mlplane_runtime.jobs import ClaimRequest, JobInfo, JobTrace, JobWorker
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
 from mlplane_scanner.metrics import FINDINGS, SCAN_DURATION, SCANS_RUNNING, VERDICTS
@@ -67,6 +68,8 @@ class WorkerConfig:
 
 
 class ScanWorker:
+    """Runs scans of one hosted scanner: `run()` until cancelled, or `run_once()`."""
+
     def __init__(
         self,
         service_name: str,
@@ -82,50 +85,71 @@ class ScanWorker:
         self._runner = runner
         self._reports = reports
         self._config = config
-        self._wake = asyncio.Event()
+        self._worker: JobWorker[ScanRow, str] = JobWorker(
+            service_name,
+            "scan",
+            self,
+            concurrency=config.max_concurrent,
+            lease_s=config.lease_s,
+            poll_s=config.poll_interval_s,
+        )
 
-    def wake(self, delay_s: float = 0.2) -> None:
-        """Look for work soon (the handler's transaction commits just after it asks)."""
-        with contextlib.suppress(RuntimeError):  # no running loop: the poll finds it
-            asyncio.get_running_loop().call_later(delay_s, self._wake.set)
+    def wake(self) -> None:
+        """Look for work now (call once the scan is committed: `uow.after_commit`)."""
+        self._worker.wake()
 
     async def run(self) -> None:
-        """Run the worker loops until cancelled."""
-        async with asyncio.TaskGroup() as group:
-            for index in range(self._config.max_concurrent):
-                group.create_task(self._loop(), name=f"{self._name}-scan-worker-{index}")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                scan = await self._claim()
-            except Exception:
-                _log.exception("claiming a scan failed; trying again later")
-                scan = None
-            if scan is None:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._config.poll_interval_s)
-                continue
-            try:
-                await self.process(scan)
-            except Exception:
-                # The lease runs out and the scan is taken again; the worker lives on.
-                _log.exception("scan %s of %s failed unexpectedly", scan.id, scan.reference)
+        """Run the worker until cancelled; running scans then finish or are released."""
+        self._worker.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self._worker.stop()
 
     async def run_once(self) -> bool:
         """Claim and process one scan, if any is waiting; True when one was processed."""
-        scan = await self._claim()
-        if scan is None:
-            return False
-        await self.process(scan)
-        return True
+        return await self._worker.run_once() is not None
 
-    async def _claim(self) -> ScanRow | None:
+    # -- the runtime's LeasedJobs ---------------------------------------------------
+
+    async def claim(self, request: ClaimRequest) -> Sequence[ScanRow]:
+        claimed: list[ScanRow] = []
         async with self._uow_factory() as uow:
-            scan = await self._service_of(uow).claim(self._config.lease_s)
+            service = self._service_of(uow)
+            while len(claimed) < request.limit:
+                scan = await service.claim(request.lease_s)
+                if scan is None:
+                    break
+                claimed.append(scan)
             await uow.commit()
-            return scan
+        return claimed
+
+    async def renew(self, scan: ScanRow, lease_s: float) -> bool:
+        async with self._uow_factory() as uow:
+            await self._service_of(uow).renew(scan.id, lease_s)
+            await uow.commit()
+        return True  # scans have no owner: a lease runs out only when renewals fail
+
+    async def release(self, scan: ScanRow) -> None:
+        await self._release(scan, "the scanner stopped before the scan finished")
+
+    def describe(self, scan: ScanRow) -> JobInfo:
+        return JobInfo(
+            id=str(scan.id),
+            trace=JobTrace(scan.traceparent, scan.tracestate),
+            attributes={
+                "mlplane.team": scan.team,
+                "mlplane.model": scan.model,
+                "mlplane.model_version": scan.model_version,
+                "oci.image": scan.reference,
+            },
+        )
+
+    async def next_due_in(self) -> float | None:
+        return None  # pending scans are due at once
+
+    async def run_job(self, scan: ScanRow) -> str:
+        return await self.process(scan)
 
     def source_of(self, scan: ScanRow) -> ImageSource:
         """The image on the local disk when the builder wrote it there, else its registry."""
@@ -138,17 +162,18 @@ class ScanWorker:
             scan.reference, self._config.registry_username, self._config.registry_password
         )
 
-    async def process(self, scan: ScanRow) -> None:
-        """Scan one claimed image to its verdict (or put it back for another try)."""
+    async def process(self, scan: ScanRow) -> str:
+        """Scan one claimed image to its verdict (or put it back for another try);
+        returns the verdict, `error` or `retried`."""
         started = time.monotonic()
         SCANS_RUNNING.labels(self._name).inc()
         outcome = "error"
         try:
-            async with self._leased(scan):
-                outcome = await self._scan(scan)
+            outcome = await self._scan(scan)
         finally:
             SCANS_RUNNING.labels(self._name).dec()
             SCAN_DURATION.labels(self._name, outcome).observe(time.monotonic() - started)
+        return outcome
 
     async def _scan(self, scan: ScanRow) -> str:
         source = await asyncio.to_thread(self.source_of, scan)
@@ -230,22 +255,3 @@ class ScanWorker:
             return await self._runner.trivy_version()
         except TrivyError:
             return "unknown"
-
-    @contextlib.asynccontextmanager
-    async def _leased(self, scan: ScanRow) -> AsyncIterator[None]:
-        renewer = asyncio.create_task(self._renew(scan.id))
-        try:
-            yield
-        finally:
-            renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
-
-    async def _renew(self, scan_id: int) -> None:
-        while True:
-            await asyncio.sleep(self._config.lease_s / 3)
-            try:
-                async with self._uow_factory() as uow:
-                    await self._service_of(uow).renew(scan_id, self._config.lease_s)
-                    await uow.commit()
-            except Exception:
-                _log.warning("renewing the lease of scan %s failed", scan_id, exc_info=True)

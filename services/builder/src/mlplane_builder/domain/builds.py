@@ -113,6 +113,9 @@ class Build:
     retryable: bool | None = None
     note: str | None = None
     """A remark for people (e.g. "no base image configured: scratch base")."""
+    traceparent: str | None = None
+    tracestate: str | None = None
+    """The W3C trace context of what asked for the build: its run continues that trace."""
 
     @property
     def duration_s(self) -> float | None:
@@ -168,8 +171,11 @@ class Build:
             retryable=failure.can_retry,
         )
 
-    def rebuild(self, now: datetime) -> Build:
-        """Pending again, tries counted from zero. Raises BuildNotRebuildable unless finished."""
+    def rebuild(
+        self, now: datetime, traceparent: str | None = None, tracestate: str | None = None
+    ) -> Build:
+        """Pending again, tries counted from zero, in the trace of whoever asked (given).
+        Raises BuildNotRebuildable unless finished."""
         if self.status not in FINISHED:
             raise BuildNotRebuildable(
                 f"build {self.id} is {self.status.value}; only a finished build can be rebuilt",
@@ -182,4 +188,6 @@ class Build:
             updated_at=now,
             not_before=None,
             finished_at=None,
+            traceparent=traceparent,
+            tracestate=tracestate,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from mlplane_runtime.jobs import JobTrace
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,8 +31,11 @@ class BuildStore:
         self._session = session
         self._builds = tables.builds
 
-    async def insert_pending(self, request: BuildRequest) -> Build | None:
-        """A new pending build of `request`; None when its version has a build already."""
+    async def insert_pending(
+        self, request: BuildRequest, trace: JobTrace = JobTrace()
+    ) -> Build | None:
+        """A new pending build of `request`, run in `trace`; None when its version has a
+        build already."""
         builds = self._builds
         row = (
             await self._session.execute(
@@ -42,6 +46,8 @@ class BuildStore:
                     version=request.version,
                     request=request_json(request),
                     status=BuildStatus.PENDING.value,
+                    traceparent=trace.traceparent,
+                    tracestate=trace.tracestate,
                 )
                 .on_conflict_do_nothing(constraint="uq_builds_team_model_version")
                 .returning(builds)
@@ -152,6 +158,29 @@ class BuildStore:
                 builds.c.status == BuildStatus.RUNNING.value,
             )
             .values(**mutable_columns(build))
+            .returning(builds.c.id)
+        )
+        return result.first() is not None
+
+    async def release(self, build_id: int, owner: str) -> bool:
+        """Put `owner`'s running build back, due now, its try not counted; False when
+        another worker holds it."""
+        builds = self._builds
+        result = await self._session.execute(
+            update(builds)
+            .where(
+                builds.c.id == build_id,
+                builds.c.lease_owner == owner,
+                builds.c.status == BuildStatus.RUNNING.value,
+            )
+            .values(
+                status=BuildStatus.PENDING.value,
+                attempts=builds.c.attempts - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+                not_before=None,
+                updated_at=func.now(),
+            )
             .returning(builds.c.id)
         )
         return result.first() is not None

@@ -80,6 +80,8 @@ def build_from_row(row: Row[Any]) -> Build:
         error_kind=m["error_kind"],
         retryable=m["retryable"],
         note=m["note"],
+        traceparent=m["traceparent"],
+        tracestate=m["tracestate"],
     )
 
 
@@ -106,4 +108,6 @@ def mutable_columns(build: Build) -> dict[str, Any]:
         "updated_at": build.updated_at,
         "started_at": build.started_at,
         "finished_at": build.finished_at,
+        "traceparent": build.traceparent,
+        "tracestate": build.tracestate,
     }

@@ -69,6 +69,9 @@ def define_tables(schema: str) -> BuilderTables:
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("started_at", DateTime(timezone=True), nullable=True),
         Column("finished_at", DateTime(timezone=True), nullable=True),
+        # W3C trace context of what asked for the build: the worker's span continues it.
+        Column("traceparent", Text, nullable=True),
+        Column("tracestate", Text, nullable=True),
         UniqueConstraint("team", "model", "version", name="uq_builds_team_model_version"),
         Index("ix_builds_team_id", "team", "id"),
         # What workers scan for: the few builds not finished.

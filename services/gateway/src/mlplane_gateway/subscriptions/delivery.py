@@ -3,8 +3,10 @@
 An outcome is sorted by the sink's answer: 2xx delivered; 4xx other than 408
 and 429 a permanent failure (the sink refuses this delivery, a retry would get
 the same answer); anything else (other statuses, connection errors, timeouts)
-retryable. The `Dispatcher` claims due deliveries from a `DeliveryStore`, runs
-up to `concurrency` at once with a timeout each, and records each outcome:
+retryable. The `Dispatcher` is the deliveries' job definition for the runtime's
+leased `JobWorker`: it claims due deliveries from a `DeliveryStore`, runs up to
+`concurrency` at once with a timeout each, each in a span continuing the trace that
+recorded it, and records each outcome:
 delivered, retried later on the subscription's schedule, or dead-lettered with
 the reason. At most `concurrency_per_sink` of them go to one sink (its scheme,
 host and port) at once, and the store is never asked for more there: a slow
@@ -15,21 +17,19 @@ leaves the others to every other sink.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import ipaddress
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
 import httpx
 from mlplane_contracts.envelope import CloudEvent
 from mlplane_contracts.http import encode_binary, encode_structured
+from mlplane_runtime.jobs import ClaimRequest, JobInfo, JobTrace, JobWorker
 
 from mlplane_gateway.subscriptions.domain import (
     ContentMode,
@@ -71,6 +71,8 @@ class DueDelivery:
     attempt: int
     subscription: Subscription
     event: CloudEvent
+    trace: JobTrace = field(default_factory=JobTrace)
+    """The context that recorded the delivery: its tries continue that trace."""
 
 
 def classify(status: int) -> Outcome:
@@ -177,6 +179,14 @@ class DeliveryStore(Protocol):
         (`domain.sink_key`) at most `per_sink` less its count in `in_flight`."""
         ...
 
+    async def renew(self, delivery: DueDelivery, lease_s: float) -> bool:
+        """Extend the lease of a claimed try; False when that try is no longer current."""
+        ...
+
+    async def release(self, delivery: DueDelivery) -> None:
+        """Make a claimed try due again now, uncounted (the dispatcher stops)."""
+        ...
+
     async def record_delivered(self, delivery: DueDelivery, result: DeliveryResult) -> None: ...
 
     async def schedule_retry(
@@ -189,7 +199,12 @@ class DeliveryStore(Protocol):
 
 
 class Dispatcher:
-    """Runs deliveries from `store` until stopped: `await dispatcher.run(stop_event)`."""
+    """Delivers due deliveries from `store` on the runtime's leased job worker.
+
+    `start()` / `await stop()` (or `await dispatcher.run(stop_event)`); `wake()` when
+    a delivery was committed due now. On stop, deliveries in flight get their timeout
+    to finish, then are cancelled and released (due again at once).
+    """
 
     def __init__(
         self,
@@ -204,6 +219,7 @@ class Dispatcher:
         lease_s: float = 60.0,
         poll_s: float = 1.0,
         random_fraction: Callable[[], float] = random.random,
+        service: str = "gateway",
     ) -> None:
         if (
             concurrency < 1
@@ -220,81 +236,68 @@ class Dispatcher:
         self._client = client
         self._check_sink = check_sink
         self._schedule = schedule or RetrySchedule()
-        self._concurrency = concurrency
         self._per_sink = concurrency_per_sink
         self._timeout_s = timeout_s
-        self._lease_s = lease_s
-        self._poll_s = poll_s
         self._random = random_fraction
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._in_flight_per_sink: Counter[str] = Counter()
-
-    async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
-        """Claim and deliver until `stop` is set; `wake` (set on new events) skips the poll wait.
-
-        Store errors are logged and retried after the poll interval. On stop,
-        deliveries in flight get their timeout to finish, then are cancelled
-        (their lease brings them back).
-        """
-        try:
-            while not stop.is_set():
-                claimed = 0
-                free = self._concurrency - len(self._in_flight)
-                if free > 0:
-                    try:
-                        claimed = self._start(await self._claim(free))
-                    except Exception:
-                        _log.exception("claiming due deliveries failed; retrying")
-                if claimed and claimed == free:
-                    continue  # more may be due right now
-                await self._wait(stop, wake)
-        finally:
-            await self._drain()
-
-    async def deliver_due(self) -> int:
-        """One pass: claim what is due (up to the concurrency), deliver it, record it."""
-        claimed = self._start(await self._claim(self._concurrency))
-        await asyncio.gather(*self._in_flight)
-        return claimed
-
-    async def _claim(self, limit: int) -> Sequence[DueDelivery]:
-        return await self._store.claim_due(
-            limit,
-            self._lease_s,
-            per_sink=self._per_sink,
-            in_flight={key: n for key, n in self._in_flight_per_sink.items() if n > 0},
+        self._worker: JobWorker[DueDelivery, None] = JobWorker(
+            service,
+            "delivery",
+            self,
+            concurrency=concurrency,
+            lease_s=lease_s,
+            poll_s=poll_s,
+            stop_timeout_s=timeout_s + 1,
         )
 
-    def _start(self, deliveries: Sequence[DueDelivery]) -> int:
-        for delivery in deliveries:
-            key = sink_key(delivery.subscription.sink_url)
-            self._in_flight_per_sink[key] += 1
-            task = asyncio.create_task(self._attempt(delivery))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-            task.add_done_callback(functools.partial(self._sink_done, key))
-        return len(deliveries)
+    def wake(self) -> None:
+        """A delivery may be due now: claim at once rather than at the next poll."""
+        self._worker.wake()
 
-    def _sink_done(self, key: str, _task: asyncio.Task[None]) -> None:
-        self._in_flight_per_sink[key] -= 1
-        if self._in_flight_per_sink[key] <= 0:
-            del self._in_flight_per_sink[key]
+    def start(self) -> None:
+        self._worker.start()
 
-    async def _wait(self, stop: asyncio.Event, wake: asyncio.Event | None) -> None:
-        waiters = {asyncio.create_task(stop.wait())}
-        if wake is not None:
-            waiters.add(asyncio.create_task(wake.wait()))
+    async def stop(self) -> None:
+        await self._worker.stop()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and deliver until `stop` is set, then stop as `stop()` does."""
+        self.start()
         try:
-            await asyncio.wait(
-                waiters | self._in_flight, timeout=self._poll_s, return_when="FIRST_COMPLETED"
-            )
+            await stop.wait()
         finally:
-            for waiter in waiters:
-                waiter.cancel()
-            if wake is not None:
-                wake.clear()
+            await self.stop()
 
-    async def _attempt(self, delivery: DueDelivery) -> None:
+    # -- the runtime's LeasedJobs ---------------------------------------------------
+
+    async def claim(self, request: ClaimRequest) -> Sequence[DueDelivery]:
+        return await self._store.claim_due(
+            request.limit, request.lease_s, per_sink=self._per_sink, in_flight=request.running
+        )
+
+    async def renew(self, delivery: DueDelivery, lease_s: float) -> bool:
+        return await self._store.renew(delivery, lease_s)
+
+    async def release(self, delivery: DueDelivery) -> None:
+        await self._store.release(delivery)
+
+    def describe(self, delivery: DueDelivery) -> JobInfo:
+        return JobInfo(
+            id=str(delivery.id),
+            trace=delivery.trace,
+            group=sink_key(delivery.subscription.sink_url),
+            attributes={
+                "mlplane.subscription": delivery.subscription.id,
+                "mlplane.attempt": delivery.attempt,
+                "cloudevents.event_id": delivery.event.id,
+                "cloudevents.event_type": delivery.event.type,
+            },
+        )
+
+    async def next_due_in(self) -> float | None:
+        return None  # retries fall due at the poll
+
+    async def run_job(self, delivery: DueDelivery) -> None:
+        """One try of `delivery`, its outcome recorded: delivered, retried, dead-lettered."""
         result = await deliver(
             self._client, delivery, timeout_s=self._timeout_s, check_sink=self._check_sink
         )
@@ -317,12 +320,3 @@ class Dispatcher:
         except Exception:
             # The lease runs out and the delivery is tried again: at least once.
             _log.exception("recording delivery %s failed", delivery.id)
-
-    async def _drain(self) -> None:
-        if not self._in_flight:
-            return
-        _, pending = await asyncio.wait(set(self._in_flight), timeout=self._timeout_s + 1)
-        for task in pending:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*pending, return_exceptions=True)

@@ -19,9 +19,9 @@ from mlplane_contracts.envelope import CloudEvent
 from mlplane_contracts.wire import event_from_json, event_to_json
 from mlplane_runtime.consumer import EventHandler
 from mlplane_runtime.db import Database
+from mlplane_runtime.jobs import JobTrace
 from mlplane_runtime.uow import UnitOfWork
 from sqlalchemy import and_, delete, func, insert, select, text, update
-from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,7 +159,8 @@ class SubscriptionStore:
         return result.first() is not None
 
     async def record_event(self, event: CloudEvent) -> int | None:
-        """Keep `event` (once per source and id) and queue a delivery per matching subscription.
+        """Keep `event` (once per source and id) and queue a delivery per matching subscription,
+        each in the current trace (its tries continue it).
 
         Returns its position, or None when it was recorded before (a redelivery).
         """
@@ -184,6 +185,7 @@ class SubscriptionStore:
             return None if position is None else int(position)
         due = [s for s in await self.of_team(team) if matches(s, event)]
         if due:
+            trace = JobTrace.current()
             await self._session.execute(
                 insert(self._t.deliveries).values(
                     [
@@ -192,6 +194,8 @@ class SubscriptionStore:
                             "event_position": position,
                             "event_id": event.id,
                             "next_attempt_at": func.now(),
+                            "traceparent": trace.traceparent,
+                            "tracestate": trace.tracestate,
                         }
                         for s in due
                     ]
@@ -273,12 +277,7 @@ def subscription_event_handler(
     async def handle(event: CloudEvent, uow: UnitOfWork) -> None:
         position = await SubscriptionStore(uow.session, tables).record_event(event)
         if position is not None and on_recorded is not None:
-            callback = on_recorded
-
-            def committed(_session: object) -> None:
-                callback()
-
-            sa_event.listen(uow.session.sync_session, "after_commit", committed, once=True)
+            uow.after_commit(on_recorded)
 
     return handle
 
@@ -315,8 +314,10 @@ class PostgresDeliveries:
             " SET attempt = d.attempt + 1, updated_at = now(),"
             " next_attempt_at = now() + make_interval(secs => :lease_s)"
             " FROM due WHERE d.id = due.id"
-            " RETURNING d.id, d.attempt, d.subscription_id, d.event_position)"
-            " SELECT c.id AS delivery_id, c.attempt, e.body, s.*"
+            " RETURNING d.id, d.attempt, d.subscription_id, d.event_position,"
+            " d.traceparent, d.tracestate)"
+            " SELECT c.id AS delivery_id, c.attempt, c.traceparent AS delivery_traceparent,"
+            " c.tracestate AS delivery_tracestate, e.body, s.*"
             f" FROM claimed c JOIN {prefix}subscriptions s ON s.id = c.subscription_id"
             f" JOIN {prefix}subscription_events e ON e.position = c.event_position"
         )
@@ -332,6 +333,18 @@ class PostgresDeliveries:
             "  FROM jsonb_array_elements(log) WITH ORDINALITY AS kept(x, n)"
             "  WHERE n > jsonb_array_length(log) - :keep)"
             "  || jsonb_build_array(CAST(:entry AS jsonb) || jsonb_build_object('at', now()))"
+            " WHERE id = :id AND attempt = :attempt AND status = 'pending'"
+        )
+        # A claimed try's lease is its `next_attempt_at`, pushed on while it runs.
+        self._renew_sql = text(
+            f"UPDATE {prefix}subscription_deliveries"
+            " SET next_attempt_at = now() + make_interval(secs => :lease_s)"
+            " WHERE id = :id AND attempt = :attempt AND status = 'pending' RETURNING id"
+        )
+        # A try the dispatcher stopped before it ended: due again now, not counted.
+        self._release_sql = text(
+            f"UPDATE {prefix}subscription_deliveries"
+            " SET next_attempt_at = now(), attempt = attempt - 1, updated_at = now()"
             " WHERE id = :id AND attempt = :attempt AND status = 'pending'"
         )
 
@@ -355,9 +368,22 @@ class PostgresDeliveries:
                     attempt=row.attempt,
                     subscription=_subscription(row),
                     event=event_from_json(bytes(row.body)),
+                    trace=JobTrace(row.delivery_traceparent, row.delivery_tracestate),
                 )
                 for row in rows
             ]
+
+    async def renew(self, delivery: DueDelivery, lease_s: float) -> bool:
+        async with self._database.engine.begin() as conn:
+            renewed = await conn.execute(
+                self._renew_sql,
+                {"id": delivery.id, "attempt": delivery.attempt, "lease_s": lease_s},
+            )
+            return renewed.first() is not None
+
+    async def release(self, delivery: DueDelivery) -> None:
+        async with self._database.engine.begin() as conn:
+            await conn.execute(self._release_sql, {"id": delivery.id, "attempt": delivery.attempt})
 
     async def record_delivered(self, delivery: DueDelivery, result: DeliveryResult) -> None:
         await self._finish(delivery, result, status=DeliveryStatus.DELIVERED, error=None)

@@ -97,6 +97,9 @@ def define_subscription_tables(metadata: MetaData) -> SubscriptionTables:
         Column("next_attempt_at", DateTime(timezone=True), nullable=False),
         Column("last_error", Text, nullable=True),
         Column("log", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+        # W3C trace context of the span that recorded it: each try continues that trace.
+        Column("traceparent", Text, nullable=True),
+        Column("tracestate", Text, nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         UniqueConstraint("subscription_id", "event_position", name="uq_subscription_deliveries"),

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mlplane_contracts.events import Environment, Severity
+from mlplane_runtime.jobs import JobTrace
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -77,9 +78,16 @@ class ScannerRepository:
     # -- scans --------------------------------------------------------------------
 
     async def request_scan(
-        self, team: str, model: str, model_version: int, repository: str, digest: str
+        self,
+        team: str,
+        model: str,
+        model_version: int,
+        repository: str,
+        digest: str,
+        trace: JobTrace = JobTrace(),
     ) -> tuple[ScanRow, bool]:
-        """The scan of this image of a model version, and whether it was just requested."""
+        """The scan of this image of a model version, and whether it was just requested
+        (then run in `trace`)."""
         s = self._t.scans
         inserted = (
             await self._session.execute(
@@ -91,6 +99,8 @@ class ScannerRepository:
                     repository=repository,
                     digest=digest,
                     state=PENDING,
+                    traceparent=trace.traceparent,
+                    tracestate=trace.tracestate,
                 )
                 .on_conflict_do_nothing(constraint="uq_scans_version_digest")
                 .returning(s)
@@ -352,15 +362,24 @@ class ScannerRepository:
         )
         return [row.id for row in rows]
 
-    async def request_rescans(self, scan_ids: Sequence[int], now: datetime) -> int:
-        """Queue finished scans again (a new vulnerability database); returns how many."""
+    async def request_rescans(
+        self, scan_ids: Sequence[int], now: datetime, trace: JobTrace = JobTrace()
+    ) -> int:
+        """Queue finished scans again (a new vulnerability database), each rescan run in
+        `trace`; returns how many."""
         if not scan_ids:
             return 0
         s = self._t.scans
         result = await self._session.execute(
             update(s)
             .where(s.c.id.in_(scan_ids), s.c.state.in_([DONE, ERROR]))
-            .values(state=PENDING, attempts=0, requested_at=now)
+            .values(
+                state=PENDING,
+                attempts=0,
+                requested_at=now,
+                traceparent=trace.traceparent,
+                tracestate=trace.tracestate,
+            )
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

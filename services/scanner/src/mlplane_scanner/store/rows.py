@@ -28,6 +28,8 @@ class ScanRow:
     emitted_policy_version: int | None
     requested_at: datetime
     finished_at: datetime | None
+    traceparent: str | None
+    tracestate: str | None
 
     @property
     def reference(self) -> str:

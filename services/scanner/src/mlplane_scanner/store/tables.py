@@ -77,6 +77,9 @@ def define_tables(schema: str) -> ScannerTables:
         Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("started_at", DateTime(timezone=True), nullable=True),
         Column("finished_at", DateTime(timezone=True), nullable=True),
+        # W3C trace context of what asked for the (re)scan: the worker's span continues it.
+        Column("traceparent", Text, nullable=True),
+        Column("tracestate", Text, nullable=True),
         UniqueConstraint(
             "team", "model", "model_version", "digest", name="uq_scans_version_digest"
         ),
