@@ -25,7 +25,7 @@ from mlplane_scanner.domain.exceptions import FindingException
 from mlplane_scanner.domain.findings import Finding
 from mlplane_scanner.domain.policy import Policy, default_policy
 from mlplane_scanner.domain.vex import VexDocument
-from mlplane_scanner.store import DONE, ERROR, ScannerRepository, ScannerTables, ScanRow
+from mlplane_scanner.store import DONE, ERROR, ScanStore, ScannerTables, ScanRow
 
 _log = logging.getLogger("mlplane.scanner")
 
@@ -81,7 +81,7 @@ class ScannerService:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._uow = uow
-        self._repo = ScannerRepository(uow.session, tables)
+        self._repo = ScanStore(uow.session, tables)
         self._verdict_environment = verdict_environment
         self._clock = clock
 

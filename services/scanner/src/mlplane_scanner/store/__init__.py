@@ -1,6 +1,6 @@
 """The scanner's storage: its tables per schema and the repository holding all its SQL."""
 
-from mlplane_scanner.store.repository import DONE, ERROR, PENDING, RUNNING, ScannerRepository
+from mlplane_scanner.store.repository import DONE, ERROR, PENDING, RUNNING, ScanStore
 from mlplane_scanner.store.rows import EvaluationRow, ScanRow
 from mlplane_scanner.store.tables import SCHEMA, TABLES, ScannerTables, define_tables, metadata
 
@@ -13,7 +13,7 @@ __all__ = [
     "TABLES",
     "EvaluationRow",
     "ScanRow",
-    "ScannerRepository",
+    "ScanStore",
     "ScannerTables",
     "define_tables",
     "metadata",

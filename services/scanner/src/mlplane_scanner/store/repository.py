@@ -23,7 +23,7 @@ from mlplane_scanner.store.tables import ScannerTables
 PENDING, RUNNING, DONE, ERROR = "pending", "running", "done", "error"
 
 
-class ScannerRepository:
+class ScanStore:
     def __init__(self, session: AsyncSession, tables: ScannerTables) -> None:
         self._session = session
         self._t = tables
