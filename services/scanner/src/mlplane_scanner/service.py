@@ -25,7 +25,7 @@ from mlplane_scanner.domain.exceptions import FindingException
 from mlplane_scanner.domain.findings import Finding
 from mlplane_scanner.domain.policy import Policy, default_policy
 from mlplane_scanner.domain.vex import VexDocument
-from mlplane_scanner.store import DONE, ERROR, ScanStore, ScannerTables, ScanRow
+from mlplane_scanner.store import DONE, ERROR, ScannerTables, ScanRow, ScanStore
 
 _log = logging.getLogger("mlplane.scanner")
 
