@@ -105,7 +105,9 @@ class Stack:
         self.run(plant)
 
 
-def _environment(mode: Mode, secret: bytes, bucket: str | None, s3_url: str | None) -> dict[str, str]:
+def _environment(
+    mode: Mode, secret: bytes, bucket: str | None, s3_url: str | None
+) -> dict[str, str]:
     common = {
         "MLPLANE_GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY,
         "MLPLANE_GATEWAY_INITIAL_ADMIN_KEY": "false",

@@ -163,7 +163,11 @@ class World:
     def fresh_alias(self) -> str:
         alias = f"al-{uuid.uuid4().hex[:8]}"
         self.as_team(
-            self.a, "registry", "PUT", f"/models/{self.a.model}/aliases/{alias}", json={"version": 1}
+            self.a,
+            "registry",
+            "PUT",
+            f"/models/{self.a.model}/aliases/{alias}",
+            json={"version": 1},
         )
         return alias
 
@@ -303,7 +307,8 @@ def build_world(stack: Stack, suffix: str) -> World:
         owner.upload_id = world.upload(owner.model, owner)["upload_id"]
         owner.digest = "sha256:" + hashlib.sha256(owner.marker.encode()).hexdigest()
         _publish_image_built(world, owner)
-        owner.finding_id = "CVE-2099-00009"
+        # Each team's own id: a cross-team delete must not find the caller's own one.
+        owner.finding_id = f"CVE-2099-{1 if owner is world.a else 2}{suffix[:4]}"
         world.as_team(
             owner,
             "scanner",
