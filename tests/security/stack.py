@@ -96,7 +96,7 @@ class Stack:
                 ]
             )
             async with asyncio.timeout(30):
-                while not any(
+                while not any(  # noqa: ASYNC110 (the transport offers no event to wait on)
                     letter.message_id == message_id
                     for letter in await transport.dead_letters(service, limit=1000)
                 ):
@@ -123,7 +123,8 @@ def _environment(
     }
     if mode == "dev":
         return {**common, "MLPLANE_ENV": "dev"}
-    assert bucket is not None and s3_url is not None
+    assert bucket is not None
+    assert s3_url is not None
     keys = {
         f"MLPLANE_{service.upper()}_IDENTITY_KEY": derive_identity_key(secret, service).hex()
         for service in FRONTED
