@@ -116,8 +116,6 @@ def _environment(
         "MLPLANE_GATEWAY_TEAM_BURST": "1000000",
         "MLPLANE_GATEWAY_AUTH_FAILURE_LIMIT": "1000000",
         "MLPLANE_GATEWAY_UPSTREAM_BREAKER_FAILURES": "1000000",
-        # Versions the tests register point under these locations (any team of the tests).
-        "MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS": json.dumps({}),
         "MLPLANE_BUILDER_BUILD_ATTEMPTS": "1",
         "MLPLANE_SCANNER_SCAN_ATTEMPTS": "1",
     }
