@@ -300,7 +300,7 @@ async def test_the_team_comes_from_the_header_else_the_default(served: Served) -
 
 async def test_mlflow_tags_past_mlflows_limits_are_refused(served: Served) -> None:
     name = f"limits-{uuid4().hex[:8]}"
-    async with httpx.AsyncClient(base_url=f"{served.url}/api/2.0/mlflow") as http:
+    async with served.http() as http:
         created = await http.post("/registered-models/create", json={"name": name})
         assert created.status_code == 200, created.text
         too_long = await http.post(

@@ -11,7 +11,7 @@ import pytest
 from mlplane_registry.artifacts import ArtifactNotFound
 from mlplane_registry.artifacts.local_disk import LocalDiskArtifactStore
 from mlplane_registry.artifacts.s3 import S3ArtifactStore
-from mlplane_registry.artifacts_api import RegistryArtifacts
+from mlplane_registry.artifacts.wiring import RegistryArtifacts
 from mlplane_registry.settings import RegistrySettings
 from mlplane_runtime.errors import InvalidInput, Unavailable
 from mlplane_runtime.service import ServiceContext
