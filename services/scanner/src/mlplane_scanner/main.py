@@ -133,7 +133,9 @@ def make_plugin(name: str = "scanner", schema: str = SCHEMA) -> ServicePlugin:
     `MLPLANE_SCANNER_*` setting fails the host's start (`InvalidInput` naming it).
     """
     tables = define_tables(schema)
-    hosted_of = PerHost(lambda context: HostedScanner(load_settings(ScannerSettings), context, tables))
+    hosted_of = PerHost(
+        lambda context: HostedScanner(load_settings(ScannerSettings), context, tables)
+    )
 
     def handlers_of(context: ServiceContext) -> Mapping[str, EventHandler]:
         return hosted_of(context).handlers()

@@ -51,9 +51,6 @@ def model() -> Model:
     return Model(1, "risk", "fraud", "detects fraud", {"owner": "risk"}, T0, T0, "e")
 
 
-# -- errors -------------------------------------------------------------------------------
-
-
 def test_a_version_as_mlflow_sees_it() -> None:
     found = entities.model_version_json(
         version(3, team="a", **{tags.DESCRIPTION_TAG: "better recall", tags.RUN_ID_TAG: "run-1"})
@@ -95,9 +92,6 @@ def test_latest_versions_are_all_in_stage_none() -> None:
     assert entities.latest_for_stages([], None) == []
     with pytest.raises(errors.MlflowError, match="Invalid Model Version stage: gold"):
         entities.latest_for_stages(["gold"], latest)
-
-
-# -- tags ---------------------------------------------------------------------------------
 
 
 def test_a_new_version_takes_artifact_and_lineage_from_mlplane_tags() -> None:
@@ -151,6 +145,3 @@ def test_a_new_version_without_what_mlplane_needs_is_refused_naming_all_of_it() 
         "Tag key 'bad key'",
     ]:
         assert expected in message
-
-
-# -- search -------------------------------------------------------------------------------
