@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
-from mlplane_runtime.settings import RuntimeSettings
-from pydantic import ValidationError
-from pydantic_settings import SettingsConfigDict
+from mlplane_runtime.errors import InvalidInput
+from mlplane_runtime.settings import RuntimeSettings, load_settings
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 @pytest.fixture(autouse=True)
@@ -158,3 +160,66 @@ class TestPlaceholderSecrets:
     def test_real_password_is_accepted_in_prod(self) -> None:
         settings = RuntimeSettings(env="prod", database_url="postgresql://app:Zq8-r1@db/mlplane")
         assert settings.database_url == "postgresql+asyncpg://app:Zq8-r1@db/mlplane"
+
+
+class _ExampleSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MLPLANE_EXAMPLE_SVC_", extra="ignore")
+
+    env: Literal["dev", "prod"] = Field(default="dev", validation_alias="MLPLANE_ENV")
+    burst: int = Field(default=1, ge=1)
+    locations: dict[str, list[str]] = Field(default_factory=dict)
+    low: int = 0
+    high: int = 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _ExampleSettings:
+        if self.low > self.high:
+            raise ValueError("MLPLANE_EXAMPLE_SVC_LOW must not exceed MLPLANE_EXAMPLE_SVC_HIGH")
+        return self
+
+
+class TestLoadSettings:
+    def test_each_bad_variable_is_named_with_its_prefix(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("MLPLANE_EXAMPLE_SVC_BURST", "0")
+        monkeypatch.setenv("MLPLANE_EXAMPLE_SVC_LOCATIONS", '{"fraud": [1]}')
+        with pytest.raises(InvalidInput) as caught:
+            load_settings(_ExampleSettings)
+        detail = caught.value.detail
+        assert detail.startswith("invalid example-svc settings: ")
+        assert "MLPLANE_EXAMPLE_SVC_BURST: Input should be greater than or equal to 1" in detail
+        assert "MLPLANE_EXAMPLE_SVC_LOCATIONS[fraud.0]: " in detail
+
+    def test_a_field_read_under_an_alias_names_the_alias(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("MLPLANE_ENV", "staging")
+        with pytest.raises(InvalidInput) as caught:
+            load_settings(_ExampleSettings)
+        assert "MLPLANE_ENV: " in caught.value.detail
+        assert "MLPLANE_EXAMPLE_SVC_MLPLANE_ENV" not in caught.value.detail
+
+    def test_a_rule_across_fields_keeps_its_own_message(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("MLPLANE_EXAMPLE_SVC_LOW", "2")
+        with pytest.raises(InvalidInput) as caught:
+            load_settings(_ExampleSettings)
+        assert caught.value.detail == (
+            "invalid example-svc settings: "
+            "MLPLANE_EXAMPLE_SVC_LOW must not exceed MLPLANE_EXAMPLE_SVC_HIGH"
+        )
+
+    def test_a_value_that_is_not_json_is_invalid_input(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("MLPLANE_EXAMPLE_SVC_LOCATIONS", "{not json")
+        with pytest.raises(InvalidInput, match="MLPLANE_EXAMPLE_SVC_LOCATIONS"):
+            load_settings(_ExampleSettings)
+
+    def test_good_settings_are_returned(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("MLPLANE_ENV", "prod")
+        monkeypatch.setenv("MLPLANE_EXAMPLE_SVC_BURST", "7")
+        loaded = load_settings(_ExampleSettings)
+        assert (loaded.env, loaded.burst) == ("prod", 7)

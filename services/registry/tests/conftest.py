@@ -7,16 +7,17 @@ migrates the registry into its own schema `t_<hex>` and drops it afterwards.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from uuid import uuid4
 
 import httpx
 import pytest
-from mlplane_registry import api, handlers
+from mlplane_registry import handlers
 from mlplane_registry.domain import TeamArtifactLocations
-from mlplane_registry.main import MIGRATIONS
+from mlplane_registry.main import MIGRATIONS, build
+from mlplane_registry.mlflow.settings import MlflowApiSettings
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import RegistryTables, define_tables
-from mlplane_runtime.app import create_service_app
 from mlplane_runtime.consumer import EventConsumer
 from mlplane_runtime.db import Database
 from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
@@ -26,6 +27,7 @@ from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real
 )
 from mlplane_runtime.testing.delivery import Deliver, deliverer
 from mlplane_runtime.testing.identity import GatewayIdentity
+from mlplane_runtime.testing.service import service_app, service_context
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 
@@ -54,15 +56,23 @@ TEST_ARTIFACT_LOCATIONS = ["s3://models/"]
 
 @pytest.fixture
 async def client(
-    tables: RegistryTables, uow_factory: UnitOfWorkFactory, team: str
+    registry_database: Database, tables: RegistryTables, team: str, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the registry's API (problem+json errors included), team-less."""
+    """An HTTP client of the registry's API (problem+json errors included), team-less.
+
+    The app is the registry's own `build` on a test context (local-disk artifacts
+    under `tmp_path`), served as the host serves it, at the root.
+    """
     settings = RegistrySettings(
         default_page_size=10,
         max_page_size=50,
         team_artifact_locations={team: TEST_ARTIFACT_LOCATIONS},
     )
-    app = create_service_app("registry", routers=api.routers(tables, uow_factory, settings))
+    context = service_context(
+        "registry", registry_database, tables.messaging, data_dir=tmp_path / "registry"
+    )
+    parts = build(context, tables, settings, MlflowApiSettings())
+    app = service_app(context, parts)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://registry.test", auth=GatewayIdentity("registry")

@@ -14,7 +14,7 @@ from `MLPLANE_IDENTITY_SECRET` or the platform's secret (see `identity_secret`).
 # No `from __future__ import annotations`: FastAPI resolves the dependencies' annotations.
 import binascii
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -124,18 +124,48 @@ CallerDependency = Callable[..., Awaitable[Caller]]
 """A FastAPI dependency answering the request's verified `Caller` (401 when there is none)."""
 
 
+@dataclass(frozen=True, slots=True)
+class IdentityVerifier:
+    """Verifies the gateway's identity tokens for one `audience` (a service) with its key.
+
+    Raises ValueError at construction for a key shorter than 32 bytes.
+    """
+
+    audience: str
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.key) < MIN_KEY_BYTES:
+            raise ValueError(f"an identity key must be at least {MIN_KEY_BYTES} bytes")
+
+    def caller(self, identity: str | None, team_header: str | None) -> Caller:
+        """The caller `identity` names (`team_header` counts for the operator only).
+
+        Raises InvalidForwardedIdentity (401) for a missing, forged, expired or
+        misaddressed token.
+        """
+        if identity is None:
+            raise InvalidForwardedIdentity(
+                f"this service is reached through the gateway only ({IDENTITY_HEADER} missing)"
+            )
+        verified = verify_forwarded_identity(identity, audience=self.audience, key=self.key)
+        return caller_of(verified, team_header)
+
+
 @dataclass(frozen=True)
 class CallerDependencies:
     """FastAPI dependencies for a service's routes: `Annotated[str, Depends(deps.team)]`.
 
     `caller` resolves once per request (FastAPI caches it), `team` and
-    `principal` read from it; `scoped` and `require` check scopes.
+    `principal` read from it; `scoped` and `require` check scopes. `verifier` is
+    what `caller` verifies with, when it verifies the gateway's identity.
     """
 
     caller: CallerDependency
     team: Callable[..., Awaitable[str]]
     optional_team: Callable[..., Awaitable[str | None]]
     principal: Callable[..., Awaitable[str]]
+    verifier: IdentityVerifier | None = None
 
     def require(self, scope: str) -> Callable[..., Awaitable[Caller]]:
         """A dependency answering the caller once it holds `scope` (403 otherwise)."""
@@ -176,25 +206,16 @@ def require_scope(caller: Caller, scope: str) -> None:
         raise Forbidden(f"this call needs the scope {scope!r}", required_scope=scope)
 
 
-def caller_dependencies(audience: str, key: bytes) -> CallerDependencies:
-    """Dependencies that require a forwarded identity for `audience` signed with `key`.
+def dependencies_of(
+    resolve: CallerDependency, verifier: IdentityVerifier | None = None
+) -> CallerDependencies:
+    """`team`, `optional_team`, `principal`, `scoped` and `require` on top of `resolve`,
+    the dependency answering the request's verified caller.
 
-    Raised to the request: InvalidForwardedIdentity (401) for a missing or bad
-    token; InvalidInput (422, `errors` naming the header) when no team is known
-    where one is required.
+    `team` raises InvalidInput (422, `errors` naming the header) when the caller acts
+    for no team (the operator without `X-Mlplane-Team`).
     """
-    if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"an identity key must be at least {MIN_KEY_BYTES} bytes")
-
-    async def caller(identity: IdentityHeader = None, team: TeamHeader = None) -> Caller:
-        if identity is None:
-            raise InvalidForwardedIdentity(
-                f"this service is reached through the gateway only ({IDENTITY_HEADER} missing)"
-            )
-        verified = verify_forwarded_identity(identity, audience=audience, key=key)
-        return caller_of(verified, team)
-
-    Resolved = Annotated[Caller, Depends(caller)]
+    Resolved = Annotated[Caller, Depends(resolve)]
 
     async def team_of(resolved: Resolved) -> str:
         if resolved.team is None:
@@ -218,8 +239,27 @@ def caller_dependencies(audience: str, key: bytes) -> CallerDependencies:
         return resolved.principal
 
     return CallerDependencies(
-        caller=caller, team=team_of, optional_team=optional_team_of, principal=principal_of
+        caller=resolve,
+        team=team_of,
+        optional_team=optional_team_of,
+        principal=principal_of,
+        verifier=verifier,
     )
+
+
+def caller_dependencies(audience: str, key: bytes) -> CallerDependencies:
+    """Dependencies that require a forwarded identity for `audience` signed with `key`.
+
+    Raised to the request: InvalidForwardedIdentity (401) for a missing or bad
+    token; InvalidInput (422, `errors` naming the header) when no team is known
+    where one is required. Raises ValueError for a key shorter than 32 bytes.
+    """
+    verifier = IdentityVerifier(audience, key)
+
+    async def caller(identity: IdentityHeader = None, team_header: TeamHeader = None) -> Caller:
+        return verifier.caller(identity, team_header)
+
+    return dependencies_of(caller, verifier)
 
 
 def caller_of(verified: ForwardedIdentity, team_header: str | None) -> Caller:
@@ -231,7 +271,11 @@ def caller_of(verified: ForwardedIdentity, team_header: str | None) -> Caller:
 
 def service_caller(audience: str, key: bytes | None = None) -> CallerDependencies:
     """`caller_dependencies` for `audience` with `key`, or the key the environment
-    configures (see `identity_key`); call it where the service builds its routers.
+    configures (see `identity_key`, read on every call).
+
+    Deprecated for hosted routes: the host verifies with the key it resolved once
+    (`ServiceContext.caller`), and module-level routes reach it through
+    `mlplane_runtime.deps`. Left for tests and services not yet built by `build`.
 
     Raises InvalidInput when no key is given or configured: no service runs
     without one.

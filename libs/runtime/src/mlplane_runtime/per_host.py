@@ -1,5 +1,9 @@
 """State a service plug-in builds once per hosting context, when the host first asks.
 
+Deprecated: a plug-in with `build(context) -> ServiceParts` is built once per hosting
+by the host and needs no cache. Kept for the services still on the deprecated
+`ServicePlugin` factories; removed once they all have a `build`.
+
 A plug-in is created at import (entry-point discovery), but its settings, adapters
 and workers belong to each host that runs it (tests host the same plug-in several
 times). The host calls the plug-in's factories (handlers, routers, lifespan) with

@@ -1,4 +1,5 @@
-"""The contract between a service and whatever hosts it: `ServicePlugin` and `ServiceContext`.
+"""The contract between a service and whatever hosts it: `ServicePlugin`, `ServiceContext`
+and `ServiceParts`.
 
 A service describes itself once, in a `ServicePlugin` its package exposes through the
 `mlplane.services` entry-point group:
@@ -8,17 +9,20 @@ A service describes itself once, in a `ServicePlugin` its package exposes throug
 
 The host (the embedded platform of `mlplane up`, or `mlplane serve <name>` running
 that one service alone in its container) builds the database, unit-of-work factory
-and transport, hands them over in a `ServiceContext`, and wires the service's
-handlers, routers and lifespan the same way in both cases.
+and transport, hands them over in a `ServiceContext`, and calls the plug-in's one
+composition root, `build(context) -> ServiceParts`, once per hosting: the service's
+handlers, routers, workers, lifespan and the resources its routes reach through
+`mlplane_runtime.deps`. The host wires them the same way in both cases.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter
 from mlplane_contracts.topology import queue_name
@@ -63,18 +67,65 @@ class ServiceContext:
         return self.caller
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceWorker:
+    """A long-running coroutine of a service (a sweeper, a scheduler, a job loop).
+
+    The host starts `run()` as a task once the service's lifespan is entered, and
+    cancels it (then waits for it) before the lifespan exits; `name` names the task
+    and the log lines. `run` should loop until cancelled and handle its own
+    failures: one that returns or raises is logged by the host and not restarted.
+    """
+
+    name: str
+    run: Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceParts:
+    """Everything one hosting of a service consists of, built once by its `build(context)`.
+
+    - `handlers`: event type -> handler; the types are the bindings of its queue.
+    - `routers`: its HTTP routers, declared at module level; the host mounts them
+      under the plug-in's prefix and binds this hosting to each of their requests,
+      so the dependencies of `mlplane_runtime.deps` reach this context and `resources`.
+    - `workers`: long-running coroutines the host starts after `lifespan` is entered
+      and stops before it exits.
+    - `lifespan`: clients that must be opened and closed (an S3 client, a Redis
+      pool), entered after the service's consumers and relay start; or None.
+    - `caller`: only for a service that authenticates its callers itself (the
+      gateway): its caller dependency, used for its dead-letter API. Every other
+      service is verified with the gateway's identity (`context.caller`).
+    - `resources`: what its routes need besides the context (settings, tables,
+      adapters), read in a route through `deps.resources(TheirType)`.
+    """
+
+    handlers: Mapping[str, EventHandler] = field(default_factory=dict)
+    routers: Sequence[APIRouter] = ()
+    workers: Sequence[ServiceWorker] = ()
+    lifespan: AbstractAsyncContextManager[None] | None = None
+    caller: CallerDependency | None = None
+    resources: object | None = None
+
+
+ServiceBuild = Callable[[ServiceContext], ServiceParts]
+"""A service's composition root: the parts of one hosting, from the host's context.
+
+Called once per hosting, before anything starts; it builds clients and adapters but
+connects to nothing (that is the lifespan's job). Raises InvalidInput for bad settings.
+"""
+
 HandlersFactory = Callable[[ServiceContext], Mapping[str, EventHandler]]
-"""Builds the handlers once the context exists (handlers that need adapters or settings)."""
+"""Deprecated with `ServicePlugin.handlers`: builds the handlers from the context."""
 
 RoutersFactory = Callable[[ServiceContext], Sequence[APIRouter]]
-"""Builds the service's own HTTP routers; the host mounts them under the plug-in's `prefix`."""
+"""Deprecated with `ServicePlugin.routers`: builds the service's routers from the context."""
 
 OwnCallerFactory = Callable[[ServiceContext], CallerDependency]
-"""For a service that authenticates its callers itself: its caller dependency."""
+"""Deprecated with `ServicePlugin.own_caller`: see `ServiceParts.caller`."""
 
 ServiceLifespan = Callable[[ServiceContext], AbstractAsyncContextManager[None]]
-"""Background work the service runs while hosted (watchers, schedulers); entered after
-its consumers and relay start, exited before they stop."""
+"""Deprecated with `ServicePlugin.lifespan`: see `ServiceParts.lifespan` and `workers`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +138,22 @@ class ServicePlugin:
       messaging tables (outbox, inbox) included.
     - `migrations`: its Alembic script directory, or None to create `metadata`'s
       tables directly (services without migrations yet, tests).
-    - `handlers`: event type -> handler, or a factory of that mapping taking the
-      context. Event types it handles are the bindings of its queue.
-    - `routers`: a factory of its HTTP routers, or None for a service with no API.
-    - `lifespan`: background work while hosted, or None.
+    - `build`: the service's composition root, `build(context) -> ServiceParts`,
+      called by the host once per hosting (see `ServiceParts`).
     - `url_prefix`: where its own routes are mounted; None means `/<name>`, `""`
       the root (the gateway, whose public routes are `/v1/...`). Its dead-letter
       API stays under `/<name>` either way.
-    - `own_caller`: None for every service the gateway fronts (its callers are
-      verified from the gateway's identity token, and it needs an identity key to
-      start); the gateway, which authenticates callers itself, gives its own.
+    - `authenticates_callers`: False for every service the gateway fronts (its
+      callers are verified from the gateway's identity token, and it needs an
+      identity key to start); True for the gateway, whose `ServiceParts.caller` is
+      its own.
+
+    Deprecated, kept until every service has a `build` (a plug-in gives either
+    `build` or these): `handlers` (a mapping or a factory taking the context),
+    `routers` (a factory of routers built per hosting), `lifespan` (a factory of
+    background work) and `own_caller` (the gateway's caller dependency, from the
+    context). They were called separately and shared state through `PerHost`;
+    `build` makes one `ServiceParts` instead.
     """
 
     name: str
@@ -108,10 +165,28 @@ class ServicePlugin:
     lifespan: ServiceLifespan | None = None
     url_prefix: str | None = None
     own_caller: OwnCallerFactory | None = None
+    build: ServiceBuild | None = None
+    authenticates_callers: bool = False
 
     def __post_init__(self) -> None:
-        """Raises ValueError for a name, schema or URL prefix that cannot be used."""
+        """Raises ValueError for a name, schema or URL prefix that cannot be used, or a
+        plug-in giving both `build` and the deprecated factories."""
         queue_name(self.name)
+        legacy = [
+            name
+            for name, value in (
+                ("handlers", self.handlers),
+                ("routers", self.routers),
+                ("lifespan", self.lifespan),
+                ("own_caller", self.own_caller),
+            )
+            if value
+        ]
+        if self.build is not None and legacy:
+            raise ValueError(
+                f"service {self.name!r}: give build(context) or the deprecated "
+                f"{', '.join(legacy)}, not both"
+            )
         check_schema_name(self.schema)
         prefix = self.url_prefix
         if (
@@ -156,14 +231,20 @@ class ServicePlugin:
             schema=self.schema, outbox=outbox, outbox_sequence=outbox_sequence, inbox=inbox
         )
 
+    @property
+    def verifies_gateway_identity(self) -> bool:
+        """Whether its callers are verified from the gateway's identity token (every
+        service but the gateway): the host then needs an identity key to host it."""
+        return not self.authenticates_callers and self.own_caller is None
+
     def handlers_for(self, context: ServiceContext) -> Mapping[str, EventHandler]:
-        """The event handlers of this service in `context`, by event type."""
+        """Deprecated (see `build`): the event handlers of this service in `context`."""
         if isinstance(self.handlers, Mapping):
             return self.handlers
         return self.handlers(context)
 
     def routers_for(self, context: ServiceContext) -> Sequence[APIRouter]:
-        """The HTTP routers of this service in `context` (none when it has no API)."""
+        """Deprecated (see `build`): the HTTP routers of this service in `context`."""
         return () if self.routers is None else self.routers(context)
 
 

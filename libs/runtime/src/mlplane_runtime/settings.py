@@ -4,20 +4,23 @@ A service subclasses `RuntimeSettings` with its own prefix
 (`model_config = SettingsConfigDict(env_prefix="MLPLANE_REGISTRY_")`) and adds its
 fields. Settings validate when built, at start-up: a bad URL or, outside `dev`, a
 placeholder secret fails with a `ValidationError` naming the field, before anything
-connects anywhere.
+connects anywhere. `load_settings(SettingsClass)` is how a service builds its own
+settings: the same error, as `InvalidInput` naming each bad variable.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplane_runtime.bus.base import RetryPolicy
 from mlplane_runtime.db import asyncpg_url
+from mlplane_runtime.errors import InvalidInput
 
 Environment = Literal["dev", "test", "prod"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -140,3 +143,48 @@ class RuntimeSettings(BaseSettings):
         return RetryPolicy(
             max_attempts=self.retry_max_attempts, base_delay_s=self.retry_base_delay_s
         )
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(settings_class: type[SettingsT]) -> SettingsT:
+    """`settings_class` built from the environment, at start-up.
+
+    Raises InvalidInput (an `MlplaneError`, so `mlplane up` / `mlplane serve` stop
+    with one line) naming each bad variable with its prefix: `MLPLANE_REGISTRY_S3_BUCKET`,
+    or the variable itself for a field read under an alias (`MLPLANE_ENV`); a field
+    inside a JSON value is named after it (`MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS[fraud.0]`).
+    A value a settings source cannot even parse (malformed JSON) is InvalidInput too.
+    """
+    prefix = str(settings_class.model_config.get("env_prefix") or "")
+    what = prefix.removeprefix("MLPLANE_").rstrip("_").lower().replace("_", "-") or "runtime"
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        problems = "; ".join(
+            _problem(settings_class, prefix, error["loc"], str(error["msg"]))
+            for error in exc.errors()
+        )
+        raise InvalidInput(f"invalid {what} settings: {problems}") from exc
+    except ValueError as exc:  # a source that cannot decode a value (JSON of a mapping)
+        # pydantic-settings names the field ('error parsing value for field "x" ...').
+        named = re.search(r'field "([^"]+)"', str(exc))
+        variable = f"{_variable(settings_class, prefix, named[1])}: " if named else ""
+        raise InvalidInput(f"invalid {what} settings: {variable}{exc}") from exc
+
+
+def _problem(
+    settings_class: type[BaseSettings], prefix: str, loc: tuple[int | str, ...], message: str
+) -> str:
+    message = message.removeprefix("Value error, ")
+    if not loc:  # a model validator: its message names the variables itself
+        return message
+    field, *inside = (str(part) for part in loc)
+    where = f"[{'.'.join(inside)}]" if inside else ""
+    return f"{_variable(settings_class, prefix, field)}{where}: {message}"
+
+
+def _variable(settings_class: type[BaseSettings], prefix: str, field: str) -> str:
+    # A field read under an alias reports the alias, which is the variable's full name.
+    return f"{prefix}{field}".upper() if field in settings_class.model_fields else field.upper()

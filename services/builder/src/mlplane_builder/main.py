@@ -12,10 +12,11 @@ from fastapi import APIRouter
 from mlplane_runtime.consumer import EventHandler
 from mlplane_runtime.per_host import PerHost
 from mlplane_runtime.service import ServiceContext, ServicePlugin
+from mlplane_runtime.settings import load_settings
 
 from mlplane_builder import api, handlers
 from mlplane_builder.runner import BuildRunner
-from mlplane_builder.settings import BuilderSettings, load_settings
+from mlplane_builder.settings import BuilderSettings
 from mlplane_builder.store import SCHEMA, define_tables
 from mlplane_builder.worker import BuildWorker
 
@@ -44,7 +45,7 @@ def make_plugin(name: str = "builder", schema: str = SCHEMA) -> ServicePlugin:
     """
     tables = define_tables(schema)
     # Settings are read when a host builds the service, never at import (discovery).
-    hosted_of: PerHost[_Hosted] = PerHost(lambda _: _Hosted(load_settings()))
+    hosted_of: PerHost[_Hosted] = PerHost(lambda _: _Hosted(load_settings(BuilderSettings)))
 
     def handlers_of(context: ServiceContext) -> Mapping[str, EventHandler]:
         state = hosted_of(context)

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from mlplane_contracts.events import ModelFramework
 from mlplane_oci import ImageReference, InvalidReference
-from mlplane_runtime.errors import InvalidInput
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlplane_builder.domain.naming import check_repository_template
@@ -189,24 +188,3 @@ class BuilderSettings(BaseSettings):
         """The pinned base image of `framework` (or `default`); None: a scratch base."""
         reference = self.base_images.get(framework, self.base_images.get("default"))
         return None if reference in (None, SCRATCH) else reference
-
-
-def load_settings() -> BuilderSettings:
-    """The settings from the environment; `InvalidInput` naming each bad variable.
-
-    An `MlplaneError`, so `mlplane up` / `mlplane serve` stop with one line of error.
-    """
-    try:
-        return BuilderSettings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            "MLPLANE_BUILDER_"
-            + "_".join(str(part) for part in error["loc"]).upper()
-            + f": {str(error['msg']).removeprefix('Value error, ')}"
-            if error["loc"]
-            else str(error["msg"]).removeprefix("Value error, ")
-            for error in exc.errors()
-        )
-        raise InvalidInput(f"invalid builder settings: {problems}") from exc
-    except ValueError as exc:  # a malformed JSON mapping in MLPLANE_BUILDER_BASE_IMAGES
-        raise InvalidInput(f"invalid builder settings: {exc}") from exc

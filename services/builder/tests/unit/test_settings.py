@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from mlplane_builder.settings import BuilderSettings, load_settings
+from mlplane_builder.settings import BuilderSettings
 from mlplane_runtime.errors import InvalidInput
+from mlplane_runtime.settings import load_settings
 
 PINNED = "harbor.example.com/serving/sklearn@sha256:" + "a" * 64
 
@@ -19,18 +20,18 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_are_the_embedded_mode_with_a_scratch_base() -> None:
-    settings = load_settings()
+    settings = load_settings(BuilderSettings)
     assert settings.embedded
     assert settings.base_image_for("sklearn") is None
 
 
 def test_base_images_parse_from_pairs_and_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPLANE_BUILDER_BASE_IMAGES", f"sklearn={PINNED}, default=scratch")
-    settings = load_settings()
+    settings = load_settings(BuilderSettings)
     assert settings.base_image_for("sklearn") == PINNED
     assert settings.base_image_for("onnx") is None
     monkeypatch.setenv("MLPLANE_BUILDER_BASE_IMAGES", f'{{"default": "{PINNED}"}}')
-    assert load_settings().base_image_for("onnx") == PINNED
+    assert load_settings(BuilderSettings).base_image_for("onnx") == PINNED
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ def test_a_base_image_not_pinned_by_digest_stops_the_start(
 ) -> None:
     monkeypatch.setenv("MLPLANE_BUILDER_BASE_IMAGES", f"sklearn={reference}")
     with pytest.raises(InvalidInput) as caught:
-        load_settings()
+        load_settings(BuilderSettings)
     assert "MLPLANE_BUILDER_BASE_IMAGES" in caught.value.detail
     assert "pinned by digest" in caught.value.detail
 
@@ -54,16 +55,16 @@ def test_a_base_image_not_pinned_by_digest_stops_the_start(
 def test_a_tag_before_the_digest_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     reference = "127.0.0.1:5000/serving/sklearn:1.5@sha256:" + "b" * 64
     monkeypatch.setenv("MLPLANE_BUILDER_BASE_IMAGES", f"sklearn={reference}")
-    assert load_settings().base_image_for("sklearn") == reference
+    assert load_settings(BuilderSettings).base_image_for("sklearn") == reference
 
 
 def test_credentials_go_together_and_are_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPLANE_BUILDER_REGISTRY_URL", "https://harbor.example.com")
     monkeypatch.setenv("MLPLANE_BUILDER_REGISTRY_USERNAME", "robot$ml")
     with pytest.raises(InvalidInput):
-        load_settings()
+        load_settings(BuilderSettings)
     monkeypatch.setenv("MLPLANE_BUILDER_REGISTRY_PASSWORD", "s3cr3t-value")
-    settings = load_settings()
+    settings = load_settings(BuilderSettings)
     assert "s3cr3t-value" not in repr(settings)
     assert settings.registry_host() == "harbor.example.com"
 
@@ -80,12 +81,12 @@ def test_registry_host_keeps_a_port_and_loopback_is_plain_http() -> None:
 def test_a_bad_repository_template_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPLANE_BUILDER_REPOSITORY_TEMPLATE", "ml/{project}")
     with pytest.raises(InvalidInput) as caught:
-        load_settings()
+        load_settings(BuilderSettings)
     assert "MLPLANE_BUILDER_REPOSITORY_TEMPLATE" in caught.value.detail
 
 
 def test_a_base_image_for_an_unknown_framework_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPLANE_BUILDER_BASE_IMAGES", f"sklearnn={PINNED}")
     with pytest.raises(InvalidInput) as caught:
-        load_settings()
+        load_settings(BuilderSettings)
     assert "not a framework" in caught.value.detail

@@ -21,7 +21,7 @@ from mlplane_contracts.topology import CONSUMES
 from mlplane_runtime.consumer import EventHandler
 from mlplane_runtime.per_host import PerHost
 from mlplane_runtime.service import ENTRY_POINT_GROUP, ServiceContext, ServicePlugin
-from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.settings import RuntimeSettings, load_settings
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 from mlplane_gateway import ingress_api, keys_api, subscriptions_api
@@ -42,7 +42,7 @@ from mlplane_gateway.rate_limits import (
     RedisRateLimiter,
 )
 from mlplane_gateway.security import Guard
-from mlplane_gateway.settings import GatewaySettings, load_settings, platform_url
+from mlplane_gateway.settings import GatewaySettings, platform_url
 from mlplane_gateway.store import SCHEMA, GatewayTables, define_tables
 from mlplane_gateway.subscriptions.delivery import USER_AGENT, Dispatcher
 from mlplane_gateway.subscriptions.sinks import SinkChecker
@@ -291,7 +291,7 @@ def make_plugin(name: str = "gateway", schema: str = SCHEMA) -> ServicePlugin:
     # Built when a host starts the service, never at import (discovery).
     gateway_of = PerHost(
         lambda context: Gateway(
-            load_settings(),
+            load_settings(GatewaySettings),
             tables,
             context.uow_factory,
             context.settings,

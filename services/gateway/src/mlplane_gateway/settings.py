@@ -6,14 +6,12 @@ import hashlib
 import hmac
 from typing import Literal
 
-from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.settings import PLACEHOLDER_SECRETS, RuntimeSettings
 from pydantic import (
     AliasChoices,
     AnyHttpUrl,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -268,19 +266,3 @@ def _check_secret(name: str, value: SecretStr) -> None:
     secret = value.get_secret_value()
     if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
         raise ValueError(f"{name} must be a real secret of at least {MIN_SECRET_LENGTH} characters")
-
-
-def load_settings() -> GatewaySettings:
-    """The settings from the environment; `InvalidInput` naming each bad variable."""
-    try:
-        return GatewaySettings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            "MLPLANE_GATEWAY_"
-            + "_".join(str(part) for part in error["loc"]).upper()
-            + f": {error['msg']}"
-            if error["loc"]
-            else str(error["msg"]).removeprefix("Value error, ")
-            for error in exc.errors()
-        )
-        raise InvalidInput(f"invalid gateway settings: {problems}") from exc

@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -19,19 +20,18 @@ from fastapi import APIRouter, FastAPI, Request
 from mlplane_gateway.facade.identity import IdentitySigner
 from mlplane_gateway.facade.routes import facade_router
 from mlplane_gateway.facade.upstreams import UpstreamLimits, Upstreams
-from mlplane_registry import api, mlflow_api
-from mlplane_registry.main import MIGRATIONS
+from mlplane_registry.main import MIGRATIONS, build
+from mlplane_registry.mlflow.settings import MlflowApiSettings
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import define_tables
 from mlplane_runtime.app import create_service_app
-from mlplane_runtime.caller import caller_dependencies
 from mlplane_runtime.db import Database, create_database
+from mlplane_runtime.deps import bind_service
 from mlplane_runtime.errors import MlplaneError
-from mlplane_runtime.forwarded_identity import derive_identity_key
 from mlplane_runtime.migrations import upgrade_to_head
 from mlplane_runtime.testing.http_server import serve
 from mlplane_runtime.testing.identity import TEST_IDENTITY_SECRET
-from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_runtime.testing.service import service_context
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -138,7 +138,7 @@ class Registry:
 
 @pytest.fixture
 async def registry(
-    registry_database: Database, database_url: str, http_server: Serve, team: str
+    registry_database: Database, database_url: str, http_server: Serve, team: str, tmp_path: Path
 ) -> AsyncIterator[Registry]:
     """The real registry (its API and MLflow's) under `/registry`, on a free port."""
     schema = f"t_{uuid4().hex[:10]}"
@@ -146,17 +146,19 @@ async def registry(
     try:
         await upgrade_to_head(database_url, MIGRATIONS, schema)
         tables = define_tables(schema)
-        uow_factory = UnitOfWorkFactory(registry_database, tables.messaging, "registry")
         # The tests' versions name artifacts under s3://models/: the team may use it.
         settings = RegistrySettings(team_artifact_locations={team: ["s3://models/"]})
         # The registry verifies what the gateway under test signs, as in production.
-        caller = caller_dependencies("registry", derive_identity_key(IDENTITY_SECRET, "registry"))
+        context = service_context(
+            "registry",
+            registry_database,
+            tables.messaging,
+            data_dir=tmp_path / "registry",
+            identity_secret=IDENTITY_SECRET,
+        )
+        parts = build(context, tables, settings, MlflowApiSettings())
         mounted = APIRouter(prefix="/registry")
-        for router in (
-            *api.routers(tables, uow_factory, settings, caller),
-            *mlflow_api.routers(tables, uow_factory, settings, caller=caller),
-        ):
-            mounted.include_router(router)
+        mounted.include_router(bind_service(parts.routers, context, parts))
         app = create_service_app("registry", routers=[mounted])
         seen = RecordedRequests()
         async with http_server(seen.wrap(app)) as url:

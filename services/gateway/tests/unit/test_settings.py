@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from mlplane_gateway.settings import GatewaySettings, load_settings, platform_url
+from mlplane_gateway.settings import GatewaySettings, platform_url
 from mlplane_runtime.errors import InvalidInput
-from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.settings import RuntimeSettings, load_settings
 
 REAL = "r" * 40
 
@@ -38,7 +38,7 @@ def test_oidc_needs_issuer_audience_and_one_jwks() -> None:
 def test_load_settings_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPLANE_GATEWAY_KEY_BURST", "0")
     with pytest.raises(InvalidInput, match="MLPLANE_GATEWAY_KEY_BURST"):
-        load_settings()
+        load_settings(GatewaySettings)
 
 
 class TestUpstreams:
@@ -70,9 +70,9 @@ class TestIdentitySecret:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("MLPLANE_IDENTITY_SECRET", REAL)
-        assert load_settings().identity_key() == REAL.encode()
+        assert load_settings(GatewaySettings).identity_key() == REAL.encode()
         monkeypatch.setenv("MLPLANE_GATEWAY_IDENTITY_SECRET", "g" * 40)
-        assert load_settings().identity_key() == b"g" * 40
+        assert load_settings(GatewaySettings).identity_key() == b"g" * 40
 
     def test_unset_the_platforms_own_secret_signs(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("MLPLANE_IDENTITY_SECRET", raising=False)
@@ -96,6 +96,6 @@ class TestIdentitySecret:
 def test_a_bad_allowlist_entry_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPLANE_GATEWAY_SINK_ALLOWLIST", '["127.0.0.0/8", "not-a-network"]')
     with pytest.raises(InvalidInput, match="not-a-network"):
-        load_settings()
+        load_settings(GatewaySettings)
     monkeypatch.setenv("MLPLANE_GATEWAY_SINK_ALLOWLIST", '["10.0.0.0/8"]')
-    assert [str(n) for n in load_settings().allowlist()] == ["10.0.0.0/8"]
+    assert [str(n) for n in load_settings(GatewaySettings).allowlist()] == ["10.0.0.0/8"]

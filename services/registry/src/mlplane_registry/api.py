@@ -3,22 +3,22 @@
 The team comes from the `X-Mlplane-Team` header (the gateway sets it); a team
 sees only its own models, another team's model is simply not found. Versions and
 aliases carry an `ETag`; writes with `If-Match` are refused with 412 when someone
-else changed the resource first.
+else changed the resource first. Reads need `models:read`, changes `models:write`;
+a change commits when its route returns (`WriteUow`), before the answer is sent.
 """
 
-# No `from __future__ import annotations`: FastAPI must resolve the dependency aliases
-# defined inside `routers` (they close over its unit-of-work factory).
-from collections.abc import AsyncIterator, Sequence
+from __future__ import annotations
+
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from mlplane_contracts.scopes import MODELS_READ, MODELS_WRITE
 from mlplane_contracts.types import DNS_LABEL_PATTERN
-from mlplane_runtime.caller import CallerDependencies, service_caller
+from mlplane_runtime.deps import Principal, ReadUow, Team, WriteUow, scoped
 from mlplane_runtime.errors import InvalidInput
-from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
+from mlplane_registry.deps import Registry
 from mlplane_registry.domain import Artifact, VersionStage
 from mlplane_registry.schemas import (
     AliasedVersionOut,
@@ -33,9 +33,7 @@ from mlplane_registry.schemas import (
     VersionPageOut,
     VersionUpdate,
 )
-from mlplane_registry.service import RegistryService
-from mlplane_registry.settings import RegistrySettings
-from mlplane_registry.store import RegistryTables, VersionFilter
+from mlplane_registry.store import VersionFilter
 
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 ModelName = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
@@ -47,238 +45,251 @@ def _etag(value: str) -> str:
     return f'"{value}"'
 
 
-def routers(
-    tables: RegistryTables,
-    uow_factory: UnitOfWorkFactory,
-    settings: RegistrySettings,
-    caller: CallerDependencies | None = None,
-) -> Sequence[APIRouter]:
-    """The registry's routes on `tables`, opening units of work from `uow_factory`;
-    `caller` verifies the gateway's identity (default: the key the environment sets).
-    Reads need `models:read`, changes `models:write`."""
-    caller = caller or service_caller("registry")
-    router = APIRouter(
-        tags=["registry"],
-        dependencies=[Depends(caller.scoped(read=MODELS_READ, write=MODELS_WRITE))],
+router = APIRouter(
+    tags=["registry"], dependencies=[Depends(scoped(read=MODELS_READ, write=MODELS_WRITE))]
+)
+
+# -- models -----------------------------------------------------------------------
+
+
+@router.post("/models", status_code=201)
+async def create_model(
+    body: ModelCreate, team: Team, registry: Registry, uow: WriteUow
+) -> ModelOut:
+    model = await registry.service(uow).create_model(
+        team, body.name, body.description, dict(body.tags)
+    )
+    return ModelOut.of(model)
+
+
+@router.get("/models")
+async def list_models(
+    team: Team,
+    registry: Registry,
+    uow: ReadUow,
+    name_prefix: Annotated[str | None, Query(max_length=63)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ModelList:
+    models = await registry.service(uow).list_models(team, name_prefix, limit)
+    return ModelList(models=[ModelOut.of(m) for m in models])
+
+
+@router.get("/models/{name}")
+async def get_model(
+    name: ModelName, team: Team, registry: Registry, uow: ReadUow, response: Response
+) -> ModelOut:
+    model = await registry.service(uow).get_model(team, name)
+    response.headers["ETag"] = _etag(model.etag)
+    return ModelOut.of(model)
+
+
+@router.patch("/models/{name}")
+async def update_model(
+    name: ModelName,
+    body: ModelUpdate,
+    team: Team,
+    registry: Registry,
+    uow: WriteUow,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ModelOut:
+    model = await registry.service(uow).update_model(
+        team,
+        name,
+        description=body.description,
+        tags=None if body.tags is None else dict(body.tags),
+        if_match=if_match,
+    )
+    response.headers["ETag"] = _etag(model.etag)
+    return ModelOut.of(model)
+
+
+@router.delete("/models/{name}", status_code=204)
+async def delete_model(
+    name: ModelName,
+    team: Team,
+    registry: Registry,
+    uow: WriteUow,
+    who: Principal,
+    if_match: IfMatch = None,
+) -> Response:
+    await registry.service(uow).delete_model(team, name, who, if_match)
+    return Response(status_code=204)
+
+
+# -- versions ---------------------------------------------------------------------
+
+
+@router.post("/models/{name}/versions", status_code=201)
+async def create_version(
+    name: ModelName,
+    body: VersionCreate,
+    team: Team,
+    registry: Registry,
+    uow: WriteUow,
+    who: Principal,
+    response: Response,
+) -> VersionOut:
+    version = await registry.service(uow).register_version(
+        team,
+        name,
+        framework=body.framework.value,
+        artifact=Artifact(
+            body.artifact.uri,
+            body.artifact.size_bytes,
+            body.artifact.sha256,
+            body.artifact.media_type,
+        ),
+        lineage=body.lineage.to_domain(),
+        registered_by=who,
+        signature=body.signature,
+        tags=dict(body.tags),
+        status_message=body.status_message,
+    )
+    response.headers["ETag"] = _etag(version.etag)
+    response.headers["Location"] = f"models/{name}/versions/{version.version}"
+    return VersionOut.of(version)
+
+
+@router.get("/models/{name}/versions/{version}")
+async def get_version(
+    name: ModelName,
+    version: VersionNumber,
+    team: Team,
+    registry: Registry,
+    uow: ReadUow,
+    response: Response,
+) -> VersionOut:
+    found = await registry.service(uow).get_version(team, name, version)
+    response.headers["ETag"] = _etag(found.etag)
+    return VersionOut.of(found)
+
+
+@router.patch("/models/{name}/versions/{version}")
+async def update_version(
+    name: ModelName,
+    version: VersionNumber,
+    body: VersionUpdate,
+    team: Team,
+    registry: Registry,
+    uow: WriteUow,
+    response: Response,
+    if_match: IfMatch = None,
+) -> VersionOut:
+    updated = await registry.service(uow).update_version(
+        team,
+        name,
+        version,
+        tags=None if body.tags is None else dict(body.tags),
+        status_message=body.status_message,
+        signature=body.signature,
+        if_match=if_match,
+    )
+    response.headers["ETag"] = _etag(updated.etag)
+    return VersionOut.of(updated)
+
+
+@router.delete("/models/{name}/versions/{version}", status_code=204)
+async def delete_version(
+    name: ModelName,
+    version: VersionNumber,
+    team: Team,
+    registry: Registry,
+    uow: WriteUow,
+    who: Principal,
+    if_match: IfMatch = None,
+) -> Response:
+    await registry.service(uow).delete_version(team, name, version, who, if_match)
+    return Response(status_code=204)
+
+
+@router.get("/versions")
+async def search_versions(
+    team: Team,
+    registry: Registry,
+    uow: ReadUow,
+    model: Annotated[str | None, Query(max_length=63, description="exact model name")] = None,
+    name_prefix: Annotated[str | None, Query(max_length=63)] = None,
+    tag: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
+    alias: Annotated[str | None, Query(max_length=63)] = None,
+    stage: VersionStage | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> VersionPageOut:
+    tags: list[tuple[str, str]] = []
+    for index, item in enumerate(tag or ()):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(
+                f"tag filter {item!r} is not key=value",
+                errors=[{"field": f"query.tag[{index}]", "message": "expected key=value"}],
+            )
+        tags.append((key, value))
+    size = min(limit or registry.settings.default_page_size, registry.settings.max_page_size)
+    page = await registry.service(uow).search_versions(
+        team,
+        VersionFilter(
+            model=model,
+            name_prefix=name_prefix,
+            tags=tuple(tags),
+            alias=alias,
+            stage=None if stage is None else stage.value,
+            created_after=created_after,
+            created_before=created_before,
+        ),
+        cursor,
+        size,
+    )
+    return VersionPageOut(
+        versions=[VersionOut.of(v) for v in page.versions], next_cursor=page.next_cursor
     )
 
-    async def unit_of_work() -> AsyncIterator[UnitOfWork]:
-        async with uow_factory() as uow:
-            yield uow
 
-    Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+# -- aliases ----------------------------------------------------------------------
 
-    async def reading_unit_of_work() -> AsyncIterator[UnitOfWork]:
-        async with uow_factory.reading() as uow:
-            yield uow
 
-    # GET routes: statements autocommit, so a read costs no BEGIN/ROLLBACK round trips.
-    Reads = Annotated[UnitOfWork, Depends(reading_unit_of_work)]
+@router.put("/models/{name}/aliases/{alias}")
+async def set_alias(
+    name: ModelName,
+    alias: AliasName,
+    body: AliasSet,
+    team: Team,
+    registry: Registry,
+    uow: WriteUow,
+    who: Principal,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AliasOut:
+    written = await registry.service(uow).set_alias(team, name, alias, body.version, who, if_match)
+    response.headers["ETag"] = _etag(written.etag)
+    return AliasOut.of(written)
 
-    Team = Annotated[str, Depends(caller.team)]
-    Who = Annotated[str, Depends(caller.principal)]
 
-    # -- models -----------------------------------------------------------------------
+@router.delete("/models/{name}/aliases/{alias}", status_code=204)
+async def delete_alias(
+    name: ModelName,
+    alias: AliasName,
+    team: Team,
+    registry: Registry,
+    uow: WriteUow,
+    who: Principal,
+    if_match: IfMatch = None,
+) -> Response:
+    await registry.service(uow).delete_alias(team, name, alias, who, if_match)
+    return Response(status_code=204)
 
-    @router.post("/models", status_code=201)
-    async def create_model(body: ModelCreate, team: Team, uow: Uow) -> ModelOut:
-        model = await RegistryService(uow, tables).create_model(
-            team, body.name, body.description, dict(body.tags)
-        )
-        await uow.commit()
-        return ModelOut.of(model)
 
-    @router.get("/models")
-    async def list_models(
-        team: Team,
-        uow: Reads,
-        name_prefix: Annotated[str | None, Query(max_length=63)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> ModelList:
-        models = await RegistryService(uow, tables).list_models(team, name_prefix, limit)
-        return ModelList(models=[ModelOut.of(m) for m in models])
-
-    @router.get("/models/{name}")
-    async def get_model(name: ModelName, team: Team, uow: Reads, response: Response) -> ModelOut:
-        model = await RegistryService(uow, tables).get_model(team, name)
-        response.headers["ETag"] = _etag(model.etag)
-        return ModelOut.of(model)
-
-    @router.patch("/models/{name}")
-    async def update_model(
-        name: ModelName,
-        body: ModelUpdate,
-        team: Team,
-        uow: Uow,
-        response: Response,
-        if_match: IfMatch = None,
-    ) -> ModelOut:
-        model = await RegistryService(uow, tables).update_model(
-            team,
-            name,
-            description=body.description,
-            tags=None if body.tags is None else dict(body.tags),
-            if_match=if_match,
-        )
-        await uow.commit()
-        response.headers["ETag"] = _etag(model.etag)
-        return ModelOut.of(model)
-
-    @router.delete("/models/{name}", status_code=204)
-    async def delete_model(
-        name: ModelName, team: Team, uow: Uow, who: Who, if_match: IfMatch = None
-    ) -> Response:
-        await RegistryService(uow, tables).delete_model(team, name, who, if_match)
-        await uow.commit()
-        return Response(status_code=204)
-
-    # -- versions ---------------------------------------------------------------------
-
-    @router.post("/models/{name}/versions", status_code=201)
-    async def create_version(
-        name: ModelName, body: VersionCreate, team: Team, uow: Uow, who: Who, response: Response
-    ) -> VersionOut:
-        version = await RegistryService(uow, tables, settings.artifact_locations).register_version(
-            team,
-            name,
-            framework=body.framework.value,
-            artifact=Artifact(
-                body.artifact.uri,
-                body.artifact.size_bytes,
-                body.artifact.sha256,
-                body.artifact.media_type,
-            ),
-            lineage=body.lineage.to_domain(),
-            registered_by=who,
-            signature=body.signature,
-            tags=dict(body.tags),
-            status_message=body.status_message,
-        )
-        await uow.commit()
-        response.headers["ETag"] = _etag(version.etag)
-        response.headers["Location"] = f"models/{name}/versions/{version.version}"
-        return VersionOut.of(version)
-
-    @router.get("/models/{name}/versions/{version}")
-    async def get_version(
-        name: ModelName, version: VersionNumber, team: Team, uow: Reads, response: Response
-    ) -> VersionOut:
-        found = await RegistryService(uow, tables).get_version(team, name, version)
-        response.headers["ETag"] = _etag(found.etag)
-        return VersionOut.of(found)
-
-    @router.patch("/models/{name}/versions/{version}")
-    async def update_version(
-        name: ModelName,
-        version: VersionNumber,
-        body: VersionUpdate,
-        team: Team,
-        uow: Uow,
-        response: Response,
-        if_match: IfMatch = None,
-    ) -> VersionOut:
-        updated = await RegistryService(uow, tables).update_version(
-            team,
-            name,
-            version,
-            tags=None if body.tags is None else dict(body.tags),
-            status_message=body.status_message,
-            signature=body.signature,
-            if_match=if_match,
-        )
-        await uow.commit()
-        response.headers["ETag"] = _etag(updated.etag)
-        return VersionOut.of(updated)
-
-    @router.delete("/models/{name}/versions/{version}", status_code=204)
-    async def delete_version(
-        name: ModelName,
-        version: VersionNumber,
-        team: Team,
-        uow: Uow,
-        who: Who,
-        if_match: IfMatch = None,
-    ) -> Response:
-        await RegistryService(uow, tables).delete_version(team, name, version, who, if_match)
-        await uow.commit()
-        return Response(status_code=204)
-
-    @router.get("/versions")
-    async def search_versions(
-        team: Team,
-        uow: Reads,
-        model: Annotated[str | None, Query(max_length=63, description="exact model name")] = None,
-        name_prefix: Annotated[str | None, Query(max_length=63)] = None,
-        tag: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
-        alias: Annotated[str | None, Query(max_length=63)] = None,
-        stage: VersionStage | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
-        limit: Annotated[int | None, Query(ge=1)] = None,
-    ) -> VersionPageOut:
-        tags: list[tuple[str, str]] = []
-        for index, item in enumerate(tag or ()):
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise InvalidInput(
-                    f"tag filter {item!r} is not key=value",
-                    errors=[{"field": f"query.tag[{index}]", "message": "expected key=value"}],
-                )
-            tags.append((key, value))
-        size = min(limit or settings.default_page_size, settings.max_page_size)
-        page = await RegistryService(uow, tables).search_versions(
-            team,
-            VersionFilter(
-                model=model,
-                name_prefix=name_prefix,
-                tags=tuple(tags),
-                alias=alias,
-                stage=None if stage is None else stage.value,
-                created_after=created_after,
-                created_before=created_before,
-            ),
-            cursor,
-            size,
-        )
-        return VersionPageOut(
-            versions=[VersionOut.of(v) for v in page.versions], next_cursor=page.next_cursor
-        )
-
-    # -- aliases ----------------------------------------------------------------------
-
-    @router.put("/models/{name}/aliases/{alias}")
-    async def set_alias(
-        name: ModelName,
-        alias: AliasName,
-        body: AliasSet,
-        team: Team,
-        uow: Uow,
-        who: Who,
-        response: Response,
-        if_match: IfMatch = None,
-    ) -> AliasOut:
-        written = await RegistryService(uow, tables).set_alias(
-            team, name, alias, body.version, who, if_match
-        )
-        await uow.commit()
-        response.headers["ETag"] = _etag(written.etag)
-        return AliasOut.of(written)
-
-    @router.delete("/models/{name}/aliases/{alias}", status_code=204)
-    async def delete_alias(
-        name: ModelName, alias: AliasName, team: Team, uow: Uow, who: Who, if_match: IfMatch = None
-    ) -> Response:
-        await RegistryService(uow, tables).delete_alias(team, name, alias, who, if_match)
-        await uow.commit()
-        return Response(status_code=204)
-
-    @router.get("/models/{name}/aliases/{alias}")
-    async def get_by_alias(
-        name: ModelName, alias: AliasName, team: Team, uow: Reads, response: Response
-    ) -> AliasedVersionOut:
-        found, version = await RegistryService(uow, tables).get_alias(team, name, alias)
-        response.headers["ETag"] = _etag(found.etag)
-        return AliasedVersionOut(alias=AliasOut.of(found), version=VersionOut.of(version))
-
-    return [router]
+@router.get("/models/{name}/aliases/{alias}")
+async def get_by_alias(
+    name: ModelName,
+    alias: AliasName,
+    team: Team,
+    registry: Registry,
+    uow: ReadUow,
+    response: Response,
+) -> AliasedVersionOut:
+    found, version = await registry.service(uow).get_alias(team, name, alias)
+    response.headers["ETag"] = _etag(found.etag)
+    return AliasedVersionOut(alias=AliasOut.of(found), version=VersionOut.of(version))

@@ -1,62 +1,63 @@
-"""The registry as a plug-in of the mlplane platform: `plugin` is its entry point."""
+"""The registry as a plug-in of the mlplane platform: `plugin` is its entry point,
+`build` its one composition root (the host calls it once per hosting; tests too)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter
-from mlplane_runtime.per_host import PerHost
-from mlplane_runtime.service import ServiceContext, ServicePlugin
+from mlplane_runtime.service import ServiceContext, ServiceParts, ServicePlugin, ServiceWorker
+from mlplane_runtime.settings import load_settings
 
-from mlplane_registry import api, artifacts_api, handlers, mlflow_api
-from mlplane_registry.artifacts_api import RegistryArtifacts
-from mlplane_registry.settings import load_settings
-from mlplane_registry.store import SCHEMA, define_tables
+from mlplane_registry import api, artifacts_api, handlers
+from mlplane_registry.artifacts.local_http import build_router
+from mlplane_registry.artifacts.wiring import RegistryArtifacts, running, sweep_expired_uploads
+from mlplane_registry.deps import HostedRegistry
+from mlplane_registry.mlflow import api as mlflow_api
+from mlplane_registry.mlflow.settings import MlflowApiSettings
+from mlplane_registry.settings import RegistrySettings
+from mlplane_registry.store import SCHEMA, RegistryTables, define_tables
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def build(
+    context: ServiceContext,
+    tables: RegistryTables,
+    settings: RegistrySettings | None = None,
+    mlflow_settings: MlflowApiSettings | None = None,
+) -> ServiceParts:
+    """One hosted registry on `tables`: settings from `MLPLANE_REGISTRY_*` unless given.
+
+    Connects to nothing (the lifespan opens the artifact store). Raises InvalidInput
+    naming each bad variable.
+    """
+    settings = settings or load_settings(RegistrySettings)
+    artifacts = RegistryArtifacts(settings, context)
+    registry = HostedRegistry(
+        tables, settings, artifacts, mlflow_settings or load_settings(MlflowApiSettings)
+    )
+    local = [] if artifacts.local is None else [build_router(artifacts.local)]
+    return ServiceParts(
+        handlers=handlers.event_handlers(tables, settings.artifact_locations),
+        routers=[api.router, artifacts_api.router, mlflow_api.router, *local],
+        workers=[ServiceWorker("upload-sweep", lambda: sweep_expired_uploads(artifacts))],
+        lifespan=running(artifacts),
+        resources=registry,
+    )
 
 
 def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:
     """The registry called `name`, keeping its tables in `schema` (tests use throwaway ones).
 
-    Raises ValueError for a name or schema the bus or database would refuse; a bad
-    `MLPLANE_REGISTRY_*` setting fails the host's start (`InvalidInput` naming it).
+    Raises ValueError for a name or schema the bus or database would refuse.
     """
     tables = define_tables(schema)
-    # Settings and artifact store are built when a host starts the service, never at
-    # import (discovery).
-    artifacts_of = PerHost(lambda context: RegistryArtifacts(load_settings(), context))
-
-    def routers(context: ServiceContext) -> Sequence[APIRouter]:
-        artifacts = artifacts_of(context)
-        settings = artifacts.settings
-        caller = context.require_caller()
-        return [
-            *api.routers(tables, context.uow_factory, settings, caller),
-            *artifacts_api.routers(tables, context.uow_factory, artifacts, caller),
-            *mlflow_api.routers(tables, context.uow_factory, settings, caller=caller),
-        ]
-
-    @asynccontextmanager
-    async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
-        try:
-            async with artifacts_api.running(artifacts_of(context)):
-                yield
-        finally:
-            artifacts_of.forget(context)
-
     return ServicePlugin(
         name=name,
         schema=schema,
         metadata=tables.metadata,
         migrations=MIGRATIONS,
-        handlers=lambda context: handlers.event_handlers(
-            tables, artifacts_of(context).settings.artifact_locations
-        ),
-        routers=routers,
-        lifespan=lifespan,
+        build=lambda context: build(context, tables),
     )
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mlplane_runtime.errors import InvalidInput
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplane_registry.artifacts.store import (
@@ -83,22 +82,3 @@ class RegistrySettings(BaseSettings):
     @property
     def uses_s3(self) -> bool:
         return self.s3_endpoint_url is not None
-
-
-def load_settings() -> RegistrySettings:
-    """The settings from the environment; `InvalidInput` naming each bad variable.
-
-    An `MlplaneError`, so `mlplane up` / `mlplane serve` stop with one line of error.
-    """
-    try:
-        return RegistrySettings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            "MLPLANE_REGISTRY_"
-            + "_".join(str(part) for part in error["loc"]).upper()
-            + f": {error['msg']}"
-            if error["loc"]
-            else str(error["msg"]).removeprefix("Value error, ")
-            for error in exc.errors()
-        )
-        raise InvalidInput(f"invalid registry settings: {problems}") from exc

@@ -11,11 +11,11 @@ import pytest
 from mlplane_registry.artifacts import ArtifactNotFound
 from mlplane_registry.artifacts.local_disk import LocalDiskArtifactStore
 from mlplane_registry.artifacts.s3 import S3ArtifactStore
-from mlplane_registry.artifacts_api import RegistryArtifacts
-from mlplane_registry.settings import RegistrySettings, load_settings
+from mlplane_registry.artifacts.wiring import RegistryArtifacts
+from mlplane_registry.settings import RegistrySettings
 from mlplane_runtime.errors import InvalidInput, Unavailable
 from mlplane_runtime.service import ServiceContext
-from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.settings import RuntimeSettings, load_settings
 
 
 def context(tmp_path: Path, **runtime: Any) -> ServiceContext:
@@ -36,7 +36,7 @@ def test_bad_settings_name_each_variable(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("MLPLANE_REGISTRY_S3_ENDPOINT_URL", "not a url")
     monkeypatch.setenv("MLPLANE_REGISTRY_UPLOAD_PART_SIZE", "5")
     with pytest.raises(InvalidInput) as caught:
-        load_settings()
+        load_settings(RegistrySettings)
     assert "MLPLANE_REGISTRY_S3_ENDPOINT_URL" in caught.value.detail
     assert "MLPLANE_REGISTRY_UPLOAD_PART_SIZE" in caught.value.detail
 
@@ -45,7 +45,7 @@ def test_an_endpoint_needs_both_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPLANE_REGISTRY_S3_ENDPOINT_URL", "http://s3:8333")
     monkeypatch.setenv("MLPLANE_REGISTRY_S3_ACCESS_KEY", "key")
     with pytest.raises(InvalidInput, match="MLPLANE_REGISTRY_S3_SECRET_KEY"):
-        load_settings()
+        load_settings(RegistrySettings)
 
 
 def test_s3_settings_build_an_s3_store_and_keep_the_secret(
@@ -55,7 +55,7 @@ def test_s3_settings_build_an_s3_store_and_keep_the_secret(
     monkeypatch.setenv("MLPLANE_REGISTRY_S3_ACCESS_KEY", "key")
     monkeypatch.setenv("MLPLANE_REGISTRY_S3_SECRET_KEY", "top-secret")
     monkeypatch.setenv("MLPLANE_REGISTRY_S3_BUCKET", "models")
-    settings = load_settings()
+    settings = load_settings(RegistrySettings)
     assert "top-secret" not in repr(settings)
     artifacts = RegistryArtifacts(settings, context(tmp_path))
     assert isinstance(artifacts.store, S3ArtifactStore)
@@ -88,6 +88,6 @@ def test_a_public_url_overrides_the_local_base_url(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("MLPLANE_REGISTRY_LOCAL_PUBLIC_URL", "https://mlplane.example.com/registry")
-    artifacts = RegistryArtifacts(load_settings(), context(tmp_path))
+    artifacts = RegistryArtifacts(load_settings(RegistrySettings), context(tmp_path))
     assert isinstance(artifacts.local, LocalDiskArtifactStore)
     assert artifacts.local.base_url == "https://mlplane.example.com/registry"

@@ -19,13 +19,14 @@ from fastapi import APIRouter
 from mlplane_runtime.consumer import EventHandler
 from mlplane_runtime.per_host import PerHost
 from mlplane_runtime.service import ServiceContext, ServicePlugin
+from mlplane_runtime.settings import load_settings
 from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_scanner import api, handlers
 from mlplane_scanner.reports import LocalDiskReportStore, ReportStore, S3ReportStore
 from mlplane_scanner.rescan import RescanWatch
 from mlplane_scanner.service import ScannerService
-from mlplane_scanner.settings import ScannerSettings, load_settings
+from mlplane_scanner.settings import ScannerSettings
 from mlplane_scanner.store import SCHEMA, ScannerTables, define_tables
 from mlplane_scanner.trivy import TrivyRunner
 from mlplane_scanner.worker import ScanWorker, WorkerConfig
@@ -132,7 +133,9 @@ def make_plugin(name: str = "scanner", schema: str = SCHEMA) -> ServicePlugin:
     `MLPLANE_SCANNER_*` setting fails the host's start (`InvalidInput` naming it).
     """
     tables = define_tables(schema)
-    hosted_of = PerHost(lambda context: HostedScanner(load_settings(), context, tables))
+    hosted_of = PerHost(
+        lambda context: HostedScanner(load_settings(ScannerSettings), context, tables)
+    )
 
     def handlers_of(context: ServiceContext) -> Mapping[str, EventHandler]:
         return hosted_of(context).handlers()

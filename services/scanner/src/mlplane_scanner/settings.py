@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 from mlplane_contracts.events import Environment
-from mlplane_runtime.errors import InvalidInput
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -76,19 +75,3 @@ class ScannerSettings(BaseSettings):
                 "go together"
             )
         return self
-
-
-def load_settings() -> ScannerSettings:
-    """The settings from the environment; `InvalidInput` naming each bad variable."""
-    try:
-        return ScannerSettings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            "MLPLANE_SCANNER_"
-            + "_".join(str(part) for part in error["loc"]).upper()
-            + f": {error['msg']}"
-            if error["loc"]
-            else str(error["msg"]).removeprefix("Value error, ")
-            for error in exc.errors()
-        )
-        raise InvalidInput(f"invalid scanner settings: {problems}") from exc

@@ -1,7 +1,9 @@
-"""One service plug-in wired into a host: its schema, consumer, relay, routes and lifespan."""
+"""One service plug-in wired into a host: its schema, consumer, relay, routes, lifespan
+and workers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -10,14 +12,15 @@ from fastapi import APIRouter
 from mlplane_contracts.topology import source_of
 
 from mlplane_runtime.bus.base import Transport
-from mlplane_runtime.caller import caller_dependencies
+from mlplane_runtime.caller import CallerDependency, caller_dependencies
 from mlplane_runtime.consumer import EventConsumer
 from mlplane_runtime.db import Database
 from mlplane_runtime.dead_letters_api import dead_letters_router
+from mlplane_runtime.deps import bind_service
 from mlplane_runtime.identity_secret import service_identity_key
 from mlplane_runtime.migrations import upgrade_to_head
 from mlplane_runtime.relay import OutboxRelay
-from mlplane_runtime.service import ServiceContext, ServicePlugin
+from mlplane_runtime.service import ServiceContext, ServiceParts, ServicePlugin, ServiceWorker
 from mlplane_runtime.settings import RuntimeSettings
 from mlplane_runtime.uow import UnitOfWorkFactory
 
@@ -25,7 +28,14 @@ _log = logging.getLogger("mlplane.platform")
 
 
 class HostedService:
-    """A plug-in and what the host built for it; `subscribe`, then `start` and `stop`."""
+    """A plug-in and what the host built for it; `subscribe`, then `start` and `stop`.
+
+    A plug-in with `build` is built once, here: its `ServiceParts` give the consumer's
+    handlers, the routes (bound to this hosting, see `deps.bind_service`), the
+    lifespan entered by `start` and the workers started after it. A plug-in with
+    the deprecated factories is wired as before (handlers here, lifespan in
+    `start`, routers in `router`).
+    """
 
     def __init__(
         self,
@@ -37,12 +47,13 @@ class HostedService:
         identity_secret: bytes | None = None,
     ) -> None:
         """`identity_secret` is the platform's (see `identity_secret`). Raises
-        IdentityNotConfigured when a service the gateway fronts has no identity key."""
+        IdentityNotConfigured when a service the gateway fronts has no identity key, and
+        what the plug-in's `build` raises (InvalidInput for its settings)."""
         self.plugin = plugin
         self.name = plugin.name
         tables = plugin.messaging()
         caller = None
-        if plugin.own_caller is None:
+        if plugin.verifies_gateway_identity:
             key = service_identity_key(plugin.name, identity_secret, settings.env)
             caller = caller_dependencies(plugin.name, key)
         self.context = ServiceContext(
@@ -55,13 +66,16 @@ class HostedService:
             caller=caller,
             identity_secret=identity_secret,
         )
-        self.consumer = EventConsumer(
-            plugin.name, self.context.uow_factory, plugin.handlers_for(self.context)
+        self.parts: ServiceParts | None = (
+            None if plugin.build is None else plugin.build(self.context)
         )
+        handlers = plugin.handlers_for(self.context) if self.parts is None else self.parts.handlers
+        self.consumer = EventConsumer(plugin.name, self.context.uow_factory, handlers)
         self.relay = OutboxRelay(
             database, tables, transport, plugin.name, batch_size=settings.relay_batch_size
         )
         self._lifespan: AbstractAsyncContextManager[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self._relay_started = False
 
     @property
@@ -92,27 +106,44 @@ class HostedService:
         """The service's routes under its prefix, its dead-letter API under `/<service name>`."""
         router = APIRouter()
         own = APIRouter(prefix=self.plugin.prefix)
-        for own_router in self.plugin.routers_for(self.context):
-            own.include_router(own_router)
+        parts = self.parts
+        if parts is None:
+            for own_router in self.plugin.routers_for(self.context):
+                own.include_router(own_router)
+        else:
+            own.include_router(bind_service(parts.routers, self.context, parts))
         router.include_router(own)
-        own_caller = self.plugin.own_caller
-        caller = (
-            self.context.require_caller().caller if own_caller is None else own_caller(self.context)
-        )
         router.include_router(
-            dead_letters_router(self.name, self.context.transport, caller),
+            dead_letters_router(self.name, self.context.transport, self._caller()),
             prefix=f"/{self.name}",
         )
         return router
 
+    def _caller(self) -> CallerDependency:
+        if self.parts is not None and self.parts.caller is not None:
+            return self.parts.caller
+        if self.plugin.own_caller is not None:
+            return self.plugin.own_caller(self.context)
+        return self.context.require_caller().caller
+
     async def start(self) -> None:
-        """Start the outbox relay, then enter the service's own lifespan."""
+        """Start the outbox relay, enter the service's own lifespan, start its workers.
+
+        Raises what entering the lifespan raises; the platform then stops what started.
+        """
         self.relay.start()
         self._relay_started = True
-        if self.plugin.lifespan is not None:
+        if self.parts is not None:
+            lifespan = self.parts.lifespan
+        elif self.plugin.lifespan is not None:
             lifespan = self.plugin.lifespan(self.context)
+        else:
+            lifespan = None
+        if lifespan is not None:
             await lifespan.__aenter__()
             self._lifespan = lifespan
+        for worker in () if self.parts is None else self.parts.workers:
+            self._workers.append(self._start_worker(worker))
         _log.info(
             "hosting service %s: schema %s, consumes %s",
             self.name,
@@ -126,8 +157,32 @@ class HostedService:
             },
         )
 
+    def _start_worker(self, worker: ServiceWorker) -> asyncio.Task[None]:
+        task = asyncio.create_task(worker.run(), name=f"{self.name}:{worker.name}")
+
+        def ended(done: asyncio.Task[None]) -> None:
+            if done.cancelled():
+                return
+            failure = done.exception()
+            _log.error(
+                "service %s: worker %s %s",
+                self.name,
+                worker.name,
+                "stopped by itself" if failure is None else "failed",
+                exc_info=failure,
+                extra={"hosted_service": self.name, "worker": worker.name},
+            )
+
+        task.add_done_callback(ended)
+        return task
+
     async def stop_lifespan(self) -> None:
-        """Exit the service's own lifespan; errors are logged, never raised."""
+        """Stop the service's workers, then exit its own lifespan; errors are logged,
+        never raised."""
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
         lifespan, self._lifespan = self._lifespan, None
         if lifespan is None:
             return

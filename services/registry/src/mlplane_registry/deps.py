@@ -1,0 +1,38 @@
+"""What the registry's routes take from one hosting, as one typed dependency alias.
+
+`main.build` makes a `HostedRegistry` per hosting; the host binds it to each request
+of the registry's routes, and a route takes it as `registry: Registry`. The unit of
+work, team and principal come from `mlplane_runtime.deps`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from mlplane_runtime.deps import resources
+from mlplane_runtime.uow import UnitOfWork
+
+from mlplane_registry.artifacts.wiring import RegistryArtifacts
+from mlplane_registry.mlflow.settings import MlflowApiSettings
+from mlplane_registry.service import RegistryService
+from mlplane_registry.settings import RegistrySettings
+from mlplane_registry.store import RegistryTables
+
+
+@dataclass(frozen=True, slots=True)
+class HostedRegistry:
+    """One hosted registry: its tables (in its schema), settings and artifact store."""
+
+    tables: RegistryTables
+    settings: RegistrySettings
+    artifacts: RegistryArtifacts
+    mlflow: MlflowApiSettings
+
+    def service(self, uow: UnitOfWork) -> RegistryService:
+        """The registry's use cases on `uow`, with the teams' artifact locations."""
+        return RegistryService(uow, self.tables, self.settings.artifact_locations)
+
+
+Registry = Annotated[HostedRegistry, Depends(resources(HostedRegistry))]

@@ -1,0 +1,207 @@
+"""The registry's entities as MLflow's messages, and MLflow's create request as a version."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mlplane_contracts.events import ModelFramework
+from mlplane_contracts.types import (
+    GIT_COMMIT_PATTERN,
+    RESOURCE_URI_PATTERN,
+    SHA256_HEX_PATTERN,
+    WEB_URL_PATTERN,
+)
+
+from mlplane_registry.domain import Artifact, Lineage, Model, ModelVersion
+from mlplane_registry.mlflow.errors import MlflowError, invalid
+from mlplane_registry.mlflow.tags import (
+    CI_RUN_URL_TAG,
+    COMMIT_TAG,
+    DESCRIPTION_TAG,
+    FRAMEWORK_TAG,
+    GIT_REF_TAG,
+    GIT_REPOSITORY_TAG,
+    INPUT_TAGS,
+    MEDIA_TYPE_TAG,
+    RUN_ID_TAG,
+    SHA256_TAG,
+    SIZE_TAG,
+    check_tag,
+    tags_json,
+)
+from mlplane_registry.schemas import MAX_TAG_VALUE
+
+
+def timestamp_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def model_version_json(version: ModelVersion) -> dict[str, Any]:
+    """A version as MLflow's `ModelVersion` message."""
+    return {
+        "name": version.model,
+        "version": str(version.version),
+        "creation_timestamp": timestamp_ms(version.created_at),
+        "last_updated_timestamp": timestamp_ms(version.updated_at),
+        "user_id": version.registered_by,
+        "current_stage": "None",
+        "description": version.tags.get(DESCRIPTION_TAG, ""),
+        "source": version.artifact.uri,
+        "run_id": version.tags.get(RUN_ID_TAG, ""),
+        "run_link": version.lineage.ci_run_url,
+        "status": "READY",
+        "status_message": version.status_message or "",
+        "tags": tags_json(version.tags),
+        "aliases": sorted(version.aliases),
+    }
+
+
+def registered_model_json(
+    model: Model, versions: Iterable[ModelVersion] | None = None
+) -> dict[str, Any]:
+    """A model as MLflow's `RegisteredModel` message.
+
+    With `versions` (all of the model's), it carries its aliases and latest version
+    too, as MLflow's `get` does; without, as `search` here does, it does not.
+    """
+    body: dict[str, Any] = {
+        "name": model.name,
+        "creation_timestamp": timestamp_ms(model.created_at),
+        "last_updated_timestamp": timestamp_ms(model.updated_at),
+        "description": model.description,
+        "tags": tags_json(model.tags),
+    }
+    if versions is not None:
+        every = list(versions)
+        body["aliases"] = [
+            {"alias": alias, "version": str(v.version)}
+            for v in every
+            for alias in sorted(v.aliases)
+        ]
+        latest = latest_version(every)
+        body["latest_versions"] = [] if latest is None else [model_version_json(latest)]
+    return body
+
+
+def latest_version(versions: Iterable[ModelVersion]) -> ModelVersion | None:
+    return max(versions, key=lambda v: v.version, default=None)
+
+
+NONE_STAGE = "none"
+KNOWN_STAGES = frozenset({"none", "staging", "production", "archived"})
+
+
+def latest_for_stages(stages: Iterable[str], latest: ModelVersion | None) -> list[ModelVersion]:
+    """`get-latest-versions`: every version is in stage None, so only that stage has one."""
+    wanted = {s.lower() for s in stages}
+    unknown = sorted(wanted - KNOWN_STAGES)
+    if unknown:
+        raise invalid(
+            f"Invalid Model Version stage: {', '.join(unknown)}. "
+            "Value must be one of None, Staging, Production, Archived."
+        )
+    if latest is None or (wanted and NONE_STAGE not in wanted):
+        return []
+    return [latest]
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """What `model-versions/create` asks for, in the domain's terms."""
+
+    framework: str
+    artifact: Artifact
+    lineage: Lineage
+    tags: dict[str, str]
+
+
+def new_version(
+    *,
+    source: str,
+    run_id: str | None,
+    run_link: str | None,
+    description: str | None,
+    tags: Iterable[tuple[str, str]],
+) -> NewVersion:
+    """The version MLflow's create request describes; INVALID_PARAMETER_VALUE naming
+    every missing or malformed field, with how to pass it.
+    """
+    given: dict[str, str] = {}
+    stored: dict[str, str] = {}
+    problems: list[str] = []
+    for key, value in tags:
+        if key in INPUT_TAGS:
+            given[key] = value
+            continue
+        try:
+            check_tag(key, value)
+        except MlflowError as exc:
+            problems.append(exc.message)
+            continue
+        stored[key] = value
+
+    if not source:
+        problems.append("Missing value for required parameter 'source'.")
+    elif re.fullmatch(RESOURCE_URI_PATTERN.strip("^$"), source) is None or len(source) > 2048:
+        problems.append(
+            f"source '{source}' is not an absolute URI of the stored model (e.g. "
+            "s3://bucket/models/fraud/7/model.onnx): mlplane has no tracking server to "
+            "resolve runs:/ or models:/ URIs or local paths."
+        )
+
+    def required(key: str, pattern: str, what: str, fallback: str | None = None) -> str:
+        value = given.get(key) or fallback
+        if not value:
+            problems.append(f"Missing tag '{key}': {what}.")
+            return ""
+        if re.fullmatch(pattern.strip("^$"), value) is None:
+            problems.append(f"Tag '{key}' = '{value}' is not {what}.")
+        return value
+
+    sha256 = required(SHA256_TAG, SHA256_HEX_PATTERN, "the artifact's sha256 (64 lowercase hex)")
+    size = required(SIZE_TAG, r"[0-9]{1,18}", "the artifact's size in bytes")
+    repository = required(GIT_REPOSITORY_TAG, WEB_URL_PATTERN, "the git repository's https URL")
+    commit = required(COMMIT_TAG, GIT_COMMIT_PATTERN, "the full git commit sha (40 or 64 hex)")
+    ci_run_url = required(
+        CI_RUN_URL_TAG,
+        WEB_URL_PATTERN,
+        "the CI run's https URL (or pass run_link)",
+        fallback=run_link or None,
+    )
+    framework = given.get(FRAMEWORK_TAG, ModelFramework.CUSTOM.value)
+    if framework not in {f.value for f in ModelFramework}:
+        problems.append(
+            f"Tag '{FRAMEWORK_TAG}' = '{framework}' is not one of "
+            f"{', '.join(f.value for f in ModelFramework)}."
+        )
+    media_type = given.get(MEDIA_TYPE_TAG) or None
+    if description and len(description) > MAX_TAG_VALUE:
+        problems.append(f"description is longer than {MAX_TAG_VALUE} characters.")
+    if run_id and len(run_id) > 256:
+        problems.append("run_id is longer than 256 characters.")
+    if problems:
+        raise invalid(
+            "Cannot register this model version in mlplane: "
+            + " ".join(problems)
+            + " mlplane records each version's verified artifact and lineage; pass them as "
+            f"version tags ({', '.join(sorted(INPUT_TAGS))})."
+        )
+    if description:
+        stored[DESCRIPTION_TAG] = description
+    if run_id:
+        stored[RUN_ID_TAG] = run_id
+    return NewVersion(
+        framework=framework,
+        artifact=Artifact(source, int(size), sha256, media_type),
+        lineage=Lineage(
+            git_repository=repository,
+            commit_sha=commit,
+            ci_run_url=ci_run_url,
+            git_ref=given.get(GIT_REF_TAG) or None,
+        ),
+        tags=stored,
+    )
