@@ -232,8 +232,21 @@ class TestMismatch:
         self, backend: Backend, small: Artifact
     ) -> None:
         if isinstance(backend.store, LocalDiskArtifactStore):
-            # The local store refuses the part PUT itself (tests/test_artifacts_local_disk).
-            pytest.skip("refused at the part PUT, before completion")
+            # The local store refuses the part PUT itself, before anything is completed.
+            plan = await backend.store.start_upload(
+                new_key(), small.size - 1, small.sha256, part_size=PART_SIZE
+            )
+            last = plan.parts[-1]
+            before = sum(part.size for part in plan.parts[:-1])
+            bytes_of_last = small.data[before:]
+            assert len(bytes_of_last) > last.size
+            for part in plan.parts[:-1]:
+                start = (part.number - 1) * PART_SIZE
+                chunk = small.data[start : start + part.size]
+                assert (await backend.http.put(part.url, content=chunk)).status_code == 200
+            refused_put = await backend.http.put(last.url, content=bytes_of_last)
+            assert refused_put.status_code == 413, refused_put.text
+            return
         plan, etags = await upload(backend, new_key(), small, declared_size=small.size - 1)
 
         with pytest.raises(ArtifactMismatch) as refused:
