@@ -35,7 +35,7 @@ _MIB = 1024 * 1024
 
 
 class BuildWorker:
-    """Runs builds of one hosted builder. `async with worker:` starts and stops it."""
+    """Runs builds of one hosted builder: `run()` until cancelled, or `run_once()`."""
 
     def __init__(
         self,
@@ -64,13 +64,14 @@ class BuildWorker:
         """A build may be waiting: an idle worker looks now instead of at the next poll."""
         self._worker.wake()
 
-    async def __aenter__(self) -> BuildWorker:
+    async def run(self) -> None:
+        """Run builds until cancelled (a `ServiceWorker`); a build cut short by the stop
+        is released, due again at once."""
         self._worker.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """Stops the worker; a build cut short is released, due again at once."""
-        await self._worker.stop()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self._worker.stop()
 
     async def run_once(self) -> Build | None:
         """Claim one due build and run it to a recorded outcome; None when none is due

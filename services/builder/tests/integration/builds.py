@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -65,6 +66,18 @@ async def builder(
         yield runner, BuildWorker("builder", uow_factory, tables, config, runner)
 
 
+@asynccontextmanager
+async def running(worker: BuildWorker) -> AsyncIterator[BuildWorker]:
+    """`worker` running as the host runs it (its `ServiceWorker`): a task on `run()`,
+    cancelled on the way out (running builds then finish or are released)."""
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def deliver_to(
     uow_factory: UnitOfWorkFactory, tables: BuilderTables, *events: CloudEvent
 ) -> None:
@@ -75,8 +88,6 @@ async def deliver_to(
 
 async def run_until_finished(worker: BuildWorker, *, tries: int = 10) -> Build:
     """Run due builds until one finishes (retries included), bounded in tries."""
-    import asyncio
-
     for _ in range(tries):
         build = await worker.run_once()
         if build is not None and build.status.value in ("succeeded", "failed"):

@@ -4,26 +4,32 @@ problem+json errors."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
-from mlplane_builder import api
 from mlplane_builder.domain import failures
+from mlplane_builder.main import build
 from mlplane_builder.service import BuilderService
 from mlplane_builder.store import BuilderTables
-from mlplane_runtime.app import create_service_app
+from mlplane_runtime.db import Database
 from mlplane_runtime.testing.identity import GatewayIdentity
+from mlplane_runtime.testing.service import service_app, service_context
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 from ..conftest import registered
-from .builds import deliver_to
+from .builds import deliver_to, settings
 
 
 @pytest.fixture
 async def client(
-    tables: BuilderTables, uow_factory: UnitOfWorkFactory
+    builder_database: Database, tables: BuilderTables, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_service_app("builder", routers=api.routers(tables, uow_factory))
+    """The builder's API from its own `build` on a test context, served at the root."""
+    context = service_context(
+        "builder", builder_database, tables.messaging, data_dir=tmp_path / "builder"
+    )
+    app = service_app(context, build(context, tables, settings()))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://builder.test", auth=GatewayIdentity("builder")

@@ -18,7 +18,7 @@ from mlplane_runtime.uow import UnitOfWorkFactory
 from sqlalchemy import update
 
 from ..conftest import registered
-from .builds import builder, deliver_to, outbox_events, run_until_finished, settings
+from .builds import builder, deliver_to, outbox_events, run_until_finished, running, settings
 
 
 def local_event(team: str, root: Path, content: bytes = b"weights") -> CloudEvent:
@@ -95,7 +95,10 @@ async def test_slots_started_by_the_worker_build_what_is_recorded(
     uow_factory: UnitOfWorkFactory, tables: BuilderTables, team: str, tmp_path: Path
 ) -> None:
     config = settings(poll_interval_s=600, max_concurrent_builds=2)
-    async with builder(uow_factory, tables, config, tmp_path) as (_, worker), worker:
+    async with (
+        builder(uow_factory, tables, config, tmp_path) as (_, worker),
+        running(worker),
+    ):
         await deliver_to(uow_factory, tables, local_event(team, tmp_path))
         worker.wake()  # what the consumer's commit does in the plug-in
         async with asyncio.timeout(20):

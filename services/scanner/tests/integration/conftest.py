@@ -1,6 +1,6 @@
 """Fixtures of the scanner's integration tests: real PostgreSQL (a throwaway schema per
 test), real S3 (a bucket per test), real Trivy and the test images and database of
-`tests/conftest.py`, wired the way the plug-in wires them.
+`tests/conftest.py`, wired by the scanner's own `build` (the same composition root).
 
 - `scanner`: a `ScannerUnderTest` (consumer, worker, rescan watch, HTTP client, clock).
 """
@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -18,7 +19,6 @@ import httpx
 import pytest
 from mlplane_contracts import events as ev
 from mlplane_contracts.envelope import CloudEvent, new_event
-from mlplane_runtime.app import create_service_app
 from mlplane_runtime.consumer import EventConsumer
 from mlplane_runtime.db import Database
 from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
@@ -35,12 +35,14 @@ from mlplane_runtime.testing.s3_server import (
     s3_endpoint,  # noqa: F401 (a fixture: the real S3 server)
     unique_bucket,
 )
+from mlplane_runtime.testing.service import service_app, service_context
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
-from mlplane_scanner import api, handlers
-from mlplane_scanner.main import MIGRATIONS
+from mlplane_scanner.deps import HostedScanner
+from mlplane_scanner.main import MIGRATIONS, build
 from mlplane_scanner.reports import S3ReportStore
 from mlplane_scanner.rescan import RescanWatch
 from mlplane_scanner.service import ScannerService
+from mlplane_scanner.settings import ScannerSettings
 from mlplane_scanner.store import ScannerTables, define_tables
 from mlplane_scanner.trivy import TrivyRunner
 from mlplane_scanner.worker import ScanWorker, WorkerConfig
@@ -175,22 +177,31 @@ async def scanner(
     scanner_database: Database,
     reports: S3ReportStore,
     trivy_runner: TrivyRunner,
+    tmp_path: Path,
 ) -> AsyncIterator[ScannerUnderTest]:
+    """The scanner from its own `build` on a test context (the session's Trivy runner,
+    the test's S3 report store, a clock the test moves); nothing started: tests drive
+    the consumer and `drain` the worker."""
     clock = Clock()
-    uow_factory = UnitOfWorkFactory(scanner_database, tables.messaging, "scanner")
-
-    def service_of(uow: UnitOfWork) -> ScannerService:
-        return ScannerService(uow, tables, clock=clock)
-
-    config = WorkerConfig(
-        max_concurrent=2,
+    settings = ScannerSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        max_concurrent_scans=2,
         lease_s=60.0,
         poll_interval_s=0.5,
-        attempts=2,
-        layout_root=None,
-        registry_username=None,
-        registry_password=None,
+        scan_attempts=2,
+        rescan_interval_s=3600,
+        verdict_environment=ev.Environment.PROD,
+        layout_root=tmp_path / "no-layouts",  # images come from the registry
     )
+    context = service_context(
+        "scanner", scanner_database, tables.messaging, data_dir=tmp_path / "scanner"
+    )
+    parts = build(context, tables, settings, runner=trivy_runner, reports=reports, clock=clock)
+    hosted = parts.resources
+    assert isinstance(hosted, HostedScanner)
+    uow_factory = context.uow_factory
+    service_of = hosted.service
+    config = WorkerConfig.of(settings, None)
 
     def make_worker(runner: TrivyRunner) -> ScanWorker:
         return ScanWorker("scanner", uow_factory, service_of, runner, reports, config)
@@ -200,13 +211,9 @@ async def scanner(
             uow_factory, service_of, runner, interval_s=3600, wake_worker=lambda: None
         )
 
-    worker = make_worker(trivy_runner)
-    consumer = EventConsumer(
-        "scanner", uow_factory, handlers.event_handlers(service_of, worker.wake)
-    )
-    app = create_service_app(
-        "scanner", routers=api.routers(service_of, uow_factory, lambda: trivy_runner)
-    )
+    worker = hosted.worker
+    consumer = EventConsumer("scanner", uow_factory, parts.handlers)
+    app = service_app(context, parts)
     team = f"team-{uuid4().hex[:8]}"
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
