@@ -1,4 +1,5 @@
-"""Ingress routes: CI webhooks (authenticated by their signature) and CloudEvents.
+"""Ingress routes: CI webhooks (authenticated by their signature), CloudEvents, and the
+teams' webhook secrets (scope `admin`).
 
 `POST /v1/webhooks/github/{team}` and `POST /v1/webhooks/gitlab/{team}`: the team
 in the URL owns the secret the delivery must be signed with. A delivery id seen
@@ -8,35 +9,42 @@ takes CloudEvents in binary, structured or batch mode (scope `events:publish`);
 an event with a control character in an attribute, or NUL anywhere in its data,
 is refused with 422 before anything is accepted (PostgreSQL cannot store NUL, and
 the consumers would fail on it until the event is dead-lettered). Each route takes
-bodies up to the gateway's `max_body_bytes`.
+bodies up to the gateway's `max_body_bytes`. A delivery row and the event it caused
+commit together when the route returns (`WriteUow`).
 """
 
-# No `from __future__ import annotations`: FastAPI resolves the aliases built in `routers`.
+from __future__ import annotations
+
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from mlplane_contracts.envelope import CloudEvent
 from mlplane_contracts.errors import EventDecodeError
 from mlplane_contracts.events import CiProvider, CiRunCompleted, ModelFramework
 from mlplane_contracts.http import decode_http
 from mlplane_contracts.types import DNS_LABEL_PATTERN
-from mlplane_runtime.body_limit import max_body_bytes as body_limit
-from mlplane_runtime.errors import InvalidInput
-from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
-
-from mlplane_gateway.domain import ci_runs
-from mlplane_gateway.domain.ci_runs import CUSTOM_EVENT, Ignored, WebhookHints
-from mlplane_gateway.domain.errors import BadSignature, MalformedRequest, PayloadTooLarge
-from mlplane_gateway.domain.principals import Principal, Scope
-from mlplane_gateway.domain.webhooks import github_signature_valid, gitlab_token_valid
+from mlplane_gateway.auth.guard import Guard
+from mlplane_gateway.auth.principals import Scope
+from mlplane_gateway.deps import Admin, Gateway, Publisher
+from mlplane_gateway.errors import BadSignature, MalformedRequest, PayloadTooLarge
 from mlplane_gateway.http_errors import GatewayRoute
-from mlplane_gateway.schemas import EventsOut, PostedEventOut, ReceivedOut
-from mlplane_gateway.security import Guard
-from mlplane_gateway.service import GatewayService, Outcome, Received
-from mlplane_gateway.store import GatewayTables
+from mlplane_gateway.ingress import ci_runs
+from mlplane_gateway.ingress.ci_runs import CUSTOM_EVENT, Ignored, WebhookHints
+from mlplane_gateway.ingress.schemas import (
+    EventsOut,
+    PostedEventOut,
+    ReceivedOut,
+    WebhookSecretOut,
+)
+from mlplane_gateway.ingress.service import IngressService, Outcome, Received
+from mlplane_gateway.ingress.webhooks import github_signature_valid, gitlab_token_valid
+from mlplane_gateway.settings import MAX_BODY_BYTES_CEILING
+from mlplane_runtime.body_limit import max_body_bytes as body_limit
+from mlplane_runtime.deps import WriteUow
+from mlplane_runtime.errors import InvalidInput
 
 TeamPath = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
 ModelHint = Annotated[
@@ -70,10 +78,6 @@ _EVENTS_BODY: dict[str, Any] = {
         },
     }
 }
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -145,131 +149,131 @@ def _answer(received: Received | Ignored, response: Response) -> ReceivedOut:
     return ReceivedOut.of(received)
 
 
-def router(
-    tables: GatewayTables,
-    uow_factory: UnitOfWorkFactory,
-    guard: Guard,
-    pepper: bytes,
-    max_body_bytes: int,
-    clock: Callable[[], datetime] = _now,
-) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["ingress"], route_class=GatewayRoute)
+# Declared once for every hosting: the runtime lets bodies up to the ceiling through,
+# `read_body` holds each to its hosting's own `max_body_bytes`.
+_LIMIT = body_limit(MAX_BODY_BYTES_CEILING)
+ADMIN_DOC = Guard.doc(Scope.ADMIN)
 
-    async def unit_of_work() -> AsyncIterator[UnitOfWork]:
-        async with uow_factory() as uow:
-            yield uow
+router = APIRouter(prefix="/v1", tags=["ingress"], route_class=GatewayRoute)
 
-    Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
-    Publisher = Annotated[Principal, Depends(guard.admits(Scope.EVENTS_PUBLISH))]
-    # The runtime's limit follows the gateway's own (`read_body` answers past it).
-    limit = body_limit(max_body_bytes)
 
-    async def accept(
-        uow: UnitOfWork, provider: CiProvider, delivery_id: str, fact: CiRunCompleted | Ignored
-    ) -> Received | Ignored:
-        if isinstance(fact, Ignored):
-            return fact
-        received = await GatewayService(uow, tables, pepper).accept_ci_run(
-            provider.value, delivery_id, fact
-        )
-        await uow.commit()
-        return received
+@router.put("/teams/{team}/webhook-secret", tags=["admin"], openapi_extra=ADMIN_DOC)
+async def rotate_webhook_secret(
+    team: TeamPath, actor: Admin, gateway: Gateway, uow: WriteUow
+) -> WebhookSecretOut:
+    """A new webhook secret for the team, in this answer only; the old one stops working."""
+    secret = await gateway.ingress(uow).rotate_webhook_secret(actor, team)
+    return WebhookSecretOut(team=team, secret=secret)
 
-    @router.post(
-        "/webhooks/github/{team}",
-        status_code=202,
-        responses={200: {"model": ReceivedOut, "description": "duplicate or ignored"}},
-        openapi_extra={**_JSON_BODY, **limit},
+
+@router.post(
+    "/webhooks/github/{team}",
+    status_code=202,
+    responses={200: {"model": ReceivedOut, "description": "duplicate or ignored"}},
+    openapi_extra={**_JSON_BODY, **_LIMIT},
+)
+async def github_webhook(
+    team: TeamPath,
+    request: Request,
+    response: Response,
+    gateway: Gateway,
+    uow: WriteUow,
+    model: ModelHint = None,
+    framework: FrameworkHint = None,
+    x_github_event: DeliveryHeader = None,
+    x_github_delivery: DeliveryHeader = None,
+    x_hub_signature_256: DeliveryHeader = None,
+) -> ReceivedOut:
+    """A GitHub webhook (`workflow_run`, `release`, or the custom `mlplane.run`),
+    signed with the team's secret in `X-Hub-Signature-256`."""
+    body = await read_body(request, gateway.settings.max_body_bytes)
+    ingress = gateway.ingress(uow)
+    secret = await ingress.webhook_secret(team)
+    if secret is None or not github_signature_valid(secret, body, x_hub_signature_256):
+        raise BadSignature("X-Hub-Signature-256 is not the signature of this body")
+    delivery_id = _delivery_id(x_github_delivery)
+    hints = WebhookHints(model=model, framework=framework)
+    fact: CiRunCompleted | Ignored
+    if x_github_event == "workflow_run":
+        fact = ci_runs.from_github_workflow_run(team, body, hints)
+    elif x_github_event == "release":
+        fact = ci_runs.from_github_release(team, body, hints)
+    elif x_github_event == CUSTOM_EVENT:
+        fact = ci_runs.from_custom(team, CiProvider.GITHUB_ACTIONS, body)
+    else:
+        fact = Ignored(f"GitHub event {x_github_event!r} is not about a training run")
+    received = await _accept(ingress, CiProvider.GITHUB_ACTIONS, delivery_id, fact)
+    return _answer(received, response)
+
+
+@router.post(
+    "/webhooks/gitlab/{team}",
+    status_code=202,
+    responses={200: {"model": ReceivedOut, "description": "duplicate or ignored"}},
+    openapi_extra={**_JSON_BODY, **_LIMIT},
+)
+async def gitlab_webhook(
+    team: TeamPath,
+    request: Request,
+    response: Response,
+    gateway: Gateway,
+    uow: WriteUow,
+    model: ModelHint = None,
+    framework: FrameworkHint = None,
+    x_gitlab_event: DeliveryHeader = None,
+    x_gitlab_token: DeliveryHeader = None,
+    x_gitlab_event_uuid: DeliveryHeader = None,
+    idempotency_key: DeliveryHeader = None,
+) -> ReceivedOut:
+    """A GitLab pipeline event (or the custom `mlplane.run`), with the team's secret
+    as `X-Gitlab-Token`."""
+    body = await read_body(request, gateway.settings.max_body_bytes)
+    ingress = gateway.ingress(uow)
+    secret = await ingress.webhook_secret(team)
+    if secret is None or not gitlab_token_valid(secret, x_gitlab_token):
+        raise BadSignature("X-Gitlab-Token is not the team's webhook secret")
+    # Idempotency-Key is the same on GitLab's retries of one delivery.
+    delivery_id = _delivery_id(idempotency_key, x_gitlab_event_uuid)
+    hints = WebhookHints(model=model, framework=framework)
+    fact: CiRunCompleted | Ignored
+    if x_gitlab_event == "Pipeline Hook":
+        fact = ci_runs.from_gitlab_pipeline(team, body, hints, datetime.now(UTC))
+    elif x_gitlab_event == CUSTOM_EVENT:
+        fact = ci_runs.from_custom(team, CiProvider.GITLAB_CI, body)
+    else:
+        fact = Ignored(f"GitLab event {x_gitlab_event!r} is not about a training run")
+    received = await _accept(ingress, CiProvider.GITLAB_CI, delivery_id, fact)
+    return _answer(received, response)
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    openapi_extra={**Guard.doc(Scope.EVENTS_PUBLISH), **_EVENTS_BODY, **_LIMIT},
+)
+async def publish_events(
+    request: Request, actor: Publisher, gateway: Gateway, uow: WriteUow
+) -> EventsOut:
+    """CloudEvents over HTTP, in binary, structured or batch mode. Each is published
+    once per `(source, id)`; a repeat answers `duplicate`."""
+    body = await read_body(request, gateway.settings.max_body_bytes)
+    try:
+        events = decode_http(request.headers, body)
+    except EventDecodeError as exc:
+        raise MalformedRequest(f"not a valid CloudEvent: {exc}") from exc
+    refuse_unstorable_text(events)
+    received = await gateway.ingress(uow).accept_events(actor, events)
+    return EventsOut(
+        events=[
+            PostedEventOut(id=event.id, source=event.source, **ReceivedOut.of(r).model_dump())
+            for event, r in zip(events, received, strict=True)
+        ]
     )
-    async def github_webhook(
-        team: TeamPath,
-        request: Request,
-        response: Response,
-        uow: Uow,
-        model: ModelHint = None,
-        framework: FrameworkHint = None,
-        x_github_event: DeliveryHeader = None,
-        x_github_delivery: DeliveryHeader = None,
-        x_hub_signature_256: DeliveryHeader = None,
-    ) -> ReceivedOut:
-        """A GitHub webhook (`workflow_run`, `release`, or the custom `mlplane.run`),
-        signed with the team's secret in `X-Hub-Signature-256`."""
-        body = await read_body(request, max_body_bytes)
-        secret = await GatewayService(uow, tables, pepper).webhook_secret(team)
-        if secret is None or not github_signature_valid(secret, body, x_hub_signature_256):
-            raise BadSignature("X-Hub-Signature-256 is not the signature of this body")
-        delivery_id = _delivery_id(x_github_delivery)
-        hints = WebhookHints(model=model, framework=framework)
-        fact: CiRunCompleted | Ignored
-        if x_github_event == "workflow_run":
-            fact = ci_runs.from_github_workflow_run(team, body, hints)
-        elif x_github_event == "release":
-            fact = ci_runs.from_github_release(team, body, hints)
-        elif x_github_event == CUSTOM_EVENT:
-            fact = ci_runs.from_custom(team, CiProvider.GITHUB_ACTIONS, body)
-        else:
-            fact = Ignored(f"GitHub event {x_github_event!r} is not about a training run")
-        received = await accept(uow, CiProvider.GITHUB_ACTIONS, delivery_id, fact)
-        return _answer(received, response)
 
-    @router.post(
-        "/webhooks/gitlab/{team}",
-        status_code=202,
-        responses={200: {"model": ReceivedOut, "description": "duplicate or ignored"}},
-        openapi_extra={**_JSON_BODY, **limit},
-    )
-    async def gitlab_webhook(
-        team: TeamPath,
-        request: Request,
-        response: Response,
-        uow: Uow,
-        model: ModelHint = None,
-        framework: FrameworkHint = None,
-        x_gitlab_event: DeliveryHeader = None,
-        x_gitlab_token: DeliveryHeader = None,
-        x_gitlab_event_uuid: DeliveryHeader = None,
-        idempotency_key: DeliveryHeader = None,
-    ) -> ReceivedOut:
-        """A GitLab pipeline event (or the custom `mlplane.run`), with the team's secret
-        as `X-Gitlab-Token`."""
-        body = await read_body(request, max_body_bytes)
-        secret = await GatewayService(uow, tables, pepper).webhook_secret(team)
-        if secret is None or not gitlab_token_valid(secret, x_gitlab_token):
-            raise BadSignature("X-Gitlab-Token is not the team's webhook secret")
-        # Idempotency-Key is the same on GitLab's retries of one delivery.
-        delivery_id = _delivery_id(idempotency_key, x_gitlab_event_uuid)
-        hints = WebhookHints(model=model, framework=framework)
-        fact: CiRunCompleted | Ignored
-        if x_gitlab_event == "Pipeline Hook":
-            fact = ci_runs.from_gitlab_pipeline(team, body, hints, clock())
-        elif x_gitlab_event == CUSTOM_EVENT:
-            fact = ci_runs.from_custom(team, CiProvider.GITLAB_CI, body)
-        else:
-            fact = Ignored(f"GitLab event {x_gitlab_event!r} is not about a training run")
-        received = await accept(uow, CiProvider.GITLAB_CI, delivery_id, fact)
-        return _answer(received, response)
 
-    @router.post(
-        "/events",
-        status_code=202,
-        openapi_extra={**guard.doc(Scope.EVENTS_PUBLISH), **_EVENTS_BODY, **limit},
-    )
-    async def publish_events(request: Request, actor: Publisher, uow: Uow) -> EventsOut:
-        """CloudEvents over HTTP, in binary, structured or batch mode. Each is published
-        once per `(source, id)`; a repeat answers `duplicate`."""
-        body = await read_body(request, max_body_bytes)
-        try:
-            events = decode_http(request.headers, body)
-        except EventDecodeError as exc:
-            raise MalformedRequest(f"not a valid CloudEvent: {exc}") from exc
-        refuse_unstorable_text(events)
-        received = await GatewayService(uow, tables, pepper).accept_events(actor, events)
-        await uow.commit()
-        return EventsOut(
-            events=[
-                PostedEventOut(id=event.id, source=event.source, **ReceivedOut.of(r).model_dump())
-                for event, r in zip(events, received, strict=True)
-            ]
-        )
-
-    return router
+async def _accept(
+    ingress: IngressService, provider: CiProvider, delivery_id: str, fact: CiRunCompleted | Ignored
+) -> Received | Ignored:
+    if isinstance(fact, Ignored):
+        return fact
+    return await ingress.accept_ci_run(provider.value, delivery_id, fact)
