@@ -21,12 +21,9 @@ from mlplane_runtime.db import Database
 
 from mlplane_gateway.settings import GatewaySettings
 from mlplane_gateway.subscriptions.delivery import USER_AGENT, Dispatcher
+from mlplane_gateway.subscriptions.postgres import PostgresDeliveries, PostgresEventSource
 from mlplane_gateway.subscriptions.sinks import SinkChecker
-from mlplane_gateway.subscriptions.store import (
-    PostgresDeliveries,
-    PostgresEventSource,
-    subscription_event_handler,
-)
+from mlplane_gateway.subscriptions.store import subscription_event_handler
 from mlplane_gateway.subscriptions.tables import SubscriptionTables
 
 SUBSCRIBED_TYPES: Final = CONSUMES["gateway"]
