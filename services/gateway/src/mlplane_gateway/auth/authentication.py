@@ -14,6 +14,8 @@ import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from mlplane_runtime.uow import UnitOfWorkFactory
+
 from mlplane_gateway.auth.key_cache import VerifiedKeys
 from mlplane_gateway.auth.oidc import OidcVerifier
 from mlplane_gateway.auth.principals import ALL_SCOPES, Principal, PrincipalKind, Scope
@@ -27,7 +29,6 @@ from mlplane_gateway.keys.domain import (
 )
 from mlplane_gateway.keys.store import ApiKeyStore
 from mlplane_gateway.tables import GatewayTables
-from mlplane_runtime.uow import UnitOfWorkFactory
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """`last_used_at` is written at most this often per key (not a write per request); a

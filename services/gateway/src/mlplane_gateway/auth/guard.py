@@ -13,9 +13,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from mlplane_runtime.caller import Caller, CallerDependency
+
 from mlplane_gateway.auth.authentication import Gatekeeper
 from mlplane_gateway.auth.principals import Principal, Scope
-from mlplane_runtime.caller import Caller, CallerDependency
 
 SCOPE_EXTENSION = "x-mlplane-scope"
 

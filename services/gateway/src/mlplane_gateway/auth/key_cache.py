@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from mlplane_gateway.auth.principals import Principal
-from mlplane_gateway.keys.domain import ApiKey
 from mlplane_runtime.db import Database
 from mlplane_runtime.listen import NotificationListener
+
+from mlplane_gateway.auth.principals import Principal
+from mlplane_gateway.keys.domain import ApiKey
 
 DEFAULT_TTL_S = 60.0
 DEFAULT_MAX_KEYS = 10_000

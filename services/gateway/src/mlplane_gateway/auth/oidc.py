@@ -22,6 +22,7 @@ import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
 from mlplane_contracts.types import DNS_LABEL_PATTERN
+
 from mlplane_gateway.auth.principals import Principal, PrincipalKind, parse_scopes
 from mlplane_gateway.errors import Unauthenticated
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
 from mlplane_gateway.auth.principals import Principal
 from mlplane_gateway.auth.token_bucket import (
     Bucket,
@@ -33,7 +35,6 @@ from mlplane_gateway.auth.token_bucket import (
     take_all,
 )
 from mlplane_gateway.errors import RateLimited, RateLimiterUnavailable
-from redis.exceptions import RedisError
 
 _log = logging.getLogger("mlplane.gateway")
 _WARN_EVERY_S = 30.0

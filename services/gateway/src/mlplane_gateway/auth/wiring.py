@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.uow import UnitOfWorkFactory
+
 from mlplane_gateway.auth.authentication import Authenticator, Gatekeeper
 from mlplane_gateway.auth.guard import Guard
 from mlplane_gateway.auth.key_cache import RevocationListener, VerifiedKeys
@@ -23,8 +26,6 @@ from mlplane_gateway.auth.rate_limits import (
 from mlplane_gateway.auth.token_bucket import BucketLimit
 from mlplane_gateway.settings import GatewaySettings
 from mlplane_gateway.tables import SCHEMA, GatewayTables
-from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.uow import UnitOfWorkFactory
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,10 @@ from mlplane_contracts.errors import EventDecodeError
 from mlplane_contracts.events import CiProvider, CiRunCompleted, ModelFramework
 from mlplane_contracts.http import decode_http
 from mlplane_contracts.types import DNS_LABEL_PATTERN
+from mlplane_runtime.body_limit import max_body_bytes as body_limit
+from mlplane_runtime.deps import WriteUow
+from mlplane_runtime.errors import InvalidInput
+
 from mlplane_gateway.auth.guard import Guard
 from mlplane_gateway.auth.principals import Scope
 from mlplane_gateway.deps import Admin, Gateway, Publisher
@@ -42,9 +46,6 @@ from mlplane_gateway.ingress.schemas import (
 from mlplane_gateway.ingress.service import IngressService, Outcome, Received
 from mlplane_gateway.ingress.webhooks import github_signature_valid, gitlab_token_valid
 from mlplane_gateway.settings import MAX_BODY_BYTES_CEILING
-from mlplane_runtime.body_limit import max_body_bytes as body_limit
-from mlplane_runtime.deps import WriteUow
-from mlplane_runtime.errors import InvalidInput
 
 TeamPath = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
 ModelHint = Annotated[

@@ -42,8 +42,9 @@ from mlplane_contracts.events import (
     ModelFramework,
 )
 from mlplane_contracts.types import DNS_LABEL_PATTERN, Name, Timestamp
-from mlplane_gateway.errors import WebhookRefused
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlplane_gateway.errors import WebhookRefused
 
 _M = TypeVar("_M", bound=BaseModel)
 

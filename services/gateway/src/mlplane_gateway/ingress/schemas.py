@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from mlplane_gateway.ingress.service import Received
 from pydantic import BaseModel
+
+from mlplane_gateway.ingress.service import Received
 
 
 class WebhookSecretOut(BaseModel):

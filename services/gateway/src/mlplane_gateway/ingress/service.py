@@ -12,14 +12,15 @@ from enum import StrEnum
 from mlplane_contracts.envelope import CloudEvent, EventPayload
 from mlplane_contracts.events import CI_RUN_COMPLETED, CiRunCompleted
 from mlplane_contracts.subjects import ci_runs_subject
+from mlplane_runtime.uow import UnitOfWork
+from opentelemetry import context as otel_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 from mlplane_gateway.auth.principals import Principal, require_own_team
 from mlplane_gateway.errors import EventNotPublishable, Forbidden
 from mlplane_gateway.ingress.store import IngressStore
 from mlplane_gateway.ingress.webhooks import derive_secret, new_nonce
 from mlplane_gateway.tables import GatewayTables
-from mlplane_runtime.uow import UnitOfWork
-from opentelemetry import context as otel_context
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 PUBLISHABLE_TYPES = frozenset({CI_RUN_COMPLETED})
 """What callers may publish at `POST /v1/events`. Every other type is some service's

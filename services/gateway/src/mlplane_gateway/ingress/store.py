@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mlplane_gateway.tables import GatewayTables
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlplane_gateway.tables import GatewayTables
 
 
 class IngressStore:

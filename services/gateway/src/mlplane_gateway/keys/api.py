@@ -12,12 +12,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from mlplane_contracts.types import DNS_LABEL_PATTERN
+from mlplane_runtime.deps import ReadUow, WriteUow
+
 from mlplane_gateway.auth.guard import Guard
 from mlplane_gateway.auth.principals import Scope
 from mlplane_gateway.deps import Admin, Gateway
 from mlplane_gateway.http_errors import GatewayRoute
 from mlplane_gateway.keys.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
-from mlplane_runtime.deps import ReadUow, WriteUow
 
 KeyId = Annotated[str, Path(min_length=8, max_length=8, pattern=r"^[a-z0-9]{8}$")]
 ADMIN_DOC = Guard.doc(Scope.ADMIN)

@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from mlplane_runtime.uow import UnitOfWorkFactory
+
 from mlplane_gateway.keys.service import ApiKeyService
 from mlplane_gateway.settings import GatewaySettings
 from mlplane_gateway.tables import GatewayTables
-from mlplane_runtime.uow import UnitOfWorkFactory
 
 INITIAL_ADMIN_KEY_FILE: Final = "initial-admin-key"
 INITIAL_ADMIN_TEAM: Final = "default"

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from mlplane_contracts.types import DNS_LABEL_PATTERN
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from mlplane_gateway.auth.principals import Scope
 from mlplane_gateway.keys.domain import ApiKey
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 TeamName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mlplane_runtime.uow import UnitOfWork
+
 from mlplane_gateway.auth.principals import (
     ALL_SCOPES,
     Principal,
@@ -16,7 +18,6 @@ from mlplane_gateway.errors import ApiKeyNotFound, DuplicateKeyId, Forbidden
 from mlplane_gateway.keys.domain import ApiKey, hash_key, new_key, new_key_id
 from mlplane_gateway.keys.store import ApiKeyStore
 from mlplane_gateway.tables import GatewayTables
-from mlplane_runtime.uow import UnitOfWork
 
 _KEY_ID_ATTEMPTS = 5
 INITIAL_ADMIN = Principal(

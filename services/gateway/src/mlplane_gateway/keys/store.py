@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from mlplane_gateway.auth.principals import parse_scopes
 from mlplane_gateway.errors import DuplicateKeyId
 from mlplane_gateway.keys.domain import ApiKey
 from mlplane_gateway.tables import GatewayTables
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class ApiKeyStore:
