@@ -3,7 +3,7 @@
 import os
 
 from alembic import context
-from mlplane_gateway.store import SCHEMA, metadata
+from mlplane_gateway.tables import SCHEMA, metadata
 from mlplane_runtime.migrations import run_migrations
 
 url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("MLPLANE_DATABASE_URL")

@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -24,13 +25,16 @@ from fastapi import FastAPI
 from mlplane_contracts.amqp import decode
 from mlplane_contracts.envelope import CloudEvent
 from mlplane_contracts.examples import example_event
-from mlplane_gateway.main import MIGRATIONS, Gateway
+from mlplane_gateway.deps import HostedGateway
+from mlplane_gateway.keys.initial_admin import on_start
+from mlplane_gateway.main import MIGRATIONS, build
 from mlplane_gateway.settings import GatewaySettings
-from mlplane_gateway.store import GatewayTables, define_tables
 from mlplane_gateway.subscriptions.store import SubscriptionStore
-from mlplane_runtime.app import create_service_app
+from mlplane_gateway.tables import GatewayTables, define_tables
 from mlplane_runtime.db import Database, create_database
 from mlplane_runtime.migrations import upgrade_to_head
+from mlplane_runtime.settings import RuntimeSettings
+from mlplane_runtime.testing.service import service_app, service_context
 from mlplane_runtime.uow import UnitOfWorkFactory
 from sqlalchemy import text
 
@@ -151,17 +155,45 @@ def settings_for(
     return make
 
 
+def hosted_gateway(
+    database: Database, tables: GatewayTables, settings: GatewaySettings, data_dir: Path
+) -> tuple[FastAPI, HostedGateway]:
+    """The gateway's app on `tables`, built by its own `build` as the host builds it (no
+    other service installed, no Redis unless `settings` name one); nothing is started.
+    Close the gateway with `aclose()`."""
+    context = service_context(
+        "gateway",
+        database,
+        tables.messaging,
+        data_dir=data_dir,
+        settings=RuntimeSettings(database_url=database.url, amqp_url=None, redis_url=None),
+    )
+    parts = build(context, tables, settings)
+    assert isinstance(parts.resources, HostedGateway)
+    return service_app(context, parts), parts.resources
+
+
 class Harness:
     """A gateway app on the test's schema, with helpers to set up principals."""
 
     def __init__(
-        self, client: httpx.AsyncClient, gateway: Gateway, database: Database, app: FastAPI
+        self,
+        client: httpx.AsyncClient,
+        gateway: HostedGateway,
+        database: Database,
+        app: FastAPI,
+        uow_factory: UnitOfWorkFactory,
     ) -> None:
         self.client = client
         self.app = app
         self.gateway = gateway
         self.database = database
         self.tables = gateway.tables
+        self._uow_factory = uow_factory
+
+    async def prepare(self, data_dir: Path) -> None:
+        """What a hosted start does before serving (the gateway's lifespan)."""
+        await on_start(self.gateway.settings, self._uow_factory, self.tables, data_dir)
 
     @staticmethod
     def bearer(token: str) -> dict[str, str]:
@@ -249,18 +281,20 @@ async def harness_for(
     uow_factory: UnitOfWorkFactory,
     gateway_database: Database,
     settings_for: Callable[..., GatewaySettings],
+    tmp_path: Path,
 ) -> AsyncIterator[Callable[..., Any]]:
     """Builds a harness with settings overrides; everything it built is closed after."""
-    built: list[tuple[httpx.AsyncClient, Gateway]] = []
+    built: list[tuple[httpx.AsyncClient, HostedGateway]] = []
 
     async def make(**overrides: Any) -> Harness:
-        gateway = Gateway(settings_for(**overrides), tables, uow_factory)
-        app = create_service_app("gateway", routers=gateway.routers())
+        app, gateway = hosted_gateway(
+            gateway_database, tables, settings_for(**overrides), tmp_path / "gateway"
+        )
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
         )
         built.append((client, gateway))
-        return Harness(client, gateway, gateway_database, app)
+        return Harness(client, gateway, gateway_database, app, uow_factory)
 
     try:
         yield make

@@ -19,7 +19,7 @@ branch_labels = None
 depends_on = None
 
 # The channel is `mlplane_api_keys_<schema>` cut to 63 bytes, as
-# mlplane_gateway.key_cache.api_keys_channel names it. The payload is the key's id;
+# mlplane_gateway.auth.key_cache.api_keys_channel names it. The payload is the key's id;
 # an empty payload (TRUNCATE) means every key. `last_used_at` alone changing (written
 # at most once a minute per key) says nothing a cache holds, so it is not announced.
 _FUNCTION = """

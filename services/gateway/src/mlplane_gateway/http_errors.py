@@ -15,7 +15,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from mlplane_runtime.problem import ProblemResponse
 
-from mlplane_gateway.domain.errors import GatewayError
+from mlplane_gateway.errors import GatewayError
 
 
 class GatewayRoute(APIRoute):

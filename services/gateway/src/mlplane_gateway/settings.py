@@ -17,14 +17,19 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlplane_gateway.auth.rate_limits import FailureLimit
 from mlplane_gateway.facade.upstreams import UpstreamLimits
-from mlplane_gateway.rate_limits import FailureLimit
 from mlplane_gateway.subscriptions.domain import IpNetwork, RetrySchedule, parse_allowlist
 
 DEV_SECRET_KEY = "mlplane-dev-only-gateway-secret-key-do-not-use-in-prod"  # noqa: S105
 """Used when `env` is dev and no secret key is set: keys survive restarts of `make run`."""
 MIN_SECRET_LENGTH = 32
 FACADE_SERVICES = ("registry", "scanner", "deployer", "drift", "builder")
+
+
+MAX_BODY_BYTES_CEILING = 64 * 1024 * 1024
+"""The body limit the ingress routes declare (they are declared once, at import); each
+hosting refuses bodies past its own `max_body_bytes` below it."""
 
 
 class GatewaySettings(BaseSettings):
@@ -68,7 +73,7 @@ class GatewaySettings(BaseSettings):
 
     api_key_cache_s: float = Field(default=60.0, ge=0, le=300)
     """How long a verified API key is kept in memory (0: every request reads the
-    database). Revocation still takes effect at once: see `key_cache`."""
+    database). Revocation still takes effect at once: see `auth.key_cache`."""
     api_key_cache_size: int = Field(default=10_000, ge=1)
 
     redis_url: str | None = None
@@ -88,8 +93,9 @@ class GatewaySettings(BaseSettings):
     rate_limit_key_prefix: str = Field(default="mlplane:gateway:rl", min_length=1)
     redis_timeout_s: float = Field(default=0.25, gt=0, le=10)
 
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    """Largest webhook or CloudEvents body accepted (413 above)."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=MAX_BODY_BYTES_CEILING)
+    """Largest webhook or CloudEvents body accepted (413 above); at most the ceiling the
+    ingress routes declare to the runtime."""
 
     # -- REST facade ----------------------------------------------------------------------
     registry_url: AnyHttpUrl | None = None

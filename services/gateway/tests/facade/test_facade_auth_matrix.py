@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from mlplane_gateway.domain.principals import Scope
+from mlplane_gateway.auth.principals import Scope
 from mlplane_runtime.testing.identity import GatewayIdentity
 
 from ..conftest import Harness

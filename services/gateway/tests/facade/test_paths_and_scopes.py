@@ -7,8 +7,9 @@ import time
 import jwt
 import pytest
 from mlplane_gateway.facade.breaker import CircuitBreaker
+from mlplane_gateway.facade.headers import public_location
 from mlplane_gateway.facade.identity import IdentitySigner
-from mlplane_gateway.facade.proxy import _public_location, service_path
+from mlplane_gateway.facade.proxy import service_path
 from mlplane_gateway.facade.retry import RetryPolicy
 from mlplane_gateway.facade.routes import required_scope
 from mlplane_gateway.facade.upstreams import Upstream, Upstreams
@@ -80,7 +81,7 @@ class TestPublicLocation:
         ],
     )
     def test_locations_into_the_service_are_rewritten(self, location: str, expected: str) -> None:
-        assert _public_location(location, upstream("http://reg:8080/registry"), "/v1/registry") == (
+        assert public_location(location, upstream("http://reg:8080/registry"), "/v1/registry") == (
             expected
         )
 

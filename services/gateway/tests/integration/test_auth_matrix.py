@@ -26,8 +26,8 @@ import pytest
 from mlplane_contracts.envelope import new_event
 from mlplane_contracts.events import CiRunCompleted
 from mlplane_contracts.http import encode_binary
-from mlplane_gateway.domain.principals import Scope
-from mlplane_gateway.security import SCOPE_EXTENSION
+from mlplane_gateway.auth.guard import SCOPE_EXTENSION
+from mlplane_gateway.auth.principals import Scope
 
 from ..conftest import LOCAL_SINK, Harness
 from ..payloads import custom_run

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlplane_gateway.initial_admin import INITIAL_ADMIN_KEY_FILE, INITIAL_ADMIN_TEAM
+from mlplane_gateway.keys.initial_admin import INITIAL_ADMIN_KEY_FILE, INITIAL_ADMIN_TEAM
 from mlplane_gateway.settings import DEV_SECRET_KEY
 
 from ..conftest import Harness
@@ -25,7 +25,7 @@ async def test_the_first_start_writes_an_admin_key_only_its_owner_can_read(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     harness: Harness = await harness_for(bootstrap_admin_key=None)
-    await harness.gateway.prepare(tmp_path)
+    await harness.prepare(tmp_path)
 
     path = tmp_path / INITIAL_ADMIN_KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -47,11 +47,11 @@ async def test_a_later_start_changes_nothing_even_with_the_file_gone_or_the_key_
     harness_for: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     harness: Harness = await harness_for(bootstrap_admin_key=None)
-    await harness.gateway.prepare(tmp_path)
+    await harness.prepare(tmp_path)
     path = tmp_path / INITIAL_ADMIN_KEY_FILE
     key = path.read_text()
 
-    await harness.gateway.prepare(tmp_path)  # the second start
+    await harness.prepare(tmp_path)  # the second start
     assert path.read_text() == key
 
     listed = await harness.client.get("/v1/keys", headers=harness.bearer(key.strip()))
@@ -61,7 +61,7 @@ async def test_a_later_start_changes_nothing_even_with_the_file_gone_or_the_key_
     path.unlink()
     caplog.set_level(logging.DEBUG)
     caplog.clear()
-    await harness.gateway.prepare(tmp_path)
+    await harness.prepare(tmp_path)
     assert not path.exists()
     assert INITIAL_ADMIN_KEY_FILE not in logged(caplog)
 
@@ -69,7 +69,7 @@ async def test_a_later_start_changes_nothing_even_with_the_file_gone_or_the_key_
 async def test_no_initial_key_is_made_when_a_bootstrap_key_is_set(
     harness: Harness, tmp_path: Path
 ) -> None:
-    await harness.gateway.prepare(tmp_path)
+    await harness.prepare(tmp_path)
     assert not (tmp_path / INITIAL_ADMIN_KEY_FILE).exists()
 
 
@@ -78,7 +78,7 @@ async def test_the_built_in_development_secret_key_is_warned_about_once(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     harness: Harness = await harness_for(env="dev", secret_key=None)
-    await harness.gateway.prepare(tmp_path)
+    await harness.prepare(tmp_path)
     warnings = [
         r
         for r in caplog.records
@@ -92,5 +92,5 @@ async def test_a_real_secret_key_brings_no_warning(
     harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    await harness.gateway.prepare(tmp_path)
+    await harness.prepare(tmp_path)
     assert "development secret key" not in logged(caplog)

@@ -49,10 +49,10 @@ async def until(condition: Callable[[], bool]) -> None:
 async def listening(harness_for: Callable[..., Any]) -> Harness:
     """A gateway whose key cache is on (its LISTEN connection up)."""
     harness: Harness = await harness_for(key_burst=10_000, team_burst=10_000)
-    assert harness.gateway.revocations is not None
-    assert harness.gateway.verified_keys is not None
-    harness.gateway.revocations.start()
-    keys = harness.gateway.verified_keys
+    assert harness.gateway.auth.revocations is not None
+    assert harness.gateway.auth.verified_keys is not None
+    harness.gateway.auth.revocations.start()
+    keys = harness.gateway.auth.verified_keys
     await until(lambda: keys.active)
     return harness
 
@@ -84,8 +84,8 @@ async def test_a_key_revoked_through_one_gateway_is_refused_at_once_by_another(
     revoking, other = await listening(harness_for), await listening(harness_for)
     created = await revoking.create_key(team, ["models:read"])
     assert (await call(other, created["key"])).status_code == PASSED
-    assert other.gateway.verified_keys is not None
-    assert len(other.gateway.verified_keys) == 1
+    assert other.gateway.auth.verified_keys is not None
+    assert len(other.gateway.auth.verified_keys) == 1
 
     revoked = await revoking.client.delete(f"/v1/keys/{created['id']}", headers=revoking.operator)
     assert revoked.status_code == 204
@@ -104,7 +104,7 @@ async def test_a_key_revoked_in_sql_is_dropped_from_every_cache(
     harness = await listening(harness_for)
     created = await harness.create_key(team, ["models:read"])
     assert (await call(harness, created["key"])).status_code == PASSED
-    keys = harness.gateway.verified_keys
+    keys = harness.gateway.auth.verified_keys
     assert keys is not None
     assert keys.get(created["id"]) is not None
     schema = harness.tables.metadata.schema
@@ -137,7 +137,7 @@ async def test_without_its_listen_connection_a_gateway_reads_every_key(
     harness_for: Callable[..., Any], team: str, gateway_database: Database
 ) -> None:
     harness = await listening(harness_for)
-    keys = harness.gateway.verified_keys
+    keys = harness.gateway.auth.verified_keys
     assert keys is not None
     token = await harness.key_token(team, "models:read")
     assert (await call(harness, token)).status_code == PASSED

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from mlplane_gateway.domain.webhooks import github_signature
+from mlplane_gateway.ingress.webhooks import github_signature
 
 from ..conftest import BOOTSTRAP_KEY, Harness, SigningKey, claims
 from ..payloads import raw, workflow_run

@@ -12,22 +12,21 @@ fuzzed but the endless SSE stream; the facade's routes are not in the document
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
-from mlplane_gateway.main import Gateway
 from mlplane_gateway.settings import GatewaySettings
-from mlplane_gateway.store import TABLES, GatewayTables
-from mlplane_runtime.app import create_service_app
+from mlplane_gateway.tables import TABLES, GatewayTables
 from mlplane_runtime.db import Database, asyncpg_url
-from mlplane_runtime.uow import UnitOfWorkFactory
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from ..conftest import BOOTSTRAP_KEY, DEFAULT_TEST_DATABASE_URL
+from ..conftest import BOOTSTRAP_KEY, DEFAULT_TEST_DATABASE_URL, hosted_gateway
 
 MAX_EXAMPLES = 25
 
@@ -45,17 +44,16 @@ def _database(database_url: str) -> Database:
     )
 
 
-def _app(settings: GatewaySettings, tables: GatewayTables, database: Database) -> FastAPI:
-    gateway = Gateway(settings, tables, UnitOfWorkFactory(database, tables.messaging, "gateway"))
-    return create_service_app("gateway", routers=gateway.routers())
-
-
 def _document() -> dict[str, Any]:
     # Building the app connects to nothing: the document is read before any test runs.
-    app = _app(
-        GatewaySettings(env="dev", redis_url=None), TABLES, _database(DEFAULT_TEST_DATABASE_URL)
-    )
-    return app.openapi()
+    with TemporaryDirectory(prefix="gateway-openapi-") as data_dir:
+        app, _ = hosted_gateway(
+            _database(DEFAULT_TEST_DATABASE_URL),
+            TABLES,
+            GatewaySettings(env="dev", redis_url=None),
+            Path(data_dir),
+        )
+        return app.openapi()
 
 
 schema = schemathesis.openapi.from_dict(_document())
@@ -63,12 +61,16 @@ schema = schemathesis.openapi.from_dict(_document())
 
 @pytest.fixture
 def gateway_app(
-    tables: GatewayTables, database_url: str, settings_for: Callable[..., GatewaySettings]
+    tables: GatewayTables,
+    database_url: str,
+    settings_for: Callable[..., GatewaySettings],
+    tmp_path: Path,
 ) -> FastAPI:
     """The gateway on the test's schema; in-process buckets (no Redis client tied to the
     transport's loop) that never run dry."""
     settings = settings_for(redis_url=None, key_burst=10**6, team_burst=10**6)
-    return _app(settings, tables, _database(database_url))
+    app, _ = hosted_gateway(_database(database_url), tables, settings, tmp_path)
+    return app
 
 
 # The SSE stream never ends when it is admitted: its answers are checked in its own tests.

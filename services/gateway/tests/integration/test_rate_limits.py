@@ -71,7 +71,7 @@ async def test_the_in_process_limiter_limits_the_same_way(
 ) -> None:
     monkeypatch.delenv("MLPLANE_REDIS_URL", raising=False)
     harness: Harness = await harness_for(redis_url=None, key_rate_per_s=0.1, key_burst=3)
-    assert type(harness.gateway.limiter).__name__ == "InProcessRateLimiter"
+    assert type(harness.gateway.auth.limiter).__name__ == "InProcessRateLimiter"
     token = await harness.key_token(team, "admin")
     responses = await burst(harness, token)
     assert statuses(responses) == [200] * 3 + [429] * (BURST - 3)

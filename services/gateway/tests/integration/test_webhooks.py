@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 from mlplane_contracts.events import CiRunCompleted
-from mlplane_gateway.domain.webhooks import github_signature
+from mlplane_gateway.ingress.webhooks import github_signature
 
 from ..conftest import Harness
 from ..payloads import custom_run, gitlab_pipeline, raw, release, workflow_run

@@ -23,9 +23,10 @@ from mlplane_gateway.subscriptions.domain import (
     Subscription,
     parse_allowlist,
 )
+from mlplane_gateway.subscriptions.postgres import PostgresDeliveries
 from mlplane_gateway.subscriptions.signing import SIGNATURE_HEADER, verify_signature
 from mlplane_gateway.subscriptions.sinks import SinkChecker
-from mlplane_gateway.subscriptions.store import PostgresDeliveries, SubscriptionStore
+from mlplane_gateway.subscriptions.store import SubscriptionStore
 from mlplane_gateway.subscriptions.tables import SubscriptionTables
 from mlplane_runtime.db import Database
 from mlplane_runtime.testing.http_server import serve

@@ -15,8 +15,8 @@ import pytest
 from fastapi import FastAPI, Response
 from mlplane_gateway.subscriptions.delivery import Dispatcher
 from mlplane_gateway.subscriptions.domain import RetrySchedule, parse_allowlist
+from mlplane_gateway.subscriptions.postgres import PostgresDeliveries
 from mlplane_gateway.subscriptions.sinks import SinkChecker
-from mlplane_gateway.subscriptions.store import PostgresDeliveries
 from mlplane_gateway.subscriptions.tables import SubscriptionTables
 from mlplane_runtime.db import Database
 from mlplane_runtime.testing.http_server import serve

@@ -1,57 +1,79 @@
-"""The SSE stream served for real: read some events, disconnect, resume with Last-Event-ID."""
+"""The SSE stream served for real: read some events, disconnect, resume with Last-Event-ID.
+
+The gateway is built by its own `build` and served on 127.0.0.1; the callers are API
+keys of the test's team, made with the operator key.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import Header
 from mlplane_contracts.envelope import CloudEvent
-from mlplane_gateway.subscriptions.store import PostgresEventSource, SubscriptionStore
-from mlplane_gateway.subscriptions.stream import parse_last_event_id, stream_router
+from mlplane_gateway.settings import GatewaySettings
+from mlplane_gateway.subscriptions.store import SubscriptionStore
+from mlplane_gateway.subscriptions.stream import parse_last_event_id
 from mlplane_gateway.subscriptions.tables import SubscriptionTables
-from mlplane_runtime.app import create_service_app
+from mlplane_gateway.tables import define_tables
 from mlplane_runtime.db import Database
-from mlplane_runtime.errors import InvalidInput, MlplaneError
+from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.testing.http_server import serve
 
+from ..conftest import BOOTSTRAP_KEY, hosted_gateway
 from .conftest import MakeEvent
 
 READ_S = 10.0
 
 
 @dataclass(frozen=True)
-class Caller:
-    id: str
-    team: str | None
-    scopes: frozenset[str]
+class Stream:
+    url: str
+    subscriber: dict[str, str]
+    """Headers of a key of the team holding `events:subscribe`."""
+    unscoped: dict[str, str]
+    """Headers of a key of the team without it."""
 
 
-class Refused(MlplaneError):
-    status = 403
+async def _key(client: httpx.AsyncClient, team: str, scopes: list[str]) -> dict[str, str]:
+    made = await client.post(
+        "/v1/keys",
+        json={"team": team, "name": "stream", "scopes": scopes},
+        headers={"Authorization": f"Bearer {BOOTSTRAP_KEY}"},
+    )
+    assert made.status_code == 201, made.text
+    return {"Authorization": f"Bearer {made.json()['key']}"}
 
 
 @pytest.fixture
-async def stream_url(
-    database: Database, tables: SubscriptionTables, team: str
-) -> AsyncIterator[str]:
-    async def authenticate(authorization: str | None = Header(default=None)) -> Caller:
-        scopes = frozenset({"events:subscribe"}) if authorization == "Bearer sub" else frozenset()
-        return Caller("apikey:s", team, scopes)
-
-    def require_scope(caller: Caller, scope: str) -> None:
-        if scope not in caller.scopes:
-            raise Refused(f"lacks {scope}")
-
-    source = PostgresEventSource(database, tables, poll_s=0.05)
-    app = create_service_app(
-        "gateway", routers=[stream_router(source, authenticate, require_scope, keepalive_s=0.5)]
+async def stream(
+    database: Database,
+    tables: SubscriptionTables,
+    team: str,
+    settings_for: Callable[..., GatewaySettings],
+    tmp_path: Path,
+) -> AsyncIterator[Stream]:
+    settings = settings_for(
+        redis_url=None,
+        key_burst=10_000,
+        team_burst=10_000,
+        delivery_poll_s=0.05,
+        stream_keepalive_s=0.5,
     )
-    async with serve(app) as url:
-        yield url
+    gateway_tables = define_tables(tables.subscriptions.schema)
+    app, gateway = hosted_gateway(database, gateway_tables, settings, tmp_path)
+    try:
+        async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+            yield Stream(
+                url,
+                subscriber=await _key(client, team, ["events:subscribe"]),
+                unscoped=await _key(client, team, ["models:read"]),
+            )
+    finally:
+        await gateway.aclose()
 
 
 async def record(database: Database, tables: SubscriptionTables, *events: CloudEvent) -> None:
@@ -79,16 +101,13 @@ async def read_frames(response: httpx.Response, count: int) -> list[dict[str, st
     raise AssertionError(f"the stream ended after {len(frames)} frames")
 
 
-SUBSCRIBER = {"Authorization": "Bearer sub"}
-
-
 async def test_a_reconnect_with_last_event_id_gets_only_later_events(
-    stream_url: str, database: Database, tables: SubscriptionTables, make_event: MakeEvent
+    stream: Stream, database: Database, tables: SubscriptionTables, make_event: MakeEvent
 ) -> None:
     first = [make_event(subject=f"models/fraud/versions/{n}") for n in range(3)]
     await record(database, tables, *first, make_event(of_team="other-team"))
-    async with httpx.AsyncClient(base_url=stream_url, timeout=READ_S) as client:
-        async with client.stream("GET", "/v1/events/stream", headers=SUBSCRIBER) as response:
+    async with httpx.AsyncClient(base_url=stream.url, timeout=READ_S) as client:
+        async with client.stream("GET", "/v1/events/stream", headers=stream.subscriber) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             frames = await read_frames(response, 2)
@@ -101,7 +120,7 @@ async def test_a_reconnect_with_last_event_id_gets_only_later_events(
         later = [make_event(subject=f"models/fraud/versions/{n}") for n in range(3, 5)]
         await record(database, tables, *later)
         async with client.stream(
-            "GET", "/v1/events/stream", headers={**SUBSCRIBER, "Last-Event-ID": last_seen}
+            "GET", "/v1/events/stream", headers={**stream.subscriber, "Last-Event-ID": last_seen}
         ) as resumed:
             again = await read_frames(resumed, 3)
     ids = [CloudEvent.model_validate_json(f["data"]).id for f in again]
@@ -111,15 +130,15 @@ async def test_a_reconnect_with_last_event_id_gets_only_later_events(
 
 
 async def test_events_recorded_while_connected_arrive_and_filters_apply(
-    stream_url: str, database: Database, tables: SubscriptionTables, make_event: MakeEvent
+    stream: Stream, database: Database, tables: SubscriptionTables, make_event: MakeEvent
 ) -> None:
     async with (
-        httpx.AsyncClient(base_url=stream_url, timeout=READ_S) as client,
+        httpx.AsyncClient(base_url=stream.url, timeout=READ_S) as client,
         client.stream(
             "GET",
             "/v1/events/stream",
             params={"type_prefix": "io.mlplane.drift.", "subject_prefix": "models/fraud/"},
-            headers=SUBSCRIBER,
+            headers=stream.subscriber,
         ) as response,
     ):
         wanted = make_event("io.mlplane.drift.detected.v1", subject="models/fraud/x")
@@ -135,11 +154,11 @@ async def test_events_recorded_while_connected_arrive_and_filters_apply(
     assert frame["event"] == "io.mlplane.drift.detected.v1"
 
 
-async def test_an_idle_stream_sends_keep_alive_comments(stream_url: str) -> None:
+async def test_an_idle_stream_sends_keep_alive_comments(stream: Stream) -> None:
     lines: list[str] = []
     async with (
-        httpx.AsyncClient(base_url=stream_url, timeout=READ_S) as client,
-        client.stream("GET", "/v1/events/stream", headers=SUBSCRIBER) as response,
+        httpx.AsyncClient(base_url=stream.url, timeout=READ_S) as client,
+        client.stream("GET", "/v1/events/stream", headers=stream.subscriber) as response,
         asyncio.timeout(READ_S),
     ):
         async for line in response.aiter_lines():
@@ -150,10 +169,12 @@ async def test_an_idle_stream_sends_keep_alive_comments(stream_url: str) -> None
     assert not any(line.startswith("id:") for line in lines)
 
 
-async def test_the_stream_needs_the_subscribe_scope(stream_url: str) -> None:
-    async with httpx.AsyncClient(base_url=stream_url, timeout=READ_S) as client:
-        answer = await client.get("/v1/events/stream")
+async def test_the_stream_needs_the_subscribe_scope(stream: Stream) -> None:
+    async with httpx.AsyncClient(base_url=stream.url, timeout=READ_S) as client:
+        answer = await client.get("/v1/events/stream", headers=stream.unscoped)
+        anonymous = await client.get("/v1/events/stream")
     assert answer.status_code == 403
+    assert anonymous.status_code == 401
 
 
 def test_last_event_id_must_be_one_the_stream_sent() -> None:

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from mlplane_gateway.main import Gateway
+from mlplane_gateway.deps import HostedGateway
 from mlplane_gateway.settings import GatewaySettings
-from mlplane_gateway.store import define_tables
 from mlplane_gateway.subscriptions.tables import SubscriptionTables
-from mlplane_runtime.app import create_service_app
+from mlplane_gateway.tables import define_tables
 from mlplane_runtime.db import Database
-from mlplane_runtime.uow import UnitOfWorkFactory
 
-from ..conftest import BOOTSTRAP_KEY, LOCAL_SINK
+from ..conftest import BOOTSTRAP_KEY, LOCAL_SINK, hosted_gateway
 
 OPERATOR = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
 Gateways = Callable[..., Any]
@@ -28,16 +27,15 @@ async def gateway_client(
     database: Database,
     tables: SubscriptionTables,
     settings_for: Callable[..., GatewaySettings],
+    tmp_path: Path,
 ) -> AsyncIterator[Gateways]:
     """Builds the gateway's app on the test's schema with settings overrides."""
     gateway_tables = define_tables(tables.subscriptions.schema)
-    uow_factory = UnitOfWorkFactory(database, gateway_tables.messaging, "gateway")
-    built: list[tuple[httpx.AsyncClient, Gateway]] = []
+    built: list[tuple[httpx.AsyncClient, HostedGateway]] = []
 
     async def make(**overrides: Any) -> httpx.AsyncClient:
         settings = settings_for(key_burst=10_000, team_burst=10_000, **overrides)
-        gateway = Gateway(settings, gateway_tables, uow_factory)
-        app = create_service_app("gateway", routers=gateway.routers())
+        app, gateway = hosted_gateway(database, gateway_tables, settings, tmp_path)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
         )

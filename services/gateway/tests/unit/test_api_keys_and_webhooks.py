@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from mlplane_gateway.domain.api_keys import hash_key, key_matches, new_key, new_key_id, parse_key
-from mlplane_gateway.domain.webhooks import (
+from mlplane_gateway.ingress.webhooks import (
     derive_secret,
     github_signature,
     github_signature_valid,
     gitlab_token_valid,
 )
+from mlplane_gateway.keys.domain import hash_key, key_matches, new_key, new_key_id, parse_key
 
 PEPPER = b"p" * 32
 

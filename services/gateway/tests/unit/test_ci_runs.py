@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 from mlplane_contracts.events import CiConclusion, CiRunCompleted, ModelFramework
-from mlplane_gateway.domain import ci_runs
-from mlplane_gateway.domain.ci_runs import Ignored, WebhookHints
-from mlplane_gateway.domain.errors import WebhookRefused
+from mlplane_gateway.errors import WebhookRefused
+from mlplane_gateway.ingress import ci_runs
+from mlplane_gateway.ingress.ci_runs import Ignored, WebhookHints
 
 from ..payloads import custom_run, gitlab_pipeline, raw, release, workflow_run
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from mlplane_gateway.domain.api_keys import ApiKey
-from mlplane_gateway.domain.principals import Scope
-from mlplane_gateway.key_cache import VerifiedKeys, api_keys_channel
+from mlplane_gateway.auth.key_cache import VerifiedKeys, api_keys_channel
+from mlplane_gateway.auth.principals import Scope
+from mlplane_gateway.keys.domain import ApiKey
 
 
 def api_key(key_id: str) -> ApiKey:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlplane_gateway.settings import GatewaySettings, platform_url
+from mlplane_gateway.settings import MAX_BODY_BYTES_CEILING, GatewaySettings, platform_url
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.settings import RuntimeSettings, load_settings
 
@@ -99,3 +99,9 @@ def test_a_bad_allowlist_entry_is_refused_naming_it(monkeypatch: pytest.MonkeyPa
         load_settings(GatewaySettings)
     monkeypatch.setenv("MLPLANE_GATEWAY_SINK_ALLOWLIST", '["10.0.0.0/8"]')
     assert [str(n) for n in load_settings(GatewaySettings).allowlist()] == ["10.0.0.0/8"]
+
+
+def test_a_body_limit_past_what_the_ingress_routes_declare_is_refused() -> None:
+    assert GatewaySettings(env="dev", max_body_bytes=MAX_BODY_BYTES_CEILING).max_body_bytes
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        GatewaySettings(env="dev", max_body_bytes=MAX_BODY_BYTES_CEILING + 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlplane_gateway.domain.token_bucket import (
+from mlplane_gateway.auth.token_bucket import (
     Bucket,
     BucketLimit,
     refill,

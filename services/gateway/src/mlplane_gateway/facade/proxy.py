@@ -2,7 +2,7 @@
 
 What goes to the service: the method, the path under the service's base URL,
 the query string as sent, the body (streamed, or buffered when the request may
-be retried), and only the request headers on `FORWARDED_REQUEST_HEADERS`. So the
+be retried), and only the request headers on `headers.FORWARDED_REQUEST_HEADERS`. So the
 caller's `Authorization` and cookies never leave the gateway, hop-by-hop headers
 stay on their hop, and `X-Mlplane-*` headers a caller made up are never seen by
 a service: the gateway sets `X-Mlplane-Identity` (signed), `X-Mlplane-Team` and
@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any, Final
 from urllib.parse import quote
 
 import aiohttp
-from mlplane_contracts.types import DNS_LABEL_PATTERN
-from mlplane_runtime.forwarded_identity import IDENTITY_HEADER, PRINCIPAL_HEADER, TEAM_HEADER
 from mlplane_runtime.problem import PROBLEM_JSON
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -48,50 +44,11 @@ from mlplane_gateway.facade.errors import (
     ErrorRenderer,
     render_problem,
 )
+from mlplane_gateway.facade.headers import request_headers, response_headers
 from mlplane_gateway.facade.identity import Caller, IdentitySigner
 from mlplane_gateway.facade.retry import is_retryable_request, is_retryable_status
 from mlplane_gateway.facade.upstreams import Upstream
 
-FORWARDED_REQUEST_HEADERS: Final = frozenset(
-    {
-        "accept",
-        "accept-encoding",
-        "accept-language",
-        "cache-control",
-        "content-encoding",
-        "content-length",
-        "content-type",
-        "idempotency-key",
-        "if-match",
-        "if-modified-since",
-        "if-none-match",
-        "if-unmodified-since",
-        "prefer",
-        "range",
-        "traceparent",
-        "tracestate",
-        "user-agent",
-        "x-request-id",
-    }
-)
-HOP_BY_HOP_HEADERS: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# The gateway's server writes its own; a second copy would be sent otherwise.
-_OWN_RESPONSE_HEADERS: Final = frozenset({"date", "server"})
-_DROPPED_RESPONSE_HEADERS: Final = frozenset(
-    name.encode("latin-1") for name in HOP_BY_HOP_HEADERS | _OWN_RESPONSE_HEADERS
-)
 MAX_BUFFERED_BODY_BYTES: Final = 1024 * 1024
 """Larger request bodies are streamed, and therefore never retried."""
 MAX_ERROR_BODY_BYTES: Final = 64 * 1024
@@ -107,8 +64,6 @@ BREAKER_FAILURE_STATUSES: Final = frozenset({502, 503, 504})
 connection failures and timeouts count towards opening its breaker."""
 _CONNECTION_FAILURES: Final = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 """Connect errors, broken connections (aiohttp's timeouts are TimeoutErrors too)."""
-_TEAM = re.compile(DNS_LABEL_PATTERN)
-_PROPAGATOR = TraceContextTextMapPropagator()
 
 
 def service_path(path: str) -> str | None:
@@ -149,7 +104,7 @@ async def forward(
             problem_type=INVALID_PATH,
             instance=instance,
         )
-    headers = _request_headers(request, upstream, caller, signer)
+    headers = request_headers(request, upstream, caller, signer)
     retryable, content = await _request_content(request, headers)
     url = upstream.url_for(encoded, request.scope.get("query_string", b""))
     attempt = 0
@@ -243,46 +198,6 @@ async def _send(
     )
 
 
-def _request_headers(
-    request: Request, upstream: Upstream, caller: Caller, signer: IdentitySigner
-) -> dict[str, str]:
-    headers = {
-        name: value
-        for name, value in request.headers.items()
-        if name in FORWARDED_REQUEST_HEADERS
-        and name not in _connection_tokens(request.headers.getlist("connection"))
-    }
-    team = caller.team
-    if team is None:
-        # The operator acts for every team and names the one it acts for.
-        asked = request.headers.get(TEAM_HEADER, "")
-        team = asked if len(asked) <= 63 and _TEAM.match(asked) else None
-    if team is not None:
-        headers[TEAM_HEADER] = team
-    headers[PRINCIPAL_HEADER] = caller.id
-    headers[IDENTITY_HEADER] = signer.token_for(
-        audience=upstream.name, principal=caller.id, team=team, scopes=caller.scopes
-    )
-    client = request.client
-    forwarded_for = request.headers.get("x-forwarded-for")
-    if client is not None:
-        forwarded_for = f"{forwarded_for}, {client.host}" if forwarded_for else client.host
-    if forwarded_for:
-        headers["x-forwarded-for"] = forwarded_for
-    headers["x-forwarded-proto"] = request.url.scheme
-    if "host" in request.headers:
-        headers["x-forwarded-host"] = request.headers["host"]
-    # Within a gateway span, the service continues it (else the caller's context goes on).
-    _PROPAGATOR.inject(headers)
-    return headers
-
-
-def _connection_tokens(values: list[str]) -> frozenset[str]:
-    """Header names the sender marked hop-by-hop in `Connection` (RFC 9110 §7.6.1)."""
-    listed = ",".join(values)
-    return frozenset(token.strip().lower() for token in listed.split(",") if token.strip())
-
-
 async def _request_content(
     request: Request, headers: dict[str, str]
 ) -> tuple[bool, bytes | AsyncIterator[bytes] | None]:
@@ -315,7 +230,7 @@ async def _whole_answer(
     finally:
         response.release()
     answer = Response(content=body, status_code=response.status)
-    answer.raw_headers = _raw_headers(response, upstream, public_base)
+    answer.raw_headers = response_headers(response, upstream, public_base)
     return answer
 
 
@@ -327,28 +242,8 @@ def _streamed_answer(
         status_code=response.status,
         background=BackgroundTask(response.release),
     )
-    answer.raw_headers = _raw_headers(response, upstream, public_base)
+    answer.raw_headers = response_headers(response, upstream, public_base)
     return answer
-
-
-def _raw_headers(
-    response: aiohttp.ClientResponse, upstream: Upstream, public_base: str
-) -> list[tuple[bytes, bytes]]:
-    # Starlette's own headers (content-type) give way to the service's, repeats kept.
-    dropped = _DROPPED_RESPONSE_HEADERS
-    if b"connection" in (name.lower() for name, _ in response.raw_headers):
-        listed = _connection_tokens(response.headers.getall("connection", []))
-        dropped = dropped | {token.encode("latin-1") for token in listed}
-    headers: list[tuple[bytes, bytes]] = []
-    for raw_name, value in response.raw_headers:
-        name = raw_name.lower()
-        if name in dropped:
-            continue
-        if name == b"location":
-            location = _public_location(value.decode("latin-1"), upstream, public_base)
-            value = location.encode("latin-1")
-        headers.append((name, value))
-    return headers
 
 
 async def _relay(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
@@ -358,26 +253,6 @@ async def _relay(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     finally:
         # Back to the pool when read to the end, else the connection is closed.
         response.release()
-
-
-def _public_location(location: str, upstream: Upstream, public_base: str) -> str:
-    """A `Location` into the service, rewritten to the gateway's path for it."""
-    base_path = upstream.base_url.raw_path.rstrip("/")
-    try:
-        target = URL(location, encoded=True)
-    except ValueError:
-        return location
-    if target.absolute:
-        if (target.scheme, target.host, target.port) != (
-            upstream.base_url.scheme,
-            upstream.base_url.host,
-            upstream.base_url.port,
-        ):
-            return location
-        location = target.raw_path
-    if base_path and (location == base_path or location.startswith(base_path + "/")):
-        return public_base.rstrip("/") + location[len(base_path) :]
-    return location
 
 
 async def _error_answer(

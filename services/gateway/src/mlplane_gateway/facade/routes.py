@@ -159,18 +159,25 @@ def facade_router(
 
 
 class ProblemRoute(APIRoute):
-    """A route whose own errors (auth, scope, rate limit) are problem+json with their
-    headers (`WWW-Authenticate`, `Retry-After`), which the platform's handler drops."""
+    """A facade route: its endpoint `(request, path)` is called directly, and its own
+    errors (auth, scope, rate limit) are problem+json with their headers
+    (`WWW-Authenticate`, `Retry-After`), which the platform's handler drops.
+
+    No FastAPI dependency solving on the hot path: the endpoint closes over everything
+    it uses (built in the gateway's `build`), so the dependencies a router adds, the
+    host's binding of the request to the hosting included, are not run for it.
+    """
 
     def render(self) -> ErrorRenderer:
         return render_problem
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
+        endpoint = self.endpoint
 
         async def run(request: Request) -> Response:
             try:
-                return await handle(request)
+                response: Response = await endpoint(request, request.path_params["path"])
+                return response
             except MlplaneError as exc:
                 headers: dict[str, str] | None = getattr(exc, "headers", None)
                 return self.render()(

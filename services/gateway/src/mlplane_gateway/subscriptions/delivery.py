@@ -168,7 +168,7 @@ def _is_address(host: str) -> bool:
 
 
 class DeliveryStore(Protocol):
-    """Where deliveries wait and what happened to them (PostgreSQL: `store.PostgresDeliveries`)."""
+    """Where deliveries wait and what happened to them (`postgres.PostgresDeliveries`)."""
 
     async def claim_due(
         self, limit: int, lease_s: float, *, per_sink: int, in_flight: Mapping[str, int]

@@ -15,7 +15,7 @@ from datetime import datetime
 from mlplane_runtime.errors import Conflict, InvalidInput, NotFound
 from mlplane_runtime.uow import UnitOfWork
 
-from mlplane_gateway.domain.principals import Principal
+from mlplane_gateway.auth.principals import Principal
 from mlplane_gateway.subscriptions.domain import (
     ContentMode,
     DeliveryStatus,

@@ -1,4 +1,5 @@
-"""`GET /v1/events/stream`: the caller's team's events as server-sent events, resumable.
+"""The caller's team's events as server-sent events, resumable (`GET /v1/events/stream`,
+in `api`).
 
 Each event is one frame: `id:` its position in the gateway's event log, `event:`
 its CloudEvent type, `data:` the structured CloudEvent (JSON, one line). A
@@ -8,22 +9,17 @@ across a disconnect. A comment line keeps idle connections open through proxies.
 Filters: `type_prefix` (repeatable) and `subject_prefix`, as for subscriptions.
 """
 
-# No `from __future__ import annotations`: FastAPI resolves the route's annotations,
-# which name the dependency passed in.
-import inspect
+from __future__ import annotations
+
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Protocol
+from typing import Final, Protocol
 
-from fastapi import APIRouter, Depends, Header, Query
-from fastapi.routing import APIRoute
 from mlplane_runtime.errors import InvalidInput
-from starlette.responses import StreamingResponse
 
-from mlplane_gateway.subscriptions.domain import EventFilter, check_type_prefixes
+from mlplane_gateway.subscriptions.domain import EventFilter
 
-EVENTS_SUBSCRIBE: Final = "events:subscribe"
 KEEPALIVE_S: Final = 15.0
 BATCH: Final = 100
 MAX_POSITION: Final = 2**63 - 1
@@ -99,54 +95,3 @@ def parse_last_event_id(value: str | None) -> int:
     if not text.isdigit() or int(text) > MAX_POSITION:
         raise InvalidInput("Last-Event-ID must be an id this stream sent (a whole number)")
     return int(text)
-
-
-def stream_router(
-    source: EventSource,
-    authenticate: Callable[..., Awaitable[Any]],
-    require_scope: Callable[[Any, str], Awaitable[None] | None],
-    *,
-    keepalive_s: float = KEEPALIVE_S,
-    route_class: type[APIRoute] = APIRoute,
-    openapi_extra: dict[str, Any] | None = None,
-) -> APIRouter:
-    """`GET /v1/events/stream`, for callers holding `events:subscribe`.
-
-    A caller sees its own team's events; the operator (no team) sees every team's.
-    `route_class` renders the route's errors (the gateway's adds its headers);
-    `openapi_extra` goes into the operation (the gateway marks its scope there).
-    """
-    router = APIRouter(tags=["events"], route_class=route_class)
-    CallerDep = Annotated[Any, Depends(authenticate)]
-
-    @router.get(
-        "/v1/events/stream",
-        summary="Platform events as server-sent events",
-        response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
-        openapi_extra=openapi_extra,
-    )
-    async def stream(
-        caller: CallerDep,
-        type_prefix: Annotated[list[str] | None, Query(max_length=20)] = None,
-        subject_prefix: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
-        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    ) -> StreamingResponse:
-        checked = require_scope(caller, EVENTS_SUBSCRIBE)
-        if inspect.isawaitable(checked):
-            await checked
-        event_filter = EventFilter(
-            team=caller.team,
-            types=check_type_prefixes(type_prefix or ()),
-            subject_prefix=subject_prefix,
-        )
-        frames = sse_frames(
-            source, event_filter, parse_last_event_id(last_event_id), keepalive_s=keepalive_s
-        )
-        return StreamingResponse(
-            frames,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    return router

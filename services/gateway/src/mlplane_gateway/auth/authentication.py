@@ -16,18 +16,19 @@ from datetime import UTC, datetime, timedelta
 
 from mlplane_runtime.uow import UnitOfWorkFactory
 
-from mlplane_gateway.domain.api_keys import (
+from mlplane_gateway.auth.key_cache import VerifiedKeys
+from mlplane_gateway.auth.oidc import OidcVerifier
+from mlplane_gateway.auth.principals import ALL_SCOPES, Principal, PrincipalKind, Scope
+from mlplane_gateway.auth.rate_limits import RateLimiter
+from mlplane_gateway.errors import Forbidden, Unauthenticated
+from mlplane_gateway.keys.domain import (
     PresentedKey,
     key_matches,
     looks_like_api_key,
     parse_key,
 )
-from mlplane_gateway.domain.errors import Forbidden, Unauthenticated
-from mlplane_gateway.domain.principals import ALL_SCOPES, Principal, PrincipalKind, Scope
-from mlplane_gateway.key_cache import VerifiedKeys
-from mlplane_gateway.oidc import OidcVerifier
-from mlplane_gateway.rate_limits import RateLimiter
-from mlplane_gateway.store import GatewayStore, GatewayTables
+from mlplane_gateway.keys.store import ApiKeyStore
+from mlplane_gateway.tables import GatewayTables
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """`last_used_at` is written at most this often per key (not a write per request); a
@@ -97,7 +98,7 @@ class Authenticator:
         """Checks the key's row; a usable key is kept when `generation` (the cache's,
         taken before the read) is given."""
         async with self._uow_factory.reading() as uow:
-            store = GatewayStore(uow.session, self._tables)
+            store = ApiKeyStore(uow.session, self._tables)
             key = await store.api_key(presented.key_id)
             if key is None or not key_matches(self._pepper, presented, key.key_hash):
                 raise Unauthenticated("the API key is not valid")

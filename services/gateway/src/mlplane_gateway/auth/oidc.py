@@ -23,8 +23,8 @@ import jwt
 from jwt import PyJWK, PyJWKSet
 from mlplane_contracts.types import DNS_LABEL_PATTERN
 
-from mlplane_gateway.domain.errors import Unauthenticated
-from mlplane_gateway.domain.principals import Principal, PrincipalKind, parse_scopes
+from mlplane_gateway.auth.principals import Principal, PrincipalKind, parse_scopes
+from mlplane_gateway.errors import Unauthenticated
 
 _log = logging.getLogger("mlplane.gateway")
 _DNS_LABEL = re.compile(DNS_LABEL_PATTERN)

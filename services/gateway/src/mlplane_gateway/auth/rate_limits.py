@@ -27,14 +27,14 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from mlplane_gateway.domain.errors import RateLimited, RateLimiterUnavailable
-from mlplane_gateway.domain.principals import Principal
-from mlplane_gateway.domain.token_bucket import (
+from mlplane_gateway.auth.principals import Principal
+from mlplane_gateway.auth.token_bucket import (
     Bucket,
     BucketLimit,
     retry_after_seconds,
     take_all,
 )
+from mlplane_gateway.errors import RateLimited, RateLimiterUnavailable
 
 _log = logging.getLogger("mlplane.gateway")
 _WARN_EVERY_S = 30.0

@@ -1,32 +1,26 @@
-"""The gateway's use cases. Each takes a unit of work and never commits it: the
-route does, once, so a delivery row and the event it caused commit together."""
+"""Ingress use cases: webhook secrets, CI runs and posted CloudEvents. Each takes a unit
+of work and never commits it: the request scope does (`WriteUow`), once, so a delivery
+row and the event it caused commit together."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 from mlplane_contracts.envelope import CloudEvent, EventPayload
 from mlplane_contracts.events import CI_RUN_COMPLETED, CiRunCompleted
 from mlplane_contracts.subjects import ci_runs_subject
-from mlplane_runtime.errors import NotFound
 from mlplane_runtime.uow import UnitOfWork
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from mlplane_gateway.domain.api_keys import ApiKey, hash_key, new_key, new_key_id
-from mlplane_gateway.domain.errors import (
-    ApiKeyNotFound,
-    DuplicateKeyId,
-    EventNotPublishable,
-    Forbidden,
-)
-from mlplane_gateway.domain.principals import ALL_SCOPES, Principal, PrincipalKind, Scope
-from mlplane_gateway.domain.webhooks import derive_secret, new_nonce
-from mlplane_gateway.store import GatewayStore, GatewayTables
+from mlplane_gateway.auth.principals import Principal, require_own_team
+from mlplane_gateway.errors import EventNotPublishable, Forbidden
+from mlplane_gateway.ingress.store import IngressStore
+from mlplane_gateway.ingress.webhooks import derive_secret, new_nonce
+from mlplane_gateway.tables import GatewayTables
 
 PUBLISHABLE_TYPES = frozenset({CI_RUN_COMPLETED})
 """What callers may publish at `POST /v1/events`. Every other type is some service's
@@ -34,11 +28,6 @@ own fact (a scan verdict, a deployment's state): accepting it from outside would
 a caller forge it, e.g. pass an image that was never scanned."""
 
 CLOUDEVENTS_PROVIDER = "cloudevents"
-_KEY_ID_ATTEMPTS = 5
-INITIAL_ADMIN = Principal(
-    kind=PrincipalKind.BOOTSTRAP, id="gateway:first-start", team=None, scopes=ALL_SCOPES
-)
-"""Who makes the initial admin key (its `created_by`)."""
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -64,84 +53,15 @@ def subject_of(data: EventPayload) -> str | None:
     return None
 
 
-class GatewayService:
+class IngressService:
     def __init__(self, uow: UnitOfWork, tables: GatewayTables, pepper: bytes) -> None:
         self._uow = uow
-        self._store = GatewayStore(uow.session, tables)
+        self._store = IngressStore(uow.session, tables)
         self._pepper = pepper
-
-    # -- API keys -----------------------------------------------------------------------
-
-    async def create_api_key(
-        self,
-        actor: Principal,
-        team: str,
-        name: str,
-        scopes: frozenset[Scope],
-        expires_at: datetime | None,
-        now: datetime,
-    ) -> tuple[ApiKey, str]:
-        """A new key of `team` and its only plaintext copy.
-
-        Raises NotFound when `actor` does not act for `team`, Forbidden when it would
-        grant a scope it does not hold itself.
-        """
-        _own_team(actor, team)
-        extra = scopes - actor.scopes
-        if extra:
-            raise Forbidden(
-                f"cannot grant scopes this credential lacks: {', '.join(sorted(extra))}"
-            )
-        for _ in range(_KEY_ID_ATTEMPTS):
-            key_id = new_key_id()
-            plaintext = new_key(key_id)
-            key = ApiKey(
-                id=key_id,
-                team=team,
-                name=name,
-                scopes=scopes,
-                created_by=actor.id,
-                created_at=now,
-                expires_at=expires_at,
-                revoked_at=None,
-                last_used_at=None,
-                key_hash=hash_key(self._pepper, plaintext),
-            )
-            try:
-                return await self._store.add_api_key(key), plaintext
-            except DuplicateKeyId:
-                continue  # 36^8 ids: two draws in a row colliding means something is wrong
-        raise DuplicateKeyId("could not draw a free API key id")
-
-    async def create_initial_admin_key(self, team: str, now: datetime) -> tuple[ApiKey, str] | None:
-        """The first API key (every scope, of `team`) and its plaintext, or None when the
-        gateway has had a key before (revoked or not): it is made once per database."""
-        if not await self._store.lock_api_keys_for_first_key():
-            return None
-        return await self.create_api_key(
-            INITIAL_ADMIN, team, "initial-admin", ALL_SCOPES, None, now
-        )
-
-    async def list_api_keys(self, actor: Principal, team: str | None, limit: int) -> list[ApiKey]:
-        """Keys of `team` (the actor's own when None; every team's for the operator)."""
-        if team is not None:
-            _own_team(actor, team)
-        return await self._store.api_keys(team if team is not None else actor.team, limit)
-
-    async def revoke_api_key(self, actor: Principal, key_id: str, now: datetime) -> ApiKey:
-        """Revoke the key; ApiKeyNotFound when it does not exist or is another team's."""
-        key = await self._store.api_key(key_id)
-        if key is None or not actor.acts_for(key.team):
-            raise ApiKeyNotFound(f"no API key {key_id}")
-        revoked = await self._store.revoke_api_key(key_id, now)
-        assert revoked is not None
-        return revoked
-
-    # -- webhook secrets ----------------------------------------------------------------
 
     async def rotate_webhook_secret(self, actor: Principal, team: str) -> str:
         """A new webhook secret for `team` (the previous one stops working)."""
-        _own_team(actor, team)
+        require_own_team(actor, team)
         nonce = new_nonce()
         await self._store.set_webhook_nonce(team, nonce, actor.id)
         return derive_secret(self._pepper, team, nonce)
@@ -204,12 +124,6 @@ class GatewayService:
             event = self._uow.emit(data, subject=subject_of(data))
         await self._store.set_delivery_event(team, provider, delivery_id, event.id)
         return Received(Outcome.ACCEPTED, event_id=event.id)
-
-
-def _own_team(actor: Principal, team: str) -> None:
-    # Another team's resources are "not found", so their existence does not leak.
-    if not actor.acts_for(team):
-        raise NotFound(f"no team {team}")
 
 
 @contextmanager

@@ -44,7 +44,7 @@ from mlplane_contracts.events import (
 from mlplane_contracts.types import DNS_LABEL_PATTERN, Name, Timestamp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlplane_gateway.domain.errors import WebhookRefused
+from mlplane_gateway.errors import WebhookRefused
 
 _M = TypeVar("_M", bound=BaseModel)
 

@@ -29,8 +29,8 @@ from datetime import datetime
 from mlplane_runtime.db import Database
 from mlplane_runtime.listen import NotificationListener
 
-from mlplane_gateway.domain.api_keys import ApiKey
-from mlplane_gateway.domain.principals import Principal
+from mlplane_gateway.auth.principals import Principal
+from mlplane_gateway.keys.domain import ApiKey
 
 DEFAULT_TTL_S = 60.0
 DEFAULT_MAX_KEYS = 10_000

@@ -1,29 +1,26 @@
-"""All of the gateway's SQL: API keys, webhook secret nonces and received deliveries."""
+"""All SQL of API keys: `ApiKeyStore`, returning frozen `ApiKey`s."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mlplane_gateway.domain.api_keys import ApiKey
-from mlplane_gateway.domain.errors import DuplicateKeyId
-from mlplane_gateway.domain.principals import parse_scopes
-from mlplane_gateway.store.tables import GatewayTables
+from mlplane_gateway.auth.principals import parse_scopes
+from mlplane_gateway.errors import DuplicateKeyId
+from mlplane_gateway.keys.domain import ApiKey
+from mlplane_gateway.tables import GatewayTables
 
 
-class GatewayStore:
-    """The gateway's repository over one unit of work's session."""
+class ApiKeyStore:
+    """API keys over one unit of work's session."""
 
     def __init__(self, session: AsyncSession, tables: GatewayTables) -> None:
         self._session = session
         self._tables = tables
-
-    # -- API keys -----------------------------------------------------------------------
 
     async def add_api_key(self, key: ApiKey) -> ApiKey:
         """Store `key`; DuplicateKeyId when its id is taken (the caller draws another)."""
@@ -91,81 +88,9 @@ class GatewayStore:
             update(table).where(table.c.id == key_id).values(last_used_at=at)
         )
 
-    # -- webhook secrets ----------------------------------------------------------------
-
-    async def set_webhook_nonce(self, team: str, nonce: str, created_by: str) -> None:
-        table = self._tables.webhook_secrets
-        statement = insert(table).values(team=team, nonce=nonce, created_by=created_by)
-        await self._session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[table.c.team],
-                set_={"nonce": nonce, "created_by": created_by, "created_at": func.now()},
-            )
-        )
-
-    async def webhook_nonce(self, team: str) -> str | None:
-        table = self._tables.webhook_secrets
-        nonce = await self._session.scalar(select(table.c.nonce).where(table.c.team == team))
-        return None if nonce is None else str(nonce)
-
-    # -- deliveries ---------------------------------------------------------------------
-
-    async def record_delivery(
-        self, team: str, provider: str, delivery_id: str
-    ) -> FirstDelivery | None:
-        """Record a delivery; None when new, else its first arrival.
-
-        A concurrent transaction recording the same delivery makes this wait for it
-        (the primary key): if that one commits this is a duplicate, if it rolls
-        back this one is new. Two arrivals never both count as new.
-        """
-        table = self._tables.deliveries
-        statement = (
-            insert(table)
-            .values(team=team, provider=provider, delivery_id=delivery_id)
-            .on_conflict_do_nothing()
-            .returning(table.c.delivery_id)
-        )
-        if (await self._session.execute(statement)).first() is not None:
-            return None
-        row = (
-            await self._session.execute(
-                select(table.c.event_id, table.c.received_at).where(
-                    *_delivery(table, team, provider, delivery_id)
-                )
-            )
-        ).first()
-        if row is None:  # deleted since (pruned): count it as a duplicate all the same
-            return FirstDelivery(event_id=None, received_at=None)
-        return FirstDelivery(event_id=row.event_id, received_at=row.received_at)
-
-    async def set_delivery_event(
-        self, team: str, provider: str, delivery_id: str, event_id: str
-    ) -> None:
-        table = self._tables.deliveries
-        await self._session.execute(
-            update(table)
-            .where(*_delivery(table, team, provider, delivery_id))
-            .values(event_id=event_id)
-        )
-
 
 _FIRST_KEY_LOCK = 0x6D6C706C616E6531
 """An advisory lock id ("mlplane1"): held while the initial admin key is made."""
-
-
-@dataclass(frozen=True, slots=True)
-class FirstDelivery:
-    event_id: str | None
-    received_at: datetime | None
-
-
-def _delivery(table: Table, team: str, provider: str, delivery_id: str) -> list[Any]:
-    return [
-        table.c.team == team,
-        table.c.provider == provider,
-        table.c.delivery_id == delivery_id,
-    ]
 
 
 def _api_key(row: Any) -> ApiKey:

@@ -18,7 +18,7 @@ import string
 from dataclasses import dataclass
 from datetime import datetime
 
-from mlplane_gateway.domain.principals import Principal, PrincipalKind, Scope
+from mlplane_gateway.auth.principals import Principal, PrincipalKind, Scope
 
 KEY_PREFIX = "mlp_"
 ID_LENGTH = 8

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from mlplane_runtime.errors import NotFound
+
 
 class Scope(StrEnum):
     """What a credential allows. Every gateway route declares the one it needs."""
@@ -57,3 +59,10 @@ class Principal:
     def acts_for(self, team: str) -> bool:
         """True when this principal may see and change `team`'s resources."""
         return self.team is None or self.team == team
+
+
+def require_own_team(actor: Principal, team: str) -> None:
+    """Raises NotFound (404) unless `actor` acts for `team`: another team's resources are
+    "not found", so their existence does not leak."""
+    if not actor.acts_for(team):
+        raise NotFound(f"no team {team}")

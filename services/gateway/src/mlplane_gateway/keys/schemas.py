@@ -1,4 +1,4 @@
-"""HTTP request and response models of the gateway's own routes."""
+"""HTTP request and response models of the API-key routes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Annotated
 from mlplane_contracts.types import DNS_LABEL_PATTERN
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from mlplane_gateway.domain.api_keys import ApiKey
-from mlplane_gateway.domain.principals import Scope
-from mlplane_gateway.service import Received
+from mlplane_gateway.auth.principals import Scope
+from mlplane_gateway.keys.domain import ApiKey
 
 TeamName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
 
@@ -59,30 +58,3 @@ class KeyCreated(KeyOut):
 
 class KeyList(BaseModel):
     keys: list[KeyOut]
-
-
-class WebhookSecretOut(BaseModel):
-    team: str
-    secret: str
-    """Shown this once: set it as the GitHub webhook secret or the GitLab secret token."""
-
-
-class ReceivedOut(BaseModel):
-    status: str
-    event_id: str | None = None
-    reason: str | None = None
-
-    @classmethod
-    def of(cls, received: Received) -> ReceivedOut:
-        return cls(
-            status=received.outcome.value, event_id=received.event_id, reason=received.reason
-        )
-
-
-class PostedEventOut(ReceivedOut):
-    id: str
-    source: str
-
-
-class EventsOut(BaseModel):
-    events: list[PostedEventOut]

@@ -24,14 +24,38 @@ from typing import Final
 
 from mlplane_runtime.uow import UnitOfWorkFactory
 
-from mlplane_gateway.service import GatewayService
-from mlplane_gateway.store import GatewayTables
+from mlplane_gateway.keys.service import ApiKeyService
+from mlplane_gateway.settings import GatewaySettings
+from mlplane_gateway.tables import GatewayTables
 
 INITIAL_ADMIN_KEY_FILE: Final = "initial-admin-key"
 INITIAL_ADMIN_TEAM: Final = "default"
 """The team services take a caller without one to be (the registry's default)."""
 
 _log = logging.getLogger("mlplane.gateway")
+
+
+async def on_start(
+    settings: GatewaySettings, uow_factory: UnitOfWorkFactory, tables: GatewayTables, data_dir: Path
+) -> None:
+    """What a hosted start does before serving: warn about the built-in development
+    secret key, and make the initial admin key on the very first start (with no
+    bootstrap key, unless turned off). Raises what the database or writing the key's
+    file raises."""
+    if settings.uses_dev_secret_key:
+        warn_dev_secret_key()
+    if settings.initial_admin_key and settings.bootstrap_admin_key is None:
+        await ensure_initial_admin_key(uow_factory, tables, settings.pepper(), data_dir)
+
+
+def warn_dev_secret_key() -> None:
+    """One warning line: API keys and webhook secrets hang on a key anyone can read."""
+    _log.warning(
+        "MLPLANE_GATEWAY_SECRET_KEY is not set: using the built-in development secret key,"
+        " which is public; API keys and webhook secrets made now are only fit for"
+        " development (set a secret key of your own; changing it invalidates them)",
+        extra={"secret_key": "built-in development key"},
+    )
 
 
 async def ensure_initial_admin_key(
@@ -43,7 +67,7 @@ async def ensure_initial_admin_key(
     """
     path = data_dir / INITIAL_ADMIN_KEY_FILE
     async with uow_factory() as uow:
-        made = await GatewayService(uow, tables, pepper).create_initial_admin_key(
+        made = await ApiKeyService(uow, tables, pepper).create_initial_admin_key(
             INITIAL_ADMIN_TEAM, datetime.now(UTC)
         )
         if made is None:
