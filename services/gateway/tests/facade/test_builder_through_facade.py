@@ -7,21 +7,24 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import uuid4
 
 import httpx
 import pytest
 from fastapi import APIRouter
-from mlplane_builder import api
 from mlplane_builder.domain.builds import BuildRequest
 from mlplane_builder.main import MIGRATIONS
+from mlplane_builder.main import build as build_builder
+from mlplane_builder.settings import BuilderSettings
 from mlplane_builder.store import BuildStore, define_tables
 from mlplane_runtime.app import create_service_app
 from mlplane_runtime.db import Database
+from mlplane_runtime.deps import bind_service
 from mlplane_runtime.migrations import upgrade_to_head
-from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_runtime.testing.service import service_context
 
-from .conftest import Gateway, RecordedRequests, Serve
+from .conftest import IDENTITY_SECRET, Gateway, RecordedRequests, Serve
 
 READER = {"Authorization": "Bearer reader-token"}
 WRITER = {"Authorization": "Bearer writer-token"}
@@ -37,7 +40,7 @@ class Builder:
 
 @pytest.fixture
 async def builder(
-    registry_database: Database, database_url: str, http_server: Serve, team: str
+    registry_database: Database, database_url: str, http_server: Serve, team: str, tmp_path: Path
 ) -> AsyncIterator[Builder]:
     """The real builder's API under `/builder` on a free port, with one failed build."""
     schema = f"t_{uuid4().hex[:10]}"
@@ -56,10 +59,17 @@ async def builder(
             )
             await session.commit()
         build_id = build.id
-        uow_factory = UnitOfWorkFactory(registry_database, tables.messaging, "builder")
+        # The builder's own `build`; it verifies what the gateway under test signs.
+        context = service_context(
+            "builder",
+            registry_database,
+            tables.messaging,
+            data_dir=tmp_path / "builder",
+            identity_secret=IDENTITY_SECRET,
+        )
+        parts = build_builder(context, tables, BuilderSettings(_env_file=None))  # type: ignore[call-arg]
         mounted = APIRouter(prefix="/builder")
-        for router in api.routers(tables, uow_factory):
-            mounted.include_router(router)
+        mounted.include_router(bind_service(parts.routers, context, parts))
         seen = RecordedRequests()
         app = create_service_app("builder", routers=[mounted])
         async with http_server(seen.wrap(app)) as url:
