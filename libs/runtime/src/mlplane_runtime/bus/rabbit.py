@@ -271,9 +271,7 @@ class RabbitTransport:
 
     # -- consuming ---------------------------------------------------------
 
-    async def _consume(
-        self, broker: RabbitBroker, service: str, handler: DeliveryHandler
-    ) -> None:
+    async def _consume(self, broker: RabbitBroker, service: str, handler: DeliveryHandler) -> None:
         """Start consuming the service's queue on the broker's prefetch-limited channel.
 
         Deliveries go from aio-pika straight to `_deliver`: FastStream's
