@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiormq
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, ConsumerTag
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
@@ -46,6 +47,7 @@ from mlplane_runtime.bus.base import (
     PoisonMessage,
     RetryPolicy,
 )
+from mlplane_runtime.bus.rabbit_acks import AckWindow
 from mlplane_runtime.bus.rabbit_dead_letters import (
     dead_letter_headers,
     list_dead_letters,
@@ -93,10 +95,15 @@ async def _consumed_underneath(message: RabbitMessage) -> None:
     raise RuntimeError("RabbitTransport consumes through aio-pika, never through this")
 
 
-async def _requeue(raw: AbstractIncomingMessage) -> None:
-    # A closed channel (raising, or cancelling us) has requeued the delivery already.
+async def _requeue(raw: AbstractIncomingMessage) -> bool:
+    """Nack `raw` with requeue; True when the nack went out.
+
+    A closed channel (raising, or cancelling us) has requeued the delivery already.
+    """
     with contextlib.suppress(Exception, asyncio.CancelledError):
         await raw.nack(requeue=True)
+        return True
+    return False
 
 
 def _attempt_of(headers: Mapping[str, Any]) -> int:
@@ -147,6 +154,7 @@ class RabbitTransport:
         self._consuming = False
         self._in_flight = 0
         self._idle = asyncio.Event()
+        self._acks: AckWindow | None = None
         # One lock for DLQ reads: two listings at once would each see only the
         # messages the other has not fetched.
         self._dead_letter_lock = asyncio.Lock()
@@ -288,15 +296,20 @@ class RabbitTransport:
         slots = asyncio.Semaphore(self._concurrency) if self._prefetch > self._concurrency else None
 
         async def on_delivery(raw: AbstractIncomingMessage) -> None:
+            acks = self._ack_window(raw.channel)
+            acks.received(raw.delivery_tag or 0)
             if not self._consuming:
-                return  # stopping: unacknowledged, RabbitMQ gives it again
+                # Stopping: back to the queue, for another replica or the restart.
+                if await _requeue(raw):
+                    acks.forget(raw.delivery_tag or 0)
+                return
             self._in_flight += 1
             try:
                 if slots is None:
-                    await self._deliver(service, handler, raw)
+                    await self._deliver(service, handler, raw, acks)
                 else:
                     async with slots:
-                        await self._deliver(service, handler, raw)
+                        await self._deliver(service, handler, raw, acks)
             finally:
                 self._in_flight -= 1
                 if not self._in_flight:
@@ -305,6 +318,14 @@ class RabbitTransport:
         self._consuming = True
         tag = await queue.consume(on_delivery, no_ack=False)
         self._consumers.append((queue, tag))
+
+    def _ack_window(self, channel: aiormq.abc.AbstractChannel) -> AckWindow:
+        window = self._acks
+        if window is None or window.channel is not channel:
+            # A new channel after a reconnect: its tags start again at 1, and
+            # the old one's unacknowledged deliveries are RabbitMQ's again.
+            window = self._acks = AckWindow(channel)
+        return window
 
     async def _stop_consuming(self) -> None:
         """Cancel the consumers, then wait up to the graceful timeout for handlers."""
@@ -320,7 +341,11 @@ class RabbitTransport:
                 await asyncio.wait_for(self._idle.wait(), self._graceful_timeout_s)
 
     async def _deliver(
-        self, service: str, handler: DeliveryHandler, raw: AbstractIncomingMessage
+        self,
+        service: str,
+        handler: DeliveryHandler,
+        raw: AbstractIncomingMessage,
+        acks: AckWindow,
     ) -> None:
         headers = dict(raw.headers or {})
         inbound = InboundMessage(
@@ -342,7 +367,8 @@ class RabbitTransport:
                 else:
                     reason = f"{type(exc).__name__}: {exc}"
                     await self._dead_letter(service, inbound, reason, "exhausted")
-            await raw.ack()
+            # Acknowledged with the run of settled deliveries it ends or joins.
+            acks.ack(raw.delivery_tag or 0)
         except asyncio.CancelledError:
             # aiormq cancels the delivery's task when its channel closes; RabbitMQ
             # has requeued the delivery and gives it again after the reconnect.
@@ -358,7 +384,8 @@ class RabbitTransport:
                 "delivery %s on %s not settled (%r); requeued", inbound.message_id, service, exc
             )
             await asyncio.sleep(_REQUEUE_PAUSE_S)
-            await _requeue(raw)
+            if await _requeue(raw):
+                acks.forget(raw.delivery_tag or 0)
 
     async def _schedule_retry(self, service: str, inbound: InboundMessage) -> None:
         await self._publish_confirmed(
