@@ -4,8 +4,8 @@ RabbitMQ → inbox → handler, with the failures the foundation promises to sur
 
 from __future__ import annotations
 
-import json
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator

@@ -4,7 +4,10 @@ Delivery semantics (the same as `EmbeddedTransport`'s):
 - publish: persistent messages to `mlplane.events`, routing key = event type,
   publisher confirms awaited for the whole batch after sending all of it;
 - consume: a service's handler runs on up to `concurrency` deliveries at once; the
-  delivery is acknowledged only after the handler returns;
+  delivery is acknowledged only after the handler returns, together with the other
+  settled deliveries before it (one `multiple` ack per run, see `rabbit_acks`).
+  FastStream declares each service's subscriber; deliveries come from aio-pika
+  underneath it, since FastStream's per-message path cost more CPU than the rest;
 - a failed delivery is copied (try + 1) into the delay queue of its retry level
   and then acknowledged; after the last try, or at once for `PoisonMessage`, it is
   copied into the service's DLQ instead. The copy is confirmed before the ack, so a
