@@ -5,9 +5,13 @@ separate processes; both benchmark paths run that way, so each side gets a core'
 share of the machine. The child prints `ready` once set up, waits for a line on
 stdin, produces, and exits once everything it produced is confirmed by RabbitMQ.
 
-    python -m bench.support.producer_process raw <amqp_url> <queue> <events>
+    python -m bench.support.producer_process raw <amqp_url> <queue> <events> [<rate>]
     python -m bench.support.producer_process mlplane <amqp_url> <database_url> <schema> \
-        <service> <events>
+        <service> <events> [<rate>]
+
+Without a rate it produces as fast as it can (throughput). With one it offers
+`rate` events/s on a fixed schedule, one event per publish or per committed
+transaction, each stamped just before it is sent or committed (latency).
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import aio_pika
 
 CONFIRM_WINDOW = 500
 EVENTS_PER_TRANSACTION = 10
 PRODUCERS = 4
+# Paced runs send like a service under steady load: many requests in flight at
+# once, so one slow commit (an fsync on a busy disk) does not hold back the next.
+PACED_SENDERS = 16
 
 
 async def _wait_for_go() -> None:
@@ -28,13 +36,46 @@ async def _wait_for_go() -> None:
     await asyncio.to_thread(sys.stdin.readline)
 
 
-async def produce_raw(amqp_url: str, queue_name: str, events: int) -> None:
-    """Persistent messages with publisher confirms, pipelined in windows."""
+async def _paced(events: int, rate: float, send: Callable[[int], Awaitable[None]]) -> None:
+    """Call `send(i)` for each i at `start + i / rate` (open loop: a late one goes at once).
+
+    Several senders share the schedule, so one slow send does not hold back the next.
+    """
+    start = time.perf_counter()
+
+    async def sender(first: int) -> None:
+        for number in range(first, events, PACED_SENDERS):
+            delay = start + number / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await send(number)
+
+    await asyncio.gather(*(sender(i) for i in range(PACED_SENDERS)))
+
+
+async def produce_raw(amqp_url: str, queue_name: str, events: int, rate: float | None) -> None:
+    """Persistent messages with publisher confirms, pipelined in windows (or paced)."""
     connection = await aio_pika.connect_robust(amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
         body = b'{"team":"bench","model":"fraud","version":1}'
         await _wait_for_go()
+        if rate is not None:
+
+            async def send(number: int) -> None:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        body,
+                        headers={"x-sent-at": repr(time.time())},
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        message_id=str(number),
+                        content_type="application/json",
+                    ),
+                    routing_key=queue_name,
+                )
+
+            await _paced(events, rate, send)
+            return
         for window_start in range(0, events, CONFIRM_WINDOW):
             window = range(window_start, min(events, window_start + CONFIRM_WINDOW))
             await asyncio.gather(
@@ -57,7 +98,7 @@ async def produce_raw(amqp_url: str, queue_name: str, events: int) -> None:
 
 
 async def produce_mlplane(
-    amqp_url: str, database_url: str, schema: str, service: str, events: int
+    amqp_url: str, database_url: str, schema: str, service: str, events: int, rate: float | None
 ) -> None:
     """Units of work writing events to the outbox; a relay publishing them."""
     from mlplane_runtime.bus.rabbit import RabbitTransport
@@ -84,11 +125,24 @@ async def produce_mlplane(
                     uow.emit(BenchPing(number=number, committed_at=now), subject=f"p/{number % 64}")
                 await uow.commit()
 
+    async def produce_one(number: int) -> None:
+        async with uow_factory() as uow:
+            uow.emit(BenchPing(number=number, committed_at=time.time()), subject=f"p/{number % 64}")
+            await uow.commit()
+
     try:
         await transport.start()
         relay.start()
+        # Commits made before the relay listens would wait for its poll.
+        for _ in range(1000):  # at most 10 s
+            if relay.listening:
+                break
+            await asyncio.sleep(0.01)
         await _wait_for_go()
-        await asyncio.gather(*(produce(i) for i in range(PRODUCERS)))
+        if rate is None:
+            await asyncio.gather(*(produce(i) for i in range(PRODUCERS)))
+        else:
+            await _paced(events, rate, produce_one)
         while True:  # the relay deletes what RabbitMQ confirmed
             async with database.engine.connect() as connection:
                 left = await connection.scalar(select(func.count()).select_from(tables.outbox))
@@ -104,6 +158,8 @@ async def produce_mlplane(
 if __name__ == "__main__":
     kind, *args = sys.argv[1:]
     if kind == "raw":
-        asyncio.run(produce_raw(args[0], args[1], int(args[2])))
+        pace = float(args[3]) if len(args) > 3 else None
+        asyncio.run(produce_raw(args[0], args[1], int(args[2]), pace))
     else:
-        asyncio.run(produce_mlplane(args[0], args[1], args[2], args[3], int(args[4])))
+        pace = float(args[5]) if len(args) > 5 else None
+        asyncio.run(produce_mlplane(args[0], args[1], args[2], args[3], int(args[4]), pace))

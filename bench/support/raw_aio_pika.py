@@ -18,8 +18,14 @@ from bench.support.child import ProducerProcess
 from bench.support.figures import RunFigures
 
 
-async def run_raw_aio_pika(amqp_url: str, events: int, *, prefetch: int = 256) -> RunFigures:
-    """Publish `events` messages from a child process and consume them here."""
+async def run_raw_aio_pika(
+    amqp_url: str, events: int, *, prefetch: int = 256, rate: float | None = None
+) -> RunFigures:
+    """Publish `events` messages from a child process and consume them here.
+
+    Without `rate`, as fast as the publisher can; with one, `rate` messages/s.
+    Latency runs from just before the publish to the consumer's callback.
+    """
     connection = await aio_pika.connect_robust(amqp_url)
     queue_name = f"bench.raw.{uuid.uuid4().hex[:8]}"
     latencies: list[float] = []
@@ -39,7 +45,8 @@ async def run_raw_aio_pika(amqp_url: str, events: int, *, prefetch: int = 256) -
                 done.set()
 
         await queue.consume(on_message)
-        async with ProducerProcess("raw", amqp_url, queue_name, str(events)) as producer:
+        pace = [] if rate is None else [str(rate)]
+        async with ProducerProcess("raw", amqp_url, queue_name, str(events), *pace) as producer:
             started = producer.go()
             await asyncio.wait_for(done.wait(), timeout=600)
             elapsed = time.perf_counter() - started

@@ -4,8 +4,10 @@ RabbitMQ → inbox → handler, with the failures the foundation promises to sur
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from uuid import uuid4
@@ -52,6 +54,9 @@ class Pipeline:
     handled_at: list[float] = field(default_factory=list)
     failures_before_success: int = 0
     spans: list[tuple[int, str]] = field(default_factory=list)
+    failures_of: dict[int, int] = field(default_factory=dict)
+    """Per event number, how many more times its handler fails (after its effect)."""
+    calls_of: Counter[int] = field(default_factory=Counter)
 
     async def effect_count(self) -> tuple[int, int]:
         async with self.database.engine.connect() as connection:
@@ -98,6 +103,10 @@ async def pipeline(database: Database, schema: str, amqp_url: str) -> AsyncItera
         await uow.session.execute(
             insert(effects).values(number=event.data.number, event_id=event.id)
         )
+        built.calls_of[event.data.number] += 1
+        if built.failures_of.get(event.data.number, 0) > 0:
+            built.failures_of[event.data.number] -= 1
+            raise ConnectionError(f"downstream of {event.data.number} not ready yet")
         if len(built.handled_at) <= built.failures_before_success:
             # The effect above is rolled back with the failed transaction.
             raise ConnectionError("downstream not ready yet")
@@ -197,6 +206,29 @@ async def test_handler_failing_twice_is_retried_with_growing_delays_and_has_one_
     second_wait = pipeline.handled_at[2] - pipeline.handled_at[1]
     assert second_wait > first_wait
     assert await pipeline.effect_count() == (1, 1)
+    assert await pipeline.consumer_transport.dead_letters(pipeline.consumer_service) == []
+
+
+async def test_an_event_failing_inside_a_batch_is_retried_alone_and_every_effect_happens_once(
+    pipeline: Pipeline,
+) -> None:
+    # Committed together, the 60 events reach the consumer together and share
+    # transactions; number 17 fails in its batch and again alone, so only it goes
+    # through the retry queue.
+    pipeline.failures_of[17] = 2
+    async with pipeline.producer() as uow:
+        for number in range(60):
+            uow.emit(SomethingHappened(number=number), subject=f"things/{number}")
+        await uow.commit()
+
+    async def all_took_effect() -> bool:
+        return (await pipeline.effect_count())[1] == 60
+
+    await eventually(all_took_effect, "every effect, the failing event's after its retry")
+    await asyncio.sleep(0.5)  # a second effect would show up by now
+    assert await pipeline.effect_count() == (60, 60)
+    assert pipeline.calls_of[17] == 3  # in its batch, alone, and the transport's retry
+    assert max(pipeline.calls_of.values()) == 3
     assert await pipeline.consumer_transport.dead_letters(pipeline.consumer_service) == []
 
 

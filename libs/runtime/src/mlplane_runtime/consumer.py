@@ -66,7 +66,7 @@ class EventConsumer:
         uow_factory: Callable[[], UnitOfWork],
         handlers: Mapping[str, EventHandler],
         *,
-        max_batch: int = 64,
+        max_batch: int = 128,
         max_workers: int = 2,
     ) -> None:
         if max_batch < 1 or max_workers < 1:

@@ -4,7 +4,10 @@ Delivery semantics (the same as `EmbeddedTransport`'s):
 - publish: persistent messages to `mlplane.events`, routing key = event type,
   publisher confirms awaited for the whole batch after sending all of it;
 - consume: a service's handler runs on up to `concurrency` deliveries at once; the
-  delivery is acknowledged only after the handler returns;
+  delivery is acknowledged only after the handler returns, together with the other
+  settled deliveries before it (one `multiple` ack per run, see `rabbit_acks`).
+  FastStream declares each service's subscriber; deliveries come from aio-pika
+  underneath it, since FastStream's per-message path cost more CPU than the rest;
 - a failed delivery is copied (try + 1) into the delay queue of its retry level
   and then acknowledged; after the last try, or at once for `PoisonMessage`, it is
   copied into the service's DLQ instead. The copy is confirmed before the ack, so a
@@ -24,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
+import aiormq
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, ConsumerTag
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
@@ -46,6 +50,7 @@ from mlplane_runtime.bus.base import (
     PoisonMessage,
     RetryPolicy,
 )
+from mlplane_runtime.bus.rabbit_acks import AckWindow
 from mlplane_runtime.bus.rabbit_dead_letters import (
     dead_letter_headers,
     list_dead_letters,
@@ -89,10 +94,19 @@ async def _undecoded(message: StreamMessage[Any]) -> StreamMessage[Any]:
     return message
 
 
-async def _requeue(raw: AbstractIncomingMessage) -> None:
-    # A closed channel (raising, or cancelling us) has requeued the delivery already.
+async def _consumed_underneath(message: RabbitMessage) -> None:
+    raise RuntimeError("RabbitTransport consumes through aio-pika, never through this")
+
+
+async def _requeue(raw: AbstractIncomingMessage) -> bool:
+    """Nack `raw` with requeue; True when the nack went out.
+
+    A closed channel (raising, or cancelling us) has requeued the delivery already.
+    """
     with contextlib.suppress(Exception, asyncio.CancelledError):
         await raw.nack(requeue=True)
+        return True
+    return False
 
 
 def _attempt_of(headers: Mapping[str, Any]) -> int:
@@ -106,7 +120,11 @@ class RabbitTransport:
     """The `Transport` on RabbitMQ: topology, confirmed publishing, retries, DLQ, replay.
 
     `concurrency` bounds the deliveries handled at once per service; `prefetch`
-    (default: `concurrency`) is how many RabbitMQ hands over unacknowledged.
+    (default: `concurrency`) is how many RabbitMQ hands over unacknowledged. The
+    default is high because the service's `EventConsumer` handles the deliveries
+    waiting at once in a few shared transactions (its `max_workers` bound the
+    database work): with 32, batches stayed small and per-transaction round trips
+    cost about a fifth of the consumer's CPU.
     `connection_name` shows in RabbitMQ's connection list (client properties).
     """
 
@@ -116,7 +134,7 @@ class RabbitTransport:
         *,
         retry: RetryPolicy = RetryPolicy(),
         prefetch: int | None = None,
-        concurrency: int = 32,
+        concurrency: int = 256,
         connection_name: str | None = None,
         confirm_timeout_s: float = 30.0,
         graceful_timeout_s: float = 30.0,
@@ -134,6 +152,12 @@ class RabbitTransport:
         self._reconnect_interval_s = reconnect_interval_s
         self._subscriptions: dict[str, _Subscription] = {}
         self._broker: RabbitBroker | None = None
+        self._consumer_channel = Channel(prefetch_count=self._prefetch)
+        self._consumers: list[tuple[AbstractQueue, ConsumerTag]] = []
+        self._consuming = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._acks: AckWindow | None = None
         # One lock for DLQ reads: two listings at once would each see only the
         # messages the other has not fetched.
         self._dead_letter_lock = asyncio.Lock()
@@ -177,37 +201,38 @@ class RabbitTransport:
             apply_types=False,
             log_level=logging.DEBUG,
         )
-        for service, subscription in self._subscriptions.items():
-            # aiormq runs every delivery it hands over as a task at once: with a
-            # prefetch above the concurrency, a semaphore holds the extra ones.
-            slots = (
-                asyncio.Semaphore(self._concurrency) if self._prefetch > self._concurrency else None
-            )
-            subscriber = broker.subscriber(
+        for service in self._subscriptions:
+            # Declared on the broker so it describes every service queue it serves;
+            # consumed below through aio-pika underneath (see `_consume`).
+            broker.subscriber(
                 service_queue(service),
-                channel=Channel(prefetch_count=self._prefetch),
+                channel=self._consumer_channel,
                 ack_policy=AckPolicy.MANUAL,
                 no_reply=True,
                 decoder=_undecoded,
-            )
-            subscriber(self._consumer(service, subscription.handler, slots))
+            )(_consumed_underneath)
         try:
             await broker.connect()
             await broker.declare_exchange(EVENTS_EXCHANGE)
             await broker.declare_exchange(DEAD_LETTER_EXCHANGE_DECL)
             for service, subscription in self._subscriptions.items():
                 await declare_service(broker, service, subscription.event_types, self._retry)
-            await broker.start()
+            self._broker = broker
+            for service, subscription in self._subscriptions.items():
+                await self._consume(broker, service, subscription.handler)
         except BaseException:
+            self._broker = None
+            with contextlib.suppress(Exception):
+                await self._stop_consuming()
             with contextlib.suppress(Exception):
                 await broker.stop()
             raise
-        self._broker = broker
 
     async def stop(self) -> None:
         """Stop consuming (in-flight handlers finish, up to the graceful timeout), disconnect."""
         broker, self._broker = self._broker, None
         if broker is not None:
+            await self._stop_consuming()
             await broker.stop()
 
     async def ping(self) -> bool:
@@ -257,21 +282,73 @@ class RabbitTransport:
 
     # -- consuming ---------------------------------------------------------
 
-    def _consumer(
-        self, service: str, handler: DeliveryHandler, slots: asyncio.Semaphore | None
-    ) -> Any:
-        async def on_delivery(message: RabbitMessage) -> None:
-            if slots is None:
-                await self._deliver(service, handler, message.raw_message)
-                return
-            async with slots:
-                await self._deliver(service, handler, message.raw_message)
+    async def _consume(self, broker: RabbitBroker, service: str, handler: DeliveryHandler) -> None:
+        """Start consuming the service's queue on the broker's prefetch-limited channel.
 
-        on_delivery.__name__ = f"deliver_to_{service.replace('-', '_')}"
-        return on_delivery
+        Deliveries go from aio-pika straight to `_deliver`: FastStream's
+        per-message path (message object, context, logging middleware, decoder
+        wrapper) cost more CPU than decoding and acking the delivery. The channel
+        is FastStream's robust one, so the consumer is restored after a reconnect.
+        """
+        channel = await broker.config.channel_manager.get_channel(self._consumer_channel)
+        queue = await channel.declare_queue(
+            queue_name(service), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        # aiormq runs every delivery it hands over as a task at once: with a
+        # prefetch above the concurrency, a semaphore holds the extra ones.
+        slots = asyncio.Semaphore(self._concurrency) if self._prefetch > self._concurrency else None
+
+        async def on_delivery(raw: AbstractIncomingMessage) -> None:
+            acks = self._ack_window(raw.channel)
+            acks.received(raw.delivery_tag or 0)
+            if not self._consuming:
+                # Stopping: back to the queue, for another replica or the restart.
+                if await _requeue(raw):
+                    acks.forget(raw.delivery_tag or 0)
+                return
+            self._in_flight += 1
+            try:
+                if slots is None:
+                    await self._deliver(service, handler, raw, acks)
+                else:
+                    async with slots:
+                        await self._deliver(service, handler, raw, acks)
+            finally:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.set()
+
+        self._consuming = True
+        tag = await queue.consume(on_delivery, no_ack=False)
+        self._consumers.append((queue, tag))
+
+    def _ack_window(self, channel: aiormq.abc.AbstractChannel) -> AckWindow:
+        window = self._acks
+        if window is None or window.channel is not channel:
+            # A new channel after a reconnect: its tags start again at 1, and
+            # the old one's unacknowledged deliveries are RabbitMQ's again.
+            window = self._acks = AckWindow(channel)
+        return window
+
+    async def _stop_consuming(self) -> None:
+        """Cancel the consumers, then wait up to the graceful timeout for handlers."""
+        self._consuming = False
+        consumers, self._consumers = self._consumers, []
+        for queue, tag in consumers:
+            with contextlib.suppress(Exception):
+                if not queue.channel.is_closed:
+                    await queue.cancel(tag)
+        if self._in_flight:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self._graceful_timeout_s)
 
     async def _deliver(
-        self, service: str, handler: DeliveryHandler, raw: AbstractIncomingMessage
+        self,
+        service: str,
+        handler: DeliveryHandler,
+        raw: AbstractIncomingMessage,
+        acks: AckWindow,
     ) -> None:
         headers = dict(raw.headers or {})
         inbound = InboundMessage(
@@ -293,7 +370,8 @@ class RabbitTransport:
                 else:
                     reason = f"{type(exc).__name__}: {exc}"
                     await self._dead_letter(service, inbound, reason, "exhausted")
-            await raw.ack()
+            # Acknowledged with the run of settled deliveries it ends or joins.
+            acks.ack(raw.delivery_tag or 0)
         except asyncio.CancelledError:
             # aiormq cancels the delivery's task when its channel closes; RabbitMQ
             # has requeued the delivery and gives it again after the reconnect.
@@ -309,7 +387,8 @@ class RabbitTransport:
                 "delivery %s on %s not settled (%r); requeued", inbound.message_id, service, exc
             )
             await asyncio.sleep(_REQUEUE_PAUSE_S)
-            await _requeue(raw)
+            if await _requeue(raw):
+                acks.forget(raw.delivery_tag or 0)
 
     async def _schedule_retry(self, service: str, inbound: InboundMessage) -> None:
         await self._publish_confirmed(
