@@ -195,6 +195,44 @@ class TestConcurrentDeployments:
         assert (digest("a") in deployment) == (last == "8")
 
 
+class TestPushFailures:
+    async def test_a_push_the_remote_declines_is_unavailable_without_retrying(
+        self, remote: Path, tmp_path: Path
+    ) -> None:
+        hook = remote / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
+        hook.chmod(0o755)
+        c, files = deploy_args()
+        started = time.monotonic()
+        with pytest.raises(GitOpsUnavailable, match="protected branch"):
+            await replica(remote, tmp_path).apply(c, files)
+        assert time.monotonic() - started < 10
+
+    async def test_rejections_past_the_attempt_limit_are_unavailable(
+        self, remote: Path, tmp_path: Path
+    ) -> None:
+        await replica(remote, tmp_path).apply(*deploy_args())
+        repo = replica(remote, tmp_path)
+        repo.max_attempts = 1
+        racer = replica(remote, tmp_path)
+        c, files = deploy_args()
+        original = repo._fetch
+        calls = 0
+
+        async def fetch_then_race() -> bool:
+            # Another replica lands a change between our fetch and our push, every time.
+            nonlocal calls
+            calls += 1
+            fetched = await original()
+            if calls == 2:
+                await racer.apply(*deploy_args())
+            return fetched
+
+        repo._fetch = fetch_then_race  # type: ignore[method-assign]
+        with pytest.raises(GitOpsUnavailable, match="not pushed"):
+            await repo.apply(c, files)
+
+
 class TestRevert:
     async def test_rollback_is_a_revert_commit_restoring_the_previous_version(
         self, remote: Path, tmp_path: Path

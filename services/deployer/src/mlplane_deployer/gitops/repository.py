@@ -38,7 +38,6 @@ _REJECTED = (
     "fetch first",
     "cannot lock ref",
     "failed to update ref",
-    "[remote rejected]",
 )
 
 
@@ -206,7 +205,9 @@ class GitOpsRepository:
         """Push HEAD; on a non-fast-forward, rebase onto the new tip and push again.
 
         Returns the pushed commit, or None when rebasing left nothing to push.
-        Raises `_PushRejected` when the change must be applied afresh.
+        Raises `_PushRejected` when the change must be applied afresh, and
+        `GitOpsUnavailable` when the push fails otherwise or `max_attempts` pushes
+        were rejected.
         """
         while self._pushes < self.max_attempts:
             self._pushes += 1
@@ -226,7 +227,10 @@ class GitOpsRepository:
             self._rebases += 1
             if await self._head() == await self._tip():
                 return None
-        raise _PushRejected
+        raise GitOpsUnavailable(
+            f"change {change.change_id} was not pushed after {self._pushes} pushes",
+            change_id=change.change_id,
+        )
 
     # -- plumbing -------------------------------------------------------------------------
 
