@@ -1,0 +1,1 @@
+"""mlplane deployer: environments, policy, rendering and GitOps commits."""

@@ -1,0 +1,1 @@
+"""The GitOps repository: rendered files in, one commit per deployment change out."""

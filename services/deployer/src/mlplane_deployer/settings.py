@@ -1,0 +1,64 @@
+"""The deployer's own settings (prefix `MLPLANE_DEPLOYER_`); shared ones stay in RuntimeSettings.
+
+Only what the foundations use so far: the GitOps remote and its credentials, and
+the Kubernetes version rendered manifests are validated against.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlplane_deployer.gitops.credentials import GitCredentials
+
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:")
+
+
+class DeployerSettings(BaseSettings):
+    """Validated at start-up: a bad value stops the start naming the variable."""
+
+    model_config = SettingsConfigDict(env_prefix="MLPLANE_DEPLOYER_", extra="ignore")
+
+    gitops_remote: str | None = None
+    """The GitOps repository: a local path, `https://...`, `ssh://...` or `git@host:path`.
+    Unset: a bare repository under the data directory (embedded mode)."""
+    gitops_branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]{1,200}$")
+    gitops_workdir: Path | None = None
+    """This replica's working clone; unset: `<data dir>/deployer/gitops`."""
+    gitops_username: str | None = None
+    gitops_token: SecretStr | None = None
+    """HTTPS only; sent as an Authorization header, never put in the URL."""
+    gitops_ssh_key_file: Path | None = None
+    gitops_known_hosts_file: Path | None = None
+    """SSH only; host keys are checked strictly against this file."""
+    gitops_push_attempts: int = Field(default=20, ge=1, le=100)
+    kubernetes_version: str = Field(default="1.28", pattern=r"^1\.(2[89]|[3-9][0-9])$")
+    """Rendered manifests validate against this Kubernetes version's schemas (1.28+)."""
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_remote(self) -> DeployerSettings:
+        remote = self.gitops_remote or ""
+        scheme = urlsplit(remote).scheme if "://" in remote else ""
+        is_ssh = scheme == "ssh" or bool(_SCP_LIKE.match(remote))
+        if scheme in ("http", "https") and urlsplit(remote).password:
+            raise ValueError("gitops_remote carries a password: set gitops_token instead")
+        if self.gitops_token is not None and scheme != "https":
+            raise ValueError("gitops_token is for an https:// gitops_remote")
+        if self.gitops_ssh_key_file is not None:
+            if not is_ssh:
+                raise ValueError("gitops_ssh_key_file is for an SSH gitops_remote")
+            if self.gitops_known_hosts_file is None:
+                raise ValueError("an SSH gitops_remote needs gitops_known_hosts_file")
+        return self
+
+    def git_credentials(self) -> GitCredentials:
+        return GitCredentials(
+            username=self.gitops_username,
+            token=self.gitops_token,
+            ssh_key_file=self.gitops_ssh_key_file,
+            known_hosts_file=self.gitops_known_hosts_file,
+        )
