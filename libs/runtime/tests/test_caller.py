@@ -14,9 +14,10 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends
 from mlplane_runtime.app import create_service_app
-from mlplane_runtime.caller import caller_dependencies, identity_key, service_caller
+from mlplane_runtime.caller import caller_dependencies, identity_key
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.forwarded_identity import ISSUER, derive_identity_key
+from mlplane_runtime.identity_secret import IdentityNotConfigured, service_identity_key
 
 SECRET = b"caller-test-identity-secret-0123456789"
 KEY = derive_identity_key(SECRET, "registry")
@@ -71,8 +72,8 @@ async def test_headers_alone_are_never_trusted() -> None:
 def test_a_service_cannot_be_built_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLPLANE_IDENTITY_SECRET", raising=False)
     monkeypatch.delenv("MLPLANE_REGISTRY_IDENTITY_KEY", raising=False)
-    with pytest.raises(InvalidInput, match="MLPLANE_IDENTITY_SECRET"):
-        service_caller("registry")
+    with pytest.raises(IdentityNotConfigured, match="MLPLANE_IDENTITY_SECRET"):
+        service_identity_key("registry", None, "prod")
     with pytest.raises(ValueError, match="32 bytes"):
         caller_dependencies("registry", b"short")
 

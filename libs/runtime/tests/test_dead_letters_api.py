@@ -17,11 +17,12 @@ import pytest
 from fastapi import FastAPI
 from mlplane_runtime.app import create_service_app
 from mlplane_runtime.bus.base import DeadLetter, DeliveryHandler, OutboundMessage
-from mlplane_runtime.caller import service_caller
+from mlplane_runtime.caller import caller_dependencies
 from mlplane_runtime.dead_letters_api import dead_letters_router
 from mlplane_runtime.errors import NotFound
+from mlplane_runtime.forwarded_identity import derive_identity_key
 from mlplane_runtime.problem import PROBLEM_JSON
-from mlplane_runtime.testing.identity import GatewayIdentity
+from mlplane_runtime.testing.identity import TEST_IDENTITY_SECRET, GatewayIdentity
 
 SERVICE = "scanner"
 WHEN = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
@@ -95,7 +96,8 @@ def transport() -> FakeTransport:
 
 @pytest.fixture
 def app(transport: FakeTransport) -> FastAPI:
-    caller = service_caller(SERVICE).caller
+    key = derive_identity_key(TEST_IDENTITY_SECRET.encode(), SERVICE)
+    caller = caller_dependencies(SERVICE, key).caller
     return create_service_app(SERVICE, routers=[dead_letters_router(SERVICE, transport, caller)])
 
 

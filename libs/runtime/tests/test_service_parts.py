@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from uuid import uuid4
 
-import pytest
 from mlplane_runtime.db import Database
 from mlplane_runtime.platform import Platform
 from mlplane_runtime.service import ServiceContext, ServiceParts, ServicePlugin, ServiceWorker
@@ -21,17 +20,6 @@ from .fixtures.example_service.plugin import make_plugin
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid4().hex[:10]}"
-
-
-def test_a_plugin_gives_build_or_the_deprecated_factories_not_both() -> None:
-    with pytest.raises(ValueError, match="not both"):
-        ServicePlugin(
-            name="both",
-            schema="both",
-            metadata=MetaData(schema="both"),
-            build=lambda context: ServiceParts(),
-            routers=lambda context: [],
-        )
 
 
 async def test_build_is_called_once_and_workers_run_inside_the_lifespan(

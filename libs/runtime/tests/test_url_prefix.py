@@ -11,7 +11,7 @@ from mlplane_runtime.app import create_service_app
 from mlplane_runtime.bus.embedded import EmbeddedTransport
 from mlplane_runtime.db import create_database
 from mlplane_runtime.platform.hosted_service import HostedService
-from mlplane_runtime.service import ServiceContext, ServicePlugin
+from mlplane_runtime.service import ServiceContext, ServiceParts, ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
 from sqlalchemy import MetaData
 
@@ -19,14 +19,14 @@ from sqlalchemy import MetaData
 UNUSED_DATABASE = "postgresql+asyncpg://nobody@127.0.0.1:9/none"
 
 
-def ping_routers(context: ServiceContext) -> list[APIRouter]:
+def ping_parts(context: ServiceContext) -> ServiceParts:
     router = APIRouter()
 
     @router.get("/v1/ping")
     async def ping() -> dict[str, str]:
         return {"service": context.name}
 
-    return [router]
+    return ServiceParts(routers=[router])
 
 
 def plugin(url_prefix: str | None) -> ServicePlugin:
@@ -34,7 +34,7 @@ def plugin(url_prefix: str | None) -> ServicePlugin:
         name="door",
         schema="door",
         metadata=MetaData(schema="door"),
-        routers=ping_routers,
+        build=ping_parts,
         url_prefix=url_prefix,
     )
 

@@ -267,23 +267,3 @@ def caller_of(verified: ForwardedIdentity, team_header: str | None) -> Caller:
     takes the team it acts for from `team_header`."""
     acting_for = verified.team if verified.team is not None else team_header
     return Caller(team=acting_for, principal=verified.principal, scopes=verified.scopes)
-
-
-def service_caller(audience: str, key: bytes | None = None) -> CallerDependencies:
-    """`caller_dependencies` for `audience` with `key`, or the key the environment
-    configures (see `identity_key`, read on every call).
-
-    Deprecated for hosted routes: the host verifies with the key it resolved once
-    (`ServiceContext.caller`), and module-level routes reach it through
-    `mlplane_runtime.deps`. Left for tests and services not yet built by `build`.
-
-    Raises InvalidInput when no key is given or configured: no service runs
-    without one.
-    """
-    resolved = key if key is not None else identity_key(audience)
-    if resolved is None:
-        raise InvalidInput(
-            f"service {audience} has no identity key: set MLPLANE_IDENTITY_SECRET or "
-            f"MLPLANE_{audience.upper().replace('-', '_')}_IDENTITY_KEY"
-        )
-    return caller_dependencies(audience, resolved)

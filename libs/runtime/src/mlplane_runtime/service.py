@@ -115,18 +115,6 @@ Called once per hosting, before anything starts; it builds clients and adapters 
 connects to nothing (that is the lifespan's job). Raises InvalidInput for bad settings.
 """
 
-HandlersFactory = Callable[[ServiceContext], Mapping[str, EventHandler]]
-"""Deprecated with `ServicePlugin.handlers`: builds the handlers from the context."""
-
-RoutersFactory = Callable[[ServiceContext], Sequence[APIRouter]]
-"""Deprecated with `ServicePlugin.routers`: builds the service's routers from the context."""
-
-OwnCallerFactory = Callable[[ServiceContext], CallerDependency]
-"""Deprecated with `ServicePlugin.own_caller`: see `ServiceParts.caller`."""
-
-ServiceLifespan = Callable[[ServiceContext], AbstractAsyncContextManager[None]]
-"""Deprecated with `ServicePlugin.lifespan`: see `ServiceParts.lifespan` and `workers`."""
-
 
 @dataclass(frozen=True, slots=True)
 class ServicePlugin:
@@ -139,7 +127,8 @@ class ServicePlugin:
     - `migrations`: its Alembic script directory, or None to create `metadata`'s
       tables directly (services without migrations yet, tests).
     - `build`: the service's composition root, `build(context) -> ServiceParts`,
-      called by the host once per hosting (see `ServiceParts`).
+      called by the host once per hosting (see `ServiceParts`); None: a service
+      with no handlers, routes or workers.
     - `url_prefix`: where its own routes are mounted; None means `/<name>`, `""`
       the root (the gateway, whose public routes are `/v1/...`). Its dead-letter
       API stays under `/<name>` either way.
@@ -147,46 +136,19 @@ class ServicePlugin:
       callers are verified from the gateway's identity token, and it needs an
       identity key to start); True for the gateway, whose `ServiceParts.caller` is
       its own.
-
-    Deprecated, kept until every service has a `build` (a plug-in gives either
-    `build` or these): `handlers` (a mapping or a factory taking the context),
-    `routers` (a factory of routers built per hosting), `lifespan` (a factory of
-    background work) and `own_caller` (the gateway's caller dependency, from the
-    context). They were called separately and shared state through `PerHost`;
-    `build` makes one `ServiceParts` instead.
     """
 
     name: str
     schema: str
     metadata: MetaData
     migrations: Path | None = None
-    handlers: Mapping[str, EventHandler] | HandlersFactory = field(default_factory=dict)
-    routers: RoutersFactory | None = None
-    lifespan: ServiceLifespan | None = None
-    url_prefix: str | None = None
-    own_caller: OwnCallerFactory | None = None
     build: ServiceBuild | None = None
+    url_prefix: str | None = None
     authenticates_callers: bool = False
 
     def __post_init__(self) -> None:
-        """Raises ValueError for a name, schema or URL prefix that cannot be used, or a
-        plug-in giving both `build` and the deprecated factories."""
+        """Raises ValueError for a name, schema or URL prefix that cannot be used."""
         queue_name(self.name)
-        legacy = [
-            name
-            for name, value in (
-                ("handlers", self.handlers),
-                ("routers", self.routers),
-                ("lifespan", self.lifespan),
-                ("own_caller", self.own_caller),
-            )
-            if value
-        ]
-        if self.build is not None and legacy:
-            raise ValueError(
-                f"service {self.name!r}: give build(context) or the deprecated "
-                f"{', '.join(legacy)}, not both"
-            )
         check_schema_name(self.schema)
         prefix = self.url_prefix
         if (
@@ -235,17 +197,11 @@ class ServicePlugin:
     def verifies_gateway_identity(self) -> bool:
         """Whether its callers are verified from the gateway's identity token (every
         service but the gateway): the host then needs an identity key to host it."""
-        return not self.authenticates_callers and self.own_caller is None
+        return not self.authenticates_callers
 
-    def handlers_for(self, context: ServiceContext) -> Mapping[str, EventHandler]:
-        """Deprecated (see `build`): the event handlers of this service in `context`."""
-        if isinstance(self.handlers, Mapping):
-            return self.handlers
-        return self.handlers(context)
-
-    def routers_for(self, context: ServiceContext) -> Sequence[APIRouter]:
-        """Deprecated (see `build`): the HTTP routers of this service in `context`."""
-        return () if self.routers is None else self.routers(context)
+    def parts_for(self, context: ServiceContext) -> ServiceParts:
+        """What `build` makes of `context` (nothing for a plug-in without one)."""
+        return ServiceParts() if self.build is None else self.build(context)
 
 
 class PluginDiscoveryError(ValueError):

@@ -30,11 +30,9 @@ _log = logging.getLogger("mlplane.platform")
 class HostedService:
     """A plug-in and what the host built for it; `subscribe`, then `start` and `stop`.
 
-    A plug-in with `build` is built once, here: its `ServiceParts` give the consumer's
-    handlers, the routes (bound to this hosting, see `deps.bind_service`), the
-    lifespan entered by `start` and the workers started after it. A plug-in with
-    the deprecated factories is wired as before (handlers here, lifespan in
-    `start`, routers in `router`).
+    The plug-in is built once, here: its `ServiceParts` give the consumer's handlers,
+    the routes (bound to this hosting, see `deps.bind_service`), the lifespan
+    entered by `start` and the workers started after it.
     """
 
     def __init__(
@@ -66,11 +64,8 @@ class HostedService:
             caller=caller,
             identity_secret=identity_secret,
         )
-        self.parts: ServiceParts | None = (
-            None if plugin.build is None else plugin.build(self.context)
-        )
-        handlers = plugin.handlers_for(self.context) if self.parts is None else self.parts.handlers
-        self.consumer = EventConsumer(plugin.name, self.context.uow_factory, handlers)
+        self.parts: ServiceParts = plugin.parts_for(self.context)
+        self.consumer = EventConsumer(plugin.name, self.context.uow_factory, self.parts.handlers)
         self.relay = OutboxRelay(
             database, tables, transport, plugin.name, batch_size=settings.relay_batch_size
         )
@@ -106,12 +101,7 @@ class HostedService:
         """The service's routes under its prefix, its dead-letter API under `/<service name>`."""
         router = APIRouter()
         own = APIRouter(prefix=self.plugin.prefix)
-        parts = self.parts
-        if parts is None:
-            for own_router in self.plugin.routers_for(self.context):
-                own.include_router(own_router)
-        else:
-            own.include_router(bind_service(parts.routers, self.context, parts))
+        own.include_router(bind_service(self.parts.routers, self.context, self.parts))
         router.include_router(own)
         router.include_router(
             dead_letters_router(self.name, self.context.transport, self._caller()),
@@ -120,10 +110,8 @@ class HostedService:
         return router
 
     def _caller(self) -> CallerDependency:
-        if self.parts is not None and self.parts.caller is not None:
+        if self.parts.caller is not None:
             return self.parts.caller
-        if self.plugin.own_caller is not None:
-            return self.plugin.own_caller(self.context)
         return self.context.require_caller().caller
 
     async def start(self) -> None:
@@ -133,16 +121,11 @@ class HostedService:
         """
         self.relay.start()
         self._relay_started = True
-        if self.parts is not None:
-            lifespan = self.parts.lifespan
-        elif self.plugin.lifespan is not None:
-            lifespan = self.plugin.lifespan(self.context)
-        else:
-            lifespan = None
+        lifespan = self.parts.lifespan
         if lifespan is not None:
             await lifespan.__aenter__()
             self._lifespan = lifespan
-        for worker in () if self.parts is None else self.parts.workers:
+        for worker in self.parts.workers:
             self._workers.append(self._start_worker(worker))
         _log.info(
             "hosting service %s: schema %s, consumes %s",
