@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from mlplane_runtime.testing.identity import TEST_IDENTITY_SECRET
+from mlplane_testing.identity import TEST_IDENTITY_SECRET
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -17,5 +17,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # No service trusts a header: every service built in a test verifies the gateway's
-# identity tokens with keys derived from this secret (mlplane_runtime.testing.identity).
+# identity tokens with keys derived from this secret (mlplane_testing.identity).
 os.environ.setdefault("MLPLANE_IDENTITY_SECRET", TEST_IDENTITY_SECRET)

@@ -42,7 +42,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mlplane_runtime.testing.oci_registry import DistributionRegistry, registry_answers
+from mlplane_testing.oci_registry import DistributionRegistry, registry_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTRY = "http://127.0.0.1:5000"

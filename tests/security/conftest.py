@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlplane_runtime.testing.database import DEFAULT_TEST_DATABASE_URL
+from mlplane_testing.database import DEFAULT_TEST_DATABASE_URL
 
 from .stack import Mode, running_stack
 from .world import World, build_world, team_names

@@ -29,7 +29,7 @@ from mlplane_contracts.topology import (
 )
 from mlplane_runtime.bus.base import OutboundMessage
 from mlplane_runtime.forwarded_identity import IDENTITY_HEADER
-from mlplane_runtime.testing.identity import signed_identity
+from mlplane_testing.identity import signed_identity
 
 from .stack import BOOTSTRAP_KEY, Stack
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from mlplane_oci import OciClient, RetryPolicy
-from mlplane_runtime.testing.oci_registry import (
+from mlplane_testing.oci_registry import (
     OciRegistryEndpoint,
     oci_registry,  # noqa: F401 (a fixture: the real registry)
     unique_repository,

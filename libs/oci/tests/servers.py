@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from mlplane_runtime.testing.http_server import free_port
+from mlplane_testing.http_server import free_port
 from starlette.requests import Request
 from starlette.responses import Response
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from mlplane_oci import OciClient, RegistryAuthFailed, media_types
-from mlplane_runtime.testing.oci_registry import (
+from mlplane_testing.oci_registry import (
     DistributionRegistry,
     TokenIssuer,
     unique_repository,

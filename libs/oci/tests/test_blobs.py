@@ -14,7 +14,7 @@ from mlplane_oci import (
     OciClient,
     UploadInterrupted,
 )
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint, unique_repository
+from mlplane_testing.oci_registry import OciRegistryEndpoint, unique_repository
 from starlette.requests import Request
 from starlette.responses import Response
 

@@ -13,7 +13,7 @@ from mlplane_oci import (
     RegistryCallFailed,
     media_types,
 )
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint
+from mlplane_testing.oci_registry import OciRegistryEndpoint
 
 from .conftest import FAST_RETRY
 from .servers import RegistryProxy, serve

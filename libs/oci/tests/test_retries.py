@@ -6,8 +6,8 @@ import time
 
 import pytest
 from mlplane_oci import OciClient, RegistryUnavailable, RetryPolicy, media_types
-from mlplane_runtime.testing.http_server import free_port
-from mlplane_runtime.testing.oci_registry import DistributionRegistry
+from mlplane_testing.http_server import free_port
+from mlplane_testing.oci_registry import DistributionRegistry
 from starlette.requests import Request
 from starlette.responses import Response
 

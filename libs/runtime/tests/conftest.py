@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
+from mlplane_testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
     database,
     database_url,
     schema,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from mlplane_runtime.app import create_service_app
 from mlplane_runtime.body_limit import BODY_TOO_LARGE_PROBLEM_TYPE, max_body_bytes
 from mlplane_runtime.problem import PROBLEM_JSON
-from mlplane_runtime.testing.http_server import serve
+from mlplane_testing.http_server import serve
 from pydantic import BaseModel
 
 LIMIT = 1024

@@ -22,7 +22,7 @@ from mlplane_runtime.dead_letters_api import dead_letters_router
 from mlplane_runtime.errors import NotFound
 from mlplane_runtime.forwarded_identity import derive_identity_key
 from mlplane_runtime.problem import PROBLEM_JSON
-from mlplane_runtime.testing.identity import TEST_IDENTITY_SECRET, GatewayIdentity
+from mlplane_testing.identity import TEST_IDENTITY_SECRET, GatewayIdentity
 
 SERVICE = "scanner"
 WHEN = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)

@@ -32,9 +32,9 @@ from mlplane_runtime.deps import (
 from mlplane_runtime.errors import Conflict
 from mlplane_runtime.messaging_tables import messaging_tables
 from mlplane_runtime.service import ServiceParts
-from mlplane_runtime.testing.database import unique_schema_name
-from mlplane_runtime.testing.identity import GatewayIdentity
-from mlplane_runtime.testing.service import service_app, service_context
+from mlplane_testing.database import unique_schema_name
+from mlplane_testing.identity import GatewayIdentity
+from mlplane_testing.service import service_app, service_context
 from sqlalchemy import MetaData, text
 
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import StreamingResponse
 from mlplane_runtime.app import create_service_app
-from mlplane_runtime.testing.http_server import serve
+from mlplane_testing.http_server import serve
 
 
 def _routes() -> APIRouter:

@@ -32,7 +32,7 @@ from mlplane_runtime.platform import (
 )
 from mlplane_runtime.service import PluginDiscoveryError, ServicePlugin, discover_services
 from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.testing.identity import GatewayIdentity
+from mlplane_testing.identity import GatewayIdentity
 from sqlalchemy import MetaData, func, select
 
 from .fixtures.example_service.plugin import make_plugin

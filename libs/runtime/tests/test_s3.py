@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 from mlplane_runtime.s3 import S3Connection, ensure_bucket, error_code, s3_client
-from mlplane_runtime.testing.s3_server import (  # noqa: F401 (a fixture: the real S3 server)
+from mlplane_testing.s3_server import (  # noqa: F401 (a fixture: the real S3 server)
     S3Endpoint,
     delete_bucket,
     s3_endpoint,

@@ -17,13 +17,13 @@ from mlplane_contracts import events as ev
 from mlplane_contracts.envelope import CloudEvent, new_event
 from mlplane_runtime.consumer import EventConsumer, EventHandler
 from mlplane_runtime.db import Database
-from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
+from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
     database,
     database_url,
     migrated_schema,
 )
-from mlplane_runtime.testing.delivery import deliverer  # noqa: F401 (tests import it from here)
-from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.delivery import deliverer  # noqa: F401 (tests import it from here)
 
 REGISTERED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

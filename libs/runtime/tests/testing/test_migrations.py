@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from mlplane_runtime.db import Database
 from mlplane_runtime.messaging_tables import messaging_tables
-from mlplane_runtime.testing.database import migrated_schema
-from mlplane_runtime.testing.migrations import assert_schema_matches, schema_differences
+from mlplane_testing.database import migrated_schema
+from mlplane_testing.migrations import assert_schema_matches, schema_differences
 from sqlalchemy import Column, MetaData, Table, Text
 
 EXAMPLE = Path(__file__).parent.parent / "fixtures" / "migrations_example"

@@ -12,12 +12,12 @@ from typing import Any
 import aioboto3
 import pytest
 from mlplane_oci import OciClient
-from mlplane_runtime.testing.oci_registry import (  # noqa: F401 (a fixture: the real registry)
+from mlplane_testing.oci_registry import (  # noqa: F401 (a fixture: the real registry)
     OciRegistryEndpoint,
     oci_registry,
     unique_repository,
 )
-from mlplane_runtime.testing.s3_server import (  # noqa: F401 (a fixture: the real S3 server)
+from mlplane_testing.s3_server import (  # noqa: F401 (a fixture: the real S3 server)
     S3Endpoint,
     delete_bucket,
     s3_endpoint,

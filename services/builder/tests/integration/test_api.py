@@ -13,9 +13,9 @@ from mlplane_builder.main import build
 from mlplane_builder.service import BuilderService
 from mlplane_builder.store import BuilderTables
 from mlplane_runtime.db import Database
-from mlplane_runtime.testing.identity import GatewayIdentity
-from mlplane_runtime.testing.service import service_app, service_context
 from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.identity import GatewayIdentity
+from mlplane_testing.service import service_app, service_context
 
 from ..conftest import registered
 from .builds import deliver_to, settings

@@ -15,12 +15,12 @@ from mlplane_builder.store import BuilderTables
 from mlplane_oci import OciClient
 from mlplane_oci.media_types import OCI_INDEX, OCI_MANIFEST
 from mlplane_oci.reference import ImageReference
-from mlplane_runtime.testing.oci_registry import (
+from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.oci_registry import (
     DistributionRegistry,
     OciRegistryEndpoint,
     unique_repository,
 )
-from mlplane_runtime.uow import UnitOfWorkFactory
 
 from ..conftest import registered
 from .builds import builder, deliver_to, run_until_finished, settings

@@ -15,8 +15,8 @@ from mlplane_builder.image.manifest import parse_image_manifest
 from mlplane_builder.service import BuilderService
 from mlplane_builder.store import BuilderTables
 from mlplane_contracts import events as ev
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint
 from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.oci_registry import OciRegistryEndpoint
 
 from ..conftest import registered
 from .builds import builder, deliver_to, outbox_events, run_until_finished, settings

@@ -10,8 +10,8 @@ from typing import Any
 from mlplane_builder.domain import BuildStatus
 from mlplane_builder.store import BuilderTables
 from mlplane_contracts import events as ev
-from mlplane_runtime.testing.oci_registry import DistributionRegistry, OciRegistryEndpoint
 from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.oci_registry import DistributionRegistry, OciRegistryEndpoint
 
 from ..conftest import registered
 from .builds import builder, deliver_to, outbox_events, run_until_finished, settings

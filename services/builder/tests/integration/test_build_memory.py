@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 from mlplane_oci import OciClient
-from mlplane_runtime.testing.oci_registry import DistributionRegistry
+from mlplane_testing.oci_registry import DistributionRegistry
 
 CHILD = Path(__file__).with_name("build_child.py")
 SIZE = 512 * 1024 * 1024

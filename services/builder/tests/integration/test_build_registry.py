@@ -19,8 +19,8 @@ from mlplane_contracts import events as ev
 from mlplane_oci import OciClient
 from mlplane_oci.media_types import OCI_LAYER_GZIP
 from mlplane_oci.reference import ImageReference
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint
 from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.oci_registry import OciRegistryEndpoint
 
 from ..conftest import registered
 from .builds import (

@@ -12,8 +12,8 @@ import pytest
 from mlplane_builder.domain import BuildStatus
 from mlplane_builder.store import BuilderTables
 from mlplane_oci import OciClient
-from mlplane_runtime.testing.oci_registry import DistributionRegistry, TokenIssuer
 from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.oci_registry import DistributionRegistry, TokenIssuer
 
 from ..conftest import registered
 from .builds import builder, deliver_to, run_until_finished, settings

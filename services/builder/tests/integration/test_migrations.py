@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlplane_builder.store import BuilderTables
 from mlplane_runtime.db import Database
-from mlplane_runtime.testing.migrations import assert_schema_matches
+from mlplane_testing.migrations import assert_schema_matches
 
 
 async def test_the_migrated_schema_matches_the_store_tables(

@@ -12,8 +12,8 @@ from typing import Any
 
 from mlplane_builder.domain import BuildStatus
 from mlplane_builder.store import BuilderTables
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint
 from mlplane_runtime.uow import UnitOfWorkFactory
+from mlplane_testing.oci_registry import OciRegistryEndpoint
 
 from ..conftest import registered
 from .builds import builder, deliver_to, run_until_finished, settings

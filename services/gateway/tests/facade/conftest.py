@@ -29,9 +29,9 @@ from mlplane_runtime.db import Database, create_database
 from mlplane_runtime.deps import bind_service
 from mlplane_runtime.errors import MlplaneError
 from mlplane_runtime.migrations import upgrade_to_head
-from mlplane_runtime.testing.http_server import serve
-from mlplane_runtime.testing.identity import TEST_IDENTITY_SECRET
-from mlplane_runtime.testing.service import service_context
+from mlplane_testing.http_server import serve
+from mlplane_testing.identity import TEST_IDENTITY_SECRET
+from mlplane_testing.service import service_context
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

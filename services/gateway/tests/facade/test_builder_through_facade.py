@@ -22,7 +22,7 @@ from mlplane_runtime.app import create_service_app
 from mlplane_runtime.db import Database
 from mlplane_runtime.deps import bind_service
 from mlplane_runtime.migrations import upgrade_to_head
-from mlplane_runtime.testing.service import service_context
+from mlplane_testing.service import service_context
 
 from .conftest import IDENTITY_SECRET, Gateway, RecordedRequests, Serve
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 from mlplane_gateway.auth.principals import Scope
-from mlplane_runtime.testing.identity import GatewayIdentity
+from mlplane_testing.identity import GatewayIdentity
 
 from ..conftest import Harness
 from .conftest import IDENTITY_SECRET, Registry

@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 import httpx
 import pytest
 from mlplane_runtime.forwarded_identity import verify_forwarded_identity
-from mlplane_runtime.testing.identity import GatewayIdentity
+from mlplane_testing.identity import GatewayIdentity
 
 from .conftest import IDENTITY_SECRET, Gateway, Registry
 

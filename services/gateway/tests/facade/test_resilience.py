@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from mlplane_gateway.facade.upstreams import UpstreamLimits
-from mlplane_runtime.testing.http_server import free_port
+from mlplane_testing.http_server import free_port
 
 from .conftest import Gateway, Serve
 

@@ -32,7 +32,7 @@ from mlplane_registry.main import make_plugin as make_registry
 from mlplane_runtime.db import Database
 from mlplane_runtime.platform import bind_http_socket, serve_platform
 from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.testing.http_server import serve
+from mlplane_testing.http_server import serve
 from starlette.types import Receive, Scope, Send
 
 from ..conftest import BOOTSTRAP_KEY, SECRET_KEY

@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from mlplane_gateway.subscriptions.delivery import DueDelivery, Outcome, deliver
 from mlplane_gateway.subscriptions.domain import SinkTarget, Subscription, parse_sink_url
-from mlplane_runtime.testing.http_server import serve
+from mlplane_testing.http_server import serve
 
 from .conftest import MakeEvent
 

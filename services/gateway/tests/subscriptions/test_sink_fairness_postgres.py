@@ -19,7 +19,7 @@ from mlplane_gateway.subscriptions.postgres import PostgresDeliveries
 from mlplane_gateway.subscriptions.sinks import SinkChecker
 from mlplane_gateway.subscriptions.tables import SubscriptionTables
 from mlplane_runtime.db import Database
-from mlplane_runtime.testing.http_server import serve
+from mlplane_testing.http_server import serve
 
 from .conftest import MakeEvent
 from .test_delivery_postgres import add_subscription, record

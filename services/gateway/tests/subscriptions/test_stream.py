@@ -21,7 +21,7 @@ from mlplane_gateway.subscriptions.tables import SubscriptionTables
 from mlplane_gateway.tables import define_tables
 from mlplane_runtime.db import Database
 from mlplane_runtime.errors import InvalidInput
-from mlplane_runtime.testing.http_server import serve
+from mlplane_testing.http_server import serve
 
 from ..conftest import BOOTSTRAP_KEY, hosted_gateway
 from .conftest import MakeEvent

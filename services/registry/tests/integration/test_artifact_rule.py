@@ -18,7 +18,7 @@ from mlplane_contracts.envelope import CloudEvent, new_event
 from mlplane_registry.store import RegistryTables
 from mlplane_runtime.bus.base import PoisonMessage
 from mlplane_runtime.db import Database
-from mlplane_runtime.testing.delivery import Deliver
+from mlplane_testing.delivery import Deliver
 from sqlalchemy import text
 
 SHA = "ab" * 32

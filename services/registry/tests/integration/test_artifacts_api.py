@@ -22,8 +22,8 @@ from mlplane_registry.main import make_plugin
 from mlplane_runtime.db import Database
 from mlplane_runtime.platform import Platform
 from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.testing.identity import GatewayIdentity
-from mlplane_runtime.testing.s3_server import S3Endpoint, delete_bucket, unique_bucket
+from mlplane_testing.identity import GatewayIdentity
+from mlplane_testing.s3_server import S3Endpoint, delete_bucket, unique_bucket
 
 MIB = 1024 * 1024
 PART = 5 * MIB

@@ -29,7 +29,7 @@ from mlplane_registry.artifacts.local_disk import LocalDiskArtifactStore
 from mlplane_registry.artifacts.local_http import build_router
 from mlplane_registry.artifacts.s3 import S3ArtifactStore
 from mlplane_runtime.problem import install_problem_handlers
-from mlplane_runtime.testing.s3_server import S3Endpoint, delete_bucket, unique_bucket
+from mlplane_testing.s3_server import S3Endpoint, delete_bucket, unique_bucket
 
 MIB = 1024 * 1024
 PART_SIZE = 6 * MIB  # 64 MiB is 10 full parts and a short last one

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from mlplane_registry.artifacts import UploadExpired
 from mlplane_registry.artifacts.s3 import S3ArtifactStore
 from mlplane_runtime.errors import Unavailable
-from mlplane_runtime.testing.s3_server import S3Endpoint, delete_bucket, unique_bucket
+from mlplane_testing.s3_server import S3Endpoint, delete_bucket, unique_bucket
 
 
 def store_for(endpoint: S3Endpoint, bucket: str, **options: Any) -> S3ArtifactStore:

@@ -26,7 +26,7 @@ from mlplane_runtime.bus.base import OutboundMessage
 from mlplane_runtime.db import Database
 from mlplane_runtime.platform import Platform
 from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.testing.identity import GatewayIdentity
+from mlplane_testing.identity import GatewayIdentity
 from sqlalchemy import text
 
 WAIT_S = 30.0

@@ -29,7 +29,7 @@ from mlplane_runtime.db import Database
 from mlplane_runtime.forwarded_identity import IDENTITY_HEADER
 from mlplane_runtime.platform.http_server import bind_http_socket, serve_platform
 from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.testing.identity import TEST_PRINCIPAL, GatewayIdentity, signed_identity
+from mlplane_testing.identity import TEST_PRINCIPAL, GatewayIdentity, signed_identity
 
 START_S = 60.0
 T = TypeVar("T")

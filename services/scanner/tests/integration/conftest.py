@@ -21,21 +21,6 @@ from mlplane_contracts import events as ev
 from mlplane_contracts.envelope import CloudEvent, new_event
 from mlplane_runtime.consumer import EventConsumer
 from mlplane_runtime.db import Database
-from mlplane_runtime.testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
-    database,
-    database_url,
-    migrated_schema,
-)
-from mlplane_runtime.testing.delivery import as_delivered
-from mlplane_runtime.testing.identity import GatewayIdentity
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint, unique_repository
-from mlplane_runtime.testing.s3_server import (
-    S3Endpoint,
-    delete_bucket,
-    s3_endpoint,  # noqa: F401 (a fixture: the real S3 server)
-    unique_bucket,
-)
-from mlplane_runtime.testing.service import service_app, service_context
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 from mlplane_scanner.deps import HostedScanner
 from mlplane_scanner.main import MIGRATIONS, build
@@ -46,6 +31,21 @@ from mlplane_scanner.settings import ScannerSettings
 from mlplane_scanner.store import ScannerTables, define_tables
 from mlplane_scanner.trivy import TrivyRunner
 from mlplane_scanner.worker import ScanWorker, WorkerConfig
+from mlplane_testing.database import (  # noqa: F401 (fixtures: the real PostgreSQL)
+    database,
+    database_url,
+    migrated_schema,
+)
+from mlplane_testing.delivery import as_delivered
+from mlplane_testing.identity import GatewayIdentity
+from mlplane_testing.oci_registry import OciRegistryEndpoint, unique_repository
+from mlplane_testing.s3_server import (
+    S3Endpoint,
+    delete_bucket,
+    s3_endpoint,  # noqa: F401 (a fixture: the real S3 server)
+    unique_bucket,
+)
+from mlplane_testing.service import service_app, service_context
 from sqlalchemy import select
 
 from ..support.oci_image import (

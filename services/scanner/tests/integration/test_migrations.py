@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mlplane_runtime.db import Database
-from mlplane_runtime.testing.migrations import assert_schema_matches
 from mlplane_scanner.store import ScannerTables
+from mlplane_testing.migrations import assert_schema_matches
 
 
 async def test_the_migrated_schema_matches_the_store_tables(

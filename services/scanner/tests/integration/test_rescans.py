@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint, unique_repository
+from mlplane_testing.oci_registry import OciRegistryEndpoint, unique_repository
 
 from ..conftest import MakeTrivyRunner, ScannerTestImages
 from ..support import images

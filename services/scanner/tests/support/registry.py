@@ -1,6 +1,6 @@
 """Test images and the test database pushed to a real registry with the shared OCI client.
 
-The registry is `mlplane_runtime.testing.oci_registry`'s (`oci_registry` fixture).
+The registry is `mlplane_testing.oci_registry`'s (`oci_registry` fixture).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlplane_oci import OciClient
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint
+from mlplane_testing.oci_registry import OciRegistryEndpoint
 
 from .oci_image import OciImage
 from .trivy_db import DB_SCHEMA_VERSION, db_artifact

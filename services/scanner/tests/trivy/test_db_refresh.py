@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint, unique_repository
 from mlplane_scanner.domain.findings import Finding, FindingKind
 from mlplane_scanner.trivy import TrivyFailed
+from mlplane_testing.oci_registry import OciRegistryEndpoint, unique_repository
 
 from ..support import images
 from ..support.fixture_types import MakeTrivyRunner, ScannerTestImages

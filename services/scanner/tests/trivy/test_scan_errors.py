@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from mlplane_runtime.testing.oci_registry import OciRegistryEndpoint, unique_repository
 from mlplane_scanner.trivy import TrivyFailed, TrivyRunner, parse_report
+from mlplane_testing.oci_registry import OciRegistryEndpoint, unique_repository
 
 from ..support import images
 from ..support.fixture_types import ScannerTestImages

@@ -26,7 +26,6 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-
 from mlplane_runtime.db import Database, create_database
 from mlplane_runtime.migrations import upgrade_to_head
 

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 
 from mlplane_contracts.amqp import encode
 from mlplane_contracts.envelope import CloudEvent
-
 from mlplane_runtime.bus.base import InboundMessage
 from mlplane_runtime.consumer import EventConsumer
 

@@ -1,7 +1,7 @@
 """The check every service's migrations must pass: they build exactly the store's tables.
 
 A service's `tests/integration/test_migrations.py` migrates its history into a fresh
-schema (`mlplane_runtime.testing.database.migrated_schema`) and calls
+schema (`mlplane_testing.database.migrated_schema`) and calls
 `assert_schema_matches(database, tables.metadata)`.
 """
 
@@ -11,9 +11,8 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, MetaData
-
 from mlplane_runtime.db import Database
+from sqlalchemy import Connection, MetaData
 
 
 async def schema_differences(database: Database, metadata: MetaData) -> list[Any]:

@@ -23,7 +23,6 @@ from collections.abc import Generator, Iterable
 
 import httpx
 from mlplane_contracts.scopes import ALL_SCOPES
-
 from mlplane_runtime.forwarded_identity import (
     ALGORITHM,
     IDENTITY_HEADER,

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
-
 from mlplane_runtime.app import create_service_app
 from mlplane_runtime.bus.base import DeadLetter, DeliveryHandler, OutboundMessage
 from mlplane_runtime.caller import caller_dependencies
@@ -29,8 +28,9 @@ from mlplane_runtime.forwarded_identity import derive_identity_key
 from mlplane_runtime.messaging_tables import MessagingTables
 from mlplane_runtime.service import ServiceContext, ServiceParts
 from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.testing.identity import TEST_IDENTITY_SECRET
 from mlplane_runtime.uow import UnitOfWorkFactory
+
+from mlplane_testing.identity import TEST_IDENTITY_SECRET
 
 
 class OfflineTransport:

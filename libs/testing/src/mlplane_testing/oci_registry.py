@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from mlplane_runtime.testing.http_server import free_port
+from mlplane_testing.http_server import free_port
 
 DEFAULT_TEST_OCI_REGISTRY = "http://127.0.0.1:5000"
 START_TIMEOUT_S = 20.0
