@@ -10,6 +10,13 @@ ratio compares like with like on this machine today. Two phases:
   just before the producer's commit to the commit of the consumer's effect (to the
   consumer's callback for the baseline).
 
+Each run measures a warmed-up path, as a service that has been running a while
+is: the raw producer connects and opens its channel before it is released; the
+mlplane producer first sends a few uncounted events from each of its senders,
+so every pooled connection has connected and prepared its statements and the
+relay and the consumer have run once (cold connections cost 20-100 ms apiece on
+the first events, a percent of a 6 s latency phase).
+
 The last line printed is one JSON object with both runs' figures (each with its
 `latency`) and `ratio` = mlplane events/s ÷ raw events/s (throughput phase).
 

@@ -83,7 +83,8 @@ async def run_mlplane_bus(
         await uow.session.execute(
             record_effect, {"number": event.data.number, "latency_s": latency}
         )
-        uow.sent_at.append(event.data.committed_at)
+        if event.data.number >= 0:  # not one of the producer's warm-up events
+            uow.sent_at.append(event.data.committed_at)
 
     class _Latencies(list[float]):
         def extend(self, values: Iterable[float]) -> None:
