@@ -18,6 +18,31 @@ S3_URL = os.environ.get("MLPLANE_TEST_S3_URL", "http://127.0.0.1:8333")
 MODES: tuple[Mode, ...] = ("dev", "prod")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out (deselected, never counted as passed or skipped) the cases a mode does
+    not have: a test marked `modes(...)` runs only in those, and a module's
+    `serves(mode, params)` says which of its parametrized cases a mode serves."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        mode = callspec.params.get("world") if callspec is not None else None
+        if mode is None:
+            kept.append(item)
+            continue
+        marker = item.get_closest_marker("modes")
+        serves = getattr(getattr(item, "module", None), "serves", None)
+        if (marker is not None and mode not in marker.args) or (
+            serves is not None and not serves(mode, callspec.params)
+        ):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session", params=MODES)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

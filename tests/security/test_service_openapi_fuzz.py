@@ -70,8 +70,8 @@ def _fuzz(world: World, service: str, operation: Any, failures: list[str]) -> No
 
 
 # Fuzzed once, on the dev stack: it serves every route prod does, and the local-disk
-# artifact routes besides.
-@pytest.mark.parametrize("world", ["dev"], indirect=True)
+# artifact routes besides (the prod cases are not collected: see conftest).
+@pytest.mark.modes("dev")
 @pytest.mark.parametrize("service", ["registry", "builder", "scanner"])
 def test_no_generated_request_gets_a_server_error(world: World, service: str) -> None:
     operations = _operations(world, service)
