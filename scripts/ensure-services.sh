@@ -51,6 +51,9 @@ if ! answers 8333; then
     exit 1
   fi
   dir="${MLPLANE_SEAWEEDFS_DIR:-${TMPDIR:-/tmp}/mlplane-seaweedfs}"
+  # Test data only, and a new server every time: buckets an earlier run left behind
+  # would hold volumes this one needs (SeaweedFS gives each bucket its own).
+  rm -rf "$dir/data"
   mkdir -p "$dir/data"
   echo "ensure-services: starting SeaweedFS (S3 on 8333, data in $dir)"
   nohup setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \

@@ -43,6 +43,7 @@ from mlplane_runtime.platform.http_protocol import limited_protocol
 from mlplane_runtime.platform.http_server import connection_limits
 from mlplane_runtime.settings import RuntimeSettings
 from mlplane_scanner.main import make_plugin as make_scanner
+from mlplane_testing.s3_server import S3Endpoint, delete_bucket
 
 Mode = Literal["dev", "prod"]
 FRONTED = ("registry", "builder", "scanner")
@@ -242,6 +243,12 @@ def running_stack(
                     await database.drop_schema(schema)
             finally:
                 await database.dispose()
+            if bucket is not None and s3_url is not None:
+                # An S3 server keeps a bucket's volumes until it is deleted: a shared
+                # one runs out of them when test buckets are left behind.
+                await delete_bucket(
+                    S3Endpoint(s3_url, access_key="security-tests", secret_key="x"), bucket
+                )
 
     def run() -> None:
         asyncio.set_event_loop(loop)
