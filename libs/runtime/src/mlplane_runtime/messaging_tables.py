@@ -81,7 +81,9 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("body", LargeBinary, nullable=False),
         Column("content_type", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        # The relay's ordering check: "an earlier row of the same subject is still here".
+        # Was the relay's per-subject ordering probe; the claim now reads only the
+        # primary key (see relay.py). Kept because existing schemas have it from
+        # their migrations; dropping it is a migration of its own.
         Index("ix_outbox_subject_position", "subject", "position"),
     )
     outbox_sequence = Table(

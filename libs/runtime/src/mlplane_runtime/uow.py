@@ -176,41 +176,41 @@ class UnitOfWork:
         await self._session.rollback()
 
     async def _write_outbox(self) -> tuple[CloudEvent, ...]:
-        next_sequence = await self._reserve_sequences()
-        events: list[CloudEvent] = []
+        """Reserve the subjects' sequence numbers, insert the rows and NOTIFY the relay,
+        in one statement (one round trip); returns the events with their sequences."""
+        counts = Counter(e.subject for e in self._pending if e.subject is not None)
+        # Sorted, so concurrent units lock subject rows in one order (no deadlock).
+        # The row lock is held to commit: producers of one subject commit, and get
+        # outbox positions, in sequence order.
+        subjects = sorted(counts)
         columns: dict[str, list[Any]] = {name: [] for name in _OUTBOX_COLUMNS}
+        columns["subjects_reserved"] = subjects
+        columns["counts"] = [counts[subject] for subject in subjects]
+        for event in self._pending:
+            # Encoded without its sequence; the statement adds `cloudEvents_sequence`
+            # to the headers once it is reserved (what encode() writes for it).
+            message = encode(event)
+            columns["event_ids"].append(event.id)
+            columns["sources"].append(event.source)
+            columns["types"].append(event.type)
+            columns["subjects"].append(event.subject)
+            columns["headers"].append(json.dumps(message.headers))
+            columns["bodies"].append(message.body)
+            columns["content_types"].append(message.content_type)
+        result = await self._session.execute(self._statements.write_outbox, columns)
+        next_sequence = {
+            subject: last - counts[subject] + 1
+            for subject, last in result
+            if subject is not None  # the row of NULLs when no event has a subject
+        }
+        events: list[CloudEvent] = []
         for event in self._pending:
             if event.subject is not None:
                 sequence = next_sequence[event.subject]
                 next_sequence[event.subject] = sequence + 1
                 event = event.model_copy(update={"sequence": sequence})
-            message = encode(event)
             events.append(event)
-            columns["event_ids"].append(event.id)
-            columns["sources"].append(event.source)
-            columns["types"].append(event.type)
-            columns["subjects"].append(event.subject)
-            columns["sequences"].append(event.sequence)
-            columns["headers"].append(json.dumps(message.headers))
-            columns["bodies"].append(message.body)
-            columns["content_types"].append(message.content_type)
-        await self._session.execute(self._statements.write_outbox, columns)
         return tuple(events)
-
-    async def _reserve_sequences(self) -> dict[str, int]:
-        """First sequence number to use per subject, reserving one per pending event."""
-        counts = Counter(e.subject for e in self._pending if e.subject is not None)
-        if not counts:
-            return {}
-        # Sorted, so concurrent units lock subject rows in one order (no deadlock).
-        # The row lock is held to commit: producers of one subject commit, and get
-        # outbox positions, in sequence order.
-        subjects = sorted(counts)
-        result = await self._session.execute(
-            self._statements.reserve_sequences,
-            {"subjects": subjects, "counts": [counts[s] for s in subjects]},
-        )
-        return {subject: last - counts[subject] + 1 for subject, last in result}
 
 
 _OUTBOX_COLUMNS = (
@@ -218,7 +218,6 @@ _OUTBOX_COLUMNS = (
     "sources",
     "types",
     "subjects",
-    "sequences",
     "headers",
     "bodies",
     "content_types",
@@ -233,7 +232,6 @@ class _Statements:
 
     record_handled: TextClause
     record_handled_many: TextClause
-    reserve_sequences: TextClause
     write_outbox: TextClause
 
 
@@ -252,28 +250,44 @@ def _statements(schema: str) -> _Statements:
             " CAST(:types AS text[]))"
             " ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id"
         ),
-        reserve_sequences=text(
-            f"INSERT INTO {prefix}outbox_sequence AS s (subject, last_sequence)"
-            " SELECT * FROM unnest(CAST(:subjects AS text[]), CAST(:counts AS bigint[]))"
+        # One round trip for the whole outbox write: reserve each subject's next
+        # sequence numbers (upsert, which row-locks the subjects to commit), insert
+        # the rows with their sequences (also added to the headers), NOTIFY the
+        # relay (delivered at commit). unnest ... WITH ORDINALITY numbers the events
+        # in emit order: the n-th event of a subject gets the n-th reserved number
+        # and rows are inserted, so get positions, in emit order. Returns each
+        # subject's last reserved number, or one row of NULLs when there is none.
+        write_outbox=text(
+            f"WITH reserved AS ("
+            f" INSERT INTO {prefix}outbox_sequence AS s (subject, last_sequence)"
+            " SELECT * FROM unnest(CAST(:subjects_reserved AS text[]),"
+            " CAST(:counts AS bigint[]))"
             " ON CONFLICT (subject) DO UPDATE"
             " SET last_sequence = s.last_sequence + excluded.last_sequence"
-            " RETURNING subject, last_sequence"
-        ),
-        # One round trip: the insert rides in a CTE of the NOTIFY. unnest yields
-        # rows in array order, so positions follow emit order.
-        write_outbox=text(
-            f"WITH written AS ("
-            f" INSERT INTO {prefix}outbox"
-            " (event_id, source, type, subject, sequence, headers, body, content_type)"
-            " SELECT e.event_id, e.source, e.type, e.subject, e.sequence,"
-            " CAST(e.headers AS jsonb), e.body, e.content_type"
+            " RETURNING subject, last_sequence),"
+            " numbered AS ("
+            " SELECT e.*, r.last_sequence"
+            " - count(*) OVER (PARTITION BY e.subject)"
+            " + row_number() OVER (PARTITION BY e.subject ORDER BY e.n) AS sequence"
             " FROM unnest(CAST(:event_ids AS text[]), CAST(:sources AS text[]),"
             " CAST(:types AS text[]), CAST(:subjects AS text[]),"
-            " CAST(:sequences AS bigint[]), CAST(:headers AS text[]),"
-            " CAST(:bodies AS bytea[]), CAST(:content_types AS text[]))"
-            " AS e(event_id, source, type, subject, sequence, headers, body, content_type)"
+            " CAST(:headers AS text[]), CAST(:bodies AS bytea[]),"
+            " CAST(:content_types AS text[])) WITH ORDINALITY"
+            " AS e(event_id, source, type, subject, headers, body, content_type, n)"
+            " LEFT JOIN reserved r ON r.subject = e.subject),"
+            " written AS ("
+            f" INSERT INTO {prefix}outbox"
+            " (event_id, source, type, subject, sequence, headers, body, content_type)"
+            " SELECT event_id, source, type, subject, sequence,"
+            " CASE WHEN sequence IS NULL THEN CAST(headers AS jsonb)"
+            " ELSE CAST(headers AS jsonb)"
+            " || jsonb_build_object('cloudEvents_sequence', sequence) END,"
+            " body, content_type"
+            " FROM numbered ORDER BY n"
             " RETURNING 1)"
-            f" SELECT pg_notify('{outbox_channel(schema)}', '')"
+            " SELECT r.subject, r.last_sequence"
+            f" FROM (SELECT pg_notify('{outbox_channel(schema)}', '')) AS notified"
+            " LEFT JOIN reserved r ON true"
         ),
     )
 
