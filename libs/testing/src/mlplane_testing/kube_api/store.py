@@ -81,7 +81,11 @@ def leaves(value: Object, prefix: Path = ()) -> dict[Path, Any]:
 
 
 def _owned_leaves(obj: Object) -> dict[Path, Any]:
-    meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in _SERVER_FIELDS}
+    meta = {
+        k: v
+        for k, v in obj.get("metadata", {}).items()
+        if k not in _SERVER_FIELDS and k not in ("name", "namespace")
+    }
     rest = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
     return leaves({"metadata": meta, **rest})
 

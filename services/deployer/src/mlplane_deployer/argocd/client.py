@@ -91,6 +91,14 @@ def _field_conflicts(error: ApiException) -> list[str]:
     ]
 
 
+def _retryable(error: ApiException) -> bool:
+    # A 409 is worth retrying when the object moved under the write ("Conflict"), not
+    # when it already exists or another field manager owns what we set.
+    if error.status == 409:
+        return status_body(error).get("reason") != "AlreadyExists" and not _field_conflicts(error)
+    return error.status in _RETRYABLE
+
+
 def _retry_after(error: ApiException) -> float | None:
     headers: Any = error.headers or {}
     try:
@@ -136,7 +144,7 @@ class ArgoCdApplications:
             try:
                 return await call()
             except ApiException as error:
-                if error.status not in _RETRYABLE or _field_conflicts(error):
+                if not _retryable(error):
                     raise
                 last = error
                 delay = max(delay or 0.0, _retry_after(error) or 0.0) if delay is not None else None
@@ -209,6 +217,11 @@ class ArgoCdApplications:
             # Not in the stubs, but what selects the apply patch type at run time.
             **_APPLY_PATCH,
         )
+        if data is None:
+            # The generated client decodes only 200 answers; a 201 (created) comes empty.
+            data = await self._objects.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name, _request_timeout=self._timeout
+            )
         return _applied(data, created=status == 201)
 
     async def _create_after_404(self, name: str, body: dict[str, Any]) -> AppliedApplication | None:
