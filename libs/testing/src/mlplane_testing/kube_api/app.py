@@ -131,7 +131,7 @@ class KubeApiApp:
                 body = await self._body(request)
                 manager = query.get("fieldManager") or "unknown"
                 return JSONResponse(self.store.create(namespace, body, manager), status_code=201)
-            if query.get("watch") in ("true", "1"):
+            if query.get("watch", "").lower() in ("true", "1"):
                 if (fault := self._fault("watch")) is not None:
                     return fault
                 return self._watch(namespace, request)

@@ -119,7 +119,7 @@ def _fields_v1(paths: set[Path]) -> Object:
     return tree
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     namespace: str
     labels: dict[str, str]

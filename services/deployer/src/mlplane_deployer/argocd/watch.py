@@ -141,6 +141,10 @@ class ApplicationWatch:
                 failure: BaseException = error
             except (aiohttp.ClientError, TimeoutError) as error:
                 failure = error
+            except Exception as error:
+                # A malformed line from the stream: resume from the last good event.
+                log.warning("argocd watch: unexpected error; resuming", exc_info=True)
+                failure = error
             self.resumes += 1
             delay = next(delays, self._backoff.max_s)
             log.info(
