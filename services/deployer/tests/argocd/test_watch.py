@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from kubernetes_asyncio.client import ApiClient
 from mlplane_contracts.events import DeploymentPhase as P
@@ -42,9 +42,10 @@ async def collecting(
             await task
 
 
-async def until(condition: object, timeout_s: float = 10.0) -> None:
+async def until(condition: Callable[[], object], timeout_s: float = 10.0) -> None:
+    """Poll `condition` (state another task changes) until true, bounded in time."""
     async with asyncio.timeout(timeout_s):
-        while not condition():  # type: ignore[operator]
+        while not condition():  # noqa: ASYNC110 - the state has no event to wait on
             await asyncio.sleep(0.01)
 
 
