@@ -58,6 +58,8 @@ def test_each_service_consumes_what_the_design_table_says() -> None:
     assert short(CONSUMES["builder"]) == {"model.version.registered"}
     assert short(CONSUMES["scanner"]) == {"image.built", "deployment.status_changed"}
     assert short(CONSUMES["deployer"]) == {
+        "model.version.registered",
+        "image.built",
         "image.scanned",
         "deployment.requested",
         "model.alias.changed",
