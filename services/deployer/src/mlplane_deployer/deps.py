@@ -18,16 +18,21 @@ from mlplane_runtime.uow import UnitOfWork
 from mlplane_deployer.service import DeploymentService
 from mlplane_deployer.settings import DeployerSettings
 from mlplane_deployer.store import DeployerTables
+from mlplane_deployer.worker import DeploymentWorker
 
 
 @dataclass(frozen=True, slots=True)
 class HostedDeployer:
-    """One hosted deployer: its tables, settings, use cases and the worker's wake-up."""
+    """One hosted deployer: its tables, settings, use cases and deployment worker."""
 
     tables: DeployerTables
     settings: DeployerSettings
     service: Callable[[UnitOfWork], DeploymentService]
-    wake: Callable[[], None]
+    worker: DeploymentWorker
+
+    def wake(self) -> None:
+        """A deployment may be queued: the worker looks now (call it after the commit)."""
+        self.worker.wake()
 
 
 Deployer = Annotated[HostedDeployer, Depends(resources(HostedDeployer))]

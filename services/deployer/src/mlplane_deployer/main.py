@@ -72,7 +72,7 @@ def build(
         routers=[api.router, api.approvals],
         workers=[ServiceWorker("deployment-worker", worker.run)],
         lifespan=_opened(settings, repository, cluster),
-        resources=HostedDeployer(tables, settings, service_of, worker.wake),
+        resources=HostedDeployer(tables, settings, service_of, worker),
     )
 
 
