@@ -49,7 +49,7 @@ async def test_embedded_mode_commits_to_a_bare_repository_and_stops_at_committed
     deployer_database: Database, tables: DeployerTables, team: str, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "deployer"
-    hosted, lifespan = hosted_on(deployer_database, tables, data_dir, None)
+    hosted, _lifespan = hosted_on(deployer_database, tables, data_dir, None)
     assert hosted.parts.lifespan is not None
     async with hosted.parts.lifespan, hosted.http:
         remote = data_dir / "gitops.git"

@@ -14,7 +14,8 @@ def test_the_deployer_is_an_installed_service_plugin() -> None:
     [found] = [e for e in entry_points(group="mlplane.services") if e.name == "deployer"]
     assert found.value == "mlplane_deployer.main:plugin"
     assert (plugin.name, plugin.schema) == ("deployer", "deployer")
-    assert plugin.migrations is not None and plugin.migrations.is_dir()
+    assert plugin.migrations is not None
+    assert plugin.migrations.is_dir()
 
 
 def test_it_handles_what_its_queue_is_bound_to_but_drift() -> None:
