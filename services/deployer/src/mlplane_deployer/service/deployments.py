@@ -1,29 +1,15 @@
-"""The deployer's use cases on one unit of work; none commits (the route's or message's
-scope does, or the job worker's own unit of work).
-
-A request is decided by the foundations' `evaluate` with the facts the deployer keeps
-(the digest's latest scan, the version's phase in the previous environment, approvals,
-lineage, the time). Allowed: a pending deployment queued for the job worker. Missing
-only approvals: a pending deployment waiting for them. Anything else: a denial listing
-every reason. Every decision is stored with the policy version it was made under;
-every phase change is a history entry naming who caused it and a
-`deployment.status_changed` event in the outbox.
-"""
+"""Asking for deployments (API and events), approving, promoting, rolling back, reading."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from uuid import UUID
 
 from mlplane_contracts import events as ev
 from mlplane_contracts.events import DeploymentPhase
 from mlplane_runtime.caller import Caller
 from mlplane_runtime.jobs import JobTrace
-from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_deployer.domain.deployments import (
     PROMOTE_FROM,
@@ -31,7 +17,6 @@ from mlplane_deployer.domain.deployments import (
     Deployment,
     DeploymentAction,
     DeploymentAsk,
-    HistoryEntry,
     HistoryKind,
     Work,
     WorkState,
@@ -40,12 +25,10 @@ from mlplane_deployer.domain.deployments import (
 from mlplane_deployer.domain.errors import (
     AliasUnknown,
     DeploymentDenied,
-    DeploymentNotFound,
     DeploymentStateConflict,
     RequesterCannotApprove,
     UnknownEnvironment,
 )
-from mlplane_deployer.domain.phases import transition
 from mlplane_deployer.domain.policy import (
     Approval,
     DenialCode,
@@ -57,62 +40,24 @@ from mlplane_deployer.domain.policy import (
     PolicyDecision,
     evaluate,
 )
-from mlplane_deployer.policies import PolicyService
-from mlplane_deployer.store import DeployerTables, DeploymentFilter, DeploymentStore
+from mlplane_deployer.service.base import (
+    DEPLOYER,
+    DeploymentView,
+    RequestOutcome,
+    decided_entry,
+    waiting_message,
+    with_version,
+)
+from mlplane_deployer.service.outcomes import JobOutcomes
+from mlplane_deployer.store import DeploymentFilter
 
-DEPLOYER = "service:deployer"
-"""Who causes what the deployer does by itself (a commit landing, a retry giving up)."""
 # Alias-following and gateway requests name their deployment by the event: redelivered
 # or replayed, the same event asks for the same deployment.
 _EVENT_DEPLOYMENTS = uuid.UUID("0f6f2a2e-5d59-4d3c-9d7e-6c1f1b0c4a11")
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class RequestOutcome:
-    """`deployment` (None when denied), whether this call created it, the decision made
-    (None when the ask repeated an existing deployment) and, when denied, the error."""
-
-    deployment: Deployment | None
-    created: bool
-    decision: PolicyDecision | None = None
-    denial: DeploymentDenied | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeploymentView:
-    deployment: Deployment
-    history: list[HistoryEntry]
-    approvals: list[tuple[Approval, datetime]]
-
-
-@dataclass(frozen=True, slots=True)
-class JobPlan:
-    """What a claimed deployment's job needs besides the deployment: how the environment
-    serves, the approvals counted, and, for a rollback, the version it returns to."""
-
-    deployment: Deployment
-    serving: str
-    returns_to: Deployment | None
-
-
-class DeploymentService:
-    def __init__(
-        self,
-        uow: UnitOfWork,
-        tables: DeployerTables,
-        *,
-        clock: Callable[[], datetime] = utc_now,
-        cluster_configured: bool = False,
-    ) -> None:
-        self._uow = uow
-        self._store = DeploymentStore(uow.session, tables)
-        self._clock = clock
-        self._cluster = cluster_configured
-        self.policies = PolicyService(self._store)
+class DeploymentService(JobOutcomes):
+    """The deployer's use cases on one unit of work (see the package docstring)."""
 
     # -- asking -------------------------------------------------------------------------
 
@@ -157,7 +102,7 @@ class DeploymentService:
             policy_version=decision.policy_version,
             approvals=decision.counted_approvals,
             work=work,
-            message=_waiting(decision),
+            message=waiting_message(decision),
             traceparent=trace.traceparent,
             tracestate=trace.tracestate,
         )
@@ -169,7 +114,7 @@ class DeploymentService:
         await self._store.record_decision(ask, decision, deployment_id=deployment.id, source=source)
         now = self._clock()
         await self._history(deployment, HistoryKind.REQUESTED, ask.requested_by, ask.reason, now)
-        await self._store.add_history(deployment.id, _decided(decision, ask.requested_by))
+        await self._store.add_history(deployment.id, decided_entry(decision, ask.requested_by))
         await self._phase_entry(deployment, None, ask.requested_by, deployment.message, now)
         self._emit(deployment, None)
         return RequestOutcome(deployment, created=True, decision=decision)
@@ -181,7 +126,7 @@ class DeploymentService:
         version = await self._store.alias_version(team, model, alias)
         if version is None:
             raise AliasUnknown(f"model {model!r} has no alias {alias!r} pointing at a version")
-        return await self.request(_with_version(ask, version))
+        return await self.request(with_version(ask, version))
 
     async def approve(self, team: str, deployment_id: UUID, caller: Caller) -> DeploymentView:
         """Record `caller`'s approval and decide again; queued once the policy allows it.
@@ -349,100 +294,6 @@ class DeploymentService:
         )
         return await self._request_for_event(ask, "alias")
 
-    # -- the job's outcomes (the worker's own unit of work) ------------------------------
-
-    async def plan(self, deployment: Deployment) -> JobPlan:
-        policy = (await self.policies.current(deployment.team)).policy
-        try:
-            serving = policy.environments.get(deployment.environment).rules.serving.value
-        except UnknownEnvironment:
-            serving = "kustomize"  # the environment was removed since: render as before
-        returns_to = None
-        if deployment.work is Work.ROLLBACK:
-            returns_to = await self._store.previous_in_environment(deployment)
-        return JobPlan(deployment, serving, returns_to)
-
-    async def record_committed(
-        self, deployment: Deployment, owner: str, commit: str
-    ) -> Deployment | None:
-        """The deployment's commit landed: `committed`. None when the lease was lost."""
-        held = await self._store.holds_lease(deployment.id, owner)
-        if held is None:
-            return None
-        message = (
-            "committed to the GitOps repository; the cluster syncs it"
-            if self._cluster
-            else "committed to the GitOps repository; no cluster is configured, so it stops here"
-        )
-        return await self._move(
-            held,
-            DeploymentPhase.COMMITTED,
-            DEPLOYER,
-            message,
-            gitops_commit=commit,
-            **_work_done(),
-        )
-
-    async def record_rolled_back(
-        self, deployment: Deployment, owner: str, commit: str
-    ) -> Deployment | None:
-        """The revert commit landed: `rolled_back`. None when the lease was lost."""
-        held = await self._store.holds_lease(deployment.id, owner)
-        if held is None:
-            return None
-        return await self._move(
-            held,
-            DeploymentPhase.ROLLED_BACK,
-            held.rolled_back_by or DEPLOYER,
-            f"reverted by commit {commit}",
-            rollback_commit=commit,
-            **_work_done(),
-        )
-
-    async def record_failure(
-        self,
-        deployment: Deployment,
-        owner: str,
-        reason: str,
-        *,
-        retryable: bool,
-        max_attempts: int,
-        retry_delay_s: float,
-    ) -> Deployment | None:
-        """A try failed: queued again after a backoff while tries remain and the cause may
-        pass; else a deployment `failed` (a rollback stays where it was, saying why)."""
-        held = await self._store.holds_lease(deployment.id, owner)
-        if held is None:
-            return None
-        await self._history(held, HistoryKind.WORK_FAILED, DEPLOYER, reason)
-        if retryable and held.attempts < max_attempts:
-            delay = retry_delay_s * 2 ** (held.attempts - 1)
-            return await self._store.update(
-                held.id,
-                work_state=WorkState.QUEUED.value,
-                not_before=self._clock() + timedelta(seconds=delay),
-                lease_owner=None,
-                lease_expires_at=None,
-                message=f"try {held.attempts} failed, retried in {delay:.0f} s: {reason}",
-            )
-        if held.work is Work.ROLLBACK:
-            return await self._store.update(
-                held.id, message=f"rollback failed: {reason}", **_work_done()
-            )
-        return await self._move(held, DeploymentPhase.FAILED, DEPLOYER, reason, **_work_done())
-
-    async def observe_phase(
-        self, deployment_id: UUID, phase: DeploymentPhase, caused_by: str, reason: str | None
-    ) -> Deployment | None:
-        """A phase the cluster reports (the Argo CD watch's seam): recorded and emitted
-        when it is a change. Raises `DeploymentNotFound`, `InvalidPhaseTransition`."""
-        deployment = await self._store.get(deployment_id, for_update=True)
-        if deployment is None:
-            raise DeploymentNotFound(f"no deployment {deployment_id}")
-        if transition(deployment.phase, phase, caused_by=caused_by, reason=reason) is None:
-            return None
-        return await self._move(deployment, phase, caused_by, reason)
-
     # -- inside -------------------------------------------------------------------------
 
     async def _decide(
@@ -487,7 +338,7 @@ class DeploymentService:
         await self._store.record_decision(
             ask, decision, deployment_id=deployment.id, source="approval"
         )
-        await self._store.add_history(deployment.id, _decided(decision, DEPLOYER))
+        await self._store.add_history(deployment.id, decided_entry(decision, DEPLOYER))
         if decision.allowed:
             return await self._store.update(
                 deployment.id,
@@ -540,130 +391,3 @@ class DeploymentService:
                 subject=f"deployments/{ask.deployment_id}",
             )
         return outcome
-
-    async def _move(
-        self,
-        deployment: Deployment,
-        phase: DeploymentPhase,
-        caused_by: str,
-        message: str | None,
-        **values: object,
-    ) -> Deployment:
-        change = transition(deployment.phase, phase, caused_by=caused_by, reason=message)
-        if change is None:
-            return await self._store.update(deployment.id, message=message, **values)
-        updated = await self._store.update(
-            deployment.id, phase=phase.value, message=message, **values
-        )
-        await self._phase_entry(updated, deployment.phase, caused_by, message)
-        self._emit(updated, deployment.phase)
-        return updated
-
-    def _emit(self, deployment: Deployment, previous: DeploymentPhase | None) -> None:
-        self._uow.emit(
-            ev.DeploymentStatusChanged(
-                deployment_id=deployment.id,
-                team=deployment.team,
-                model=deployment.model,
-                version=deployment.version,
-                environment=ev.Environment(deployment.environment),
-                phase=deployment.phase,
-                previous_phase=previous,
-                image=ev.ImageReference(
-                    repository=deployment.image_repository, digest=deployment.digest
-                ),
-                gitops_commit=deployment.rollback_commit or deployment.gitops_commit,
-                message=None if deployment.message is None else deployment.message[:4000],
-                changed_at=self._clock(),
-            ),
-            subject=deployment.subject,
-        )
-
-    async def _history(
-        self,
-        deployment: Deployment,
-        kind: HistoryKind,
-        caused_by: str,
-        detail: str | None,
-        at: datetime | None = None,
-    ) -> None:
-        await self._store.add_history(
-            deployment.id, HistoryEntry(at or self._clock(), kind, caused_by, detail=detail)
-        )
-
-    async def _phase_entry(
-        self,
-        deployment: Deployment,
-        previous: DeploymentPhase | None,
-        caused_by: str,
-        detail: str | None,
-        at: datetime | None = None,
-    ) -> None:
-        await self._store.add_history(
-            deployment.id,
-            HistoryEntry(
-                at or self._clock(),
-                HistoryKind.PHASE,
-                caused_by,
-                phase=deployment.phase,
-                previous_phase=previous,
-                detail=detail,
-                policy_version=deployment.policy_version,
-            ),
-        )
-
-    async def _get(self, team: str, deployment_id: UUID) -> Deployment:
-        found = await self._store.get(deployment_id, team=team)
-        if found is None:
-            raise DeploymentNotFound(f"no deployment {deployment_id}")
-        return found
-
-    async def _locked(self, team: str, deployment_id: UUID) -> Deployment:
-        found = await self._store.get(deployment_id, team=team, for_update=True)
-        if found is None:
-            raise DeploymentNotFound(f"no deployment {deployment_id}")
-        return found
-
-    async def _view(self, deployment: Deployment) -> DeploymentView:
-        return DeploymentView(
-            deployment,
-            await self._store.history_of(deployment.id),
-            await self._store.approvals_of(deployment.id),
-        )
-
-
-def _work_done() -> dict[str, object]:
-    return {
-        "work": Work.NONE.value,
-        "work_state": WorkState.IDLE.value,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "not_before": None,
-    }
-
-
-def _waiting(decision: PolicyDecision) -> str | None:
-    if decision.allowed:
-        return "queued to render and commit"
-    return "waiting for approval: " + "; ".join(r.detail for r in decision.reasons)
-
-
-def _decided(decision: PolicyDecision, by: str) -> HistoryEntry:
-    if decision.allowed:
-        detail = "allowed"
-    elif waits_only_for_approvals(decision):
-        detail = "waiting for approvals"
-    else:
-        detail = "denied"
-    return HistoryEntry(
-        decision.decided_at,
-        HistoryKind.DECIDED,
-        by,
-        detail=detail,
-        policy_version=decision.policy_version,
-        reasons=decision.reasons,
-    )
-
-
-def _with_version(ask: DeploymentAsk, version: int) -> DeploymentAsk:
-    return dataclasses.replace(ask, version=version)
