@@ -88,7 +88,11 @@ def test_only_registered_types_are_bound() -> None:
 
 
 def test_consumers_of_lists_the_services_bound_to_a_type() -> None:
-    assert consumers_of("io.mlplane.model.version.registered.v1") == ("builder", "deployer", "drift")
+    assert consumers_of("io.mlplane.model.version.registered.v1") == (
+        "builder",
+        "deployer",
+        "drift",
+    )
     assert consumers_of("io.mlplane.unknown.v1") == ()
 
 
