@@ -374,7 +374,7 @@ def test_the_deployer_commits_a_scanned_version_and_stops_at_committed(
         if read["phase"] != "pending" or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert read["phase"] == "committed", read
+    assert read["phase"] == "committed", json.dumps(read, indent=1) + platform.log_tail()
     assert "no cluster is configured" in read["message"]
     remote = platform.data_dir / "deployer" / "gitops.git"
     subject = subprocess.run(

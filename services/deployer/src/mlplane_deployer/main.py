@@ -52,10 +52,10 @@ def build(
     bad variable.
     """
     settings = settings or load_settings(DeployerSettings)
-    remote = settings.gitops_remote or str(context.data_dir / EMBEDDED_REMOTE)
     repository = GitOpsRepository(
-        remote=remote,
-        workdir=settings.gitops_workdir or context.data_dir / WORKDIR,
+        remote=settings.remote_for(context.data_dir / EMBEDDED_REMOTE),
+        # git runs in the working clone: every local path must be absolute.
+        workdir=(settings.gitops_workdir or context.data_dir / WORKDIR).resolve(),
         branch=settings.gitops_branch,
         credentials=settings.git_credentials(),
         max_attempts=settings.gitops_push_attempts,

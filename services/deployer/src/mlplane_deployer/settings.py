@@ -69,6 +69,16 @@ class DeployerSettings(BaseSettings):
                 raise ValueError("an SSH gitops_remote needs gitops_known_hosts_file")
         return self
 
+    def remote_for(self, embedded: Path) -> str:
+        """The remote git is given: `embedded` when none is configured; a local path made
+        absolute (git runs inside the working clone, where a relative one means nothing)."""
+        remote = self.gitops_remote
+        if remote is None:
+            return str(embedded.resolve())
+        if "://" in remote or _SCP_LIKE.match(remote):
+            return remote
+        return str(Path(remote).resolve())
+
     def git_credentials(self) -> GitCredentials:
         return GitCredentials(
             username=self.gitops_username,
