@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import stat
+import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -339,3 +340,48 @@ def test_a_version_carrying_aws_credentials_fails_its_scan_on_the_secrets(
     assert lifecycle["stage"] == "scanned"
     assert lifecycle["scan_verdict"] == "failed"
     assert lifecycle["image"] == chain.build["image"]
+
+
+def test_the_deployer_commits_a_scanned_version_and_stops_at_committed(
+    platform: RunningPlatform, http: httpx.Client
+) -> None:
+    # Run last: it relaxes the team's prod scan policy (no vulnerability database here).
+    failed_before = http.post(
+        "/v1/deployer/deployments", json={"model": "fraud", "version": 1, "environment": "dev"}
+    )
+    assert failed_before.status_code == 409, failed_before.text
+    assert [r["code"] for r in failed_before.json()["reasons"]] == ["scan_not_passed"]
+    _ok(
+        http.put(
+            "/v1/scanner/policies/prod",
+            json={"max_severity": "high", "block_when_vulnerabilities_not_assessed": False},
+        )
+    )
+    model = "churn"
+    _publish(http, model, "model.pkl", b"\x80\x04\x95churn\x00" + bytes(range(256)) * 8)
+    chain = _await_chain(http, platform, model)
+    assert chain.scan["verdict"] == "passed", chain.scan
+    body = {"model": model, "version": 1, "environment": "dev"}
+    deadline = time.monotonic() + 60
+    while True:  # the deployer learns the verdict from image.scanned, a moment later
+        asked = http.post("/v1/deployer/deployments", json=body)
+        if asked.status_code != 409 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    created = _ok(asked, 201)
+    while True:
+        read = _ok(http.get(f"/v1/deployer/deployments/{created['id']}"))
+        if read["phase"] != "pending" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert read["phase"] == "committed", json.dumps(read, indent=1) + platform.log_tail()
+    assert "no cluster is configured" in read["message"]
+    remote = platform.data_dir / "deployer" / "gitops.git"
+    subject = subprocess.run(
+        ["git", "-C", str(remote), "log", "-1", "--format=%s", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert subject == f"deploy {TEAM}/{model} v1 to dev"
+    assert "hosting service deployer:" in platform.log.read_text(), platform.log_tail()

@@ -32,7 +32,9 @@ from typing import Any, Literal, TypeVar
 
 import uvicorn
 from mlplane_builder.main import make_plugin as make_builder
-from mlplane_gateway.main import make_plugin as make_gateway
+from mlplane_gateway.main import MIGRATIONS as GATEWAY_MIGRATIONS
+from mlplane_gateway.main import build as build_gateway
+from mlplane_gateway.tables import define_tables as gateway_tables
 from mlplane_registry.main import make_plugin as make_registry
 from mlplane_runtime.bus.base import OutboundMessage
 from mlplane_runtime.db import create_database
@@ -41,6 +43,7 @@ from mlplane_runtime.identity_secret import IDENTITY_SECRET_FILE
 from mlplane_runtime.platform import Platform, bind_http_socket
 from mlplane_runtime.platform.http_protocol import limited_protocol
 from mlplane_runtime.platform.http_server import connection_limits
+from mlplane_runtime.service import ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
 from mlplane_scanner.main import make_plugin as make_scanner
 from mlplane_testing.s3_server import S3Endpoint, delete_bucket
@@ -52,6 +55,22 @@ BOOTSTRAP_KEY = "security-bootstrap-admin-key-" + "0123456789abcdef"
 GATEWAY_SECRET_KEY = "security-gateway-secret-key-" + "fedcba9876543210"
 START_S = 90.0
 T = TypeVar("T")
+
+
+def _gateway(schema: str, hosted: tuple[str, ...]) -> ServicePlugin:
+    """The gateway, told that the services this stack hosts are the ones installed here:
+    every installed plug-in (the deployer too) is not hosted by this stack, and a service
+    the platform does not host must answer 503 through the facade, as it would there."""
+    tables = gateway_tables(schema)
+    return ServicePlugin(
+        name="gateway",
+        schema=schema,
+        metadata=tables.metadata,
+        migrations=GATEWAY_MIGRATIONS,
+        build=lambda context: build_gateway(context, tables, installed=frozenset(hosted)),
+        url_prefix="",
+        authenticates_callers=True,
+    )
 
 
 @dataclass
@@ -199,7 +218,7 @@ def running_stack(
         make_registry(schema=schemas["registry"]),
         make_builder(schema=schemas["builder"]),
         make_scanner(schema=schemas["scanner"]),
-        make_gateway(schema=schemas["gateway"]),
+        _gateway(schemas["gateway"], hosted=FRONTED),
     ]
     platform = Platform(settings, plugins, bus_schema=bus_schema)
     loop = asyncio.new_event_loop()

@@ -58,6 +58,8 @@ def test_each_service_consumes_what_the_design_table_says() -> None:
     assert short(CONSUMES["builder"]) == {"model.version.registered"}
     assert short(CONSUMES["scanner"]) == {"image.built", "deployment.status_changed"}
     assert short(CONSUMES["deployer"]) == {
+        "model.version.registered",
+        "image.built",
         "image.scanned",
         "deployment.requested",
         "model.alias.changed",
@@ -86,7 +88,11 @@ def test_only_registered_types_are_bound() -> None:
 
 
 def test_consumers_of_lists_the_services_bound_to_a_type() -> None:
-    assert consumers_of("io.mlplane.model.version.registered.v1") == ("builder", "drift")
+    assert consumers_of("io.mlplane.model.version.registered.v1") == (
+        "builder",
+        "deployer",
+        "drift",
+    )
     assert consumers_of("io.mlplane.unknown.v1") == ()
 
 

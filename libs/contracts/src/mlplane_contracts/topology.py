@@ -62,7 +62,15 @@ CONSUMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
         "builder": (MODEL_VERSION_REGISTERED,),
         "scanner": (IMAGE_BUILT, DEPLOYMENT_STATUS_CHANGED),
-        "deployer": (IMAGE_SCANNED, DEPLOYMENT_REQUESTED, MODEL_ALIAS_CHANGED, DRIFT_DETECTED),
+        # A version's lineage and image, the verdict of its image, and the two ways in.
+        "deployer": (
+            MODEL_VERSION_REGISTERED,
+            IMAGE_BUILT,
+            IMAGE_SCANNED,
+            DEPLOYMENT_REQUESTED,
+            MODEL_ALIAS_CHANGED,
+            DRIFT_DETECTED,
+        ),
         "drift": (MODEL_VERSION_REGISTERED,),
         # The gateway relays these to other teams' webhook and SSE subscribers.
         "gateway": (DEPLOYMENT_STATUS_CHANGED, MODEL_ALIAS_CHANGED, DRIFT_DETECTED, IMAGE_SCANNED),

@@ -1,7 +1,7 @@
 """The deployer's own settings (prefix `MLPLANE_DEPLOYER_`); shared ones stay in RuntimeSettings.
 
-Only what the foundations use so far: the GitOps remote and its credentials, and
-the Kubernetes version rendered manifests are validated against.
+The GitOps remote and its credentials, the Kubernetes version rendered manifests
+are validated against, and the job worker's limits.
 """
 
 from __future__ import annotations
@@ -38,6 +38,20 @@ class DeployerSettings(BaseSettings):
     gitops_push_attempts: int = Field(default=20, ge=1, le=100)
     kubernetes_version: str = Field(default="1.28", pattern=r"^1\.(2[89]|[3-9][0-9])$")
     """Rendered manifests validate against this Kubernetes version's schemas (1.28+)."""
+    max_concurrent_jobs: int = Field(default=2, ge=1, le=64)
+    """Deployments (render, validate, commit, push) one process runs at once."""
+    job_attempts: int = Field(default=5, ge=1, le=100)
+    """Tries of a deployment whose failures may pass (the remote did not answer)."""
+    retry_delay_s: float = Field(default=5.0, ge=0, le=3600)
+    """Wait before a deployment's second try, doubling after."""
+    job_timeout_s: float = Field(default=300.0, gt=0, le=3600)
+    lease_s: float = Field(default=60.0, gt=0, le=3600)
+    poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+
+    @property
+    def embedded(self) -> bool:
+        """No GitOps remote configured: a bare repository under the data directory."""
+        return self.gitops_remote is None
 
     @model_validator(mode="after")
     def _credentials_fit_the_remote(self) -> DeployerSettings:
@@ -54,6 +68,16 @@ class DeployerSettings(BaseSettings):
             if self.gitops_known_hosts_file is None:
                 raise ValueError("an SSH gitops_remote needs gitops_known_hosts_file")
         return self
+
+    def remote_for(self, embedded: Path) -> str:
+        """The remote git is given: `embedded` when none is configured; a local path made
+        absolute (git runs inside the working clone, where a relative one means nothing)."""
+        remote = self.gitops_remote
+        if remote is None:
+            return str(embedded.resolve())
+        if "://" in remote or _SCP_LIKE.match(remote):
+            return remote
+        return str(Path(remote).resolve())
 
     def git_credentials(self) -> GitCredentials:
         return GitCredentials(

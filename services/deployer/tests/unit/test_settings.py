@@ -40,3 +40,18 @@ class TestDeployerSettings:
     def test_kubernetes_older_than_1_28_is_refused(self) -> None:
         with pytest.raises(ValidationError):
             DeployerSettings(kubernetes_version="1.27")
+
+
+def test_local_remotes_are_made_absolute_for_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    embedded = DeployerSettings().remote_for(Path(".data/deployer/gitops.git"))
+    assert embedded == str(tmp_path / ".data/deployer/gitops.git")
+    assert DeployerSettings(gitops_remote="repos/g.git").remote_for(Path("x")) == str(
+        tmp_path / "repos/g.git"
+    )
+    url = "https://git.example.com/platform/gitops.git"
+    assert DeployerSettings(gitops_remote=url).remote_for(Path("x")) == url
+    scp = "git@git.example.com:platform/gitops.git"
+    assert DeployerSettings(gitops_remote=scp).remote_for(Path("x")) == scp

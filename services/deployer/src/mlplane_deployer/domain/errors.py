@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from mlplane_runtime.errors import Conflict, InvalidInput, NotFound, Unavailable
+from mlplane_runtime.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    Unavailable,
+)
 
 
 class InvalidEnvironments(InvalidInput):
@@ -47,3 +54,37 @@ class GitOpsConflict(Conflict):
 
 class ChangeNotFound(NotFound):
     """No commit on the GitOps branch carries that change id."""
+
+
+class DeploymentNotFound(NotFound):
+    """No deployment of that id in the caller's team."""
+
+
+class ImageUnknown(NotFound):
+    """No image is known for the version asked for: it was not built (or not yet)."""
+
+
+class AliasUnknown(NotFound):
+    """The model has no such alias, or the alias points at no version."""
+
+
+class DeploymentDenied(Conflict):
+    """The policy refuses the deployment; `reasons` lists every failed rule."""
+
+    problem_type = "https://mlplane.io/problems/deployment-denied"
+    title = "Deployment denied"
+
+
+class RequesterCannotApprove(Forbidden):
+    """The principal who requested a deployment tried to approve it."""
+
+    problem_type = "https://mlplane.io/problems/requester-cannot-approve"
+    title = "The requester cannot approve"
+
+
+class DeploymentStateConflict(Conflict):
+    """The deployment is not in a state that allows this (promote before commit, ...)."""
+
+
+class PolicyChanged(PreconditionFailed):
+    """The policy moved on since the `If-Match` version the caller read."""

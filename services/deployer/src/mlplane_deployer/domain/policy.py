@@ -67,6 +67,8 @@ class DenialCode(StrEnum):
     APPROVALS_MISSING = "approvals_missing"
     FROZEN = "frozen"
     LINEAGE_MISSING = "lineage_missing"
+    IMAGE_UNKNOWN = "image_unknown"
+    """Not a rule of `evaluate`: the service knows no image of the version (not built)."""
 
 
 @dataclass(frozen=True, slots=True)
