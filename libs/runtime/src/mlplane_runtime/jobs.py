@@ -162,6 +162,14 @@ class JobWorker(Generic[J, R]):
                 self._loop(), name=f"{self._service}-{self._kind}-worker"
             )
 
+    async def run(self) -> None:
+        """Run jobs until cancelled (what a `ServiceWorker` runs), then `stop()`."""
+        self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
     async def stop(self) -> None:
         """Claim nothing more; running jobs get `stop_timeout_s` to finish, then are
         cancelled and released (due again at once, for another worker or a restart)."""

@@ -67,11 +67,7 @@ class BuildWorker:
     async def run(self) -> None:
         """Run builds until cancelled (a `ServiceWorker`); a build cut short by the stop
         is released, due again at once."""
-        self._worker.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self._worker.stop()
+        await self._worker.run()
 
     async def run_once(self) -> Build | None:
         """Claim one due build and run it to a recorded outcome; None when none is due

@@ -82,11 +82,7 @@ class DeploymentWorker:
         self._worker.wake()
 
     async def run(self) -> None:
-        self._worker.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self._worker.stop()
+        await self._worker.run()
 
     async def run_once(self) -> Deployment | None:
         """Claim one due deployment and run it to a recorded outcome; None when none was due."""

@@ -100,11 +100,7 @@ class ScanWorker:
 
     async def run(self) -> None:
         """Run the worker until cancelled; running scans then finish or are released."""
-        self._worker.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self._worker.stop()
+        await self._worker.run()
 
     async def run_once(self) -> bool:
         """Claim and process one scan, if any is waiting; True when one was processed."""
