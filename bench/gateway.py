@@ -215,7 +215,7 @@ async def main(plan: Plan) -> dict[str, Any]:
         "operation": "get version by alias (GET .../models/{m}/aliases/champion)",
         "scale": plan.as_dict(),
         "direct": {
-            "server": "mlplane serve registry (1 process), X-Mlplane-Team header",
+            "server": "mlplane serve registry (1 process), the identity the gateway would sign",
             **best["direct"],
         },
         "gateway": {

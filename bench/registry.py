@@ -61,8 +61,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support.identity import identity_environment
 from bench.support.lean_http import Answer, LeanHttp
-from bench.support.registry_clients import MlflowRegistry, MlplaneRegistry, RegistryClient
+from bench.support.registry_clients import TEAM, MlflowRegistry, MlplaneRegistry, RegistryClient
 from bench.support.registry_load import (
     Call,
     OperationFigures,
@@ -221,6 +222,7 @@ async def main(plan: Plan) -> dict[str, Any]:
                     "MLPLANE_HTTP_PORT": str(mlplane_port),
                     "MLPLANE_DATA_DIR": str(workdir / "mlplane-data"),
                     "MLPLANE_LOG_LEVEL": "WARNING",
+                    **identity_environment(TEAM),
                 },
                 cwd=workdir,
                 ready_url=f"http://127.0.0.1:{mlplane_port}/readyz",

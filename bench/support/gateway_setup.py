@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.support.identity import BENCH_IDENTITY_SECRET, identity_environment
 from bench.support.registry_clients import TEAM, MlplaneRegistry
 from bench.support.registry_servers import ServerProcess
 
@@ -40,12 +41,16 @@ def _common(database_url: str, port: int, data_dir: Path) -> dict[str, str]:
 
 
 def registry_server(database_url: str, port: int, workdir: Path) -> ServerProcess:
-    """`mlplane serve registry`, trusting the team header (no identity key: the direct
-    side of the benchmark calls it as the gateway's own tests' registry is called)."""
+    """`mlplane serve registry`, verifying identities signed with the benchmark's secret
+    (the gateway's, and the direct side's `SignedIdentity`)."""
     return ServerProcess(
         "registry",
         [str(BIN / "mlplane"), "serve", "registry"],
-        env={**_base_env(), **_common(database_url, port, workdir / "registry-data")},
+        env={
+            **_base_env(),
+            **_common(database_url, port, workdir / "registry-data"),
+            **identity_environment(TEAM),
+        },
         cwd=workdir,
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )
@@ -55,6 +60,7 @@ def gateway_server(database_url: str, port: int, workdir: Path, registry_url: st
     """`mlplane serve gateway`: facade to `registry_url`, in-process rate limits set high."""
     settings: Mapping[str, str] = {
         "MLPLANE_GATEWAY_SECRET_KEY": SECRET_KEY,
+        "MLPLANE_IDENTITY_SECRET": BENCH_IDENTITY_SECRET,
         "MLPLANE_GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY,
         "MLPLANE_GATEWAY_REGISTRY_URL": registry_url,
         "MLPLANE_GATEWAY_KEY_RATE_PER_S": str(NO_THROTTLE),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +44,16 @@ class Answer:
 class LeanHttp:
     """`async with LeanHttp(concurrency, headers) as http: await http.get(url)`."""
 
-    def __init__(self, concurrency: int, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        headers: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
+        """`headers` go with every request; a callable is asked for them per request
+        (tokens that expire during a run)."""
         self._concurrency = concurrency
-        self._headers = dict(headers or {})
+        self._per_request = headers if callable(headers) else None
+        self._headers = {} if callable(headers) else dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> LeanHttp:
@@ -70,7 +77,10 @@ class LeanHttp:
         json: Any = None,
     ) -> Answer:
         assert self._session is not None, "use LeanHttp as an async context manager"
-        async with self._session.request(method, url, params=params, json=json) as response:
+        headers = None if self._per_request is None else self._per_request()
+        async with self._session.request(
+            method, url, params=params, json=json, headers=headers
+        ) as response:
             return Answer(response.status, await response.read())
 
     async def get(self, url: str, *, params: Mapping[str, str | int] | None = None) -> Answer:

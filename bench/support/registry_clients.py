@@ -8,8 +8,10 @@ artifact URI, the commit, the CI run and two tags (MLflow keeps them as tags).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from bench.support.identity import SignedIdentity
 from bench.support.lean_http import Answer, LeanHttp
 
 TEAM = "bench"
@@ -50,7 +52,10 @@ class MlplaneRegistry:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/") + "/registry"
-        self.headers = {"X-Mlplane-Team": TEAM}
+        # The registry answers only the gateway's signed identity (renewed per run).
+        self.headers: Mapping[str, str] | Callable[[], Mapping[str, str]] = SignedIdentity(
+            "registry", TEAM
+        )
 
     async def create_model(self, http: LeanHttp, model: str) -> Answer:
         return await http.post(f"{self.base_url}/models", json={"name": model})
