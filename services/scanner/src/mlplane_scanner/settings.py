@@ -28,7 +28,8 @@ class ScannerSettings(BaseSettings):
     """OCI repository serving Trivy's vulnerability database (a Harbor proxy or mirror of
     `ghcr.io/aquasecurity/trivy-db`); unset: vulnerabilities are not assessed."""
     insecure_registries: bool = False
-    """Let Trivy reach registries over plain HTTP (a local registry, an http Harbor)."""
+    """Let Trivy reach every registry over plain HTTP (an http Harbor). Registries on
+    loopback (`localhost:5000`, `127.0.0.1:5000`) are reached over http without it."""
     registry_username: str | None = None
     registry_password: SecretStr | None = None
     """Credentials Trivy pulls images with (given to it by environment, never argv)."""
