@@ -35,6 +35,10 @@ class ScannerSettings(BaseSettings):
     """Credentials Trivy pulls images with (given to it by environment, never argv)."""
     max_concurrent_scans: int = Field(default=2, ge=1, le=64)
     """Trivy processes at once in this replica (Trivy is CPU-bound)."""
+    queue_warning_s: float = Field(default=60.0, gt=0)
+    """A scan that waited this long for a free slot logs that the scanner is the
+    bottleneck (at most once a minute; every wait is in
+    `mlplane_scanner_queue_wait_seconds`)."""
     scan_timeout_s: float = Field(default=600.0, gt=0)
     scan_attempts: int = Field(default=3, ge=1, le=20)
     """Tries of a scan whose failure may be passing (storage down) before verdict `error`."""
