@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlplane_sdk.cli.dead_letters import dead_letters_app
+from mlplane_sdk.cli.migrate import migrate
 from mlplane_sdk.cli.run import serve, up
 from mlplane_sdk.version import VERSION
 
@@ -39,6 +40,7 @@ def root(
 
 app.command("up")(up)
 app.command("serve")(serve)
+app.command("migrate")(migrate)
 app.add_typer(dead_letters_app, name="dead-letters")
 
 
