@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,3 +69,95 @@ def clean_environment(**extra: str) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("MLPLANE_", "TRIVY_"))}
     environment.update(extra)
     return environment
+
+
+_METRIC_DEFINITION = re.compile(
+    r'(Counter|Gauge|Histogram|Summary)\(\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)"'
+)
+_PROMQL_WORDS = frozenset(
+    [
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "count",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+        "group",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "rate",
+        "irate",
+        "increase",
+        "delta",
+        "idelta",
+        "deriv",
+        "histogram_quantile",
+        "abs",
+        "ceil",
+        "floor",
+        "round",
+        "clamp",
+        "clamp_min",
+        "clamp_max",
+        "label_replace",
+        "label_join",
+        "vector",
+        "scalar",
+        "time",
+        "absent",
+        "absent_over_time",
+        "changes",
+        "resets",
+        "avg_over_time",
+        "max_over_time",
+        "min_over_time",
+        "sum_over_time",
+        "count_over_time",
+        "last_over_time",
+        "predict_linear",
+        "sort",
+        "sort_desc",
+        "inf",
+        "nan",
+        "le",
+    ]
+)
+
+
+def code_metric_names() -> set[str]:
+    """Every series name the platform's code exposes (histograms: _bucket, _count, _sum)."""
+    names: set[str] = set()
+    for path in [*REPO.glob("libs/*/src/**/*.py"), *REPO.glob("services/*/src/**/*.py")]:
+        for kind, name in _METRIC_DEFINITION.findall(path.read_text()):
+            names.add(name)
+            if kind in ("Histogram", "Summary"):
+                names.update({f"{name}_bucket", f"{name}_count", f"{name}_sum"})
+            if kind == "Counter" and not name.endswith("_total"):
+                names.add(f"{name}_total")
+    return names
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names an expression reads (label matchers, groupings and strings removed)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    # Numbers and durations (0.95, 5m, 1h30m) are not names.
+    text = re.sub(r"(?<![\w:])\d[\d.eE+-]*(?:ms|[smhdwy])*", " ", text)
+    words = re.findall(r"(?<![\w:])[a-zA-Z_:][a-zA-Z0-9_:]*", text)
+    return {w for w in words if w not in _PROMQL_WORDS}
