@@ -123,6 +123,15 @@ def test_each_service_has_its_objects_hardened_and_probed(overlay: str) -> None:
         assert set(SERVICES) <= names, (kind, set(SERVICES) - names)
     for service in SERVICES:
         deployment = by_kind(objects, "Deployment")[service]
+        # The HorizontalPodAutoscaler owns the replica count (a sync would reset it).
+        assert "replicas" not in deployment["spec"]
+        hpa = by_kind(objects, "HorizontalPodAutoscaler")[service]
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": service,
+        }
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         (container,) = pod["containers"]
