@@ -81,3 +81,11 @@ def test_a_failing_migration_exits_1_naming_the_service(database: tuple[str, str
     assert failed.returncode == 1
     assert "migrating registry failed" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_an_unreachable_database_is_one_line_without_the_password() -> None:
+    failed = _migrate("postgresql://mlplane:hunter2-not-logged@127.0.0.1:1/mlplane", "registry")
+    assert failed.returncode == 1
+    assert "migrating registry failed" in failed.stderr
+    assert "hunter2-not-logged" not in failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stderr
