@@ -261,7 +261,9 @@ def main(size: int, rounds: int) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a run under 60 s (128 MiB, one round)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a run under 60 s (128 MiB, one round)"
+    )
     parser.add_argument("--size-mib", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
     args = parser.parse_args()
