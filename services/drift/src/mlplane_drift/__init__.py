@@ -1,0 +1,1 @@
+"""mlplane drift: reference profiles, mergeable window summaries and drift verdicts."""
