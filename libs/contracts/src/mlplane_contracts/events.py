@@ -150,6 +150,8 @@ class DriftMethod(StrEnum):
 
     KOLMOGOROV_SMIRNOV = "ks"
     CHI_SQUARE = "chi_square"
+    Z_TEST = "z"
+    """Two-proportion Z-test, for binary features of small references."""
     WASSERSTEIN = "wasserstein"
     JENSEN_SHANNON = "jensen_shannon"
     PSI = "psi"

@@ -57,7 +57,7 @@ def build(
         settings,
         store,
         profiles,
-        DriftConfig(drift_share=settings.drift_share),
+        DriftConfig(share_threshold=settings.drift_share),
         clock,
     )
     drift = HostedDrift(context.name, tables, settings, store, profiles, worker, clock)

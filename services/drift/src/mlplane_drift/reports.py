@@ -10,7 +10,6 @@ from uuid import UUID
 from mlplane_contracts import events as ev
 
 from mlplane_drift import distributions
-from mlplane_drift.detect import DriftConfig
 from mlplane_drift.profile import ReferenceProfile
 from mlplane_drift.store import WindowRow
 from mlplane_drift.summaries import Alerting, Judgement
@@ -41,8 +40,8 @@ def report_document(
         features.append(
             {
                 "feature": result.feature,
-                "kind": str(profile.kind(result.feature)),
-                "method": str(result.method),
+                "kind": str(result.kind),
+                "method": None if result.method is None else str(result.method),
                 "score": _number(result.score),
                 "threshold": _number(result.threshold),
                 "drifted": bool(result.drifted),
@@ -81,12 +80,12 @@ def alert_event(
     alerting: Alerting,
     report_uri: str,
     now: datetime,
-    config: DriftConfig,
 ) -> ev.DriftDetected:
     """`drift.detected` for a window whose verdict fired the alert: the drifted features
     first (all of them when none drifted: a severity from scores alone)."""
     verdict = judgement.verdict
-    ranked = sorted(verdict.features, key=lambda r: (not r.drifted, r.feature))
+    tested = [r for r in verdict.features if r.method is not None]
+    ranked = sorted(tested, key=lambda r: (not r.drifted, r.feature))
     drifted = [r for r in ranked if r.drifted] or ranked
     return ev.DriftDetected(
         team=window.team,
@@ -95,7 +94,7 @@ def alert_event(
         environment=ev.Environment(window.environment),
         severity=ev.DriftSeverity(alerting.severity or ev.DriftSeverity.WARNING),
         drift_share=float(verdict.drift_share),
-        share_threshold=float(config.drift_share),
+        share_threshold=float(verdict.share_threshold),
         features=tuple(
             ev.FeatureDrift(
                 feature=r.feature,

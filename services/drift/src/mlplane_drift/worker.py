@@ -177,7 +177,7 @@ class VerdictWorker:
             )
             if alerting.fire:
                 uow.emit(
-                    alert_event(window, judgement, alerting, uri, now, self._config),
+                    alert_event(window, judgement, alerting, uri, now),
                     subject=version_subject(window.team, window.model, window.version),
                 )
             await uow.commit()
@@ -234,6 +234,8 @@ def _export(service: str, window: WindowRow, judgement: Judgement) -> None:
     metrics.DRIFT_SHARE.labels(*labels).set(float(verdict.drift_share))
     metrics.DATASET_DRIFTED.labels(*labels).set(1.0 if verdict.dataset_drifted else 0.0)
     for result in verdict.features:
+        if result.method is None:
+            continue  # untested (nothing to compare): no score to show
         metrics.FEATURE_SCORE.labels(*labels, result.feature, str(result.method)).set(
             float(result.score)
         )
