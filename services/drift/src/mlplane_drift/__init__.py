@@ -3,8 +3,8 @@
 The statistics are pure (no I/O beyond reading Arrow, Parquet or CSV data handed in):
 `ReferenceProfile` (profile.py), `WindowSummary` (window.py), `detect` (detect.py),
 `severity_of` and `Hysteresis` (severity.py). `detect` is imported from its module
-(`from mlplane_drift.detect import detect`): the module and function share the name. `mlplane_drift.client` is the small client
-model servers use to send prediction samples.
+(`from mlplane_drift.detect import detect`): the module and function share the name.
+`mlplane_drift.client` is the small client model servers use to send prediction samples.
 """
 
 from __future__ import annotations
