@@ -140,9 +140,7 @@ def upgrade() -> None:
         sa.Column("environment", sa.Text, nullable=False),
         sa.Column("state", JSONB, nullable=False),
         _now("updated_at"),
-        sa.PrimaryKeyConstraint(
-            "team", "model", "version", "environment", name="pk_alert_states"
-        ),
+        sa.PrimaryKeyConstraint("team", "model", "version", "environment", name="pk_alert_states"),
         schema=schema,
     )
 

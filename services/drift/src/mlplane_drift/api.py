@@ -284,7 +284,7 @@ async def get_report(
     team: Team,
     drift: Drift,
     uow: ReadUow,
-    format: ReportFormat = ReportFormat.JSON,  # noqa: A002 (the query parameter's name)
+    format: ReportFormat = ReportFormat.JSON,
 ) -> Response:
     row = await drift.service(uow).report(team, report_id)
     document = {**row.document, "report_uri": row.report_uri}

@@ -68,7 +68,9 @@ def check_location(uri: str, allowed: Sequence[str]) -> None:
         )
 
 
-def _profile(source: str | bytes, fmt: DatasetFormat, features: Sequence[FeatureSpec] | None) -> ReferenceProfile:
+def _profile(
+    source: str | bytes, fmt: DatasetFormat, features: Sequence[FeatureSpec] | None
+) -> ReferenceProfile:
     try:
         if fmt is DatasetFormat.PARQUET:
             return ReferenceProfile.from_parquet(source, features or None)

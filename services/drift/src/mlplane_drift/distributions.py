@@ -73,7 +73,9 @@ def categorical(profile: CategoricalProfile, window: CategoricalWindow) -> dict[
     ref = [int(profile.counts[i]) for i in order]
     cur = [int(window.counts[i]) for i in order]
     rest = [i for i in range(len(profile.categories)) if i not in set(order.tolist())]
-    other_ref = int(profile.counts[rest].sum()) + profile.other_count if rest or profile.other_count else 0
+    other_ref = (
+        int(profile.counts[rest].sum()) + profile.other_count if rest or profile.other_count else 0
+    )
     other_cur = int(window.counts[rest].sum()) if rest else 0
     if other_ref or other_cur:
         labels.append("(other)")

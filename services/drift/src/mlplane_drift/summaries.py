@@ -17,7 +17,7 @@ from mlplane_drift.domain.errors import InvalidSamples
 from mlplane_drift.domain.samples import SampleRow, columns_of
 from mlplane_drift.errors import DriftInputError
 from mlplane_drift.profile import ReferenceProfile
-from mlplane_drift.severity import Hysteresis, severity_of
+from mlplane_drift.severity import Hysteresis, HysteresisState, severity_of
 from mlplane_drift.window import WindowSummary
 
 
@@ -71,9 +71,11 @@ class Alerting:
 def alert(state: dict[str, Any] | None, verdict: DriftVerdict, rearm_after: int) -> Alerting:
     """Step the hysteresis stored as `state` with `verdict`: whether to fire, at which
     severity, and the state to store for the next window."""
-    hysteresis = (
-        Hysteresis(rearm_after=rearm_after) if state is None else Hysteresis.from_json(state)
-    )
+    before = HysteresisState() if state is None else HysteresisState.from_dict(state)
     severity = severity_of(verdict)
-    fire = hysteresis.observe(severity)
-    return Alerting(fire, None if severity is None else str(severity), hysteresis.to_json())
+    after, fired = Hysteresis(rearm_after=rearm_after).step(before, severity)
+    return Alerting(
+        fire=fired is not None,
+        severity=None if severity is None else str(fired or severity),
+        state=after.to_dict(),
+    )

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
-from mlplane_contracts import events as ev
 from mlplane_contracts.subjects import version_subject
 from mlplane_runtime.errors import MlplaneError
 from mlplane_runtime.jobs import ClaimRequest, JobInfo, JobTrace, JobWorker
@@ -171,7 +170,9 @@ class VerdictWorker:
             uri = await self._blobs.put(key, json.dumps(document).encode(), JSON)
             if not await store.finish_window(window.id):
                 return "lost"
-            await store.add_report(_report_row(report_id, window, judgement, alerting, uri, document, now))
+            await store.add_report(
+                _report_row(report_id, window, judgement, alerting, uri, document, now)
+            )
             await store.save_alert_state(
                 window.team, window.model, window.version, window.environment, alerting.state
             )
@@ -182,14 +183,22 @@ class VerdictWorker:
                 )
             await uow.commit()
         _export(self._name, window, judgement)
-        outcome = "alerted" if alerting.fire else (
-            "drifted" if judgement.verdict.dataset_drifted else "clean"
+        outcome = (
+            "alerted"
+            if alerting.fire
+            else ("drifted" if judgement.verdict.dataset_drifted else "clean")
         )
         metrics.VERDICTS.labels(self._name, outcome).inc()
         return outcome
 
     async def _fail(self, window: WindowRow, cause: str) -> str:
-        _log.warning("window %s of %s/%s could not be judged: %s", window.id, window.team, window.model, cause)
+        _log.warning(
+            "window %s of %s/%s could not be judged: %s",
+            window.id,
+            window.team,
+            window.model,
+            cause,
+        )
         async with self._uow_factory() as uow:
             await self._store(uow).finish_window(window.id, error=cause)
             await uow.commit()

@@ -138,7 +138,9 @@ class Hosted:
         """Judge every window waiting now; their outcomes."""
         return await self.drift.worker.drain()
 
-    async def ready(self, team: str, reference: pa.Table, model: str = "fraud", version: int = 1) -> None:
+    async def ready(
+        self, team: str, reference: pa.Table, model: str = "fraud", version: int = 1
+    ) -> None:
         """Version registered and its reference uploaded."""
         await self.deliver(registered(team, model, version))
         answer = await self.http.put(
@@ -173,10 +175,17 @@ def as_(team: str, principal: str = "user:alice") -> dict[str, str]:
     return {"X-Mlplane-Team": team, "X-Mlplane-Principal": principal}
 
 
-def body(data: pa.Table, model: str = "fraud", version: int = 1, environment: str = "prod") -> dict[str, Any]:
+def body(
+    data: pa.Table, model: str = "fraud", version: int = 1, environment: str = "prod"
+) -> dict[str, Any]:
     from .support.data import samples
 
-    return {"model": model, "version": version, "environment": environment, "samples": samples(data)}
+    return {
+        "model": model,
+        "version": version,
+        "environment": environment,
+        "samples": samples(data),
+    }
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ chunks, so a large dataset never sits in memory whole.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -98,38 +99,41 @@ class S3BlobStore:
     async def download(self, uri: str, target: Path, max_bytes: int) -> int:
         bucket, key = split_s3_uri(uri)
         client = self._started()
-        written = 0
         try:
-            response = await client.get_object(Bucket=bucket, Key=key)
-            declared = int(response.get("ContentLength") or 0)
-            if declared > max_bytes:
-                raise DatasetTooLarge(
-                    f"{uri} holds {declared} bytes, more than the {max_bytes} allowed",
-                    uri=uri,
-                    max_bytes=max_bytes,
-                )
-            async with response["Body"] as body:
-                with target.open("wb") as file:
-                    while chunk := await body.read(CHUNK_BYTES):
-                        written += len(chunk)
-                        if written > max_bytes:
-                            raise DatasetTooLarge(
-                                f"{uri} holds more than the {max_bytes} bytes allowed",
-                                uri=uri,
-                                max_bytes=max_bytes,
-                            )
-                        file.write(chunk)
+            return await self._stream(client, bucket, key, uri, target, max_bytes)
         except ClientError as exc:
-            target.unlink(missing_ok=True)
+            await asyncio.to_thread(target.unlink, missing_ok=True)
             if error_code(exc) in MISSING_CODES:
                 raise BlobNotFound(f"{uri} does not exist", uri=uri) from None
             if error_code(exc) in {"AccessDenied", "403", "AllAccessDisabled"}:
                 raise BlobNotFound(f"{uri} cannot be read by the drift service", uri=uri) from None
             raise Unavailable(f"reading {uri} failed: {exc}") from exc
         except BotoCoreError as exc:
-            target.unlink(missing_ok=True)
+            await asyncio.to_thread(target.unlink, missing_ok=True)
             raise Unavailable(f"reading {uri} failed: {exc}") from exc
         except BaseException:
-            target.unlink(missing_ok=True)
+            await asyncio.to_thread(target.unlink, missing_ok=True)
             raise
+
+    async def _stream(
+        self, client: Any, bucket: str, key: str, uri: str, target: Path, max_bytes: int
+    ) -> int:
+        response = await client.get_object(Bucket=bucket, Key=key)
+        declared = int(response.get("ContentLength") or 0)
+        too_large = DatasetTooLarge(
+            f"{uri} holds more than the {max_bytes} bytes allowed", uri=uri, max_bytes=max_bytes
+        )
+        if declared > max_bytes:
+            raise too_large
+        written = 0
+        file = await asyncio.to_thread(target.open, "wb")
+        try:
+            async with response["Body"] as body:
+                while chunk := await body.read(CHUNK_BYTES):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise too_large
+                    await asyncio.to_thread(file.write, chunk)
+        finally:
+            await asyncio.to_thread(file.close)
         return written

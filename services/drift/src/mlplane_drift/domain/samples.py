@@ -27,7 +27,9 @@ class SampleRow:
     label: Any = None
 
 
-def columns_of(rows: Sequence[SampleRow], profile_features: Collection[str]) -> dict[str, list[Any]]:
+def columns_of(
+    rows: Sequence[SampleRow], profile_features: Collection[str]
+) -> dict[str, list[Any]]:
     """The samples as `{feature: values}` over the profile's features (None: missing).
 
     Raises `InvalidSamples` for no samples, a feature the profile does not know, or a

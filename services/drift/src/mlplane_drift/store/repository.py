@@ -347,11 +347,9 @@ class DriftStore:
         """Seconds until the next open window's time is up; None when none has a time."""
         w = self._t.windows
         soonest = (
-            await self._session.execute(
-                select(func.min(w.c.closes_at)).where(w.c.state == OPEN)
-            )
+            await self._session.execute(select(func.min(w.c.closes_at)).where(w.c.state == OPEN))
         ).scalar_one_or_none()
-        if soonest is None:
+        if not isinstance(soonest, datetime):
             return None
         return max((soonest - now).total_seconds(), 0.0)
 

@@ -17,7 +17,9 @@ AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 CATEGORIES = ["x", "y", "z"]
 
 
-def table(rows: int, seed: int, *, shift: float = 0.0, categories: list[str] | None = None) -> pa.Table:
+def table(
+    rows: int, seed: int, *, shift: float = 0.0, categories: list[str] | None = None
+) -> pa.Table:
     """`amount` ~ N(shift, 1), `score` ~ U(0, 1), `channel` over `categories` (uniform)."""
     rng = np.random.default_rng(seed)
     return pa.table(
