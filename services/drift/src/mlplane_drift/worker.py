@@ -139,8 +139,9 @@ class VerdictWorker:
     # -- judging --------------------------------------------------------------------
 
     async def judge(self, window: WindowRow) -> str:
-        """Judge one claimed window; its outcome: `clean`, `drifted`, `alerted`, `failed`
-        or `lost` (another worker finished it first)."""
+        """Judge one claimed window; its outcome: `clean` (no feature drifted), `drifted`
+        (some did; the hysteresis kept quiet), `alerted` (drift.detected emitted), `failed`
+        (the window cannot be judged) or `lost` (another worker finished it first)."""
         async with self._uow_factory.reading() as uow:
             partials = await self._store(uow).partial_summaries(window.id)
         try:
@@ -183,11 +184,7 @@ class VerdictWorker:
                 )
             await uow.commit()
         _export(self._name, window, judgement)
-        outcome = (
-            "alerted"
-            if alerting.fire
-            else ("drifted" if judgement.verdict.dataset_drifted else "clean")
-        )
+        outcome = "alerted" if alerting.fire else ("drifted" if alerting.severity else "clean")
         metrics.VERDICTS.labels(self._name, outcome).inc()
         return outcome
 

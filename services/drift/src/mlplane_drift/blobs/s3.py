@@ -128,8 +128,9 @@ class S3BlobStore:
         written = 0
         file = await asyncio.to_thread(target.open, "wb")
         try:
-            async with response["Body"] as body:
-                while chunk := await body.read(CHUNK_BYTES):
+            body = response["Body"]
+            async with body:  # releases the connection, also when the size runs over
+                async for chunk in body.iter_chunks(CHUNK_BYTES):
                     written += len(chunk)
                     if written > max_bytes:
                         raise too_large

@@ -450,6 +450,9 @@ class DriftStore:
         if before is not None:
             conditions.append(r.c.created_at < before)
         rows = await self._session.execute(
-            select(r).where(*conditions).order_by(r.c.created_at.desc(), r.c.id).limit(limit)
+            select(r)
+            .where(*conditions)
+            .order_by(r.c.created_at.desc(), r.c.window_id.desc())
+            .limit(limit)
         )
         return [ReportRow.of(row) for row in rows]
