@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,7 +122,7 @@ class Hosted:
     tables: DriftTables
     bucket: str
     blobs: S3BlobStore
-    sent: list[str] = field(default_factory=list)
+    transport: httpx.ASGITransport
 
     @property
     def drift(self) -> HostedDrift:
@@ -205,9 +205,9 @@ async def hosted(
 ) -> AsyncIterator[Hosted]:
     context = service_context("drift", database, tables.messaging, data_dir=tmp_path / "drift")
     parts = build(context, tables, settings, blobs=blobs, clock=clock)
-    app = service_app(context, parts)
+    transport = httpx.ASGITransport(app=service_app(context, parts))
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
+        transport=transport,
         base_url="http://drift.test",
         auth=GatewayIdentity("drift"),
     ) as http:
@@ -220,6 +220,7 @@ async def hosted(
             tables,
             bucket,
             blobs,
+            transport,
         )
 
 

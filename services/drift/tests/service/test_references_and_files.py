@@ -4,10 +4,10 @@ team's locations."""
 
 from __future__ import annotations
 
-import pyarrow.csv as pa_csv
-import pyarrow as pa
 import io
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from mlplane_drift.blobs import S3BlobStore
 
 from .conftest import Hosted, as_
