@@ -9,7 +9,7 @@ sum. From that:
   those points (a lower bound) and bound what lies between.
 - Wasserstein: the window's values in a cell are collapsed to their mean. Collapsing keeps the
   integral of the window CDF over the cell, so ∫|F_ref - F_cur| is unchanged on every cell
-  where the two CDFs cannot cross (their ranges over the cell do not overlap) and on every
+  where the two CDFs cannot cross (neither can be above the other somewhere) and on every
   edge cell; elsewhere the error is at most W1(cell values, their mean) <= share *
   2 (m - a)(b - m) / (b - a) for values in (a, b) with mean m. Cells below the lowest and
   above the highest reference value never cross (F_ref is 0 or 1 there).
@@ -143,7 +143,8 @@ def _wasserstein_bound(profile: NumericProfile, window: NumericWindow) -> float:
         # Interior cell i lies between edges i and i + 1.
         ref_lo, ref_hi = ref_at[:-1], ref_below[1:]
         cur_lo, cur_hi = cur_at[:-1], cur_below[1:]
-        overlap = (np.maximum(ref_lo, cur_lo) < np.minimum(ref_hi, cur_hi)) & (counts > 0)
+        # F_ref - F_cur can change sign inside the cell only if each can be above the other.
+        overlap = (ref_lo < cur_hi) & (cur_lo < ref_hi) & (counts > 0)
         a, b = edges[:-1], edges[1:]
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = window.sums[0::2][1:-1] / counts

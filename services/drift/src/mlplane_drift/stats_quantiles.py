@@ -52,11 +52,28 @@ class QuantileSample:
     weights: FloatArray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
     exact: bool = True
     absolute_error: float = 0.0
+    block: int = 65_536
+    pending: list[FloatArray] = field(default_factory=list)
+    pending_rows: int = 0
 
     def add(self, batch: FloatArray) -> None:
+        # Values are taken in blocks of a fixed size whatever batches the reader yields, so
+        # the same rows in the same order give the same sample from a table, Parquet or CSV.
         if len(batch) == 0:
             return
-        unique, counts = np.unique(batch, return_counts=True)
+        self.pending.append(batch)
+        self.pending_rows += len(batch)
+        if self.pending_rows < self.block:
+            return
+        values = np.concatenate(self.pending)
+        whole = len(values) - len(values) % self.block
+        for start in range(0, whole, self.block):
+            self._absorb(values[start : start + self.block])
+        self.pending = [values[whole:]] if whole < len(values) else []
+        self.pending_rows = len(values) - whole
+
+    def _absorb(self, block: FloatArray) -> None:
+        unique, counts = np.unique(block, return_counts=True)
         self.values, self.weights = _merge_points(
             self.values, self.weights, unique, counts.astype(np.float64)
         )
@@ -75,6 +92,9 @@ class QuantileSample:
 
     def finish(self) -> tuple[FloatArray, FloatArray, float]:
         """The sorted values, their weights and the rank error bound (0 when exact)."""
+        if self.pending:
+            self._absorb(np.concatenate(self.pending))
+            self.pending, self.pending_rows = [], 0
         if not self.exact and len(self.values) > self.limit:
             self._compact()
         total = float(self.weights.sum())
