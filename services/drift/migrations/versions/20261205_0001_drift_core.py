@@ -1,5 +1,5 @@
 """drift core: versions, reference profiles, window policies, windows and their partial
-summaries, reports, alert (hysteresis) states
+summaries, reports, alert (hysteresis) states, samples kept to build a reference from
 
 Revision ID: 0001
 Revises:
@@ -143,11 +143,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("team", "model", "version", "environment", name="pk_alert_states"),
         schema=schema,
     )
+    op.create_table(
+        "reference_samples",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("team", sa.Text, nullable=False),
+        sa.Column("model", sa.Text, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("rows", sa.BigInteger, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        _now("created_at"),
+        schema=schema,
+    )
+    op.create_index(
+        "ix_reference_samples_version",
+        "reference_samples",
+        ["team", "model", "version"],
+        schema=schema,
+    )
 
 
 def downgrade() -> None:
     schema = migration_schema()
     for table in (
+        "reference_samples",
         "alert_states",
         "reports",
         "window_partials",

@@ -208,11 +208,13 @@ def _intake_out(drift: Drift, uow: Any, intake: Intake, source: str) -> IntakeOu
     metrics.SAMPLES.labels(drift.name, source).inc(intake.accepted)
     if intake.closed:
         uow.after_commit(drift.worker.wake)
+    window = intake.window
     return IntakeOut(
         accepted=intake.accepted,
-        window_id=intake.window.id,
-        window_samples=intake.window.sample_count,
+        window_id=None if window is None else window.id,
+        window_samples=None if window is None else window.sample_count,
         window_closed=intake.closed,
+        reference_samples=intake.reference_samples,
     )
 
 

@@ -101,9 +101,12 @@ class ParquetSamplesIn(_In):
 
 class IntakeOut(BaseModel):
     accepted: int
-    window_id: int
-    window_samples: int
+    window_id: int | None
+    """None while the batch went to the reference (first samples)."""
+    window_samples: int | None
     window_closed: bool
+    reference_samples: int | None = None
+    """Samples kept for the reference so far, while it is built from the first ones."""
 
 
 class ReportSummaryOut(BaseModel):

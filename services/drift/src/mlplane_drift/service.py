@@ -31,6 +31,7 @@ from mlplane_drift.domain.errors import (
 )
 from mlplane_drift.domain.samples import SampleRow
 from mlplane_drift.domain.windows import WindowPolicy
+from mlplane_drift.first_samples import batch_bytes, profile_of
 from mlplane_drift.profile import ReferenceProfile
 from mlplane_drift.profiles import ProfileCache
 from mlplane_drift.settings import DriftSettings
@@ -46,14 +47,17 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Intake:
-    """What one batch did: how many samples it added, and the window it went to."""
+    """What one batch did: how many samples it added, and the window it went to (None
+    when it was kept to build the reference from, see `first_samples`)."""
 
     accepted: int
-    window: WindowRow
+    window: WindowRow | None
+    reference_samples: int | None = None
+    """Samples kept for the reference so far, while it is being collected."""
 
     @property
     def closed(self) -> bool:
-        return self.window.state != "open"
+        return self.window is not None and self.window.state != "open"
 
 
 class DriftService:
@@ -178,12 +182,18 @@ class DriftService:
         await self._known(team, model, version)
         reference = await self._store.reference(team, model, version)
         if reference is None:
-            raise NoReference(
-                f"model {model} version {version} has no reference profile yet: set one "
-                f"(PUT /models/{model}/versions/{version}/reference) before sending samples",
-                model=model,
-                version=version,
-            )
+            if self._settings.reference_from_samples == 0 or isinstance(samples, pa.Table):
+                raise NoReference(
+                    f"model {model} version {version} has no reference profile yet: set one "
+                    f"(PUT /models/{model}/versions/{version}/reference) before sending samples",
+                    model=model,
+                    version=version,
+                )
+            collected = await self._collect_reference(team, model, version, samples)
+            if collected is not None:
+                return collected
+            reference = await self._store.reference(team, model, version)
+            assert reference is not None  # built meanwhile by another batch
         profile = await self._profiles.load(reference.profile_uri)
         summary, count = await asyncio.to_thread(summarise, profile, samples)
         found = await self._store.window_policy(team, model, environment.value)
@@ -200,6 +210,34 @@ class DriftService:
             trace=JobTrace.current(),
         )
         return Intake(count, window)
+
+    async def _collect_reference(
+        self, team: str, model: str, version: int, rows: Sequence[SampleRow]
+    ) -> Intake | None:
+        """Keep `rows` for the version's reference, and build it once there are enough;
+        None when the reference exists already (another batch built it meanwhile)."""
+        # The version's row lock serializes batches collecting for one version, so
+        # exactly one of them builds the reference, from every batch kept before it.
+        await self._store.lock_version(team, model, version)
+        if await self._store.reference(team, model, version) is not None:
+            return None
+        blob, count = await asyncio.to_thread(batch_bytes, rows)
+        total = await self._store.add_reference_samples(team, model, version, count, blob)
+        needed = self._settings.reference_from_samples
+        if total < needed:
+            return Intake(count, None, reference_samples=total)
+        batches = await self._store.reference_samples(team, model, version)
+        profile = await asyncio.to_thread(profile_of, batches)
+        await self.set_reference(
+            team,
+            model,
+            version,
+            profile,
+            source=f"the first {total} samples",
+            by="service:drift",
+        )
+        await self._store.drop_reference_samples(team, model, version)
+        return Intake(count, None, reference_samples=total)
 
     # -- reports --------------------------------------------------------------------
 

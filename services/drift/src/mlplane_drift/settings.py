@@ -32,6 +32,10 @@ class DriftSettings(BaseSettings):
     max_dataset_bytes: int = Field(default=1024 * MIB, ge=1024, le=64 * 1024 * MIB)
     """The largest dataset or Parquet batch read from object storage."""
 
+    reference_from_samples: int = Field(default=0, ge=0, le=1_000_000)
+    """0: samples for a version without a reference are refused. N: its first N samples
+    (whole batches) become its reference profile, and windows start after them."""
+
     drift_share: float = Field(default=0.5, gt=0, le=1)
     """The dataset counts as drifted when this share of its features drifted."""
     rearm_after_clean_windows: int = Field(default=2, ge=1, le=1000)

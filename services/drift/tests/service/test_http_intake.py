@@ -24,6 +24,7 @@ async def test_a_shifted_window_is_reported_and_alerted_exactly_once(
         "window_id": first.json()["window_id"],
         "window_samples": 1200,
         "window_closed": True,
+        "reference_samples": None,
     }
     assert await hosted.judge() == ["alerted"]
     assert await hosted.judge() == []  # judged once

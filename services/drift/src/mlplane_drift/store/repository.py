@@ -52,6 +52,48 @@ class DriftStore:
         )
         return found.first() is not None
 
+    async def lock_version(self, team: str, model: str, version: int) -> bool:
+        """Lock the version's row until the transaction ends; False when it is unknown."""
+        v = self._t.versions
+        found = await self._session.execute(
+            select(v.c.version)
+            .where(v.c.team == team, v.c.model == model, v.c.version == version)
+            .with_for_update()
+        )
+        return found.first() is not None
+
+    # -- samples kept for a reference -----------------------------------------------
+
+    async def add_reference_samples(
+        self, team: str, model: str, version: int, rows: int, data: bytes
+    ) -> int:
+        """Keep a batch for the version's reference; how many rows are kept now."""
+        t = self._t.reference_samples
+        await self._session.execute(
+            t.insert().values(team=team, model=model, version=version, rows=rows, data=data)
+        )
+        total = await self._session.execute(
+            select(func.coalesce(func.sum(t.c.rows), 0)).where(
+                t.c.team == team, t.c.model == model, t.c.version == version
+            )
+        )
+        return int(total.scalar_one())
+
+    async def reference_samples(self, team: str, model: str, version: int) -> list[bytes]:
+        t = self._t.reference_samples
+        rows = await self._session.execute(
+            select(t.c.data)
+            .where(t.c.team == team, t.c.model == model, t.c.version == version)
+            .order_by(t.c.id)
+        )
+        return [bytes(row.data) for row in rows]
+
+    async def drop_reference_samples(self, team: str, model: str, version: int) -> None:
+        t = self._t.reference_samples
+        await self._session.execute(
+            t.delete().where(t.c.team == team, t.c.model == model, t.c.version == version)
+        )
+
     # -- references -----------------------------------------------------------------
 
     async def put_reference(

@@ -40,6 +40,7 @@ class DriftTables:
     partials: Table
     reports: Table
     alerts: Table
+    reference_samples: Table
     messaging: MessagingTables
 
 
@@ -166,6 +167,20 @@ def define_tables(schema: str) -> DriftTables:
         Column("state", JSONB, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
+    reference_samples = Table(
+        # The first samples of a version without a reference, kept (Arrow IPC) until
+        # there are enough to build its profile from (`MLPLANE_DRIFT_REFERENCE_FROM_SAMPLES`).
+        "reference_samples",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("team", Text, nullable=False),
+        Column("model", Text, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("rows", BigInteger, nullable=False),
+        Column("data", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("ix_reference_samples_version", "team", "model", "version"),
+    )
     return DriftTables(
         metadata,
         versions,
@@ -175,6 +190,7 @@ def define_tables(schema: str) -> DriftTables:
         partials,
         reports,
         alerts,
+        reference_samples,
         messaging_tables(metadata),
     )
 
