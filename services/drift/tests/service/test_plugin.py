@@ -5,6 +5,7 @@ profiles and reports on the local disk) it takes samples and judges on its own."
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -13,16 +14,17 @@ from uuid import uuid4
 import httpx
 import pytest
 from mlplane_contracts.amqp import encode
+from mlplane_contracts.envelope import CloudEvent
 from mlplane_contracts.topology import CONSUMES
 from mlplane_drift.main import make_plugin, plugin
-from mlplane_runtime.bus.base import OutboundMessage
+from mlplane_runtime.bus.base import DeadLetter, OutboundMessage
 from mlplane_runtime.db import Database
 from mlplane_runtime.platform import Platform
 from mlplane_runtime.settings import RuntimeSettings
 from mlplane_testing.identity import GatewayIdentity
 
 from .conftest import as_, body
-from .support.data import parquet, registered, table
+from .support.data import parquet, registered, samples_event, table
 
 WAIT_S = 30.0
 
@@ -125,3 +127,57 @@ async def test_hosted_on_embedded_defaults_it_judges_a_full_window_at_once(
         f'mlplane_drift_feature_drifted{{environment="prod",feature="amount",model="fraud",'
         f'service="{name}",team="{team}"}} 1.0'
     ) in metrics
+
+
+def _message(event: CloudEvent) -> OutboundMessage:
+    message = encode(event)
+    return OutboundMessage(
+        routing_key=message.routing_key,
+        body=message.body,
+        headers=message.headers,
+        message_id=message.message_id,
+        content_type=message.content_type,
+    )
+
+
+async def test_bad_batches_on_the_bus_are_dead_lettered_with_their_reason(
+    embedded: tuple[Platform, str, Path], team: str
+) -> None:
+    platform, name, _ = embedded
+    unknown = samples_event(team, table(10, seed=1))
+    huge = encode(samples_event(team, table(2, seed=1)))
+    rows = json.loads(huge.body)
+    rows["samples"] = rows["samples"] * 5001  # 10,002 samples: past the contract's limit
+    oversized = OutboundMessage(
+        routing_key=huge.routing_key,
+        body=json.dumps(rows).encode(),
+        headers=huge.headers,
+        message_id=uuid4().hex,
+        content_type=huge.content_type,
+    )
+    await platform.transport.publish([_message(unknown), oversized])
+    letters: list[DeadLetter] = []
+    async with asyncio.timeout(WAIT_S):
+        while len(letters) < 2:
+            await asyncio.sleep(0.05)
+            letters = await platform.transport.dead_letters(name)
+    reasons = {letter.message_id: letter.reason for letter in letters}
+    assert f"has no version 1 registered for team {team}" in reasons[unknown.id]
+    assert "samples" in reasons[oversized.message_id]
+    assert "at most 10000" in reasons[oversized.message_id]
+    # Nothing else broke: the service still takes events.
+    await platform.transport.publish([_message(registered(team, "other", 2))])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=platform.app),
+        base_url="http://mlplane",
+        auth=GatewayIdentity(name),
+    ) as http:
+        answer = None
+        async with asyncio.timeout(WAIT_S):
+            while answer is None or "registered" in answer.json()["detail"]:
+                await asyncio.sleep(0.05)
+                answer = await http.get(
+                    f"/{name}/models/other/versions/2/reference", headers=as_(team)
+                )
+    assert answer.status_code == 404
+    assert "no reference profile" in answer.json()["detail"]
