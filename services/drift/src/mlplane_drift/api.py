@@ -47,6 +47,7 @@ from mlplane_drift.profile import FeatureSpec
 from mlplane_drift.render import report_html, report_png
 from mlplane_drift.schemas import (
     IntakeOut,
+    inline_schema,
     ParquetSamplesIn,
     ReferenceLocationIn,
     ReferenceOut,
@@ -89,9 +90,7 @@ class ReportFormat(StrEnum):
         **max_body_bytes(MAX_UPLOAD_BYTES),
         "requestBody": {
             "content": {
-                "application/json": {
-                    "schema": {"$ref": "#/components/schemas/ReferenceLocationIn"}
-                },
+                "application/json": {"schema": inline_schema(ReferenceLocationIn)},
                 "application/vnd.apache.parquet": {"schema": {"type": "string"}},
                 "text/csv": {"schema": {"type": "string"}},
             }

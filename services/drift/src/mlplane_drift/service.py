@@ -143,7 +143,10 @@ class DriftService:
     # -- window policies ------------------------------------------------------------
 
     def default_policy(self) -> WindowPolicy:
-        return WindowPolicy(self._settings.window_count, self._settings.window_seconds)
+        # 0 in the settings means "not by this".
+        return WindowPolicy(
+            self._settings.window_count or None, self._settings.window_seconds or None
+        )
 
     async def window_policy(
         self, team: str, model: str, environment: ev.Environment

@@ -23,10 +23,10 @@ class DriftSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MLPLANE_DRIFT_", extra="ignore")
 
-    window_count: int | None = Field(default=1000, ge=1, le=100_000_000)
-    """A window closes once it holds this many samples (unset: by time only)."""
-    window_seconds: float | None = Field(default=3600.0, gt=0, le=366 * 86400)
-    """A window closes this long after its first sample (unset: by count only)."""
+    window_count: int = Field(default=1000, ge=0, le=100_000_000)
+    """A window closes once it holds this many samples (0: by time only)."""
+    window_seconds: float = Field(default=3600.0, ge=0, le=366 * 86400)
+    """A window closes this long after its first sample (0: by count only)."""
     max_batch_samples: int = Field(default=MAX_DRIFT_SAMPLES, ge=1, le=MAX_DRIFT_SAMPLES)
     """The most samples one HTTP intake request may carry."""
     max_dataset_bytes: int = Field(default=1024 * MIB, ge=1024, le=64 * 1024 * MIB)
@@ -72,9 +72,9 @@ class DriftSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> DriftSettings:
-        if self.window_count is None and self.window_seconds is None:
+        if not self.window_count and not self.window_seconds:
             raise ValueError(
-                "MLPLANE_DRIFT_WINDOW_COUNT and MLPLANE_DRIFT_WINDOW_SECONDS cannot both be unset"
+                "MLPLANE_DRIFT_WINDOW_COUNT and MLPLANE_DRIFT_WINDOW_SECONDS cannot both be 0"
             )
         if self.s3_endpoint_url is not None and (
             self.s3_access_key is None or self.s3_secret_key is None

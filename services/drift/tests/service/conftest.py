@@ -101,7 +101,7 @@ async def blobs(s3_endpoint: S3Endpoint, bucket: str) -> AsyncIterator[S3BlobSto
 def settings(s3_endpoint: S3Endpoint, bucket: str) -> DriftSettings:  # noqa: F811
     return DriftSettings(
         window_count=1000,
-        window_seconds=None,
+        window_seconds=0,
         s3_endpoint_url=s3_endpoint.url,
         s3_bucket=bucket,
         s3_access_key=s3_endpoint.access_key,
