@@ -47,7 +47,6 @@ from mlplane_drift.profile import FeatureSpec
 from mlplane_drift.render import report_html, report_png
 from mlplane_drift.schemas import (
     IntakeOut,
-    inline_schema,
     ParquetSamplesIn,
     ReferenceLocationIn,
     ReferenceOut,
@@ -56,6 +55,7 @@ from mlplane_drift.schemas import (
     SamplesIn,
     WindowPolicyIn,
     WindowPolicyOut,
+    inline_schema,
 )
 from mlplane_drift.service import Intake
 

@@ -14,6 +14,7 @@ from mlplane_drift.datasets import DatasetFormat
 from mlplane_drift.profile import FeatureKind
 from mlplane_drift.store import ReferenceRow, ReportRow
 
+
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     """`model`'s JSON Schema with its `$defs` written in place, for a route that reads its
     body itself (so the model is not among the document's components)."""
