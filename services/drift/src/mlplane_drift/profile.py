@@ -19,7 +19,6 @@ Parquet or CSV files, and serialise with `to_bytes()` (versioned, zlib, no pickl
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -220,14 +219,17 @@ class ReferenceProfile:
 
     @property
     def digest(self) -> str:
-        """SHA-256 of the serialised profile: window summaries name the profile by it."""
+        """SHA-256 of the profile's contents: window summaries name the profile by it."""
         if not self._digest:
-            self._digest.append(hashlib.sha256(self.to_bytes()).hexdigest())
+            self._digest.append(stats_codec.fingerprint(_MAGIC, _VERSION, *self._parts()))
         return self._digest[0]
 
     # -- bytes ------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
+        return stats_codec.encode(_MAGIC, _VERSION, *self._parts())
+
+    def _parts(self) -> tuple[dict[str, Any], list[npt.NDArray[Any]]]:
         header: dict[str, Any] = {"rows": self.rows, "features": []}
         arrays: list[npt.NDArray[Any]] = []
         for spec in self.features:
@@ -250,7 +252,7 @@ class ReferenceProfile:
                 )
                 arrays.append(profile.counts)
             header["features"].append(entry)
-        return stats_codec.encode(_MAGIC, _VERSION, header, arrays)
+        return header, arrays
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> ReferenceProfile:
