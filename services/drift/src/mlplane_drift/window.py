@@ -272,6 +272,21 @@ class WindowSummary:
         self.count += table.num_rows
         return self
 
+    def add_rows(self, rows: Sequence[Mapping[str, Any]]) -> WindowSummary:
+        """Count rows given as feature mappings (the client's `features` objects).
+
+        A feature absent from a row counts as missing there; keys that are not features are
+        ignored. Raises `DriftInputError` as `add` does, or when a row is not a mapping.
+        """
+        if len(rows) > MAX_ROWS_PER_ADD:
+            raise DriftInputError(f"at most {MAX_ROWS_PER_ADD} rows can be added at once")
+        if not all(isinstance(row, Mapping) for row in rows):
+            raise DriftInputError("every row must be an object of feature values")
+        columns = {name: [row.get(name) for row in rows] for name in self.profile.names}
+        if not rows:
+            return self
+        return self.add(columns)
+
     def merge(self, other: WindowSummary) -> WindowSummary:
         """A new summary of both windows' rows. Raises `SummaryMismatch` across profiles."""
         if (
