@@ -19,7 +19,7 @@ Parquet or CSV files, and serialise with `to_bytes()` (versioned, zlib, no pickl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any, TypeAlias
@@ -34,6 +34,7 @@ from mlplane_drift import stats_codec
 from mlplane_drift.errors import CorruptSummary, DriftInputError
 from mlplane_drift.stats_columns import (
     ValueType,
+    as_table,
     category_counts,
     category_key,
     check_type,
@@ -137,6 +138,24 @@ class ReferenceProfile:
         if not isinstance(table, pa.Table):
             raise DriftInputError("reference data must be an Arrow table")
         return cls.from_batches(table.schema, table.to_batches(BATCH_ROWS), features)
+
+    @classmethod
+    def from_rows(
+        cls, rows: Sequence[Mapping[str, Any]], features: Sequence[FeatureSpec] | None = None
+    ) -> ReferenceProfile:
+        """Profile rows given as feature mappings (e.g. the first samples a model served).
+
+        Without `features`, every key seen is a feature, kinds inferred; a feature absent
+        from a row is missing there. Raises `DriftInputError` on unusable rows.
+        """
+        if not all(isinstance(row, Mapping) for row in rows):
+            raise DriftInputError("every row must be an object of feature values")
+        if features is not None:
+            names = [spec.name for spec in features]
+        else:
+            names = list(dict.fromkeys(key for row in rows for key in row))
+        table = as_table({name: [row.get(name) for row in rows] for name in names})
+        return cls.from_table(table, features)
 
     @classmethod
     def from_parquet(
