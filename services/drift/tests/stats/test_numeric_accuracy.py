@@ -116,3 +116,17 @@ def test_window_cells_count_and_sum_exactly_what_falls_in_them() -> None:
         if i < len(edges):
             assert window.counts[2 * i + 1] == np.count_nonzero(current == edges[i])
     assert (window.minimum, window.maximum) == (-50.0, 50.0)
+
+
+@pytest.mark.parametrize(("reference_rows", "current_rows"), [(5_000, 3_000), (40_000, 20_000)])
+def test_ks_on_quantile_edges_is_within_its_bound(reference_rows: int, current_rows: int) -> None:
+    rng = np.random.default_rng(reference_rows)
+    reference = rng.normal(0.0, 1.0, reference_rows)
+    current = rng.normal(0.03, 1.0, current_rows)
+    profile, window = _summaries(reference, current)
+    numeric = profile.profiles["x"]
+    assert not edges_are_exact(numeric)  # type: ignore[arg-type]
+    score, _ = ks(numeric, window)  # type: ignore[arg-type]
+    exact = stats.ks_2samp(reference, current, method="asymp")
+    assert abs(score.value - exact.pvalue) <= score.bound + 1e-12
+    assert score.bound < 0.2
