@@ -69,6 +69,59 @@ class DriftConfig:
             if p_value and feature.threshold is not None and feature.threshold >= 1:
                 raise DriftInputError(f"p-value threshold of feature {name!r} must be < 1")
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftConfig:
+        """A config from JSON-like data, e.g. {"share_threshold": 0.3, "features": {"age":
+        {"method": "ks", "threshold": 0.01, "psi_threshold": 0.2}}}; raises
+        `DriftInputError` on unknown keys, methods or bad values."""
+        if not isinstance(data, Mapping):
+            raise DriftInputError("drift config must be an object")
+        known = {"share_threshold", "alpha", "distance_threshold", "features"}
+        extra = sorted(set(data) - known)
+        if extra:
+            raise DriftInputError(f"unknown drift config keys: {', '.join(map(str, extra[:10]))}")
+        features_data = data.get("features") or {}
+        if not isinstance(features_data, Mapping):
+            raise DriftInputError("drift config 'features' must be an object")
+        features: dict[str, FeatureConfig] = {}
+        try:
+            for name, entry in features_data.items():
+                if not isinstance(entry, Mapping) or set(entry) - {
+                    "method",
+                    "threshold",
+                    "psi_threshold",
+                }:
+                    raise DriftInputError(f"drift config of feature {name!r} is not valid")
+                method = entry.get("method")
+                features[str(name)] = FeatureConfig(
+                    method=None if method is None else StatTest(method),
+                    threshold=_optional_float(entry.get("threshold")),
+                    psi_threshold=_optional_float(entry.get("psi_threshold")),
+                )
+            return cls(
+                share_threshold=float(data.get("share_threshold", 0.5)),
+                alpha=float(data.get("alpha", 0.05)),
+                distance_threshold=float(data.get("distance_threshold", 0.1)),
+                features=features,
+            )
+        except (TypeError, ValueError) as exc:
+            raise DriftInputError(f"drift config is not valid: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "share_threshold": self.share_threshold,
+            "alpha": self.alpha,
+            "distance_threshold": self.distance_threshold,
+            "features": {
+                name: {
+                    "method": None if own.method is None else str(own.method),
+                    "threshold": own.threshold,
+                    "psi_threshold": own.psi_threshold,
+                }
+                for name, own in self.features.items()
+            },
+        }
+
     def threshold_for(self, name: str, test: StatTest) -> float:
         own = self.features.get(name)
         if own is not None and own.threshold is not None:
@@ -104,11 +157,11 @@ class FeatureResult:
             "kind": str(self.kind),
             "method": None if self.method is None else str(self.method),
             "score": _json_number(self.score),
-            "threshold": self.threshold,
+            "threshold": _json_number(self.threshold),
             "drifted": self.drifted,
             "psi": _json_number(self.psi),
-            "nan_share": self.nan_share,
-            "unseen_share": self.unseen_share,
+            "nan_share": _json_number(self.nan_share),
+            "unseen_share": _json_number(self.unseen_share),
             "sample_size": self.sample_size,
             "error_bound": _json_number(self.error_bound),
             "note": self.note,
@@ -143,6 +196,14 @@ class DriftVerdict:
             "reference_size": self.reference_size,
             "features": [result.to_dict() for result in self.features],
         }
+
+
+def _optional_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError("a threshold must be a number")
+    return float(value)
 
 
 def _json_number(value: float) -> float | None:

@@ -19,8 +19,7 @@ Parquet or CSV files, and serialise with `to_bytes()` (versioned, zlib, no pickl
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any, TypeAlias
@@ -35,6 +34,7 @@ from mlplane_drift import stats_codec
 from mlplane_drift.errors import CorruptSummary, DriftInputError
 from mlplane_drift.stats_columns import (
     ValueType,
+    as_table,
     category_counts,
     category_key,
     check_type,
@@ -140,6 +140,24 @@ class ReferenceProfile:
         return cls.from_batches(table.schema, table.to_batches(BATCH_ROWS), features)
 
     @classmethod
+    def from_rows(
+        cls, rows: Sequence[Mapping[str, Any]], features: Sequence[FeatureSpec] | None = None
+    ) -> ReferenceProfile:
+        """Profile rows given as feature mappings (e.g. the first samples a model served).
+
+        Without `features`, every key seen is a feature, kinds inferred; a feature absent
+        from a row is missing there. Raises `DriftInputError` on unusable rows.
+        """
+        if not all(isinstance(row, Mapping) for row in rows):
+            raise DriftInputError("every row must be an object of feature values")
+        if features is not None:
+            names = [spec.name for spec in features]
+        else:
+            names = list(dict.fromkeys(key for row in rows for key in row))
+        table = as_table({name: [row.get(name) for row in rows] for name in names})
+        return cls.from_table(table, features)
+
+    @classmethod
     def from_parquet(
         cls, source: Source, features: Sequence[FeatureSpec] | None = None
     ) -> ReferenceProfile:
@@ -220,14 +238,17 @@ class ReferenceProfile:
 
     @property
     def digest(self) -> str:
-        """SHA-256 of the serialised profile: window summaries name the profile by it."""
+        """SHA-256 of the profile's contents: window summaries name the profile by it."""
         if not self._digest:
-            self._digest.append(hashlib.sha256(self.to_bytes()).hexdigest())
+            self._digest.append(stats_codec.fingerprint(_MAGIC, _VERSION, *self._parts()))
         return self._digest[0]
 
     # -- bytes ------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
+        return stats_codec.encode(_MAGIC, _VERSION, *self._parts())
+
+    def _parts(self) -> tuple[dict[str, Any], list[npt.NDArray[Any]]]:
         header: dict[str, Any] = {"rows": self.rows, "features": []}
         arrays: list[npt.NDArray[Any]] = []
         for spec in self.features:
@@ -250,7 +271,7 @@ class ReferenceProfile:
                 )
                 arrays.append(profile.counts)
             header["features"].append(entry)
-        return stats_codec.encode(_MAGIC, _VERSION, header, arrays)
+        return header, arrays
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> ReferenceProfile:

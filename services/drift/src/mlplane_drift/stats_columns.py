@@ -9,6 +9,7 @@ categories). Categories are keyed by a canonical string so that the integer 1 an
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -97,6 +98,18 @@ def numeric_values(name: str, column: pa.ChunkedArray) -> tuple[FloatArray, int]
     return kept, len(values) - len(kept)
 
 
+# Longer category values are cut and tagged with a hash of the whole, so a stray blob of text
+# cannot make a profile or window summary large while distinct values stay distinct.
+MAX_KEY_CHARS = 200
+
+
+def _bounded(key: str) -> str:
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    tag = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{key[: MAX_KEY_CHARS - 20]}...#{tag}"
+
+
 def category_key(value: Any) -> str:
     """The canonical key of one category value (see the module docstring)."""
     if isinstance(value, bool | np.bool_):
@@ -108,7 +121,7 @@ def category_key(value: Any) -> str:
         if number.is_integer() and abs(number) < 2**63:
             return str(int(number))
         return repr(number)
-    return str(value)
+    return _bounded(str(value))
 
 
 def category_counts(

@@ -80,14 +80,26 @@ def cell_points(profile: NumericProfile, window: NumericWindow) -> tuple[FloatAr
     return points[used], counts[used]
 
 
+def _asymptotic_p(statistic: float, n1: int, n2: int) -> float:
+    # scipy's ks_2samp for large samples: Smirnov's distribution at round(n1 n2 / (n1 + n2)).
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    en = m * n / (m + n)
+    return float(np.clip(stats.kstwo.sf(statistic, np.round(en)), 0.0, 1.0))
+
+
 def ks(profile: NumericProfile, window: NumericWindow) -> tuple[Score, float]:
-    """The two-sample KS p-value (as scipy's `ks_2samp`, method "auto") and the statistic."""
+    """The two-sample KS p-value (as scipy's `ks_2samp`, method "auto") and the statistic.
+
+    Exact when the edges are every reference value. Otherwise the statistic is known to lie
+    in [D_lo, D_hi] (D_lo: both CDFs at the edges; D_hi: their extremes between edges, plus
+    the reference's rank error); we report D_lo with the asymptotic p-value and as bound
+    the p-value's change between D_lo and D_hi.
+    """
     ref_at, ref_below = _reference_cdf(profile)
     cur_at, cur_below, n2 = _window_cdf(window)
     n1 = profile.count
     diffs = np.concatenate([ref_at - cur_at, ref_below - cur_below])
     statistic = float(max(diffs.max(), -diffs.min(), 0.0))
-    bound = 0.0
     if not edges_are_exact(profile):
         # Between edges both CDFs move within their values at the two ends.
         ref_prev = np.concatenate([[0.0], ref_at])
@@ -95,20 +107,20 @@ def ks(profile: NumericProfile, window: NumericWindow) -> tuple[Score, float]:
         ref_next = np.concatenate([ref_below, [1.0]])
         cur_next = np.concatenate([cur_below, [1.0]])
         upper = float(max((ref_next - cur_prev).max(), (cur_next - ref_prev).max()))
-        bound = max(upper - statistic, 0.0) + profile.rank_error
-    exact_weights = profile.exact and np.all(profile.weights == np.round(profile.weights))
-    if max(n1, n2) <= KS_EXACT_MAX_N and exact_weights:
+        upper = min(max(upper, statistic) + profile.rank_error, 1.0)
+        lower = max(statistic - profile.rank_error, 0.0)
+        p_value = _asymptotic_p(statistic, n1, n2)
+        bound = max(_asymptotic_p(lower, n1, n2) - p_value, p_value - _asymptotic_p(upper, n1, n2))
+        return Score(p_value, bound), statistic
+    if max(n1, n2) <= KS_EXACT_MAX_N:
         # Small samples: scipy's exact p-value on stand-in samples with the same counts at
-        # every edge (so the same statistic when edges are exact).
+        # every edge, hence the same statistic.
         reference = np.repeat(profile.values, profile.weights.astype(np.int64))
         points, counts = cell_points(profile, window)
         current = np.repeat(points, counts.astype(np.int64))
         result = stats.ks_2samp(reference, current, method="auto")
-        return Score(float(result.pvalue), bound), float(result.statistic)
-    m, n = sorted([float(n1), float(n2)], reverse=True)
-    en = m * n / (m + n)
-    p_value = float(np.clip(stats.kstwo.sf(statistic, np.round(en)), 0.0, 1.0))
-    return Score(p_value, bound), statistic
+        return Score(float(result.pvalue), 0.0), float(result.statistic)
+    return Score(_asymptotic_p(statistic, n1, n2), 0.0), statistic
 
 
 def _weighted_w1(

@@ -87,20 +87,28 @@ class NumericWindow:
         self.missing += missing
         if len(values) == 0:
             return
+        # Sorting once and cutting the sorted values at the edges is several times faster
+        # than looking up every value among the edges (and sums each cell in one pass).
+        ordered = np.sort(values)
+        below = np.searchsorted(ordered, edges, side="left")
+        upto = np.searchsorted(ordered, edges, side="right")
         # Cell 2i is the open interval just below edge i (2m: above the last edge), cell
         # 2i + 1 is edge i itself.
-        below = np.searchsorted(edges, values, side="left")
-        hit = np.zeros(len(values), dtype=bool)
-        inside = below < len(edges)
-        hit[inside] = edges[below[inside]] == values[inside]
-        cells = 2 * below + hit
-        size = len(self.counts)
-        self.counts += np.bincount(cells, minlength=size)
-        self.sums += np.bincount(cells, weights=values, minlength=size)
-        self.minimum = min(self.minimum, float(values.min()))
-        self.maximum = max(self.maximum, float(values.max()))
+        starts = np.empty(len(self.counts), dtype=np.int64)
+        starts[0] = 0
+        starts[1::2] = below
+        starts[2::2] = upto
+        ends = np.append(starts[1:], len(ordered))
+        counts = ends - starts
+        # A trailing zero keeps every start a valid index, so each cell sums exactly
+        # [start, next start); reduceat gives empty cells a stray value, masked below.
+        sums = np.add.reduceat(np.append(ordered, 0.0), starts)
+        self.counts += counts
+        self.sums += np.where(counts > 0, sums, 0.0)
+        self.minimum = min(self.minimum, float(ordered[0]))
+        self.maximum = max(self.maximum, float(ordered[-1]))
         if self.small is not None:
-            self.small = _merge_small(self.small, _value_counts(values))
+            self.small = _merge_small(self.small, _value_counts(ordered))
 
     def merge(self, other: NumericWindow) -> NumericWindow:
         small = _merge_small(self.small, other.small)
@@ -114,15 +122,13 @@ class NumericWindow:
         )
 
 
-def _value_counts(values: FloatArray) -> dict[float, int] | None:
-    """Exact counts per distinct value, or None past SMALL_DISTINCT values."""
-    # A look at the first rows settles most continuous features without sorting them all.
-    if len(np.unique(values[: 4 * SMALL_DISTINCT])) > SMALL_DISTINCT:
+def _value_counts(ordered: FloatArray) -> dict[float, int] | None:
+    """Exact counts per distinct value of sorted values, or None past SMALL_DISTINCT values."""
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    if len(starts) > SMALL_DISTINCT:
         return None
-    unique, counts = np.unique(values, return_counts=True)
-    if len(unique) > SMALL_DISTINCT:
-        return None
-    return {float(v): int(c) for v, c in zip(unique, counts, strict=True)}
+    counts = np.diff(np.append(starts, len(ordered)))
+    return {float(ordered[i]): int(c) for i, c in zip(starts, counts, strict=True)}
 
 
 def _merge_small(
@@ -265,6 +271,21 @@ class WindowSummary:
                 window.add(_category_index(feature), values, missing)
         self.count += table.num_rows
         return self
+
+    def add_rows(self, rows: Sequence[Mapping[str, Any]]) -> WindowSummary:
+        """Count rows given as feature mappings (the client's `features` objects).
+
+        A feature absent from a row counts as missing there; keys that are not features are
+        ignored. Raises `DriftInputError` as `add` does, or when a row is not a mapping.
+        """
+        if len(rows) > MAX_ROWS_PER_ADD:
+            raise DriftInputError(f"at most {MAX_ROWS_PER_ADD} rows can be added at once")
+        if not all(isinstance(row, Mapping) for row in rows):
+            raise DriftInputError("every row must be an object of feature values")
+        columns = {name: [row.get(name) for row in rows] for name in self.profile.names}
+        if not rows:
+            return self
+        return self.add(columns)
 
     def merge(self, other: WindowSummary) -> WindowSummary:
         """A new summary of both windows' rows. Raises `SummaryMismatch` across profiles."""

@@ -129,3 +129,41 @@ def test_per_feature_method_threshold_and_psi_overrides_apply() -> None:
     assert plan.method == StatTest.CHI_SQUARE
     assert plan.drifted
     assert "PSI" in plan.note
+
+
+def test_rows_as_feature_mappings_count_absent_features_as_missing() -> None:
+    profile = _profile()
+    window = WindowSummary.empty(profile).add_rows(
+        [{"age": 30, "plan": "a", "extra": 1}, {"age": 41.5}, {"plan": "b"}, {}]
+    )
+    assert window.count == 4
+    verdict = detect(profile, window)
+    age, plan = verdict.features
+    assert age.nan_share == 0.5
+    assert plan.nan_share == 0.5
+    with pytest.raises(DriftInputError, match="must be an object"):
+        window.add_rows([{"age": 1.0}, ["not", "a", "row"]])  # type: ignore[list-item]
+    with pytest.raises(DriftInputError, match="could not be read"):
+        window.add_rows([{"age": 1.0}, {"age": "x"}])
+
+
+def test_config_from_json_like_data_round_trips_and_refuses_nonsense() -> None:
+    data = {
+        "share_threshold": 0.3,
+        "alpha": 0.01,
+        "features": {"age": {"method": "wasserstein", "threshold": 0.2, "psi_threshold": 0.25}},
+    }
+    config = DriftConfig.from_dict(data)
+    assert config.features["age"] == FeatureConfig(StatTest.WASSERSTEIN, 0.2, 0.25)
+    assert DriftConfig.from_dict(config.to_dict()) == config
+    for bad in (
+        {"share": 0.3},
+        {"features": {"age": {"method": "t-test"}}},
+        {"features": {"age": {"threshold": "high"}}},
+        {"features": {"age": {"threshold": True}}},
+        {"features": {"age": {"bogus": 1}}},
+        {"alpha": 2.0},
+        [],
+    ):
+        with pytest.raises(DriftInputError):
+            DriftConfig.from_dict(bad)  # type: ignore[arg-type]

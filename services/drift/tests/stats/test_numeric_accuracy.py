@@ -99,3 +99,34 @@ def test_quantile_sample_past_its_limit_stays_within_its_rank_error() -> None:
     cumulative = np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum()
     sample_cdf = cumulative[np.searchsorted(values, grid, side="right")]
     assert np.max(np.abs(sample_cdf - true_cdf)) <= rank_error + 1e-12
+
+
+def test_window_cells_count_and_sum_exactly_what_falls_in_them() -> None:
+    rng = np.random.default_rng(21)
+    reference = np.round(rng.normal(0, 1, 3000), 2)  # ties, and edges at quantiles
+    current = np.concatenate([np.round(rng.normal(0.2, 1.5, 5000), 2), [-50.0, 50.0]])
+    profile, window = _summaries(reference, current)
+    edges = profile.profiles["x"].edges  # type: ignore[union-attr]
+    lower = np.concatenate([[-np.inf], edges])
+    upper = np.concatenate([edges, [np.inf]])
+    for i in range(len(edges) + 1):
+        inside = current[(current > lower[i]) & (current < upper[i])]
+        assert window.counts[2 * i] == len(inside)
+        assert window.sums[2 * i] == pytest.approx(inside.sum(), abs=1e-9)
+        if i < len(edges):
+            assert window.counts[2 * i + 1] == np.count_nonzero(current == edges[i])
+    assert (window.minimum, window.maximum) == (-50.0, 50.0)
+
+
+@pytest.mark.parametrize(("reference_rows", "current_rows"), [(5_000, 3_000), (40_000, 20_000)])
+def test_ks_on_quantile_edges_is_within_its_bound(reference_rows: int, current_rows: int) -> None:
+    rng = np.random.default_rng(reference_rows)
+    reference = rng.normal(0.0, 1.0, reference_rows)
+    current = rng.normal(0.03, 1.0, current_rows)
+    profile, window = _summaries(reference, current)
+    numeric = profile.profiles["x"]
+    assert not edges_are_exact(numeric)  # type: ignore[arg-type]
+    score, _ = ks(numeric, window)  # type: ignore[arg-type]
+    exact = stats.ks_2samp(reference, current, method="asymp")
+    assert abs(score.value - exact.pvalue) <= score.bound + 1e-12
+    assert score.bound < 0.2

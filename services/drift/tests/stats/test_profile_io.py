@@ -135,3 +135,30 @@ def test_reference_past_the_sample_limit_keeps_a_bounded_sample_with_its_error()
     assert 0 < numeric.rank_error <= 0.5 * 250_000 / 100_000**2 + 0.5 / 100_000 + 1e-12
     assert numeric.weights.sum() == pytest.approx(250_000)
     assert len(numeric.edges) <= 1024
+
+
+def test_profile_from_rows_infers_features_from_the_keys_seen() -> None:
+    rows = [
+        {"age": 30 + i % 7, "plan": "pro" if i % 3 else "free", "vip": i % 5 == 0}
+        for i in range(60)
+    ]
+    rows.append({"age": 41})  # plan and vip missing here
+    profile = ReferenceProfile.from_rows(rows)
+    assert profile.names == ("age", "plan", "vip")
+    assert [spec.kind for spec in profile.features] == [
+        FeatureKind.NUMERIC,
+        FeatureKind.BINARY,
+        FeatureKind.BINARY,
+    ]
+    plan = profile.profiles["plan"]
+    assert isinstance(plan, CategoricalProfile)
+    assert plan.missing == 1
+
+
+def test_very_long_category_values_are_cut_but_stay_distinct() -> None:
+    long_a, long_b = "a" * 5000 + "1", "a" * 5000 + "2"
+    profile = ReferenceProfile.from_table(pa.table({"text": [long_a, long_b, "short"] * 10}))
+    text = profile.profiles["text"]
+    assert isinstance(text, CategoricalProfile)
+    assert len(text.categories) == 3
+    assert max(len(key) for key in text.categories) <= 200
