@@ -68,7 +68,10 @@ def build(
     return ServiceParts(
         handlers=handlers.event_handlers(context.name, service_of, worker.wake),
         routers=[api.router, api.intake_router],
-        workers=[ServiceWorker("verdict-worker", worker.run)],
+        workers=[
+            ServiceWorker("verdict-worker", worker.run),
+            ServiceWorker("partial-compaction", worker.run_compaction),
+        ],
         lifespan=None if s3 is None else _started(s3),
         resources=drift,
     )

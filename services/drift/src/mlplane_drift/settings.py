@@ -58,6 +58,9 @@ class DriftSettings(BaseSettings):
     lease_s: float = Field(default=60.0, gt=0, le=3600)
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """How often an idle worker looks for windows to close by time or to judge."""
+    compact_partials_over: int = Field(default=64, ge=2, le=100_000)
+    """An open window holding more partial summaries than this (one per batch) has them
+    merged into one in the background, so judging it reads and merges few."""
     profile_cache_size: int = Field(default=64, ge=1, le=10_000)
     """Reference profiles kept in memory per process (they never change under one URI)."""
 

@@ -44,6 +44,14 @@ def summarise(
     return summary.to_bytes(), summary.count
 
 
+def merged_bytes(profile: ReferenceProfile, partials: Sequence[bytes]) -> bytes:
+    """Several partial summaries of one window as one (exact: see `window`)."""
+    merged = WindowSummary.empty(profile)
+    for blob in partials:
+        merged = merged.merge(WindowSummary.from_bytes(blob, profile))
+    return merged.to_bytes()
+
+
 @dataclass(frozen=True, slots=True)
 class Judgement:
     verdict: DriftVerdict

@@ -30,10 +30,12 @@ from mlplane_drift.profiles import ProfileCache
 from mlplane_drift.reports import alert_event, report_document
 from mlplane_drift.settings import DriftSettings
 from mlplane_drift.store import DriftStore, DriftTables, ReportRow, WindowRow
-from mlplane_drift.summaries import Judgement, alert, judge
+from mlplane_drift.summaries import Judgement, alert, judge, merged_bytes
 
 _log = logging.getLogger("mlplane.drift")
 JSON = "application/json"
+COMPACT_BATCH = 1000
+"""The most partials one compaction merges (a window with more takes several rounds)."""
 
 
 class VerdictWorker:
@@ -86,6 +88,36 @@ class VerdictWorker:
         while (outcome := await self.run_once()) is not None:
             outcomes.append(outcome)
         return outcomes
+
+    async def compact(self) -> int:
+        """Merge the partial summaries of open windows that hold too many; how many
+        windows were compacted. Intake goes on meanwhile: it only adds partials."""
+        over = self._settings.compact_partials_over
+        async with self._uow_factory.reading() as uow:
+            windows = await self._store(uow).windows_to_compact(over)
+        for window_id, profile_uri in windows:
+            profile = await self._profiles.load(profile_uri)
+            async with self._uow_factory() as uow:
+                store = self._store(uow)
+                taken = await store.take_partials(window_id, COMPACT_BATCH)
+                if len(taken) < 2:
+                    continue
+                blob = await asyncio.to_thread(merged_bytes, profile, [t[2] for t in taken])
+                count = sum(t[1] for t in taken)
+                await store.replace_partials(window_id, [t[0] for t in taken], count, blob)
+                await uow.commit()
+        return len(windows)
+
+    async def run_compaction(self) -> None:
+        """Compact every poll interval until cancelled (a `ServiceWorker`)."""
+        while True:
+            try:
+                await self.compact()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database or storage went away: try again next round
+                _log.exception("%s: compacting window summaries failed", self._name)
+            await asyncio.sleep(self._settings.poll_interval_s)
 
     def _store(self, uow: Any) -> DriftStore:
         return DriftStore(uow.session, self._tables)

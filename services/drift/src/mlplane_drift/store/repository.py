@@ -378,6 +378,42 @@ class DriftStore:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def windows_to_compact(self, over: int, limit: int = 10) -> list[tuple[int, str]]:
+        """(id, profile URI) of open windows holding more than `over` partial summaries."""
+        p, w = self._t.partials, self._t.windows
+        rows = await self._session.execute(
+            select(w.c.id, w.c.profile_uri)
+            .join(p, p.c.window_id == w.c.id)
+            .where(w.c.state == OPEN)
+            .group_by(w.c.id, w.c.profile_uri)
+            .having(func.count() > over)
+            .limit(limit)
+        )
+        return [(row.id, row.profile_uri) for row in rows]
+
+    async def take_partials(self, window_id: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """Up to `limit` of the window's oldest partials, locked (others skip them):
+        (id, sample count, summary)."""
+        p = self._t.partials
+        rows = await self._session.execute(
+            select(p.c.id, p.c.sample_count, p.c.summary)
+            .where(p.c.window_id == window_id)
+            .order_by(p.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [(row.id, row.sample_count, bytes(row.summary)) for row in rows]
+
+    async def replace_partials(
+        self, window_id: int, ids: Sequence[int], sample_count: int, summary: bytes
+    ) -> None:
+        """The partials `ids` replaced by one holding them all."""
+        p = self._t.partials
+        await self._session.execute(p.delete().where(p.c.id.in_(list(ids))))
+        await self._session.execute(
+            p.insert().values(window_id=window_id, sample_count=sample_count, summary=summary)
+        )
+
     async def partial_summaries(self, window_id: int) -> list[bytes]:
         p = self._t.partials
         rows = await self._session.execute(
