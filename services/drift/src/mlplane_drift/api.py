@@ -62,8 +62,9 @@ from mlplane_drift.service import Intake
 MIB = 1024 * 1024
 MAX_UPLOAD_BYTES = 256 * MIB
 """The largest reference dataset uploaded as a request body (bigger: put it in S3)."""
-MAX_SAMPLES_BODY_BYTES = 16 * MIB
-"""The largest `POST /samples` body (at most 10,000 samples of a few hundred features)."""
+MAX_SAMPLES_BODY_BYTES = 8 * MIB
+"""The largest `POST /samples` body: what the gateway's facade forwards (10,000 samples
+of 25 features take about 6 MB)."""
 
 ModelName = Annotated[str, Path(pattern=DNS_LABEL_PATTERN, max_length=63)]
 VersionPath = Annotated[int, Path(ge=1, le=MAX_INT32)]
