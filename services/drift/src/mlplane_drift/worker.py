@@ -34,6 +34,8 @@ from mlplane_drift.summaries import Judgement, alert, judge, merged_bytes
 
 _log = logging.getLogger("mlplane.drift")
 JSON = "application/json"
+MAX_ATTEMPTS = 10
+"""Tries of a window's verdict (one per lease) before it is marked failed with the cause."""
 COMPACT_BATCH = 1000
 """The most partials one compaction merges (a window with more takes several rounds)."""
 
@@ -180,9 +182,13 @@ class VerdictWorker:
             profile = await self._profiles.load(window.profile_uri)
             judgement = await asyncio.to_thread(judge, profile, partials, self._config)
         except MlplaneError as exc:
-            if exc.retryable:
+            if exc.retryable and window.attempts < MAX_ATTEMPTS:
                 raise  # storage down: the lease brings the window back
             return await self._fail(window, exc.detail)
+        except Exception as exc:
+            if window.attempts < MAX_ATTEMPTS:
+                raise  # logged by the job worker; the lease brings the window back
+            return await self._fail(window, f"{type(exc).__name__}: {exc}"[:1000])
         now = self._clock()
         report_id = uuid4()
         key = version_key(

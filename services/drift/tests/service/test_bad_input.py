@@ -118,3 +118,36 @@ async def test_samples_for_a_version_without_reference_say_what_to_do(
     assert answer.status_code == 409
     assert answer.headers["content-type"] == PROBLEM
     assert "PUT /models/fraud/versions/1/reference" in answer.json()["detail"]
+
+
+async def test_a_window_that_cannot_be_judged_fails_alone_with_its_cause(
+    hosted: Hosted, team: str
+) -> None:
+    from mlplane_drift.domain.windows import WindowPolicy
+    from mlplane_drift.store import DriftStore
+
+    await hosted.ready(team, table(2000, seed=1))
+    reference = await hosted.http.get("/models/fraud/versions/1/reference", headers=as_(team))
+    assert reference.status_code == 200
+    async with hosted.context.uow_factory() as uow:
+        store = DriftStore(uow.session, hosted.tables)
+        profile_uri = (await store.reference(team, "fraud", 1)).profile_uri  # type: ignore[union-attr]
+        await store.append_partial(
+            team,
+            "fraud",
+            1,
+            "prod",
+            profile_uri=profile_uri,
+            sample_count=1000,
+            summary=b"not a window summary",
+            policy=WindowPolicy(1000, None),
+            now=hosted.clock(),
+        )
+        await uow.commit()
+    assert await hosted.judge() == ["failed"]
+    [window] = await hosted.windows(team)
+    assert window.state == "failed"
+    assert await hosted.events() == []
+    # The next window is judged as usual.
+    await hosted.post(team, body(table(1000, seed=2, shift=2.0)))
+    assert await hosted.judge() == ["alerted"]
