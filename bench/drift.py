@@ -19,7 +19,9 @@ loaded (Linux: the high-water mark reset through /proc/self/clear_refs).
 - mlplane: the frames converted to Arrow (counted), `ReferenceProfile.from_table`, the
   current rows added to a `WindowSummary` in batches of 100,000 as intake would, `detect`.
 
-Both report the columns they flag; `same_columns` says whether the sets match. `ratio` =
+Both report the columns they flag; `same_columns` says whether the sets match, and
+`max_score_difference` is the largest difference between the two sides' per-column scores
+(p-values or distances). `ratio` =
 Evidently's wall time / mlplane's, for the large case; the target is >= 30, with mlplane's
 extra peak memory at most a third of Evidently's.
 
@@ -110,7 +112,7 @@ def _reset_peak() -> bool:
         return False
 
 
-def run_evidently(reference: Any, current: Any) -> set[str]:
+def run_evidently(reference: Any, current: Any) -> dict[str, tuple[float, bool]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from evidently import DataDefinition, Dataset, Report
@@ -124,7 +126,7 @@ def run_evidently(reference: Any, current: Any) -> set[str]:
             current_data=Dataset.from_pandas(current, data_definition=definition),
             reference_data=Dataset.from_pandas(reference, data_definition=definition),
         )
-        flagged: set[str] = set()
+        columns: dict[str, tuple[float, bool]] = {}
         for metric in snapshot.dict()["metrics"]:
             config = metric["config"]
             if not config["type"].endswith("ValueDrift"):
@@ -137,12 +139,11 @@ def run_evidently(reference: Any, current: Any) -> set[str]:
                 drifted = score < threshold
             else:
                 drifted = score >= threshold
-            if drifted:
-                flagged.add(config["column"])
-        return flagged
+            columns[config["column"]] = (score, bool(drifted))
+        return columns
 
 
-def run_mlplane(reference: Any, current: Any) -> set[str]:
+def run_mlplane(reference: Any, current: Any) -> dict[str, tuple[float, bool]]:
     import pyarrow as pa
     from mlplane_drift.detect import detect
     from mlplane_drift.profile import FeatureKind, FeatureSpec, ReferenceProfile
@@ -160,7 +161,7 @@ def run_mlplane(reference: Any, current: Any) -> set[str]:
         chunk = current.iloc[start : start + WINDOW_BATCH]
         window.add(pa.Table.from_pandas(chunk, preserve_index=False))
     verdict = detect(profile, window)
-    return {result.feature for result in verdict.drifted_features}
+    return {result.feature: (result.score, result.drifted) for result in verdict.features}
 
 
 def child(side: str, case: str) -> dict[str, Any]:
@@ -175,14 +176,15 @@ def child(side: str, case: str) -> dict[str, Any]:
     baseline = _rss_kib("VmRSS")
     peak_reset = _reset_peak()
     started = time.perf_counter()
-    flagged = (run_evidently if side == "evidently" else run_mlplane)(reference, current)
+    columns = (run_evidently if side == "evidently" else run_mlplane)(reference, current)
     seconds = time.perf_counter() - started
     peak = _rss_kib("VmHWM")
     return {
         "seconds": round(seconds, 3),
         "peak_mb": round(peak / 1024, 1),
         "extra_peak_mb": round(max(peak - baseline, 0) / 1024, 1) if peak_reset else None,
-        "flagged": sorted(flagged),
+        "flagged": sorted(name for name, (_, drifted) in columns.items() if drifted),
+        "scores": {name: score for name, (score, _) in columns.items()},
     }
 
 
@@ -210,12 +212,17 @@ def main(quick: bool) -> dict[str, Any]:
             if ours["extra_peak_mb"] is not None and theirs["extra_peak_mb"]
             else None
         )
+        differences = [
+            abs(ours["scores"][name] - theirs["scores"][name]) for name in theirs["scores"]
+        ]
+        del ours["scores"], theirs["scores"]
         results[case] = {
             "reference_rows": reference_rows,
             "current_rows": current_rows,
             "mlplane": ours,
             "evidently": theirs,
             "same_columns": ours["flagged"] == theirs["flagged"],
+            "max_score_difference": float(f"{max(differences):.3g}"),
             "expected_columns": sorted(SHIFTED),
             "ratio": round(theirs["seconds"] / ours["seconds"], 1),
             "memory_share": None if memory_share is None else round(memory_share, 3),
@@ -233,10 +240,15 @@ def main(quick: bool) -> dict[str, Any]:
         "memory_share": headline["memory_share"],
         "target_memory_share": round(TARGET_MEMORY_SHARE, 3),
         "same_columns": all(case["same_columns"] for case in results.values()),
-        "met": headline["ratio"] >= TARGET_RATIO
-        and headline["memory_share"] is not None
-        and headline["memory_share"] <= TARGET_MEMORY_SHARE
-        and headline["same_columns"],
+        # The targets are for the full case; a quick run is a smoke test of the same path.
+        "met": None
+        if quick
+        else (
+            headline["ratio"] >= TARGET_RATIO
+            and headline["memory_share"] is not None
+            and headline["memory_share"] <= TARGET_MEMORY_SHARE
+            and headline["same_columns"]
+        ),
     }
 
 

@@ -79,14 +79,12 @@ class _Counters:
 
 
 def _jsonable(value: Any) -> Any:
-    # numpy and similar scalars: `.item()` gives the Python number; NaN and inf become null
-    # (JSON has neither) so the service counts them as missing.
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    # numpy arrays and scalars (and look-alikes): `.tolist()` gives Python values; NaN and
+    # inf become null (JSON has neither), so the service counts them as missing.
     if hasattr(value, "tolist") and callable(value.tolist):
-        return value.tolist()
+        return _clean_floats(value.tolist())
+    if hasattr(value, "item") and callable(value.item):
+        return _clean_floats(value.item())
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

@@ -424,13 +424,16 @@ class _NumericBuilder:
         n = len(values)
         if n == 0:
             return
-        # Chan et al.'s parallel update: exact enough and stable for any batch order.
-        batch_mean = float(values.mean())
-        batch_m2 = float(((values - batch_mean) ** 2).sum())
+        # Chan et al.'s parallel update: exact enough and stable for any batch order. Values
+        # near the float limit overflow to an infinite spread, as numpy's std does.
+        with np.errstate(over="ignore", invalid="ignore"):
+            batch_mean = float(values.mean())
+            batch_m2 = float(((values - batch_mean) ** 2).sum())
         total = self.count + n
-        delta = batch_mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += batch_m2 + delta * delta * self.count * n / total
+        with np.errstate(over="ignore", invalid="ignore"):
+            delta = batch_mean - self.mean
+            self.mean += delta * n / total
+            self.m2 += batch_m2 + delta * delta * self.count * n / total
         self.count = total
         self.minimum = min(self.minimum, float(values.min()))
         self.maximum = max(self.maximum, float(values.max()))

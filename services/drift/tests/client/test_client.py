@@ -83,7 +83,11 @@ def test_samples_arrive_in_batches_with_the_api_key_and_json_shape(
     client = _client(url, batch_size=40)
     for i in range(100):
         assert client.record({"age": i, "score": np.float64(i / 2), "city": "oslo"}, i % 2, None)
-    client.record({"age": float("nan"), "score": 1.0, "city": None}, prediction=[0.1, 0.9], label=1)
+    client.record(
+        {"age": float("nan"), "score": np.float32(1.0), "city": None},
+        prediction=np.array([0.1, np.nan]),
+        label=1,
+    )
     assert client.flush(timeout=10)
     client.close()
 
@@ -102,7 +106,8 @@ def test_samples_arrive_in_batches_with_the_api_key_and_json_shape(
         "label": None,
     }
     assert sink.samples[-1]["features"]["age"] is None  # NaN travels as null
-    assert sink.samples[-1]["prediction"] == [0.1, 0.9]
+    assert sink.samples[-1]["prediction"] == [0.1, None]
+    assert sink.samples[-1]["features"]["score"] == 1.0
     stats = client.stats
     assert (stats.sent, stats.dropped, stats.recorded) == (101, 0, 101)
 
