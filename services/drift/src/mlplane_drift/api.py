@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
@@ -27,7 +29,7 @@ from mlplane_contracts.scopes import EVENTS_PUBLISH, MODELS_READ, MODELS_WRITE
 from mlplane_contracts.types import DNS_LABEL_PATTERN, MAX_INT32
 from mlplane_runtime.body_limit import max_body_bytes
 from mlplane_runtime.deps import Principal, ReadUow, Team, WriteUow, require, scoped
-from mlplane_runtime.errors import InvalidInput
+from mlplane_runtime.errors import InvalidInput, MlplaneError
 from pydantic import ValidationError
 
 from mlplane_drift import metrics
@@ -204,6 +206,18 @@ async def get_window_policy(
 # -- intake -----------------------------------------------------------------------------
 
 
+@contextmanager
+def _refusals(drift: Drift, source: str) -> Iterator[None]:
+    """Count a batch refused for good (4xx), by its problem type's last part."""
+    try:
+        yield
+    except MlplaneError as exc:
+        if not exc.retryable:
+            reason = exc.problem_type.rsplit("/", 1)[-1]
+            metrics.REFUSED.labels(drift.name, source, reason).inc()
+        raise
+
+
 def _intake_out(drift: Drift, uow: Any, intake: Intake, source: str) -> IntakeOut:
     metrics.SAMPLES.labels(drift.name, source).inc(intake.accepted)
     if intake.closed:
@@ -229,9 +243,10 @@ async def post_samples(body: SamplesIn, team: Team, drift: Drift, uow: WriteUow)
             max_samples=limit,
         )
     rows = [SampleRow(dict(s.features), s.prediction, s.label) for s in body.samples]
-    intake = await drift.service(uow).add_samples(
-        team, body.model, body.version, body.environment, rows
-    )
+    with _refusals(drift, "http"):
+        intake = await drift.service(uow).add_samples(
+            team, body.model, body.version, body.environment, rows
+        )
     return _intake_out(drift, uow, intake, "http")
 
 
@@ -239,14 +254,15 @@ async def post_samples(body: SamplesIn, team: Team, drift: Drift, uow: WriteUow)
 async def post_parquet_samples(
     body: ParquetSamplesIn, team: Team, drift: Drift, uow: WriteUow
 ) -> IntakeOut:
-    check_location(body.uri, drift.settings.data_locations(team))
-    service = drift.service(uow)
-    reference = await service.reference(team, body.model, body.version)
-    columns = [feature["name"] for feature in reference.features]
-    table = await parquet_from_location(
-        drift.blobs, body.uri, columns, drift.settings.max_dataset_bytes
-    )
-    intake = await service.add_samples(team, body.model, body.version, body.environment, table)
+    with _refusals(drift, "parquet"):
+        check_location(body.uri, drift.settings.data_locations(team))
+        service = drift.service(uow)
+        reference = await service.reference(team, body.model, body.version)
+        columns = [feature["name"] for feature in reference.features]
+        table = await parquet_from_location(
+            drift.blobs, body.uri, columns, drift.settings.max_dataset_bytes
+        )
+        intake = await service.add_samples(team, body.model, body.version, body.environment, table)
     return _intake_out(drift, uow, intake, "parquet")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from .conftest import Hosted, as_, body
 from .support.data import table
@@ -73,6 +74,9 @@ async def test_a_bad_batch_is_refused_clearly_and_the_window_is_untouched(
     assert good.status_code == 202, good.text
     [window] = await hosted.windows(team)
     assert window.sample_count == 20
+    if problem["type"].endswith("drift-invalid-samples"):
+        metrics = generate_latest(REGISTRY).decode()
+        assert 'mlplane_drift_batches_refused_total{reason="drift-invalid-samples",' in metrics
 
 
 async def test_non_finite_numbers_are_refused(hosted: Hosted, team: str) -> None:
