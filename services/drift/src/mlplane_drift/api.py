@@ -109,6 +109,8 @@ async def put_reference(
     drift: Drift,
     uow: WriteUow,
 ) -> ReferenceOut:
+    service = drift.service(uow)
+    await service.require_version(team, model, version)
     content_type = request.headers.get("content-type", "")
     uploaded = format_of_content_type(content_type)
     if uploaded is not None:
@@ -133,9 +135,7 @@ async def put_reference(
             'location as application/json {"uri": "s3://bucket/key"}',
             content_type=content_type[:100],
         )
-    row = await drift.service(uow).set_reference(
-        team, model, version, profile, source=source, by=who
-    )
+    row = await service.set_reference(team, model, version, profile, source=source, by=who)
     return ReferenceOut.of(row)
 
 

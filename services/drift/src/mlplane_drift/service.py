@@ -86,6 +86,11 @@ class DriftService:
     async def record_version(self, data: ev.ModelVersionRegistered) -> None:
         await self._store.record_version(data.team, data.model, data.version, data.registered_at)
 
+    async def require_version(self, team: str, model: str, version: int) -> None:
+        """Raises `VersionNotFound` unless the team has the version (checked before any
+        costly work on its behalf, such as reading a dataset)."""
+        await self._known(team, model, version)
+
     async def _known(self, team: str, model: str, version: int) -> None:
         if not await self._store.version_exists(team, model, version):
             raise VersionNotFound(
