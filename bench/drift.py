@@ -11,8 +11,8 @@ and 2 categorical ones (their category shares). Cases:
 With `--quick` the large case is 10,000 and 60,000 rows, the small one 1,000 and 5,000.
 
 Each side runs in its own child process, which builds the pandas frames, warms up on 300
-rows, and then measures: wall time, and peak resident memory above what the process held with the data
-loaded (Linux: the high-water mark reset through /proc/self/clear_refs).
+rows, and then measures: wall time, and peak resident memory above what the process held
+with the data loaded (Linux: the high-water mark reset through /proc/self/clear_refs).
 
 - Evidently 0.7.23: `Report([DataDriftPreset()])` on `Dataset.from_pandas` with the
   column kinds given, then the per-column drift results read from the snapshot.
