@@ -324,7 +324,7 @@ def _numeric(
         reference_counts, current_counts, binned_bound = stats_numeric.sturges_shares(
             profile, window
         )
-        if binned_bound > 0:
+        if binned_bound > 0.01:
             note = f"PSI approximate: {binned_bound:.2%} of the window binned by cell mean"
     psi = methods.psi(reference_counts, current_counts)
     bound = 0.0

@@ -14,7 +14,10 @@ Per categorical or binary feature it keeps the category frequencies: the `MAX_CA
 10,000 most frequent categories exactly, the rest added up in `other_count`.
 
 Profiles are built from Arrow data read in record batches, so memory stays bounded for big
-Parquet or CSV files, and serialise with `to_bytes()` (versioned, zlib, no pickle).
+Parquet or CSV files; the same rows in the same order give the same profile whatever the
+batches. They serialise with `to_bytes()` (versioned, zlib, no pickle); `digest` names the
+profile (window summaries carry it). A profile of 100,000 rows and 20 continuous features is
+about 10 MB.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ store, and merge with others. Everything in it is exact and order-independent:
 
 - numeric feature: counts and sums over the cells a profile's edges e_0 < ... < e_{m-1}
   define: below e_0, each edge exactly, each open interval between edges, above e_{m-1}
-  (2m + 1 cells); plus missing count, exact min and max, and the exact value counts of the
-  first `SMALL_DISTINCT` = 32 distinct values (dropped, for good, once there are more: which
-  values those are does not depend on order, and Evidently's test choice only needs to know
-  whether a feature has at most 5 values);
+  (2m + 1 cells); plus missing count, exact min and max, and exact counts per distinct
+  value while there are at most `SMALL_DISTINCT` = 32 of them (dropped for good past that;
+  whether a window has more does not depend on order, and Evidently's test choice only needs
+  to know whether a feature has at most 5 values);
 - categorical or binary feature: counts per reference category, counts of unseen
   categories (the `MAX_UNSEEN` = 256 with the smallest stable hash: a choice that does not
   depend on arrival order, unlike "top K"), one count for the unseen rest, missing count.
@@ -21,7 +21,7 @@ score by as much; verdicts can differ only for a score within that of its thresh
 Why counts at edges are enough: when the edges are every distinct reference value (at most
 1,024 of them, always so for a reference of at most 1,000 rows), the reference CDF is
 constant between edges, so the two-sample KS statistic needs the window's counts below and
-at each edge only: it is exact. Wasserstein and the remaining error are in `methods`.
+at each edge only: it is exact. Wasserstein and the remaining error are in `stats_numeric`.
 """
 
 from __future__ import annotations
