@@ -8,6 +8,7 @@ The team is always the caller's (the gateway's signed identity), never the body'
 - `PUT|GET /models/{model}/environments/{environment}/window`: how windows close;
 - `POST /samples`: a batch of prediction samples (scope `events:publish`);
 - `POST /samples/parquet`: a Parquet file of samples in object storage (`events:publish`);
+- `GET /models/{model}/versions/{version}/windows`: windows, open to failed (with why);
 - `GET /models/{model}/reports`, `GET /reports/{id}?format=json|html|png`.
 
 Reads need `models:read`, changes `models:write`, intake `events:publish`.
@@ -55,6 +56,8 @@ from mlplane_drift.schemas import (
     ReportList,
     ReportSummaryOut,
     SamplesIn,
+    WindowList,
+    WindowOut,
     WindowPolicyIn,
     WindowPolicyOut,
     inline_schema,
@@ -264,6 +267,23 @@ async def post_parquet_samples(
         )
         intake = await service.add_samples(team, body.model, body.version, body.environment, table)
     return _intake_out(drift, uow, intake, "parquet")
+
+
+# -- windows --------------------------------------------------------------------------
+
+
+@router.get("/models/{model}/versions/{version}/windows")
+async def list_windows(
+    model: ModelName,
+    version: VersionPath,
+    team: Team,
+    drift: Drift,
+    uow: ReadUow,
+    environment: Environment | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> WindowList:
+    rows = await drift.service(uow).windows(team, model, version, environment, limit)
+    return WindowList(windows=[WindowOut.of(row) for row in rows])
 
 
 # -- reports ----------------------------------------------------------------------------

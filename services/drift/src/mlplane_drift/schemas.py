@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlplane_drift.datasets import DatasetFormat
 from mlplane_drift.profile import FeatureKind
-from mlplane_drift.store import ReferenceRow, ReportRow
+from mlplane_drift.store import ReferenceRow, ReportRow, WindowRow
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -128,6 +128,40 @@ class IntakeOut(BaseModel):
     window_closed: bool
     reference_samples: int | None = None
     """Samples kept for the reference so far, while it is built from the first ones."""
+
+
+class WindowOut(BaseModel):
+    id: int
+    environment: str
+    state: str
+    """open (taking samples), closed (waiting for its verdict), judging, done, or failed
+    (it could not be judged: `error` says why)."""
+    samples: int
+    max_count: int | None
+    opened_at: datetime
+    closes_at: datetime | None
+    closed_at: datetime | None
+    attempts: int
+    error: str | None
+
+    @classmethod
+    def of(cls, row: WindowRow) -> WindowOut:
+        return cls(
+            id=row.id,
+            environment=row.environment,
+            state=row.state,
+            samples=row.sample_count,
+            max_count=row.max_count,
+            opened_at=row.opened_at,
+            closes_at=row.closes_at,
+            closed_at=row.closed_at,
+            attempts=row.attempts,
+            error=row.error,
+        )
+
+
+class WindowList(BaseModel):
+    windows: list[WindowOut]
 
 
 class ReportSummaryOut(BaseModel):

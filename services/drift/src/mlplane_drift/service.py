@@ -247,6 +247,25 @@ class DriftService:
         await self._store.drop_reference_samples(team, model, version)
         return Intake(count, None, reference_samples=total)
 
+    async def windows(
+        self,
+        team: str,
+        model: str,
+        version: int,
+        environment: ev.Environment | None,
+        limit: int,
+    ) -> Sequence[WindowRow]:
+        """The version's windows, newest first. Raises `VersionNotFound`."""
+        await self._known(team, model, version)
+        return await self._store.windows_of(
+            team,
+            model,
+            version,
+            None if environment is None else environment.value,
+            newest_first=True,
+            limit=limit,
+        )
+
     # -- reports --------------------------------------------------------------------
 
     async def reports(

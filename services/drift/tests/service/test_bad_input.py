@@ -149,8 +149,10 @@ async def test_a_window_that_cannot_be_judged_fails_alone_with_its_cause(
         )
         await uow.commit()
     assert await hosted.judge() == ["failed"]
-    [window] = await hosted.windows(team)
-    assert window.state == "failed"
+    listed = await hosted.http.get("/models/fraud/versions/1/windows", headers=as_(team))
+    [window] = listed.json()["windows"]
+    assert (window["state"], window["samples"], window["attempts"]) == ("failed", 1000, 1)
+    assert "not" in window["error"].lower() or "corrupt" in window["error"].lower()
     assert await hosted.events() == []
     # The next window is judged as usual.
     await hosted.post(team, body(table(1000, seed=2, shift=2.0)))

@@ -92,6 +92,9 @@ ROUTES: dict[tuple[str, str], Route] = {
             },
         },
     ),
+    ("GET", "/models/{model}/versions/{version}/windows"): Route(
+        MODELS_READ, _get(lambda o: "/models/fraud/versions/1/windows?environment=prod")
+    ),
     ("GET", "/models/{model}/reports"): Route(MODELS_READ, _get(lambda o: "/models/fraud/reports")),
     ("GET", "/reports/{report_id}"): Route(
         MODELS_READ, _get(lambda o: f"/reports/{o.report_id}?format=html")

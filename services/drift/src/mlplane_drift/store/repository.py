@@ -437,19 +437,24 @@ class DriftStore:
         return None if row is None else WindowRow.of(row)
 
     async def windows_of(
-        self, team: str, model: str, version: int, environment: str
+        self,
+        team: str,
+        model: str,
+        version: int,
+        environment: str | None,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
     ) -> list[WindowRow]:
         w = self._t.windows
-        rows = await self._session.execute(
-            select(w)
-            .where(
-                w.c.team == team,
-                w.c.model == model,
-                w.c.version == version,
-                w.c.environment == environment,
-            )
-            .order_by(w.c.id)
-        )
+        conditions = [w.c.team == team, w.c.model == model, w.c.version == version]
+        if environment is not None:
+            conditions.append(w.c.environment == environment)
+        statement = select(w).where(*conditions)
+        statement = statement.order_by(w.c.id.desc() if newest_first else w.c.id)
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = await self._session.execute(statement)
         return [WindowRow.of(row) for row in rows]
 
     # -- alert states ---------------------------------------------------------------

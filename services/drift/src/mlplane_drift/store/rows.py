@@ -44,6 +44,7 @@ class WindowRow:
     closes_at: datetime | None
     closed_at: datetime | None
     attempts: int
+    error: str | None
     traceparent: str | None
     tracestate: str | None
 
