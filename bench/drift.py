@@ -8,7 +8,7 @@ and 2 categorical ones (their category shares). Cases:
 - `large`: reference 100,000 rows, current 1,000,000 rows (Wasserstein, Jensen-Shannon);
 - `small`: reference 1,000 rows, current 10,000 rows (KS, chi-square).
 
-With `--quick` the large case is 10,000 and 60,000 rows, the small one 1,000 and 5,000.
+With `--quick` the large case is 5,000 and 20,000 rows, the small one 1,000 and 5,000.
 
 Each side runs in its own child process, which builds the pandas frames, warms up on 300
 rows, and then measures: wall time, and peak resident memory above what the process held
@@ -54,7 +54,7 @@ TARGET_RATIO = 30.0
 TARGET_MEMORY_SHARE = 1 / 3
 CASES = {
     "large": (100_000, 1_000_000),
-    "large_quick": (10_000, 60_000),
+    "large_quick": (5_000, 20_000),
     "small": (1_000, 10_000),
     "small_quick": (1_000, 5_000),
 }
