@@ -62,14 +62,16 @@ class PhaseFollower:
         revision: str | None,
         phase: P = P.COMMITTED,
         timeout_s: float = 600.0,
+        elapsed_s: float = 0.0,
     ) -> None:
-        """Follow `application` for the deployment at `revision`, now in `phase`.
+        """Follow `application` for the deployment at `revision`, now in `phase`, which
+        it entered `elapsed_s` ago (a follower restarted, or another replica moved it).
 
         Tracking again (a new commit for the same model and environment) replaces
         what was tracked and starts a new deadline.
         """
         waiting = phase in _WAITING
-        deadline = self._clock() + timeout_s if waiting else None
+        deadline = self._clock() + timeout_s - max(0.0, elapsed_s) if waiting else None
         self._tracked[application] = _Tracked(revision, phase, timeout_s, deadline)
 
     def forget(self, application: str) -> None:
@@ -78,6 +80,10 @@ class PhaseFollower:
     def phase(self, application: str) -> P | None:
         tracked = self._tracked.get(application)
         return tracked.phase if tracked else None
+
+    def timeout_s(self, application: str) -> float | None:
+        tracked = self._tracked.get(application)
+        return tracked.timeout_s if tracked else None
 
     def next_deadline(self) -> float | None:
         deadlines = [t.deadline for t in self._tracked.values() if t.deadline is not None]

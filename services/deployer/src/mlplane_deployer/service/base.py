@@ -22,6 +22,7 @@ from mlplane_contracts import events as ev
 from mlplane_contracts.events import DeploymentPhase
 from mlplane_runtime.uow import UnitOfWork
 
+from mlplane_deployer.domain.canary import CanaryStep
 from mlplane_deployer.domain.deployments import (
     Deployment,
     DeploymentAsk,
@@ -29,8 +30,10 @@ from mlplane_deployer.domain.deployments import (
     HistoryKind,
     Work,
     WorkState,
+    step_change_id,
     waits_only_for_approvals,
 )
+from mlplane_deployer.domain.environments import GatewayRoute
 from mlplane_deployer.domain.errors import (
     DeploymentDenied,
     DeploymentNotFound,
@@ -72,11 +75,28 @@ class DeploymentView:
 @dataclass(frozen=True, slots=True)
 class JobPlan:
     """What a claimed deployment's job needs besides the deployment: how the environment
-    serves, the approvals counted, and, for a rollback, the version it returns to."""
+    serves, the approvals counted, and, for a rollback, the version it returns to; for a
+    canary, the step it lands and the version serving beside it (`stable`)."""
 
     deployment: Deployment
     serving: str
     returns_to: Deployment | None
+    step: CanaryStep | None = None
+    stable: Deployment | None = None
+    gateway: GatewayRoute | None = None
+
+    @property
+    def change_id(self) -> str:
+        """The change id of the commit this job lands."""
+        d = self.deployment
+        return d.change_id if self.step is None else step_change_id(d.id, self.step.index)
+
+    @property
+    def canary_weight(self) -> int | None:
+        """The canary's share of traffic when this commit splits it, else None."""
+        if self.step is None or self.stable is None or not self.step.splits_traffic:
+            return None
+        return self.step.weight
 
 
 class ServiceBase:
@@ -109,7 +129,7 @@ class ServiceBase:
         if change is None:
             return await self._store.update(deployment.id, message=message, **values)
         updated = await self._store.update(
-            deployment.id, phase=phase.value, message=message, **values
+            deployment.id, phase=phase.value, message=message, phase_since=self._clock(), **values
         )
         await self._phase_entry(updated, deployment.phase, caused_by, message)
         self._emit(updated, deployment.phase)

@@ -40,6 +40,7 @@ from mlplane_deployer.domain.policy import (
     PolicyDecision,
     evaluate,
 )
+from mlplane_deployer.domain.rollback import drift_cause, drift_rolls_back
 from mlplane_deployer.service.base import (
     DEPLOYER,
     DeploymentView,
@@ -72,7 +73,7 @@ class DeploymentService(JobOutcomes):
         if existing is not None:
             return RequestOutcome(existing, created=False)
         policy = (await self.policies.current(ask.team)).policy
-        policy.environments.get(ask.environment)
+        rules = policy.environments.get(ask.environment).rules
         facts = await self._store.version_facts(ask.team, ask.model, ask.version)
         if facts is None or facts.digest is None or facts.image_repository is None:
             decision = PolicyDecision(
@@ -105,6 +106,8 @@ class DeploymentService(JobOutcomes):
             message=waiting_message(decision),
             traceparent=trace.traceparent,
             tracestate=trace.tracestate,
+            canary_weights=rules.canary_weights if len(rules.canary_weights) > 1 else (),
+            at=self._clock(),
         )
         if deployment is None:  # a concurrent identical ask won the insert
             again = await self._store.find_same(ask)
@@ -184,24 +187,38 @@ class DeploymentService(JobOutcomes):
         or its commit is still being made.
         """
         deployment = await self._locked(team, deployment_id)
-        if deployment.work is Work.ROLLBACK or deployment.phase is DeploymentPhase.ROLLED_BACK:
-            return await self._view(deployment)
-        if deployment.phase not in ROLLBACK_FROM or deployment.gitops_commit is None:
-            raise DeploymentStateConflict(
-                f"a {deployment.phase.value} deployment has no commit to revert",
-                phase=deployment.phase.value,
-            )
-        updated = await self._store.update(
-            deployment.id,
-            work=Work.ROLLBACK.value,
-            work_state=WorkState.QUEUED.value,
-            attempts=0,
-            not_before=None,
-            rolled_back_by=by,
-            message="rollback queued",
+        return await self._view(await self.queue_rollback(deployment, by, None))
+
+    async def on_drift(self, event_id: str, data: ev.DriftDetected) -> Deployment | None:
+        """Roll back the version serving in the drift's environment when the drift is at
+        least as severe as the environment's `rollback_on_drift`; None when it is not, or
+        the version drifting no longer serves there (or is being rolled back already).
+
+        The rollback names the event (`drift:<event id>`) as its cause; a redelivered or
+        repeated drift finds the rollback queued or done and changes nothing.
+        """
+        policy = (await self.policies.current(data.team)).policy
+        try:
+            rules = policy.environments.get(data.environment.value).rules
+        except UnknownEnvironment:
+            return None
+        if not drift_rolls_back(rules, data.severity):
+            return None
+        serving = await self._store.serving_in_environment(
+            data.team, data.model, data.environment.value, for_update=True
         )
-        await self._history(deployment, HistoryKind.ROLLBACK_REQUESTED, by, None)
-        return await self._view(updated)
+        if (
+            serving is None
+            or serving.version != data.version
+            or serving.work is Work.ROLLBACK
+            or serving.phase not in ROLLBACK_FROM
+        ):
+            return None
+        detail = (
+            f"drift.detected {event_id}: {data.severity.value} drift, "
+            f"{data.drift_share:.0%} of features drifted (threshold {data.share_threshold:.0%})"
+        )
+        return await self.queue_rollback(serving, drift_cause(event_id), detail)
 
     # -- reading ------------------------------------------------------------------------
 

@@ -260,6 +260,8 @@ class DeploymentStore:
         message: str | None,
         traceparent: str | None,
         tracestate: str | None,
+        canary_weights: Sequence[int] = (),
+        at: datetime | None = None,
     ) -> Deployment | None:
         """A new pending deployment; None when an active one of the same version and
         environment, or one with the same idempotency key or id, exists already."""
@@ -288,6 +290,8 @@ class DeploymentStore:
                     change_id=change_id_of(deployment_id),
                     traceparent=traceparent,
                     tracestate=tracestate,
+                    canary_weights=list(canary_weights),
+                    phase_since=at,
                 )
                 .on_conflict_do_nothing()
                 .returning(d)
@@ -368,6 +372,48 @@ class DeploymentStore:
             )
         ).first()
         return None if row is None else deployment_from_row(row)
+
+    async def serving_in_environment(
+        self, team: str, model: str, environment: str, *, for_update: bool = False
+    ) -> Deployment | None:
+        """The deployment whose commit the environment holds now: the newest committed
+        one of the model there that was not rolled back."""
+        d = self._t.deployments
+        query = (
+            select(d)
+            .where(
+                d.c.team == team,
+                d.c.model == model,
+                d.c.environment == environment,
+                d.c.gitops_commit.is_not(None),
+                d.c.phase != DeploymentPhase.ROLLED_BACK.value,
+            )
+            .order_by(d.c.seq.desc())
+            .limit(1)
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._session.execute(query)).first()
+        return None if row is None else deployment_from_row(row)
+
+    async def followed(self, phases: Sequence[DeploymentPhase]) -> list[Deployment]:
+        """Per model and environment, the deployment serving there, when it is in one of
+        `phases`: what a cluster follower watches (after a restart too)."""
+        d = self._t.deployments
+        serving = (
+            select(d)
+            .where(
+                d.c.gitops_commit.is_not(None),
+                d.c.phase != DeploymentPhase.ROLLED_BACK.value,
+            )
+            .order_by(d.c.team, d.c.model, d.c.environment, d.c.seq.desc())
+            .distinct(d.c.team, d.c.model, d.c.environment)
+            .subquery()
+        )
+        rows = await self._session.execute(
+            select(serving).where(serving.c.phase.in_([p.value for p in phases]))
+        )
+        return [deployment_from_row(row) for row in rows]
 
     async def list_deployments(
         self, where: DeploymentFilter, *, limit: int, before_seq: int | None
