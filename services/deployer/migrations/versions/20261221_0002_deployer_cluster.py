@@ -26,7 +26,7 @@ def upgrade() -> None:
     op.add_column("deployments", sa.Column("canary_step", sa.Integer, nullable=True), schema=schema)
     op.add_column(
         "deployments",
-        sa.Column("phase_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True),
         schema=schema,
     )
     op.add_column(
@@ -44,5 +44,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     schema = migration_schema()
     op.drop_index("ix_deployments_in_environment", "deployments", schema=schema)
-    for column in ("observed_version", "phase_since", "canary_step", "canary_weights"):
+    for column in ("observed_version", "waiting_since", "canary_step", "canary_weights"):
         op.drop_column("deployments", column, schema=schema)

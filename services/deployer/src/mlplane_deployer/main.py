@@ -70,8 +70,7 @@ def build(
             settings,
             context.uow_factory,
             lambda uow: service_of(uow),
-            repo_url=repository.remote,
-            revision=repository.branch,
+            repository,
             wake=lambda: worker.wake(),
         )
         cluster = argocd

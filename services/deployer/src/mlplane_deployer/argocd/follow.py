@@ -21,12 +21,17 @@ from mlplane_contracts.events import DeploymentPhase as P
 from mlplane_deployer.argocd.phase_mapping import ArgoStatus, ObservedPhase, phase_of
 from mlplane_deployer.argocd.watch import ApplicationEvent, ApplicationWatch
 from mlplane_deployer.domain.errors import InvalidPhaseTransition
-from mlplane_deployer.domain.phases import TERMINAL, PhaseChange, transition
+from mlplane_deployer.domain.phases import (
+    TERMINAL,
+    WAITING_FOR_HEALTH,
+    PhaseChange,
+    transition,
+)
 
 log = logging.getLogger(__name__)
 
 CAUSED_BY = "argocd"
-_WAITING = frozenset({P.COMMITTED, P.SYNCING, P.DEGRADED})
+_WAITING = WAITING_FOR_HEALTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,17 @@ class PhaseFollower:
         waiting = phase in _WAITING
         deadline = self._clock() + timeout_s - max(0.0, elapsed_s) if waiting else None
         self._tracked[application] = _Tracked(revision, phase, timeout_s, deadline)
+
+    def revision(self, application: str) -> str | None:
+        tracked = self._tracked.get(application)
+        return tracked.revision if tracked else None
+
+    def retarget(self, application: str, revision: str) -> None:
+        """Follow `application` at `revision` from now on, keeping its phase and deadline
+        (a newer commit that leaves this Application's files as they were)."""
+        tracked = self._tracked.get(application)
+        if tracked is not None:
+            tracked.revision = revision
 
     def forget(self, application: str) -> None:
         self._tracked.pop(application, None)

@@ -32,7 +32,7 @@ from kubernetes_asyncio.client import ApiClient
 from mlplane_contracts.events import DeploymentPhase as P
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
-from mlplane_deployer.argocd.client import ArgoCdApplications
+from mlplane_deployer.argocd.client import AppliedApplication, ArgoCdApplications
 from mlplane_deployer.argocd.connection import kube_api_client
 from mlplane_deployer.argocd.follow import CAUSED_BY, ApplicationPhaseChange, PhaseFollower
 from mlplane_deployer.argocd.phase_mapping import ArgoStatus
@@ -40,9 +40,11 @@ from mlplane_deployer.argocd.watch import MANAGED_BY, ApplicationEvent, Applicat
 from mlplane_deployer.cluster import SyncTarget
 from mlplane_deployer.domain.deployments import Deployment, Work
 from mlplane_deployer.domain.errors import DeploymentNotFound
+from mlplane_deployer.gitops.repository import GitOpsRepository
 from mlplane_deployer.render.application import ArgoTarget, application, application_name_of
 from mlplane_deployer.render.spec import ImageByDigest, RenderSpec, Workload
 from mlplane_deployer.service import DeploymentService
+from mlplane_deployer.service.outcomes import same_revision
 from mlplane_deployer.settings import DeployerSettings
 
 log = logging.getLogger("mlplane.deployer.argocd")
@@ -52,10 +54,27 @@ ServiceOf = Callable[[UnitOfWork], DeploymentService]
 
 @dataclass(frozen=True, slots=True)
 class _Carried:
-    """The deployment an Application carries now, at which commit."""
+    """The deployment an Application carries now, at which commit, from which directory."""
 
     deployment_id: UUID
     revision: str
+    directory: str
+
+
+def _directory(team: str, model: str, environment: str) -> str:
+    return f"teams/{team}/{model}/{environment}"
+
+
+def _as_event(name: str, found: dict[str, Any]) -> ApplicationEvent:
+    meta: dict[str, Any] = found.get("metadata") or {}
+    return ApplicationEvent(
+        "RELISTED",
+        name,
+        str(meta.get("resourceVersion", "")),
+        ArgoStatus.of(found),
+        dict(meta.get("labels") or {}),
+        found,
+    )
 
 
 def _version_number(resource_version: str | None) -> int | None:
@@ -75,18 +94,18 @@ class ArgoCdSync:
         settings: DeployerSettings,
         uow_factory: UnitOfWorkFactory,
         service_of: ServiceOf,
+        repository: GitOpsRepository,
         *,
-        repo_url: str,
-        revision: str,
         wake: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._uow_factory = uow_factory
         self._service_of = service_of
+        self._repository = repository
         self._target = ArgoTarget(
-            repo_url=settings.argocd_repo_url or repo_url,
-            revision=revision,
+            repo_url=settings.argocd_repo_url or repository.remote,
+            revision=repository.branch,
             argocd_namespace=settings.argocd_namespace,
             project=settings.argocd_project,
             cluster=settings.argocd_destination_server,
@@ -95,6 +114,7 @@ class ArgoCdSync:
         self._clock = clock
         self._follower = PhaseFollower(clock=clock)
         self._carried: dict[str, _Carried] = {}
+        self._unchanged: dict[tuple[str, str, str], bool] = {}
         self._inbox: asyncio.Queue[ApplicationEvent | None] = asyncio.Queue()
         self._api: ApiClient | None = None
         self._applications: ArgoCdApplications | None = None
@@ -136,7 +156,15 @@ class ArgoCdSync:
             target.digest,
         )
         name = application_name_of(target.team, target.model, target.environment)
-        self._track(name, target.deployment_id, target.commit, target.phase, target.environment)
+        directory = _directory(target.team, target.model, target.environment)
+        self._track(
+            name,
+            target.deployment_id,
+            target.commit,
+            target.phase,
+            directory,
+            target.environment,
+        )
         self._inbox.put_nowait(None)  # the loop looks at its deadlines again
 
     async def _ensure(
@@ -147,7 +175,7 @@ class ArgoCdSync:
         version: int,
         image_repository: str,
         digest: str,
-    ) -> None:
+    ) -> AppliedApplication:
         _, applications = self._opened()
         spec = RenderSpec(
             team=team,
@@ -156,7 +184,7 @@ class ArgoCdSync:
             workload=Workload(version, ImageByDigest(image_repository, digest)),
             namespace=self._settings.destination_namespace_for(team, model, environment),
         )
-        await applications.ensure_application(
+        return await applications.ensure_application(
             application(spec, self._target, f"{spec.directory}/overlay")
         )
 
@@ -166,6 +194,7 @@ class ArgoCdSync:
         deployment_id: UUID,
         revision: str,
         phase: P,
+        directory: str,
         environment: str,
         elapsed_s: float = 0.0,
     ) -> None:
@@ -176,7 +205,7 @@ class ArgoCdSync:
             timeout_s=self._settings.health_timeout_for(environment),
             elapsed_s=elapsed_s,
         )
-        self._carried[name] = _Carried(deployment_id, revision)
+        self._carried[name] = _Carried(deployment_id, revision, directory)
 
     # -- following ----------------------------------------------------------------------
 
@@ -218,6 +247,7 @@ class ArgoCdSync:
                 if pumping.done():
                     pumping.result()  # the watch gave up (401, 403, 404): start again
                 if item is not None:
+                    await self._follow_newer_tip(item)
                     change = self._follower.observe(item)
                     if change is not None:
                         await self._record(change, _version_number(item.resource_version))
@@ -275,8 +305,9 @@ class ArgoCdSync:
 
     async def resync(self, *, first: bool = False) -> None:
         """Follow what the database says the cluster may still move: new commits (from any
-        replica) tracked, phases recorded elsewhere taken over, finished ones forgotten.
-        On the first resync after a start, every Application is read once."""
+        replica) tracked, phases recorded elsewhere taken over (the Application read
+        again), finished ones forgotten. On the first, after a start, the watch's list
+        reports every Application's status; a commit never followed is ensured."""
         async with self._uow_factory.reading() as uow:
             deployments = await self._service_of(uow).followed()
         now = datetime.now(UTC)
@@ -287,10 +318,15 @@ class ArgoCdSync:
         for name, d in wanted.items():
             assert d.gitops_commit is not None
             carried = self._carried.get(name)
-            if carried == _Carried(d.id, d.gitops_commit) and self._follower.phase(name) is d.phase:
+            if (
+                carried is not None
+                and (carried.deployment_id, carried.revision) == (d.id, d.gitops_commit)
+                and self._follower.phase(name) is d.phase
+            ):
                 continue
-            elapsed = 0.0 if d.phase_since is None else (now - d.phase_since).total_seconds()
-            self._track(name, d.id, d.gitops_commit, d.phase, d.environment, elapsed)
+            elapsed = 0.0 if d.waiting_since is None else (now - d.waiting_since).total_seconds()
+            directory = _directory(d.team, d.model, d.environment)
+            self._track(name, d.id, d.gitops_commit, d.phase, directory, d.environment, elapsed)
             if first and d.phase is not P.COMMITTED:
                 continue  # the watch's first list reports every Application's status
             await self._look_again(name, d)
@@ -307,15 +343,28 @@ class ArgoCdSync:
         except Exception:
             log.warning("argocd: could not read Application %s", name, exc_info=True)
             return
-        if found is None:
+        if found is not None:
+            self._inbox.put_nowait(_as_event(name, found))
+
+    async def _follow_newer_tip(self, event: ApplicationEvent) -> None:
+        """Argo CD reports the branch's tip: when a later commit (another model's) left
+        this Application's files as the deployment's commit made them, the tip speaks
+        for the deployment's commit."""
+        carried = self._carried.get(event.name)
+        tracked = self._follower.revision(event.name)
+        seen = event.status.revision
+        if carried is None or tracked is None or not seen or same_revision(tracked, seen):
             return
-        meta: dict[str, Any] = found.get("metadata") or {}
-        event = ApplicationEvent(
-            "RELISTED",
-            name,
-            str(meta.get("resourceVersion", "")),
-            ArgoStatus.of(found),
-            dict(meta.get("labels") or {}),
-            found,
-        )
-        self._inbox.put_nowait(event)
+        key = (carried.revision, seen, carried.directory)
+        unchanged = self._unchanged.get(key)
+        if unchanged is None:
+            try:
+                unchanged = await self._repository.unchanged_since(*key)
+            except Exception:
+                log.warning("argocd: could not compare %s with %s", *key[:2], exc_info=True)
+                return
+            if len(self._unchanged) > 10_000:
+                self._unchanged.clear()
+            self._unchanged[key] = unchanged
+        if unchanged:
+            self._follower.retarget(event.name, seen)

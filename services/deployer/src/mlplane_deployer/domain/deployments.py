@@ -111,7 +111,7 @@ class Deployment:
     """The traffic steps fixed when it was asked for (the policy's then); empty: none."""
     canary_step: int | None = None
     """Index in `canary_weights` of the step last committed; None before the first."""
-    phase_since: datetime | None = None
+    waiting_since: datetime | None = None
     observed_version: int | None = None
     """The Application resourceVersion of the last status recorded: older ones are stale."""
 

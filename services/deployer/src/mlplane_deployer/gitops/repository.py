@@ -149,6 +149,25 @@ class GitOpsRepository:
             await self._fetch()
             return await self._find(change_id, directory)
 
+    async def unchanged_since(self, commit: str, later: str, directory: str) -> bool:
+        """Whether `later` (a newer tip of the branch) holds `directory` exactly as `commit`
+        left it: `commit` is its ancestor and no commit between touched `directory`.
+
+        Argo CD reports the branch's tip; another model's commit moves the tip without
+        changing this one. Raises `GitOpsUnavailable` when the remote does not answer.
+        """
+        async with self._lock:
+            await self._open()
+            git = self._git
+            if not await git.succeeds("cat-file", "-e", f"{later}^{{commit}}"):
+                await self._fetch()
+            if not await git.succeeds("merge-base", "--is-ancestor", commit, later):
+                return False
+            between = await git.run(
+                "rev-list", "--count", f"{commit}..{later}", "--", _relative(directory)
+            )
+            return between.strip() == "0"
+
     async def read(self, path: str) -> bytes | None:
         """A file as the remote branch holds it now, or None."""
         async with self._lock:

@@ -38,7 +38,7 @@ from mlplane_deployer.domain.errors import (
     DeploymentDenied,
     DeploymentNotFound,
 )
-from mlplane_deployer.domain.phases import transition
+from mlplane_deployer.domain.phases import WAITING_FOR_HEALTH, transition, waiting_starts
 from mlplane_deployer.domain.policy import (
     Approval,
     PolicyDecision,
@@ -128,8 +128,15 @@ class ServiceBase:
         change = transition(deployment.phase, phase, caused_by=caused_by, reason=message)
         if change is None:
             return await self._store.update(deployment.id, message=message, **values)
+        new_commit = (
+            "gitops_commit" in values and values["gitops_commit"] != deployment.gitops_commit
+        )
+        if waiting_starts(deployment.phase, phase, new_commit):
+            values["waiting_since"] = self._clock()
+        elif phase not in WAITING_FOR_HEALTH:
+            values["waiting_since"] = None
         updated = await self._store.update(
-            deployment.id, phase=phase.value, message=message, phase_since=self._clock(), **values
+            deployment.id, phase=phase.value, message=message, **values
         )
         await self._phase_entry(updated, deployment.phase, caused_by, message)
         self._emit(updated, deployment.phase)

@@ -107,7 +107,6 @@ class DeploymentService(JobOutcomes):
             traceparent=trace.traceparent,
             tracestate=trace.tracestate,
             canary_weights=rules.canary_weights if len(rules.canary_weights) > 1 else (),
-            at=self._clock(),
         )
         if deployment is None:  # a concurrent identical ask won the insert
             again = await self._store.find_same(ask)

@@ -23,7 +23,7 @@ from mlplane_deployer.domain.errors import (
     InvalidPhaseTransition,
     UnknownEnvironment,
 )
-from mlplane_deployer.domain.phases import transition
+from mlplane_deployer.domain.phases import WAITING_FOR_HEALTH, transition
 from mlplane_deployer.domain.rollback import health_cause
 from mlplane_deployer.service.base import (
     DEPLOYER,
@@ -35,8 +35,6 @@ from mlplane_deployer.service.base import (
 _log = logging.getLogger("mlplane.deployer")
 
 P = DeploymentPhase
-# Phases a deployment waits in for the cluster: its health deadline runs.
-WAITING = frozenset({P.COMMITTED, P.SYNCING, P.DEGRADED})
 
 
 def same_revision(recorded: str, seen: str) -> bool:
@@ -198,9 +196,9 @@ class JobOutcomes(ServiceBase):
             return None
         now = self._clock()
         if timeout_s is not None and (
-            d.phase not in WAITING
-            or d.phase_since is None
-            or d.phase_since + timedelta(seconds=timeout_s) > now
+            d.phase not in WAITING_FOR_HEALTH
+            or d.waiting_since is None
+            or d.waiting_since + timedelta(seconds=timeout_s) > now
         ):
             return None
         try:

@@ -261,7 +261,6 @@ class DeploymentStore:
         traceparent: str | None,
         tracestate: str | None,
         canary_weights: Sequence[int] = (),
-        at: datetime | None = None,
     ) -> Deployment | None:
         """A new pending deployment; None when an active one of the same version and
         environment, or one with the same idempotency key or id, exists already."""
@@ -291,7 +290,6 @@ class DeploymentStore:
                     traceparent=traceparent,
                     tracestate=tracestate,
                     canary_weights=list(canary_weights),
-                    phase_since=at,
                 )
                 .on_conflict_do_nothing()
                 .returning(d)

@@ -56,7 +56,7 @@ def deployment_from_row(row: Row[Any]) -> Deployment:
         updated_at=m["updated_at"],
         canary_weights=tuple(m["canary_weights"]),
         canary_step=m["canary_step"],
-        phase_since=m["phase_since"],
+        waiting_since=m["waiting_since"],
         observed_version=m["observed_version"],
     )
 

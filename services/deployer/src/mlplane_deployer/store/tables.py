@@ -140,8 +140,8 @@ def define_tables(schema: str) -> DeployerTables:
         # Canary steps fixed at the request (the policy's then), and the step committed.
         Column("canary_weights", JSONB, nullable=False, server_default="[]"),
         Column("canary_step", Integer, nullable=True),
-        # When it entered its phase: the health deadline counts from here on any replica.
-        _timestamp("phase_since", nullable=True),
+        # Since when it waits for health: its deadline counts from here on every replica.
+        _timestamp("waiting_since", nullable=True),
         # The Application resourceVersion last recorded: replicas lagging behind are ignored.
         Column("observed_version", BigInteger, nullable=True),
         Index("ix_deployments_team_seq", "team", "seq"),
