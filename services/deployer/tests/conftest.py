@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,16 +102,12 @@ def settings(remote: Path, tmp_path: Path) -> DeployerSettings:
     )
 
 
-@pytest.fixture
-async def hosted(
-    deployer_database: Database,
-    tables: DeployerTables,
-    settings: DeployerSettings,
-    tmp_path: Path,
+@asynccontextmanager
+async def hosting(
+    on: Database, tables: DeployerTables, settings: DeployerSettings, data_dir: Path
 ) -> AsyncIterator[Hosted]:
-    context = service_context(
-        "deployer", deployer_database, tables.messaging, data_dir=tmp_path / "deployer"
-    )
+    """One deployer built by its own `build` (nothing started), with its HTTP client."""
+    context = service_context("deployer", on, tables.messaging, data_dir=data_dir)
     parts = build(context, tables, settings)
     app = service_app(context, parts)
     transport = httpx.ASGITransport(app=app)
@@ -123,6 +120,17 @@ async def hosted(
             http,
             EventConsumer("deployer", context.uow_factory, dict(parts.handlers)),
         )
+
+
+@pytest.fixture
+async def hosted(
+    deployer_database: Database,
+    tables: DeployerTables,
+    settings: DeployerSettings,
+    tmp_path: Path,
+) -> AsyncIterator[Hosted]:
+    async with hosting(deployer_database, tables, settings, tmp_path / "deployer") as hosted:
+        yield hosted
 
 
 async def status_events(

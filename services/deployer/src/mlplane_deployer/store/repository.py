@@ -10,7 +10,7 @@ from uuid import UUID
 
 from mlplane_contracts.events import DeploymentPhase, ScanVerdict
 from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlplane_deployer.domain.deployments import (
@@ -405,7 +405,7 @@ class DeploymentStore:
                 d.c.phase != DeploymentPhase.ROLLED_BACK.value,
             )
             .order_by(d.c.team, d.c.model, d.c.environment, d.c.seq.desc())
-            .distinct(d.c.team, d.c.model, d.c.environment)
+            .ext(distinct_on(d.c.team, d.c.model, d.c.environment))
             .subquery()
         )
         rows = await self._session.execute(
