@@ -14,9 +14,9 @@ REPOSITORY = "registry.local:5000/mlplane/acme/fraud"
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-def git(cwd: Path, *args: str) -> str:
+def git(cwd: Path, *args: str, check: bool = True) -> str:
     return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=60
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=check, timeout=60
     ).stdout
 
 
