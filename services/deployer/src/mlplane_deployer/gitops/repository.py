@@ -199,7 +199,9 @@ class GitOpsRepository:
                     return self._result(existing, created=False)
                 await self._reset()
                 await mutate()
-                await self._git.run("add", "--all", "--", _relative(change.directory))
+                if (self.workdir / _relative(change.directory)).exists():
+                    await self._git.run("add", "--all", "--", _relative(change.directory))
+                # else: a revert of the first commit there removed it, already staged.
                 if await self._git.succeeds("diff", "--cached", "--quiet"):
                     return self._result(await self._head(), created=False)
                 message = change.message(reverts=", ".join(reverts) if reverts else None)

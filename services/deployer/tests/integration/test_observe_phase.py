@@ -1,0 +1,105 @@
+"""What a cluster follower reports, recorded on the real PostgreSQL: several replicas
+report the same changes, some late; only allowed changes about the commit serving now,
+newer than the last recorded, land, each once with its event."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from mlplane_contracts.events import DeploymentPhase as P
+from mlplane_deployer.domain.deployments import Deployment
+from mlplane_deployer.store import DeployerTables
+from mlplane_runtime.uow import UnitOfWorkFactory
+
+from ..conftest import Hosted, status_events
+from ..support.events import ready
+
+
+async def committed(hosted: Hosted, team: str) -> dict[str, Any]:
+    await hosted.deliver(*ready(team))
+    answer = await hosted.http.post(
+        "/deployments",
+        json={"model": "fraud", "version": 1, "environment": "dev"},
+        headers={"X-Mlplane-Team": team, "X-Mlplane-Principal": "user:alice"},
+    )
+    assert answer.status_code == 201, answer.text
+    assert await hosted.run_jobs() == 1
+    read = await hosted.http.get(
+        f"/deployments/{answer.json()['id']}", headers={"X-Mlplane-Team": team}
+    )
+    body: dict[str, Any] = read.json()
+    assert body["phase"] == "committed"
+    return body
+
+
+async def observe(
+    hosted: Hosted, uow_factory: UnitOfWorkFactory, deployment_id: str, phase: P, **kw: Any
+) -> Deployment | None:
+    async with uow_factory() as uow:
+        moved = await hosted.deployer.service(uow).observe_phase(
+            UUID(deployment_id), phase, "argocd", "seen", **kw
+        )
+        await uow.commit()
+    return moved
+
+
+async def phases(uow_factory: UnitOfWorkFactory, tables: DeployerTables) -> list[str]:
+    return [e["phase"] for e in await status_events(uow_factory, tables)]
+
+
+async def test_a_late_replica_reporting_an_older_status_changes_nothing(
+    hosted: Hosted, team: str, uow_factory: UnitOfWorkFactory, tables: DeployerTables
+) -> None:
+    d = await committed(hosted, team)
+    commit = d["gitops_commit"]
+    assert await observe(
+        hosted, uow_factory, d["id"], P.SYNCING, revision=commit, resource_version=10
+    )
+    assert await observe(
+        hosted, uow_factory, d["id"], P.HEALTHY, revision=commit, resource_version=12
+    )
+    # Another replica, behind, reports what it saw between: ignored, no event.
+    late = await observe(
+        hosted, uow_factory, d["id"], P.SYNCING, revision=commit, resource_version=11
+    )
+    assert late is None
+    again = await observe(
+        hosted, uow_factory, d["id"], P.HEALTHY, revision=commit, resource_version=12
+    )
+    assert again is None
+    assert await phases(uow_factory, tables) == ["pending", "committed", "syncing", "healthy"]
+
+
+async def test_a_status_about_another_commit_changes_nothing(
+    hosted: Hosted, team: str, uow_factory: UnitOfWorkFactory, tables: DeployerTables
+) -> None:
+    d = await committed(hosted, team)
+    other = "0" * 40
+    assert await observe(hosted, uow_factory, d["id"], P.HEALTHY, revision=other) is None
+    # An abbreviated SHA of the commit serving is the same commit.
+    assert await observe(hosted, uow_factory, d["id"], P.HEALTHY, revision=d["gitops_commit"][:12])
+    assert await phases(uow_factory, tables) == ["pending", "committed", "healthy"]
+
+
+async def test_a_timeout_counts_from_the_recorded_wait_not_the_replicas_clock(
+    hosted: Hosted, team: str, uow_factory: UnitOfWorkFactory, tables: DeployerTables
+) -> None:
+    d = await committed(hosted, team)
+    # A replica whose own deadline passed early: the recorded wait is not over yet.
+    assert await observe(hosted, uow_factory, d["id"], P.FAILED, timeout_s=3600) is None
+    failed = await observe(hosted, uow_factory, d["id"], P.FAILED, timeout_s=0.001)
+    assert failed is not None
+    assert failed.phase is P.FAILED
+    # dev rolls back on failure by default: the revert is queued, named for the health.
+    assert (failed.work.value, failed.rolled_back_by) == ("rollback", "health:argocd")
+    assert await hosted.run_jobs() == 1
+    assert await phases(uow_factory, tables) == ["pending", "committed", "failed", "rolled_back"]
+
+
+async def test_a_move_the_domain_refuses_is_ignored(
+    hosted: Hosted, team: str, uow_factory: UnitOfWorkFactory, tables: DeployerTables
+) -> None:
+    d = await committed(hosted, team)
+    assert await observe(hosted, uow_factory, d["id"], P.PENDING) is None
+    assert await phases(uow_factory, tables) == ["pending", "committed"]
