@@ -16,11 +16,11 @@ from ..conftest import Hosted, status_events
 from ..support.events import ready
 
 
-async def committed(hosted: Hosted, team: str) -> dict[str, Any]:
-    await hosted.deliver(*ready(team))
+async def committed(hosted: Hosted, team: str, version: int = 1) -> dict[str, Any]:
+    await hosted.deliver(*ready(team, version=version))
     answer = await hosted.http.post(
         "/deployments",
-        json={"model": "fraud", "version": 1, "environment": "dev"},
+        json={"model": "fraud", "version": version, "environment": "dev"},
         headers={"X-Mlplane-Team": team, "X-Mlplane-Principal": "user:alice"},
     )
     assert answer.status_code == 201, answer.text
@@ -103,3 +103,14 @@ async def test_a_move_the_domain_refuses_is_ignored(
     d = await committed(hosted, team)
     assert await observe(hosted, uow_factory, d["id"], P.PENDING) is None
     assert await phases(uow_factory, tables) == ["pending", "committed"]
+
+
+async def test_a_deployment_a_newer_one_replaced_is_no_longer_moved(
+    hosted: Hosted, team: str, uow_factory: UnitOfWorkFactory, tables: DeployerTables
+) -> None:
+    first = await committed(hosted, team, 1)
+    await committed(hosted, team, 2)
+    # A replica that has not seen v2 yet times v1 out: v2 is what the cluster runs now.
+    assert await observe(hosted, uow_factory, first["id"], P.FAILED, timeout_s=0.001) is None
+    assert await hosted.run_jobs() == 0
+    assert await phases(uow_factory, tables) == ["pending", "committed"] * 2

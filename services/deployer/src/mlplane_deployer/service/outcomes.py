@@ -155,7 +155,11 @@ class JobOutcomes(ServiceBase):
             return await self._store.update(
                 held.id, message=f"rollback failed: {reason}", **work_done()
             )
-        return await self._move(held, DeploymentPhase.FAILED, DEPLOYER, reason, **work_done())
+        failed = await self._move(held, DeploymentPhase.FAILED, DEPLOYER, reason, **work_done())
+        if failed.gitops_commit is not None and (await self._rules(failed)).rollback_on_failure:
+            # A later canary step could not be landed: what was landed goes back.
+            return await self.queue_rollback(failed, DEPLOYER, f"a canary step failed: {reason}")
+        return failed
 
     async def observe_phase(
         self,
@@ -188,6 +192,9 @@ class JobOutcomes(ServiceBase):
             return None
         if d.work is Work.ROLLBACK or d.phase is P.ROLLED_BACK:
             return None  # a revert is on its way: its commit decides what follows
+        serving = await self._store.serving_in_environment(d.team, d.model, d.environment)
+        if serving is None or serving.id != d.id:
+            return None  # a newer deployment replaced it there: the cluster runs that one
         if (
             resource_version is not None
             and d.observed_version is not None
