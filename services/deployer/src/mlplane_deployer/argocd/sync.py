@@ -44,7 +44,7 @@ from mlplane_deployer.gitops.repository import GitOpsRepository
 from mlplane_deployer.render.application import ArgoTarget, application, application_name_of
 from mlplane_deployer.render.spec import ImageByDigest, RenderSpec, Workload
 from mlplane_deployer.service import DeploymentService
-from mlplane_deployer.service.outcomes import same_revision
+from mlplane_deployer.service.observations import same_revision
 from mlplane_deployer.settings import DeployerSettings
 
 log = logging.getLogger("mlplane.deployer.argocd")

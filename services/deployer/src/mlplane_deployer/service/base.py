@@ -24,6 +24,7 @@ from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_deployer.domain.canary import CanaryStep
 from mlplane_deployer.domain.deployments import (
+    ROLLBACK_FROM,
     Deployment,
     DeploymentAsk,
     HistoryEntry,
@@ -33,10 +34,12 @@ from mlplane_deployer.domain.deployments import (
     step_change_id,
     waits_only_for_approvals,
 )
-from mlplane_deployer.domain.environments import GatewayRoute
+from mlplane_deployer.domain.environments import EnvironmentRules, GatewayRoute
 from mlplane_deployer.domain.errors import (
     DeploymentDenied,
     DeploymentNotFound,
+    DeploymentStateConflict,
+    UnknownEnvironment,
 )
 from mlplane_deployer.domain.phases import WAITING_FOR_HEALTH, transition, waiting_starts
 from mlplane_deployer.domain.policy import (
@@ -213,6 +216,37 @@ class ServiceBase:
             await self._store.history_of(deployment.id),
             await self._store.approvals_of(deployment.id),
         )
+
+    async def _rules(self, deployment: Deployment) -> EnvironmentRules:
+        policy = (await self.policies.current(deployment.team)).policy
+        try:
+            return policy.environments.get(deployment.environment).rules
+        except UnknownEnvironment:
+            return EnvironmentRules()  # the environment was removed since: render as before
+
+    async def queue_rollback(
+        self, deployment: Deployment, by: str, detail: str | None
+    ) -> Deployment:
+        """Queue the revert of `deployment`'s commits (`deployment` held locked); asking
+        again changes nothing. Raises `DeploymentStateConflict` when nothing was committed."""
+        if deployment.work is Work.ROLLBACK or deployment.phase is DeploymentPhase.ROLLED_BACK:
+            return deployment
+        if deployment.phase not in ROLLBACK_FROM or deployment.gitops_commit is None:
+            raise DeploymentStateConflict(
+                f"a {deployment.phase.value} deployment has no commit to revert",
+                phase=deployment.phase.value,
+            )
+        updated = await self._store.update(
+            deployment.id,
+            work=Work.ROLLBACK.value,
+            work_state=WorkState.QUEUED.value,
+            attempts=0,
+            not_before=None,
+            rolled_back_by=by,
+            message="rollback queued" + (f": {detail}" if detail else ""),
+        )
+        await self._history(deployment, HistoryKind.ROLLBACK_REQUESTED, by, detail)
+        return updated
 
 
 def work_done() -> dict[str, object]:

@@ -49,7 +49,7 @@ from mlplane_deployer.service.base import (
     waiting_message,
     with_version,
 )
-from mlplane_deployer.service.outcomes import JobOutcomes
+from mlplane_deployer.service.observations import ClusterObservations
 from mlplane_deployer.store import DeploymentFilter
 
 # Alias-following and gateway requests name their deployment by the event: redelivered
@@ -57,7 +57,7 @@ from mlplane_deployer.store import DeploymentFilter
 _EVENT_DEPLOYMENTS = uuid.UUID("0f6f2a2e-5d59-4d3c-9d7e-6c1f1b0c4a11")
 
 
-class DeploymentService(JobOutcomes):
+class DeploymentService(ClusterObservations):
     """The deployer's use cases on one unit of work (see the package docstring)."""
 
     # -- asking -------------------------------------------------------------------------

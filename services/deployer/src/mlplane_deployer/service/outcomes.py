@@ -1,30 +1,19 @@
-"""The job's outcomes and the phases a cluster reports, recorded with their events."""
+"""The job's outcomes, recorded with their events (the worker's own unit of work)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from uuid import UUID
 
 from mlplane_contracts.events import DeploymentPhase
 
-from mlplane_deployer.domain.canary import CanaryStep, next_step_due, step_of
+from mlplane_deployer.domain.canary import CanaryStep, step_of
 from mlplane_deployer.domain.deployments import (
-    ROLLBACK_FROM,
     Deployment,
     HistoryKind,
     Work,
     WorkState,
 )
-from mlplane_deployer.domain.environments import EnvironmentRules
-from mlplane_deployer.domain.errors import (
-    DeploymentNotFound,
-    DeploymentStateConflict,
-    InvalidPhaseTransition,
-    UnknownEnvironment,
-)
-from mlplane_deployer.domain.phases import WAITING_FOR_HEALTH, transition
-from mlplane_deployer.domain.rollback import health_cause
 from mlplane_deployer.service.base import (
     DEPLOYER,
     JobPlan,
@@ -37,14 +26,8 @@ _log = logging.getLogger("mlplane.deployer")
 P = DeploymentPhase
 
 
-def same_revision(recorded: str, seen: str) -> bool:
-    """Argo CD reports full SHAs; either side may hold an abbreviated one."""
-    return bool(seen) and (recorded.startswith(seen) or seen.startswith(recorded))
-
-
 class JobOutcomes(ServiceBase):
-    """What the job worker records, each in a unit of work of its own; and the phases a
-    cluster reports (`observe_phase`, the Argo CD watch's seam)."""
+    """What the job worker records, each in a unit of work of its own."""
 
     # -- the job's outcomes (the worker's own unit of work) ------------------------------
 
@@ -62,13 +45,6 @@ class JobOutcomes(ServiceBase):
                 step, stable = CanaryStep(step.of - 1, 100, step.of), None
         return JobPlan(deployment, rules.serving.value, None, step, stable, rules.gateway)
 
-    async def _rules(self, deployment: Deployment) -> EnvironmentRules:
-        policy = (await self.policies.current(deployment.team)).policy
-        try:
-            return policy.environments.get(deployment.environment).rules
-        except UnknownEnvironment:
-            return EnvironmentRules()  # the environment was removed since: render as before
-
     async def record_committed(
         self, deployment: Deployment, owner: str, commit: str, plan: JobPlan | None = None
     ) -> Deployment | None:
@@ -82,6 +58,8 @@ class JobOutcomes(ServiceBase):
             if self._cluster
             else "committed to the GitOps repository; no cluster is configured, so it stops here"
         )
+        # What it replaces there will not take its next canary step on top of this.
+        await self._store.drop_queued_steps(held)
         step = None if plan is None else plan.step
         if step is None:
             return await self._move(
@@ -93,9 +71,10 @@ class JobOutcomes(ServiceBase):
             if stable is not None and step.splits_traffic
             else f"{step.describe()}: v{held.version} takes all traffic"
         )
-        if step.index == 0 and stable is None and step.is_last:
+        first = held.canary_step is None
+        if first and stable is None and step.is_last:
             what += " (no other version serves here, so no canary)"
-        gate = "" if step.index == 0 else "health gate passed; "
+        gate = "" if first else "health gate passed; "
         target = P.COMMITTED if held.phase is P.PENDING else P.SYNCING
         moved = await self._move(
             held,
@@ -160,118 +139,3 @@ class JobOutcomes(ServiceBase):
             # A later canary step could not be landed: what was landed goes back.
             return await self.queue_rollback(failed, DEPLOYER, f"a canary step failed: {reason}")
         return failed
-
-    async def observe_phase(
-        self,
-        deployment_id: UUID,
-        phase: DeploymentPhase,
-        caused_by: str,
-        reason: str | None,
-        *,
-        revision: str | None = None,
-        resource_version: int | None = None,
-        timeout_s: float | None = None,
-    ) -> Deployment | None:
-        """A phase the cluster reports (the Argo CD watch's seam): recorded and emitted
-        when it is a change the domain allows; None when it changes nothing.
-
-        Several followers (replicas) report the same changes: what is not a change, what
-        is about another `revision` than the one committed now, a `resource_version` not
-        newer than the one recorded, a move the domain refuses, and a timeout
-        (`timeout_s`) not yet due by the recorded phase time are all ignored. `healthy`
-        at a canary step opens the gate (the next step queued after the hold);
-        leaving it closes the gate; `failed` rolls back where the environment says so.
-        Raises `DeploymentNotFound`.
-        """
-        d = await self._store.get(deployment_id, for_update=True)
-        if d is None:
-            raise DeploymentNotFound(f"no deployment {deployment_id}")
-        if revision is not None and (
-            d.gitops_commit is None or not same_revision(d.gitops_commit, revision)
-        ):
-            return None
-        if d.work is Work.ROLLBACK or d.phase is P.ROLLED_BACK:
-            return None  # a revert is on its way: its commit decides what follows
-        serving = await self._store.serving_in_environment(d.team, d.model, d.environment)
-        if serving is None or serving.id != d.id:
-            return None  # a newer deployment replaced it there: the cluster runs that one
-        if (
-            resource_version is not None
-            and d.observed_version is not None
-            and resource_version <= d.observed_version
-        ):
-            return None
-        now = self._clock()
-        if timeout_s is not None and (
-            d.phase not in WAITING_FOR_HEALTH
-            or d.waiting_since is None
-            or d.waiting_since + timedelta(seconds=timeout_s) > now
-        ):
-            return None
-        try:
-            if transition(d.phase, phase, caused_by=caused_by, reason=reason) is None:
-                return None
-        except InvalidPhaseTransition:
-            _log.info("deployment %s: %s cannot follow %s; ignored", d.id, phase, d.phase)
-            return None
-        rules = await self._rules(d)
-        values: dict[str, object] = {}
-        if resource_version is not None:
-            values["observed_version"] = resource_version
-        message = reason
-        step = step_of(d.canary_weights, d.canary_step)
-        following = next_step_due(d.canary_weights, d.canary_step)
-        gate: str | None = None
-        if phase is P.HEALTHY and step is not None and following is not None:
-            if d.work is Work.NONE:
-                hold = rules.canary_hold_s
-                values |= {
-                    "work": Work.DEPLOY.value,
-                    "work_state": WorkState.QUEUED.value,
-                    "attempts": 0,
-                    "not_before": now + timedelta(seconds=hold),
-                }
-                gate = (
-                    f"healthy at {step.describe()}; {following.describe()} after {hold} s healthy"
-                )
-                message = gate
-        elif d.work is Work.DEPLOY and d.work_state is WorkState.QUEUED and step is not None:
-            values |= work_done()
-            gate = f"gate closed: {phase.value} at {step.describe()}"
-        moved = await self._move(d, phase, caused_by, message, **values)
-        if gate is not None:
-            await self._history(moved, HistoryKind.GATE, caused_by, gate)
-        if phase is P.FAILED and rules.rollback_on_failure:
-            moved = await self.queue_rollback(
-                moved, health_cause(caused_by), f"health failed: {reason or 'no reason given'}"
-            )
-        return moved
-
-    async def followed(self) -> list[Deployment]:
-        """What a cluster follower watches: per model and environment, the deployment
-        serving there while the cluster may still move its phase."""
-        return await self._store.followed((P.COMMITTED, P.SYNCING, P.HEALTHY, P.DEGRADED))
-
-    async def queue_rollback(
-        self, deployment: Deployment, by: str, detail: str | None
-    ) -> Deployment:
-        """Queue the revert of `deployment`'s commits (`deployment` held locked); asking
-        again changes nothing. Raises `DeploymentStateConflict` when nothing was committed."""
-        if deployment.work is Work.ROLLBACK or deployment.phase is P.ROLLED_BACK:
-            return deployment
-        if deployment.phase not in ROLLBACK_FROM or deployment.gitops_commit is None:
-            raise DeploymentStateConflict(
-                f"a {deployment.phase.value} deployment has no commit to revert",
-                phase=deployment.phase.value,
-            )
-        updated = await self._store.update(
-            deployment.id,
-            work=Work.ROLLBACK.value,
-            work_state=WorkState.QUEUED.value,
-            attempts=0,
-            not_before=None,
-            rolled_back_by=by,
-            message="rollback queued" + (f": {detail}" if detail else ""),
-        )
-        await self._history(deployment, HistoryKind.ROLLBACK_REQUESTED, by, detail)
-        return updated

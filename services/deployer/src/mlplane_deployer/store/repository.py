@@ -394,6 +394,32 @@ class DeploymentStore:
         row = (await self._session.execute(query)).first()
         return None if row is None else deployment_from_row(row)
 
+    async def drop_queued_steps(self, committed: Deployment) -> int:
+        """Unqueue the next canary steps of the model's other deployments in the
+        environment `committed` now holds; how many."""
+        d = self._t.deployments
+        result = await self._session.execute(
+            update(d)
+            .where(
+                d.c.team == committed.team,
+                d.c.model == committed.model,
+                d.c.environment == committed.environment,
+                d.c.id != committed.id,
+                d.c.work == Work.DEPLOY.value,
+                d.c.work_state == WorkState.QUEUED.value,
+                d.c.canary_step.is_not(None),
+            )
+            .values(
+                work=Work.NONE.value,
+                work_state=WorkState.IDLE.value,
+                not_before=None,
+                message="replaced by a newer deployment before its next canary step",
+                updated_at=func.now(),
+            )
+            .returning(d.c.id)
+        )
+        return len(result.all())
+
     async def followed(self, phases: Sequence[DeploymentPhase]) -> list[Deployment]:
         """Per model and environment, the deployment serving there, when it is in one of
         `phases`: what a cluster follower watches (after a restart too)."""
