@@ -16,6 +16,7 @@ import httpx
 import pytest
 from mlplane_contracts import events as ev
 from mlplane_contracts.envelope import CloudEvent
+from mlplane_deployer.cluster import ClusterSync
 from mlplane_deployer.deps import HostedDeployer
 from mlplane_deployer.main import MIGRATIONS, build
 from mlplane_deployer.settings import DeployerSettings
@@ -104,11 +105,15 @@ def settings(remote: Path, tmp_path: Path) -> DeployerSettings:
 
 @asynccontextmanager
 async def hosting(
-    on: Database, tables: DeployerTables, settings: DeployerSettings, data_dir: Path
+    on: Database,
+    tables: DeployerTables,
+    settings: DeployerSettings,
+    data_dir: Path,
+    cluster: ClusterSync | None = None,
 ) -> AsyncIterator[Hosted]:
     """One deployer built by its own `build` (nothing started), with its HTTP client."""
     context = service_context("deployer", on, tables.messaging, data_dir=data_dir)
-    parts = build(context, tables, settings)
+    parts = build(context, tables, settings, cluster=cluster)
     app = service_app(context, parts)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(

@@ -4,16 +4,50 @@ newer than the last recorded, land, each once with its event."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from mlplane_contracts.events import DeploymentPhase as P
+from mlplane_deployer.cluster import SyncTarget
 from mlplane_deployer.domain.deployments import Deployment
+from mlplane_deployer.settings import DeployerSettings
 from mlplane_deployer.store import DeployerTables
+from mlplane_runtime.db import Database
 from mlplane_runtime.uow import UnitOfWorkFactory
 
-from ..conftest import Hosted, status_events
+from ..conftest import Hosted, hosting, status_events
 from ..support.events import ready
+
+
+class PushedTargets:
+    """A cluster seam that only notes what was pushed (the follower is called by hand)."""
+
+    def __init__(self) -> None:
+        self.targets: list[SyncTarget] = []
+
+    async def after_push(self, target: SyncTarget) -> None:
+        self.targets.append(target)
+
+
+@pytest.fixture
+def pushed() -> PushedTargets:
+    return PushedTargets()
+
+
+@pytest.fixture
+async def hosted(
+    deployer_database: Database,
+    tables: DeployerTables,
+    settings: DeployerSettings,
+    tmp_path: Path,
+    pushed: PushedTargets,
+) -> AsyncIterator[Hosted]:
+    """The deployer with a cluster configured, so its commits wait for health."""
+    async with hosting(deployer_database, tables, settings, tmp_path / "d", pushed) as hosted:
+        yield hosted
 
 
 async def committed(hosted: Hosted, team: str, version: int = 1) -> dict[str, Any]:
@@ -30,6 +64,7 @@ async def committed(hosted: Hosted, team: str, version: int = 1) -> dict[str, An
     )
     body: dict[str, Any] = read.json()
     assert body["phase"] == "committed"
+    assert "the cluster syncs it" in body["message"]
     return body
 
 
@@ -114,3 +149,17 @@ async def test_a_deployment_a_newer_one_replaced_is_no_longer_moved(
     assert await observe(hosted, uow_factory, first["id"], P.FAILED, timeout_s=0.001) is None
     assert await hosted.run_jobs() == 0
     assert await phases(uow_factory, tables) == ["pending", "committed"] * 2
+
+
+async def test_each_pushed_commit_is_handed_to_the_cluster(
+    hosted: Hosted, team: str, pushed: PushedTargets
+) -> None:
+    d = await committed(hosted, team)
+    [target] = pushed.targets
+    assert (str(target.deployment_id), target.commit, target.phase) == (
+        d["id"],
+        d["gitops_commit"],
+        P.COMMITTED,
+    )
+    assert target.overlay_path == f"teams/{team}/fraud/dev/overlay"
+    assert (target.image_repository, target.digest) == (d["image"].split("@")[0], d["digest"])

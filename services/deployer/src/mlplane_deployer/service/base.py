@@ -134,7 +134,11 @@ class ServiceBase:
         new_commit = (
             "gitops_commit" in values and values["gitops_commit"] != deployment.gitops_commit
         )
-        if waiting_starts(deployment.phase, phase, new_commit):
+        if not self._cluster:
+            # Nothing waits for health without a cluster: switching one on later gives
+            # what was committed meanwhile a whole timeout, not an expired one.
+            values["waiting_since"] = None
+        elif waiting_starts(deployment.phase, phase, new_commit):
             values["waiting_since"] = self._clock()
         elif phase not in WAITING_FOR_HEALTH:
             values["waiting_since"] = None

@@ -76,10 +76,13 @@ class ClusterObservations(JobOutcomes):
         ):
             return None
         now = self._clock()
+        # A timeout counts from the recorded start of the wait (unknown: committed before
+        # a cluster was configured, and the follower's own deadline decides).
         if timeout_s is not None and (
             d.phase not in WAITING_FOR_HEALTH
-            or d.waiting_since is None
-            or d.waiting_since + timedelta(seconds=timeout_s) > now
+            or (
+                d.waiting_since is not None and d.waiting_since + timedelta(seconds=timeout_s) > now
+            )
         ):
             return None
         try:
