@@ -1,9 +1,8 @@
 """The seam to a cluster: what the job calls once a deployment's commit is pushed.
 
-The Argo CD client (`argocd/`) implements `ClusterSync`: ensure the model and
-environment's `Application`, then watch it and report each phase through
-`DeploymentService.observe_phase` in a unit of work of its own
-(`argocd/sync.py`). With no cluster
+`argocd/sync.py` implements `ClusterSync`: ensure the model and environment's
+`Application`, then watch it and report each phase through
+`DeploymentService.observe_phase` in a unit of work of its own. With no cluster
 configured (embedded mode) there is none, and a deployment stops at `committed`.
 """
 
