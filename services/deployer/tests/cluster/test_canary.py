@@ -130,16 +130,27 @@ async def test_a_step_that_fails_its_gate_is_rolled_back_to_the_version_before(
     kube: KubeApiStandIn,
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    quick = settings.model_copy(update={"health_timeouts": {"dev": 3.0}})
     broken = digest_of("fraud", 2)  # v2's image rolls out Degraded
-    async with hosting(deployer_database, tables, quick, tmp_path / "deployer") as hosted:
+    async with (
+        hosting(deployer_database, tables, settings, tmp_path / "before") as hosted,
+        running(hosted),
+        kube.argocd().running(),
+    ):
         await dev_rules(hosted, team, canary_weights=[10, 50, 100], gateway=GATEWAY)
         await hosted.deliver(*ready(team, version=1), *ready(team, version=2))
-        async with running(hosted), kube.argocd(degraded_markers=[broken]).running():
-            first = await ask(hosted, team, 1)
-            await in_phase(hosted, team, first["id"], "healthy")
-            second = await ask(hosted, team, 2)
-            rolled = await in_phase(hosted, team, second["id"], "rolled_back")
+        first = await ask(hosted, team, 1)
+        await in_phase(hosted, team, first["id"], "healthy")
+    # The deployer restarted with a short health timeout, for v2's canary alone.
+    quick = settings.model_copy(
+        update={"health_timeouts": {"dev": 3.0}, "gitops_workdir": tmp_path / "clone-2"}
+    )
+    async with (
+        hosting(deployer_database, tables, quick, tmp_path / "after") as hosted,
+        running(hosted),
+        kube.argocd(degraded_markers=[broken]).running(),
+    ):
+        second = await ask(hosted, team, 2)
+        rolled = await in_phase(hosted, team, second["id"], "rolled_back")
         after = await read(hosted, team, first["id"])
     assert rolled["rolled_back_by"] == "health:argocd"
     assert rolled["canary"]["step"] == 1  # the 50% step was never committed
