@@ -96,3 +96,22 @@ async def test_a_newer_deployment_replaces_one_waiting_for_its_next_step(
         f"canary {team}/fraud v3 at 20% in dev",
         f"canary {team}/fraud v2 at 20% in dev",
     ]
+
+
+async def test_canary_rules_that_cannot_work_are_refused_with_a_problem(
+    hosted: Hosted, team: str
+) -> None:
+    headers = {"X-Mlplane-Team": team, **HEADERS}
+    for rules, says in [
+        ({"canary_weights": [10, 50]}, "100"),
+        ({"canary_weights": [50, 10, 100], "gateway": {"name": "g", "namespace": "n"}}, "climb"),
+        ({"canary_weights": [10, 100]}, "gateway"),
+        ({"canary_weights": [0, 100]}, "canary_weights"),
+        ({"rollback_on_drift": "catastrophic"}, "rollback_on_drift"),
+    ]:
+        answer = await hosted.http.put("/policies/dev", json=rules, headers=headers)
+        assert 400 <= answer.status_code < 500, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert says in answer.text
+    policy = await hosted.http.get("/policies", headers=headers)
+    assert policy.headers["ETag"] == '"policy-0"'  # nothing was stored
