@@ -115,7 +115,7 @@ class ArgoCdSync:
         self._follower = PhaseFollower(clock=clock)
         self._carried: dict[str, _Carried] = {}
         self._unchanged: dict[tuple[str, str, str], bool] = {}
-        self._inbox: asyncio.Queue[ApplicationEvent | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[ApplicationEvent] = asyncio.Queue()
         self._api: ApiClient | None = None
         self._applications: ArgoCdApplications | None = None
 
@@ -147,7 +147,7 @@ class ArgoCdSync:
     async def after_push(self, target: SyncTarget) -> None:
         """Ensure the Application and follow it at `target.commit`. Raises the
         adapter's errors (`ArgoCdUnavailable`, ...); the next resync tries again."""
-        await self._ensure(
+        applied = await self._ensure(
             target.team,
             target.model,
             target.environment,
@@ -155,7 +155,7 @@ class ArgoCdSync:
             target.image_repository,
             target.digest,
         )
-        name = application_name_of(target.team, target.model, target.environment)
+        name = applied.name
         directory = _directory(target.team, target.model, target.environment)
         self._track(
             name,
@@ -165,7 +165,9 @@ class ArgoCdSync:
             directory,
             target.environment,
         )
-        self._inbox.put_nowait(None)  # the loop looks at its deadlines again
+        # What Argo CD said before the follower knew this commit is looked at again (and
+        # the loop looks at its deadlines again).
+        self._inbox.put_nowait(_as_event(name, applied.object))
 
     async def _ensure(
         self,
