@@ -139,7 +139,8 @@ class PhaseFollower:
             # Deleted under the deployer: nothing will ever make it healthy.
             observed = ObservedPhase(P.FAILED, "the Application was deleted")
             return self._move(event.name, tracked, observed, event.resource_version)
-        tracked.last_seen = event.status
+        if event.status != ArgoStatus():  # an Application Argo CD has not looked at yet
+            tracked.last_seen = event.status
         observed_phase = phase_of(event.status, tracked.revision)
         if observed_phase is None:
             return None
