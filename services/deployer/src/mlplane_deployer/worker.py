@@ -176,6 +176,8 @@ class DeploymentWorker:
         if done is None:
             _log.warning("deployment %s finished after its lease was lost", job.id)
             return None
+        if done.work is not Work.NONE:
+            self.wake()  # a rollback asked for while this ran is due now
         _log.info(
             "deployment %s of %s/%s v%d to %s: %s at %s",
             job.id,

@@ -9,10 +9,11 @@ from typing import Any
 from uuid import UUID
 
 from mlplane_contracts.events import DeploymentPhase as P
+from mlplane_runtime.jobs import ClaimRequest
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 from ..conftest import Hosted
-from ..support.events import log_of, ready
+from ..support.events import digest_of, git, log_of, ready
 
 HEADERS = {"X-Mlplane-Principal": "user:alice"}
 
@@ -115,3 +116,34 @@ async def test_canary_rules_that_cannot_work_are_refused_with_a_problem(
         assert says in answer.text
     policy = await hosted.http.get("/policies", headers=headers)
     assert policy.headers["ETag"] == '"policy-0"'  # nothing was stored
+
+
+async def test_a_rollback_asked_while_a_step_lands_reverts_that_step_too(
+    hosted: Hosted, team: str, remote: Path, uow_factory: UnitOfWorkFactory
+) -> None:
+    await canary_policy(hosted, team, hold_s=0)
+    await deploy(hosted, team, 1)
+    second = await deploy(hosted, team, 2)
+    await healthy(hosted, uow_factory, second)
+    worker = hosted.deployer.worker
+    [step] = await worker.claim(ClaimRequest(limit=1, lease_s=60, running={}))
+    # The step is being landed when someone asks for the rollback.
+    answer = await hosted.http.post(
+        f"/deployments/{second['id']}/rollback", headers={"X-Mlplane-Team": team, **HEADERS}
+    )
+    assert answer.status_code == 202, answer.text
+    landed = await worker.run_job(step)
+    assert landed is not None
+    assert (landed.work.value, landed.work_state.value) == ("rollback", "queued")
+    assert await hosted.run_jobs() == 1
+    done = await read(hosted, team, second["id"])
+    assert done["phase"] == "rolled_back"
+    assert log_of(remote)[:3] == [
+        f"roll back {team}/fraud in dev to v1",
+        f"deploy {team}/fraud v2 to dev",
+        f"canary {team}/fraud v2 at 20% in dev",
+    ]
+    tree = git(remote, "ls-tree", "-r", "--name-only", "main", "--", f"teams/{team}")
+    assert "canary" not in tree
+    overlay = git(remote, "show", f"main:teams/{team}/fraud/dev/overlay/kustomization.yaml")
+    assert digest_of("fraud", 1) in overlay

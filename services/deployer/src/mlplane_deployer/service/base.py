@@ -240,14 +240,16 @@ class ServiceBase:
                 f"a {deployment.phase.value} deployment has no commit to revert",
                 phase=deployment.phase.value,
             )
+        # A canary step being landed keeps its lease: its commit is recorded first, then
+        # the revert (of that commit too) is queued (`JobOutcomes.rollback_after_step`).
+        running = deployment.work_state is WorkState.RUNNING
         updated = await self._store.update(
             deployment.id,
             work=Work.ROLLBACK.value,
-            work_state=WorkState.QUEUED.value,
-            attempts=0,
-            not_before=None,
             rolled_back_by=by,
             message="rollback queued" + (f": {detail}" if detail else ""),
+            **({} if running else {"work_state": WorkState.QUEUED.value}),
+            **({} if running else {"attempts": 0, "not_before": None}),
         )
         await self._history(deployment, HistoryKind.ROLLBACK_REQUESTED, by, detail)
         return updated

@@ -60,6 +60,10 @@ class JobOutcomes(ServiceBase):
         )
         # What it replaces there will not take its next canary step on top of this.
         await self._store.drop_queued_steps(held)
+        if held.work is Work.ROLLBACK:  # asked for while this step was being landed
+            return await self._rollback_after_step(
+                held, gitops_commit=commit, canary_step=None if plan is None else plan.step
+            )
         step = None if plan is None else plan.step
         if step is None:
             return await self._move(
@@ -120,6 +124,8 @@ class JobOutcomes(ServiceBase):
         if held is None:
             return None
         await self._history(held, HistoryKind.WORK_FAILED, DEPLOYER, reason)
+        if held.work is Work.ROLLBACK and deployment.work is not Work.ROLLBACK:
+            return await self._rollback_after_step(held)
         if retryable and held.attempts < max_attempts:
             delay = retry_delay_s * 2 ** (held.attempts - 1)
             return await self._store.update(
@@ -139,3 +145,19 @@ class JobOutcomes(ServiceBase):
             # A later canary step could not be landed: what was landed goes back.
             return await self.queue_rollback(failed, DEPLOYER, f"a canary step failed: {reason}")
         return failed
+
+    async def _rollback_after_step(self, held: Deployment, **landed: object) -> Deployment:
+        """The rollback asked for while a canary step was landed runs now (what the step
+        landed, if anything, is recorded so the revert takes it too)."""
+        step = landed.pop("canary_step", None)
+        if isinstance(step, CanaryStep):
+            landed["canary_step"] = step.index
+        return await self._store.update(
+            held.id,
+            work_state=WorkState.QUEUED.value,
+            attempts=0,
+            not_before=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            **landed,
+        )
