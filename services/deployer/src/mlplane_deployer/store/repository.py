@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from mlplane_contracts.events import DeploymentPhase, ScanVerdict
 from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlplane_deployer.domain.deployments import (
@@ -28,6 +28,8 @@ from mlplane_deployer.domain.policy import (
     PolicyDecision,
     ScanFact,
 )
+from mlplane_deployer.store.environments import EnvironmentQueries
+from mlplane_deployer.store.jobs import JobQueue
 from mlplane_deployer.store.rows import deployment_from_row, history_from_row, reasons_json
 from mlplane_deployer.store.tables import ACTIVE_PHASES_SQL, DeployerTables
 
@@ -56,7 +58,7 @@ class DeploymentFilter:
     environment: str | None = None
 
 
-class DeploymentStore:
+class DeploymentStore(EnvironmentQueries, JobQueue):
     """The deployer's repository on one session (the unit of work's)."""
 
     def __init__(self, session: AsyncSession, tables: DeployerTables) -> None:
@@ -349,96 +351,6 @@ class DeploymentStore:
         ).scalar()
         return None if phase is None else DeploymentPhase(phase)
 
-    async def previous_in_environment(self, deployment: Deployment) -> Deployment | None:
-        """The newest deployment committed before `deployment` to the same model and
-        environment and not rolled back: what a rollback returns to."""
-        d = self._t.deployments
-        row = (
-            await self._session.execute(
-                select(d)
-                .where(
-                    d.c.team == deployment.team,
-                    d.c.model == deployment.model,
-                    d.c.environment == deployment.environment,
-                    d.c.id != deployment.id,
-                    d.c.gitops_commit.is_not(None),
-                    d.c.phase != DeploymentPhase.ROLLED_BACK.value,
-                    d.c.created_at <= deployment.created_at,
-                )
-                .order_by(d.c.seq.desc())
-                .limit(1)
-            )
-        ).first()
-        return None if row is None else deployment_from_row(row)
-
-    async def serving_in_environment(
-        self, team: str, model: str, environment: str, *, for_update: bool = False
-    ) -> Deployment | None:
-        """The deployment whose commit the environment holds now: the newest committed
-        one of the model there that was not rolled back."""
-        d = self._t.deployments
-        query = (
-            select(d)
-            .where(
-                d.c.team == team,
-                d.c.model == model,
-                d.c.environment == environment,
-                d.c.gitops_commit.is_not(None),
-                d.c.phase != DeploymentPhase.ROLLED_BACK.value,
-            )
-            .order_by(d.c.seq.desc())
-            .limit(1)
-        )
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._session.execute(query)).first()
-        return None if row is None else deployment_from_row(row)
-
-    async def drop_queued_steps(self, committed: Deployment) -> int:
-        """Unqueue the next canary steps of the model's other deployments in the
-        environment `committed` now holds; how many."""
-        d = self._t.deployments
-        result = await self._session.execute(
-            update(d)
-            .where(
-                d.c.team == committed.team,
-                d.c.model == committed.model,
-                d.c.environment == committed.environment,
-                d.c.id != committed.id,
-                d.c.work == Work.DEPLOY.value,
-                d.c.work_state == WorkState.QUEUED.value,
-                d.c.canary_step.is_not(None),
-            )
-            .values(
-                work=Work.NONE.value,
-                work_state=WorkState.IDLE.value,
-                not_before=None,
-                message="replaced by a newer deployment before its next canary step",
-                updated_at=func.now(),
-            )
-            .returning(d.c.id)
-        )
-        return len(result.all())
-
-    async def followed(self, phases: Sequence[DeploymentPhase]) -> list[Deployment]:
-        """Per model and environment, the deployment serving there, when it is in one of
-        `phases`: what a cluster follower watches (after a restart too)."""
-        d = self._t.deployments
-        serving = (
-            select(d)
-            .where(
-                d.c.gitops_commit.is_not(None),
-                d.c.phase != DeploymentPhase.ROLLED_BACK.value,
-            )
-            .order_by(d.c.team, d.c.model, d.c.environment, d.c.seq.desc())
-            .ext(distinct_on(d.c.team, d.c.model, d.c.environment))
-            .subquery()
-        )
-        rows = await self._session.execute(
-            select(serving).where(serving.c.phase.in_([p.value for p in phases]))
-        )
-        return [deployment_from_row(row) for row in rows]
-
     async def list_deployments(
         self, where: DeploymentFilter, *, limit: int, before_seq: int | None
     ) -> list[tuple[int, Deployment]]:
@@ -549,103 +461,3 @@ class DeploymentStore:
                 )
             ).scalar_one()
         )
-
-    # -- the job worker's claims --------------------------------------------------------
-
-    async def claim(self, owner: str, lease_s: float) -> Deployment | None:
-        """Take the oldest queued deployment that is due, or one whose worker's lease ran
-        out; it runs under `owner`'s lease from the database's clock. SKIP LOCKED: two
-        workers never take the same one."""
-        d = self._t.deployments
-        now = func.now()
-        due = (
-            select(d.c.id)
-            .where(
-                or_(
-                    and_(
-                        d.c.work_state == WorkState.QUEUED.value,
-                        or_(d.c.not_before.is_(None), d.c.not_before <= now),
-                    ),
-                    and_(d.c.work_state == WorkState.RUNNING.value, d.c.lease_expires_at < now),
-                )
-            )
-            .order_by(d.c.seq)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        row = (
-            await self._session.execute(
-                update(d)
-                .where(d.c.id == due)
-                .values(
-                    work_state=WorkState.RUNNING.value,
-                    attempts=d.c.attempts + 1,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
-                    not_before=None,
-                    updated_at=now,
-                )
-                .returning(d)
-            )
-        ).first()
-        return None if row is None else deployment_from_row(row)
-
-    async def renew_lease(self, deployment_id: UUID, owner: str, lease_s: float) -> bool:
-        d = self._t.deployments
-        result = await self._session.execute(
-            update(d)
-            .where(
-                d.c.id == deployment_id,
-                d.c.lease_owner == owner,
-                d.c.work_state == WorkState.RUNNING.value,
-            )
-            .values(lease_expires_at=func.now() + timedelta(seconds=lease_s))
-            .returning(d.c.id)
-        )
-        return result.first() is not None
-
-    async def holds_lease(self, deployment_id: UUID, owner: str) -> Deployment | None:
-        """The deployment, locked, when `owner` still runs it; None otherwise."""
-        d = self._t.deployments
-        row = (
-            await self._session.execute(
-                select(d)
-                .where(
-                    d.c.id == deployment_id,
-                    d.c.lease_owner == owner,
-                    d.c.work_state == WorkState.RUNNING.value,
-                )
-                .with_for_update()
-            )
-        ).first()
-        return None if row is None else deployment_from_row(row)
-
-    async def release(self, deployment_id: UUID, owner: str) -> None:
-        d = self._t.deployments
-        await self._session.execute(
-            update(d)
-            .where(
-                d.c.id == deployment_id,
-                d.c.lease_owner == owner,
-                d.c.work_state == WorkState.RUNNING.value,
-            )
-            .values(
-                work_state=WorkState.QUEUED.value,
-                attempts=d.c.attempts - 1,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=func.now(),
-            )
-        )
-
-    async def next_due_in(self) -> float | None:
-        d = self._t.deployments
-        soonest = (
-            await self._session.execute(
-                select(
-                    func.min(func.coalesce(func.extract("epoch", d.c.not_before - func.now()), 0.0))
-                ).where(d.c.work_state == WorkState.QUEUED.value)
-            )
-        ).scalar()
-        return None if soonest is None else max(0.0, float(soonest))
