@@ -13,7 +13,6 @@ from mlplane_runtime.jobs import JobTrace
 
 from mlplane_deployer.domain.deployments import (
     PROMOTE_FROM,
-    ROLLBACK_FROM,
     Deployment,
     DeploymentAction,
     DeploymentAsk,
@@ -40,7 +39,6 @@ from mlplane_deployer.domain.policy import (
     PolicyDecision,
     evaluate,
 )
-from mlplane_deployer.domain.rollback import drift_cause, drift_rolls_back
 from mlplane_deployer.service.base import (
     DEPLOYER,
     DeploymentView,
@@ -187,37 +185,6 @@ class DeploymentService(ClusterObservations):
         """
         deployment = await self._locked(team, deployment_id)
         return await self._view(await self.queue_rollback(deployment, by, None))
-
-    async def on_drift(self, event_id: str, data: ev.DriftDetected) -> Deployment | None:
-        """Roll back the version serving in the drift's environment when the drift is at
-        least as severe as the environment's `rollback_on_drift`; None when it is not, or
-        the version drifting no longer serves there (or is being rolled back already).
-
-        The rollback names the event (`drift:<event id>`) as its cause; a redelivered or
-        repeated drift finds the rollback queued or done and changes nothing.
-        """
-        policy = (await self.policies.current(data.team)).policy
-        try:
-            rules = policy.environments.get(data.environment.value).rules
-        except UnknownEnvironment:
-            return None
-        if not drift_rolls_back(rules, data.severity):
-            return None
-        serving = await self._store.serving_in_environment(
-            data.team, data.model, data.environment.value, for_update=True
-        )
-        if (
-            serving is None
-            or serving.version != data.version
-            or serving.work is Work.ROLLBACK
-            or serving.phase not in ROLLBACK_FROM
-        ):
-            return None
-        detail = (
-            f"drift.detected {event_id}: {data.severity.value} drift, "
-            f"{data.drift_share:.0%} of features drifted (threshold {data.share_threshold:.0%})"
-        )
-        return await self.queue_rollback(serving, drift_cause(event_id), detail)
 
     # -- reading ------------------------------------------------------------------------
 

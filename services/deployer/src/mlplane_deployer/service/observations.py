@@ -1,9 +1,10 @@
-"""The phases a cluster reports (the Argo CD follower's seam), recorded with their events.
+"""What the cluster and the drift service report: phases and drifts, and the rollbacks
+they cause, recorded with their events.
 
-Several followers (one per replica) report the same changes, some late; what lands
+Several followers (one per replica) report the same phases, some late; what lands
 is what the domain allows, about the commit serving now, newer than the last
 recorded. `healthy` at a canary step opens the gate to the next; `failed` rolls back
-where the environment says so.
+where the environment says so, and so does a severe enough `drift.detected`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,24 @@ import logging
 from datetime import timedelta
 from uuid import UUID
 
+from mlplane_contracts import events as ev
 from mlplane_contracts.events import DeploymentPhase
 
 from mlplane_deployer.domain.canary import next_step_due, step_of
-from mlplane_deployer.domain.deployments import Deployment, HistoryKind, Work, WorkState
-from mlplane_deployer.domain.errors import DeploymentNotFound, InvalidPhaseTransition
+from mlplane_deployer.domain.deployments import (
+    ROLLBACK_FROM,
+    Deployment,
+    HistoryKind,
+    Work,
+    WorkState,
+)
+from mlplane_deployer.domain.errors import (
+    DeploymentNotFound,
+    InvalidPhaseTransition,
+    UnknownEnvironment,
+)
 from mlplane_deployer.domain.phases import WAITING_FOR_HEALTH, transition
-from mlplane_deployer.domain.rollback import health_cause
+from mlplane_deployer.domain.rollback import drift_cause, drift_rolls_back, health_cause
 from mlplane_deployer.service.base import work_done
 from mlplane_deployer.service.outcomes import JobOutcomes
 
@@ -33,7 +45,7 @@ def same_revision(recorded: str, seen: str) -> bool:
 
 
 class ClusterObservations(JobOutcomes):
-    """What a cluster follower records, each in a unit of work of its own."""
+    """What a cluster follower records (each in a unit of work of its own), and drifts."""
 
     async def observe_phase(
         self,
@@ -128,3 +140,34 @@ class ClusterObservations(JobOutcomes):
         """What a cluster follower watches: per model and environment, the deployment
         serving there while the cluster may still move its phase."""
         return await self._store.followed((P.COMMITTED, P.SYNCING, P.HEALTHY, P.DEGRADED))
+
+    async def on_drift(self, event_id: str, data: ev.DriftDetected) -> Deployment | None:
+        """Roll back the version serving in the drift's environment when the drift is at
+        least as severe as the environment's `rollback_on_drift`; None when it is not, or
+        the version drifting no longer serves there (or is being rolled back already).
+
+        The rollback names the event (`drift:<event id>`) as its cause; a redelivered or
+        repeated drift finds the rollback queued or done and changes nothing.
+        """
+        policy = (await self.policies.current(data.team)).policy
+        try:
+            rules = policy.environments.get(data.environment.value).rules
+        except UnknownEnvironment:
+            return None
+        if not drift_rolls_back(rules, data.severity):
+            return None
+        serving = await self._store.serving_in_environment(
+            data.team, data.model, data.environment.value, for_update=True
+        )
+        if (
+            serving is None
+            or serving.version != data.version
+            or serving.work is Work.ROLLBACK
+            or serving.phase not in ROLLBACK_FROM
+        ):
+            return None
+        detail = (
+            f"drift.detected {event_id}: {data.severity.value} drift, "
+            f"{data.drift_share:.0%} of features drifted (threshold {data.share_threshold:.0%})"
+        )
+        return await self.queue_rollback(serving, drift_cause(event_id), detail)
