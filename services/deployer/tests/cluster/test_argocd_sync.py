@@ -14,7 +14,7 @@ from mlplane_runtime.uow import UnitOfWorkFactory
 from mlplane_testing.kube_api import KubeApiStandIn
 
 from ..conftest import Hosted, hosting, status_events
-from ..support.events import ready
+from ..support.events import log_of, ready
 from .conftest import ask, dev_rules, in_phase, read, running, until
 
 
@@ -149,3 +149,25 @@ async def test_replicas_following_the_same_application_record_each_change_once(
             )
     events = await status_events(uow_factory, tables)
     assert phases_of(events, asked["id"]) == ["pending", "committed", "syncing", "healthy"]
+
+
+async def test_a_deleted_application_fails_its_deployment_without_a_revert(
+    hosted: Hosted,
+    team: str,
+    remote: Path,
+    kube: KubeApiStandIn,
+    argocd_namespace: str,
+    uow_factory: UnitOfWorkFactory,
+    tables: DeployerTables,
+) -> None:
+    await hosted.deliver(*ready(team))
+    async with running(hosted), kube.argocd().running():
+        asked = await ask(hosted, team, 1)
+        await in_phase(hosted, team, asked["id"], "healthy")
+        kube.store.delete(argocd_namespace, f"{team}-fraud-dev")
+        failed = await in_phase(hosted, team, asked["id"], "failed")
+    assert failed["message"] == "the Application was deleted"
+    assert failed["work"] == "none"  # a revert would bring nothing back
+    assert log_of(remote) == [f"deploy {team}/fraud v1 to dev"]
+    events = await status_events(uow_factory, tables)
+    assert phases_of(events, asked["id"])[-1] == "failed"

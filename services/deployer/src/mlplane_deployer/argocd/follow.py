@@ -31,6 +31,7 @@ from mlplane_deployer.domain.phases import (
 log = logging.getLogger(__name__)
 
 CAUSED_BY = "argocd"
+DELETED_REASON = "the Application was deleted"
 _WAITING = WAITING_FOR_HEALTH
 
 
@@ -137,7 +138,7 @@ class PhaseFollower:
             return None
         if event.type == "DELETED":
             # Deleted under the deployer: nothing will ever make it healthy.
-            observed = ObservedPhase(P.FAILED, "the Application was deleted")
+            observed = ObservedPhase(P.FAILED, DELETED_REASON)
             return self._move(event.name, tracked, observed, event.resource_version)
         if event.status != ArgoStatus():  # an Application Argo CD has not looked at yet
             tracked.last_seen = event.status

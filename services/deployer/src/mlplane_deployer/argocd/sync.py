@@ -34,7 +34,12 @@ from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
 from mlplane_deployer.argocd.client import AppliedApplication, ArgoCdApplications
 from mlplane_deployer.argocd.connection import kube_api_client
-from mlplane_deployer.argocd.follow import CAUSED_BY, ApplicationPhaseChange, PhaseFollower
+from mlplane_deployer.argocd.follow import (
+    CAUSED_BY,
+    DELETED_REASON,
+    ApplicationPhaseChange,
+    PhaseFollower,
+)
 from mlplane_deployer.argocd.phase_mapping import ArgoStatus
 from mlplane_deployer.argocd.watch import MANAGED_BY, ApplicationEvent, ApplicationWatch
 from mlplane_deployer.cluster import SyncTarget
@@ -284,6 +289,7 @@ class ArgoCdSync:
                     revision=carried.revision,
                     resource_version=resource_version,
                     timeout_s=timeout,
+                    may_roll_back=change.change.reason != DELETED_REASON,
                 )
                 await uow.commit()
         except DeploymentNotFound:

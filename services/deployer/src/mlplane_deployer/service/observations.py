@@ -57,6 +57,7 @@ class ClusterObservations(JobOutcomes):
         revision: str | None = None,
         resource_version: int | None = None,
         timeout_s: float | None = None,
+        may_roll_back: bool = True,
     ) -> Deployment | None:
         """A phase the cluster reports (the Argo CD watch's seam): recorded and emitted
         when it is a change the domain allows; None when it changes nothing.
@@ -66,8 +67,9 @@ class ClusterObservations(JobOutcomes):
         newer than the one recorded, a move the domain refuses, and a timeout
         (`timeout_s`) not yet due by the recorded phase time are all ignored. `healthy`
         at a canary step opens the gate (the next step queued after the hold);
-        leaving it closes the gate; `failed` rolls back where the environment says so.
-        Raises `DeploymentNotFound`.
+        leaving it closes the gate; `failed` rolls back where the environment says so
+        (unless `may_roll_back` is False: the Application was deleted, nothing runs that
+        a revert would fix). Raises `DeploymentNotFound`.
         """
         d = await self._store.get(deployment_id, for_update=True)
         if d is None:
@@ -130,7 +132,7 @@ class ClusterObservations(JobOutcomes):
         moved = await self._move(d, phase, caused_by, message, **values)
         if gate is not None:
             await self._history(moved, HistoryKind.GATE, caused_by, gate)
-        if phase is P.FAILED and rules.rollback_on_failure:
+        if phase is P.FAILED and rules.rollback_on_failure and may_roll_back:
             moved = await self.queue_rollback(
                 moved, health_cause(caused_by), f"health failed: {reason or 'no reason given'}"
             )
