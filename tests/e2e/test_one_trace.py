@@ -14,90 +14,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from .conftest import RunningPlatform, running_platform
+from .otlp import OtlpReceiver, ReceivedSpan
 from .test_embedded_flow import LINEAGE, TEAM, _await_chain, _ok
 
 SPANS_WITHIN_S = 30.0
-
-
-@dataclass(frozen=True)
-class ReceivedSpan:
-    trace_id: str
-    span_id: str
-    parent_id: str
-    name: str
-    attributes: dict[str, Any]
-
-
-class OtlpReceiver:
-    """An OTLP/HTTP (protobuf) traces endpoint on a free port, keeping every span."""
-
-    def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                receiver.keep(request)
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def keep(self, request: ExportTraceServiceRequest) -> None:
-        found = [
-            ReceivedSpan(
-                trace_id=span.trace_id.hex(),
-                span_id=span.span_id.hex(),
-                parent_id=span.parent_span_id.hex(),
-                name=span.name,
-                attributes={a.key: _value(a.value) for a in span.attributes},
-            )
-            for resource in request.resource_spans
-            for scope in resource.scope_spans
-            for span in scope.spans
-        ]
-        with self._lock:
-            self.spans.extend(found)
-
-    def snapshot(self) -> list[ReceivedSpan]:
-        with self._lock:
-            return list(self.spans)
-
-    def __enter__(self) -> OtlpReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-def _value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind else None
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,15 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-from uuid import uuid4
 
 import httpx
 import pytest
 from mlplane_sdk.cli.processes import plan_children
+from mlplane_testing.rabbitmq_vhost import rabbitmq_vhost
 
 MLPLANE = Path(sys.executable).parent / "mlplane"
 DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -60,21 +58,8 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture
 def vhost_amqp_url() -> Iterator[str]:
-    """An AMQP URL on a virtual host made for this test and deleted after."""
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    name = f"t_{uuid4().hex[:10]}"
-    base = urlsplit(os.environ.get("MLPLANE_TEST_AMQP_URL", DEFAULT_TEST_AMQP_URL))
-    user = base.username or "guest"
-    subprocess.run([ctl, "-q", "add_vhost", name], check=True, timeout=60)
-    try:
-        subprocess.run(
-            [ctl, "-q", "set_permissions", "-p", name, user, ".*", ".*", ".*"],
-            check=True,
-            timeout=60,
-        )
-        yield urlunsplit(base._replace(path=f"/{name}"))
-    finally:
-        subprocess.run([ctl, "-q", "delete_vhost", name], check=False, timeout=60)
+    with rabbitmq_vhost() as url:
+        yield url
 
 
 def _free_port_run(width: int = 6) -> int:

@@ -67,6 +67,11 @@ def plan_children(
     plans = []
     for service in services:
         child = {**shared, "MLPLANE_HTTP_PORT": str(ports[service])}
+        if service == "deployer" and "scanner" in ports:
+            # The manifest scan before each commit: the deployer calls the scanner.
+            child.setdefault(
+                "MLPLANE_DEPLOYER_SCANNER_URL", f"http://{_url_host(host)}:{ports['scanner']}"
+            )
         if service == "gateway":
             for fronted in _FRONTED:
                 variable = f"MLPLANE_GATEWAY_{fronted.upper()}_URL"

@@ -1,0 +1,475 @@
+"""The whole journey across processes, in one trace: webhook to rollback on drift.
+
+Each service runs as its own `mlplane serve` process (`mlplane up --processes`) on
+the real infrastructure: RabbitMQ (a virtual host of the test's), PostgreSQL (a
+throwaway database), Redis (the gateway's rate limits), S3 (the registry's
+artifacts, a bucket deleted after), the OCI registry (the builder pushes, the scanner
+pulls with Trivy), a bare git repository as the GitOps remote, and the Kubernetes
+API stand-in whose Argo CD controller syncs what the deployer commits. A signed
+GitHub webhook registers a version; it is built, scanned, deployed to `dev` and
+becomes `healthy`; prediction samples with a shift close a drift window;
+`drift.detected` makes the deployer commit the rollback. Every request the test
+makes carries one `traceparent`, so every span of the journey, HTTP and event
+handlers alike, must land in that one trace at the OTLP receiver this test runs,
+each with its parent there, from the service that made it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import hmac
+import io
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import boto3
+import httpx
+import pytest
+from mlplane_testing.kube_api import KubeApiStandIn
+from mlplane_testing.rabbitmq_vhost import rabbitmq_vhost
+
+from .conftest import MLPLANE
+from .otlp import OtlpReceiver, ReceivedSpan
+
+TEAM = "default"
+MODEL = "journey"
+WITHIN_S = 240.0
+S3_URL = os.environ.get("MLPLANE_TEST_S3_URL", "http://127.0.0.1:8333")
+OCI_URL = os.environ.get("MLPLANE_TEST_OCI_REGISTRY", "http://127.0.0.1:5000")
+REDIS_URL = os.environ.get("MLPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+S3_KEY, S3_SECRET = "mlplane-test", "mlplane-test-secret"
+LINEAGE = {
+    "git_repository": "https://git.example.com/acme/journey",
+    "commit_sha": "7a1c2a9b7d4e5f60718293a4b5c6d7e8f9012345",
+    "ci_run_url": "https://ci.example.com/acme/journey/runs/3",
+}
+
+
+def _traceparent() -> tuple[str, str]:
+    trace_id = secrets.token_hex(16)
+    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def _free_port_run(width: int = 6) -> int:
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base: int = probe.getsockname()[1]
+        try:
+            for port in range(base, base + width):
+                with socket.socket() as taken:
+                    taken.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no run of free ports")
+
+
+@pytest.fixture
+def bucket() -> Iterator[str]:
+    name = f"journey-{uuid4().hex[:12]}"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=S3_URL,
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket=name)
+    yield name
+    # SeaweedFS gives each bucket volumes of its own: never leave one behind.
+    with suppress(Exception):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=name, Key=item["Key"])
+        s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def gitops(tmp_path: Path) -> Path:
+    remote = tmp_path / "gitops.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", "-b", "main", str(remote)], check=True)
+    return remote
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    with rabbitmq_vhost() as url:
+        yield url
+
+
+@dataclass
+class Journey:
+    url: str
+    data_dir: Path
+    lines: list[str]
+    traceparent: str
+
+    def client(self) -> httpx.Client:
+        key = (self.data_dir / "gateway" / "initial-admin-key").read_text().strip()
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key}", "traceparent": self.traceparent},
+            timeout=60.0,
+        )
+
+    def tail(self) -> str:
+        kept = [line for line in self.lines if "mlplane.access" not in line]
+        return "".join(line[:500] for line in kept[-60:])
+
+
+@pytest.fixture
+async def journey(
+    tmp_path: Path,
+    platform_database: str,
+    amqp_url: str,
+    bucket: str,
+    gitops: Path,
+) -> AsyncIterator[tuple[Journey, KubeApiStandIn, OtlpReceiver, str]]:
+    trace_id, traceparent = _traceparent()
+    port = _free_port_run()
+    with OtlpReceiver() as receiver:
+        async with (
+            KubeApiStandIn().serve() as kube,
+            kube.argocd(repos={str(gitops): gitops}).running(),
+        ):
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPLANE_", "TRIVY_"))}
+            env.update(
+                PYTHONUNBUFFERED="1",
+                MLPLANE_DATA_DIR=str(tmp_path / "data"),
+                MLPLANE_HTTP_PORT=str(port),
+                MLPLANE_DATABASE_URL=platform_database,
+                MLPLANE_AMQP_URL=amqp_url,
+                MLPLANE_OTLP_ENDPOINT=receiver.url,
+                OTEL_BSP_SCHEDULE_DELAY="100",
+                MLPLANE_GATEWAY_REDIS_URL=REDIS_URL,
+                MLPLANE_REGISTRY_S3_ENDPOINT_URL=S3_URL,
+                MLPLANE_REGISTRY_S3_BUCKET=bucket,
+                MLPLANE_REGISTRY_S3_ACCESS_KEY=S3_KEY,
+                MLPLANE_REGISTRY_S3_SECRET_KEY=S3_SECRET,
+                MLPLANE_BUILDER_REGISTRY_URL=OCI_URL,
+                MLPLANE_BUILDER_REPOSITORY_TEMPLATE=f"journey-{uuid4().hex[:8]}/{{team}}/{{model}}",
+                MLPLANE_BUILDER_S3_ENDPOINT_URL=S3_URL,
+                MLPLANE_BUILDER_S3_ACCESS_KEY=S3_KEY,
+                MLPLANE_BUILDER_S3_SECRET_KEY=S3_SECRET,
+                MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE=f"s3://{bucket}/",
+                MLPLANE_DEPLOYER_GITOPS_REMOTE=str(gitops),
+                MLPLANE_DEPLOYER_KUBE_API_URL=kube.url,
+                MLPLANE_DEPLOYER_RETRY_DELAY_S="0.5",
+                MLPLANE_DEPLOYER_POLL_INTERVAL_S="0.5",
+                MLPLANE_DRIFT_POLL_INTERVAL_S="0.5",
+            )
+            process = await asyncio.create_subprocess_exec(
+                str(MLPLANE),
+                "up",
+                "--processes",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            lines: list[str] = []
+            pump = asyncio.create_task(_pump(process, lines))
+            try:
+                await asyncio.wait_for(_announced(lines, process), WITHIN_S)
+                yield (
+                    Journey(f"http://127.0.0.1:{port}", tmp_path / "data", lines, traceparent),
+                    kube,
+                    receiver,
+                    trace_id,
+                )
+            finally:
+                if process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+                    try:
+                        await asyncio.wait_for(process.wait(), 90)
+                    except TimeoutError:
+                        process.kill()
+                        await process.wait()
+                pump.cancel()
+
+
+async def _pump(process: asyncio.subprocess.Process, lines: list[str]) -> None:
+    assert process.stdout is not None
+    while line := await process.stdout.readline():
+        lines.append(line.decode(errors="replace"))
+
+
+async def _announced(lines: list[str], process: asyncio.subprocess.Process) -> None:
+    while not any(line.startswith("mlplane is serving on") for line in lines):
+        if process.returncode is not None:
+            raise AssertionError("mlplane up --processes stopped:\n" + "".join(lines[-60:]))
+        await asyncio.sleep(0.2)
+
+
+async def _until(what: str, journey: Journey, check: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + WITHIN_S
+    while time.monotonic() < deadline:
+        found = await asyncio.to_thread(check)
+        if found:
+            return found
+        await asyncio.sleep(0.5)
+    pytest.fail(f"{what} did not happen within {WITHIN_S:g} s:\n{journey.tail()}")
+
+
+def _ok(answer: httpx.Response, *statuses: int) -> Any:
+    assert answer.status_code in (statuses or (200,)), f"{answer.status_code} {answer.text}"
+    return answer.json() if answer.content else None
+
+
+def _upload(http: httpx.Client, content: bytes) -> dict[str, Any]:
+    _ok(http.post("/v1/registry/models", json={"name": MODEL}), 201)
+    plan = _ok(
+        http.post(
+            f"/v1/registry/models/{MODEL}/uploads",
+            json={
+                "size_bytes": len(content),
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "filename": "model.pkl",
+            },
+        ),
+        201,
+    )
+    parts = []
+    for part in plan["parts"]:
+        stored = httpx.put(part["url"], content=content, timeout=60.0)
+        assert stored.status_code == 200, stored.text
+        parts.append({"number": part["number"], "etag": stored.headers["etag"]})
+    return dict(
+        _ok(
+            http.post(
+                f"/v1/registry/models/{MODEL}/uploads/{plan['upload_id']}/complete",
+                json={"parts": parts},
+            )
+        )
+    )
+
+
+def _webhook(http: httpx.Client, artifact: dict[str, Any], traceparent: str) -> None:
+    secret = _ok(http.put(f"/v1/teams/{TEAM}/webhook-secret"))["secret"]
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "run_id": "journey.1",
+            "conclusion": "succeeded",
+            "completed_at": "2026-12-05T10:00:00Z",
+            "artifact": {
+                "uri": artifact["uri"],
+                "sha256": artifact["sha256"],
+                "size_bytes": artifact["size_bytes"],
+                "framework": "sklearn",
+            },
+            "lineage": LINEAGE,
+        }
+    ).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    answer = httpx.post(
+        f"{http.base_url}/v1/webhooks/github/{TEAM}".replace("//v1", "/v1"),
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "mlplane.run",
+            "X-GitHub-Delivery": f"journey-{uuid4().hex[:8]}",
+            "X-Hub-Signature-256": signature,
+            "traceparent": traceparent,
+        },
+        timeout=60.0,
+    )
+    assert answer.status_code == 202, answer.text
+
+
+def _reference_csv(rows: int, rng: random.Random) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["amount", "channel"])
+    for _ in range(rows):
+        writer.writerow([round(rng.gauss(100, 15), 3), rng.choice(["web", "web", "app", "shop"])])
+    return out.getvalue().encode()
+
+
+def _shifted_samples(rows: int, rng: random.Random) -> list[dict[str, Any]]:
+    return [
+        {
+            "features": {"amount": round(rng.gauss(160, 15), 3), "channel": "shop"},
+            "prediction": 0.5,
+            "label": None,
+        }
+        for _ in range(rows)
+    ]
+
+
+async def test_a_version_goes_from_webhook_to_rollback_on_drift_in_one_trace(
+    journey: tuple[Journey, KubeApiStandIn, OtlpReceiver, str], gitops: Path
+) -> None:
+    platform, _kube, receiver, trace_id = journey
+    rng = random.Random(7)
+    with platform.client() as http:
+        # Embedded Trivy has no vulnerability database: prod's verdict (the one
+        # image.scanned carries) must pass unassessed images; dev rolls back on drift.
+        _ok(
+            http.put(
+                "/v1/scanner/policies/prod",
+                json={"max_severity": "high", "block_when_vulnerabilities_not_assessed": False},
+            )
+        )
+        rules = _ok(http.get("/v1/deployer/policies/dev"))
+        rules = rules.get("rules", rules)
+        rules["rollback_on_drift"] = "warning"
+        _ok(http.put("/v1/deployer/policies/dev", json=rules))
+
+        artifact = _upload(http, b"\x80\x04\x95journey\x00" + bytes(range(256)) * 64)
+        _webhook(http, artifact, platform.traceparent)
+
+        def scanned() -> bool:
+            answer = http.get(f"/v1/registry/models/{MODEL}/versions/1")
+            return (
+                answer.status_code == 200 and answer.json()["lifecycle"]["scan_verdict"] == "passed"
+            )
+
+        await _until("the build and the scan", platform, scanned)
+
+        reference = _reference_csv(2000, rng)
+        _ok(
+            http.put(
+                f"/v1/drift/models/{MODEL}/versions/1/reference",
+                content=reference,
+                headers={"content-type": "text/csv"},
+            ),
+            200,
+            201,
+        )
+        _ok(
+            http.put(f"/v1/drift/models/{MODEL}/environments/dev/window", json={"count": 300}),
+            200,
+            201,
+        )
+
+        def requested() -> dict[str, Any] | None:
+            answer = http.post(
+                "/v1/deployer/deployments",
+                json={"model": MODEL, "version": 1, "environment": "dev"},
+            )
+            return answer.json() if answer.status_code in (200, 201) else None
+
+        deployment = await _until("the deployer to accept the version", platform, requested)
+
+        seen: list[str] = []
+
+        def phase(wanted: str) -> Callable[[], bool]:
+            def check() -> bool:
+                read = http.get(f"/v1/deployer/deployments/{deployment['id']}")
+                seen.append(f"{read.status_code} {read.text[:300]}")
+                return read.status_code == 200 and read.json()["phase"] == wanted
+
+            return check
+
+        try:
+            await _until("the deployment to be healthy", platform, phase("healthy"))
+        except BaseException:
+            print("last reads:", seen[-3:])
+            raise
+
+        answer = _ok(
+            http.post(
+                "/v1/drift/samples",
+                json={
+                    "model": MODEL,
+                    "version": 1,
+                    "environment": "dev",
+                    "samples": _shifted_samples(300, rng),
+                },
+            ),
+            202,
+        )
+        assert answer["window_closed"], answer
+        await _until("the rollback on drift", platform, phase("rolled_back"))
+        final = _ok(http.get(f"/v1/deployer/deployments/{deployment['id']}"))
+
+    assert final["rolled_back_by"].startswith("drift:"), final
+    log = (
+        await asyncio.to_thread(
+            subprocess.run,
+            ["git", "-C", str(gitops), "log", "--format=%s", "main"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    ).stdout.splitlines()
+    assert log == [f"roll back {TEAM}/{MODEL} in dev to v1", f"deploy {TEAM}/{MODEL} v1 to dev"], (
+        log
+    )
+
+    spans = await _until(
+        "the rollback's spans to arrive",
+        platform,
+        lambda: _journey_spans(receiver.snapshot(), trace_id),
+    )
+    _check_trace(spans)
+
+
+_HOPS = [
+    ("registry", "registry process io.mlplane.ci.run.completed.v1"),
+    ("builder", "builder process io.mlplane.model.version.registered.v1"),
+    ("builder", "builder build"),
+    ("scanner", "scanner process io.mlplane.image.built.v1"),
+    ("scanner", "scanner scan"),
+    ("deployer", "deployer process io.mlplane.image.scanned.v1"),
+    ("drift", "drift process io.mlplane.model.version.registered.v1"),
+    ("deployer", "deployer process io.mlplane.drift.detected.v1"),
+]
+
+
+def _journey_spans(spans: list[ReceivedSpan], trace_id: str) -> list[ReceivedSpan] | None:
+    """The trace's spans once its last hop arrived (and every parent with it)."""
+    trace = [s for s in spans if s.trace_id == trace_id]
+    names = {s.name for s in trace}
+    if not all(name in names for _, name in _HOPS):
+        return None
+    ids = {s.span_id for s in trace}
+    return trace if all(s.parent_id in ids for s in trace if s.parent_id) else None
+
+
+def _check_trace(trace: list[ReceivedSpan]) -> None:
+    by_name: dict[str, list[ReceivedSpan]] = {}
+    for span in trace:
+        by_name.setdefault(span.name, []).append(span)
+    # Every process of the journey exported into the one trace.
+    assert {s.service for s in trace} >= {
+        "gateway",
+        "registry",
+        "builder",
+        "scanner",
+        "deployer",
+        "drift",
+    }, sorted({s.service for s in trace})
+    for service, name in _HOPS:
+        span = by_name[name][0]
+        assert span.service == service, (name, span.service)
+        assert span.attributes.get("mlplane.service") == service, (name, span.attributes)
+    # The webhook is where the journey's first service span descends from.
+    by_id = {s.span_id: s for s in trace}
+
+    def ancestors(span: ReceivedSpan) -> list[str]:
+        names = []
+        while span.parent_id in by_id:
+            span = by_id[span.parent_id]
+            names.append(span.name)
+        return names
+
+    registered = by_name["registry process io.mlplane.ci.run.completed.v1"][0]
+    assert any("/webhooks/github/" in name for name in ancestors(registered)), ancestors(registered)
+    drift_rollback = by_name["deployer process io.mlplane.drift.detected.v1"][0]
+    assert any("drift" in name for name in ancestors(drift_rollback)), ancestors(drift_rollback)
