@@ -250,18 +250,27 @@ async def test_errors_reach_the_client_in_mlflows_shape(served: Served) -> None:
         await call(client.create_registered_model, "fraud")
     assert twice.value.error_code == "RESOURCE_ALREADY_EXISTS"
 
-    with pytest.raises(RestException) as no_lineage:
+    # A runs:/ source needs a tracking server: the version fails registration, saying so
+    # (the client waits for it to leave PENDING_REGISTRATION).
+    with pytest.raises(MlflowException) as no_tracking:
         await call(client.create_model_version, "fraud", source="runs:/abc/model")
-    assert no_lineage.value.error_code == "INVALID_PARAMETER_VALUE"
-    assert "mlplane.sha256" in no_lineage.value.message
+    assert "FAILED_REGISTRATION" in no_tracking.value.message
+    assert "MLPLANE_REGISTRY_MLFLOW_TRACKING_URI" in no_tracking.value.message
+    with pytest.raises(RestException) as bad_source:
+        await call(client.create_model_version, "fraud", source="/local/path/model")
+    assert bad_source.value.error_code == "INVALID_PARAMETER_VALUE"
 
     with pytest.raises(RestException) as no_version:
         await call(client.set_registered_model_alias, "fraud", "champion", "9")
     assert no_version.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
+    await call(client.create_registered_model, "fraud-2")
     with pytest.raises(RestException) as renamed:
         await call(client.rename_registered_model, "fraud", "fraud-2")
-    assert renamed.value.error_code == "NOT_IMPLEMENTED"
+    assert renamed.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    with pytest.raises(RestException) as staged:
+        await call(client.transition_model_version_stage, "fraud", "1", "Production")
+    assert staged.value.error_code == "NOT_IMPLEMENTED"
 
 
 async def test_the_team_comes_from_the_header_else_the_default(served: Served) -> None:

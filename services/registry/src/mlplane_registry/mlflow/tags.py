@@ -19,6 +19,8 @@ RESERVED_PREFIX = "mlplane."
 HIDDEN_PREFIX = "mlplane.mlflow."
 DESCRIPTION_TAG = "mlplane.mlflow.description"
 RUN_ID_TAG = "mlplane.mlflow.run_id"
+SOURCE_TAG = "mlplane.mlflow.source"
+"""The `source` as the MLflow client gave it (the artifact's URI is where it resolved)."""
 
 SHA256_TAG = "mlplane.sha256"
 SIZE_TAG = "mlplane.size_bytes"
