@@ -307,10 +307,16 @@ class RegistryService:
         return version
 
     async def complete_registration(
-        self, version_id: int, artifact: Artifact, lineage: Lineage, status_message: str
+        self,
+        version_id: int,
+        artifact: Artifact,
+        lineage: Lineage,
+        status_message: str,
+        found_tags: dict[str, str] | None = None,
     ) -> ModelVersion | None:
         """Mark a pending version `ready` with its verified artifact and lineage, announced by
-        `model.version.registered`; None when the version is gone or no longer pending."""
+        `model.version.registered`; None when the version is gone or no longer pending.
+        `found_tags` (what resolving the source learnt) are added where not set already."""
         current = await self._store.get_version_by_id(version_id)
         await RegistrationStore(self._uow.session, self._tables).finish(version_id)
         if current is None or current.registration != PENDING:
@@ -321,6 +327,7 @@ class RegistryService:
             lineage=lineage_json(lineage),
             registration=READY,
             status_message=status_message,
+            tags={**(found_tags or {}), **current.tags},
         )
         self._emit_registered(version)
         return version

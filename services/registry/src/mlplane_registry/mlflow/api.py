@@ -262,6 +262,7 @@ async def create_model_version(
         run_link=req.run_link,
         description=req.description,
         tag_pairs=[(t.key, t.value) for t in req.tags],
+        model_id=req.model_id,
     )
     if version.registration == PENDING:
         uow.after_commit(registry.wake_registration)

@@ -27,6 +27,7 @@ from mlplane_registry.mlflow.tags import (
     GIT_REPOSITORY_TAG,
     INPUT_TAGS,
     MEDIA_TYPE_TAG,
+    MODEL_ID_TAG,
     RUN_ID_TAG,
     SHA256_TAG,
     SIZE_TAG,
@@ -59,6 +60,7 @@ def model_version_json(version: ModelVersion) -> dict[str, Any]:
         "description": version.tags.get(DESCRIPTION_TAG, ""),
         "source": version.tags.get(SOURCE_TAG) or version.artifact.uri,
         "run_id": version.tags.get(RUN_ID_TAG, ""),
+        "model_id": version.tags.get(MODEL_ID_TAG, ""),
         "run_link": version.lineage.ci_run_url,
         "status": MLFLOW_STATUS.get(version.registration, "READY"),
         "status_message": version.status_message or "",
@@ -155,6 +157,7 @@ def new_version(
     run_link: str | None,
     description: str | None,
     tags: Iterable[tuple[str, str]],
+    model_id: str | None = None,
 ) -> NewVersion:
     """The version MLflow's create request describes; INVALID_PARAMETER_VALUE naming
     every malformed field.
@@ -207,6 +210,8 @@ def new_version(
     media_type = given.get(MEDIA_TYPE_TAG) or None
     if description and len(description) > MAX_TAG_VALUE:
         problems.append(f"description is longer than {MAX_TAG_VALUE} characters.")
+    if model_id and len(model_id) > 256:
+        problems.append("model_id is longer than 256 characters.")
     if run_id and len(run_id) > 256:
         problems.append("run_id is longer than 256 characters.")
     if problems:
@@ -215,6 +220,8 @@ def new_version(
         stored[DESCRIPTION_TAG] = description
     if run_id:
         stored[RUN_ID_TAG] = run_id
+    if model_id:
+        stored[MODEL_ID_TAG] = model_id
     stored[SOURCE_TAG] = source
     artifact = None
     if sha256 is not None and size is not None:

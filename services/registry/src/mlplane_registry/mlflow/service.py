@@ -128,6 +128,7 @@ class MlflowRegistryService:
         run_link: str | None,
         description: str | None,
         tag_pairs: Iterable[tuple[str, str]],
+        model_id: str | None = None,
     ) -> ModelVersion:
         """A new version: READY at once when it is a copy of another version
         (`models:/<name>/<version>`) or its sha256 and size were declared (and checked
@@ -140,6 +141,7 @@ class MlflowRegistryService:
             run_link=run_link,
             description=description,
             tags=tag_pairs,
+            model_id=model_id,
         )
         parsed = registration.parse_source(source)
         if isinstance(parsed, registration.RegisteredVersion):

@@ -19,6 +19,8 @@ RESERVED_PREFIX = "mlplane."
 HIDDEN_PREFIX = "mlplane.mlflow."
 DESCRIPTION_TAG = "mlplane.mlflow.description"
 RUN_ID_TAG = "mlplane.mlflow.run_id"
+MODEL_ID_TAG = "mlplane.mlflow.model_id"
+"""The MLflow 3 logged model (`m-...`) the version was registered from."""
 SOURCE_TAG = "mlplane.mlflow.source"
 """The `source` as the MLflow client gave it (the artifact's URI is where it resolved)."""
 

@@ -41,6 +41,15 @@ class Listed:
 class RunInfo:
     artifact_uri: str
     facts: RunFacts
+    model_ids: tuple[str, ...] = ()
+    """MLflow 3's logged models the run produced (`outputs.model_outputs`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedModelInfo:
+    artifact_uri: str
+    name: str
+    source_run_id: str | None
 
 
 class TrackingServer:
@@ -79,13 +88,19 @@ class TrackingServer:
         tags = {t.get("key", ""): t.get("value", "") for t in run.get("data", {}).get("tags", [])}
         experiment = info.get("experiment_id", "")
         url = f"{self.base_url}/#/experiments/{quote(experiment)}/runs/{quote(run_id)}"
-        return RunInfo(str(info.get("artifact_uri", "")), RunFacts(tags, url))
+        outputs = run.get("outputs", {}).get("model_outputs", [])
+        model_ids = tuple(str(o["model_id"]) for o in outputs if o.get("model_id"))
+        return RunInfo(str(info.get("artifact_uri", "")), RunFacts(tags, url), model_ids)
 
-    async def logged_model(self, model_id: str) -> tuple[str, str | None]:
-        """A logged model's artifact location and the run that logged it (if any)."""
+    async def logged_model(self, model_id: str) -> LoggedModelInfo:
+        """A logged model's artifact location, name and the run that logged it (if any)."""
         body = await self._get_json(f"/api/2.0/mlflow/logged-models/{quote(model_id)}")
         info = body.get("model", {}).get("info", {})
-        return str(info.get("artifact_uri", "")), info.get("source_run_id") or None
+        return LoggedModelInfo(
+            str(info.get("artifact_uri", "")),
+            str(info.get("name", "")),
+            info.get("source_run_id") or None,
+        )
 
     async def list(self, path: str) -> list[Listed]:
         """What the artifact proxy lists under `path` (empty for a file or nothing)."""

@@ -37,6 +37,7 @@ from mlplane_registry.mlflow.tags import (
     COMMIT_TAG,
     GIT_REF_TAG,
     GIT_REPOSITORY_TAG,
+    RUN_ID_TAG,
 )
 from mlplane_registry.registration.reading import ArtifactReader, Digest, ReadFailed
 from mlplane_registry.registration.tracking import (
@@ -149,7 +150,7 @@ class RegistrationWorker:
     async def run_job(self, job: RegistrationJob) -> str:
         """Register one version; `ready`, `failed` or `retried`."""
         try:
-            artifact, run = await self._verify(job)
+            artifact, run, run_id = await self._verify(job)
         except Unregistrable as exc:
             await self._fail(job, str(exc))
             return "failed"
@@ -178,19 +179,23 @@ class RegistrationWorker:
         )
         async with self._uow_factory() as uow:
             await self._service(uow).complete_registration(
-                job.version_id, artifact, lineage, message
+                job.version_id,
+                artifact,
+                lineage,
+                message,
+                {RUN_ID_TAG: run_id} if run_id else None,
             )
             await uow.commit()
         return "ready"
 
     # -- one registration -------------------------------------------------------------
 
-    async def _verify(self, job: RegistrationJob) -> tuple[Artifact, RunFacts | None]:
+    async def _verify(self, job: RegistrationJob) -> tuple[Artifact, RunFacts | None, str | None]:
         try:
             source = parse_source(job.source)
         except SourceRefused as exc:
             raise Unregistrable(exc.detail) from exc
-        uri, run = await self._resolve(job, source)
+        uri, run, run_id = await self._resolve(job, source)
         async with self._uow_factory() as uow:
             verified = await self._service(uow).find_verified_artifact(uri)
         declared = job.inputs.get("declared") or None
@@ -216,11 +221,11 @@ class RegistrationWorker:
                 "was uploaded, or leave mlplane.sha256 and mlplane.size_bytes out"
             )
         media_type = (job.inputs.get("given") or {}).get("mlplane.media_type") or digest.media_type
-        return Artifact(uri, digest.size, digest.sha256, media_type), run
+        return Artifact(uri, digest.size, digest.sha256, media_type), run, run_id
 
     async def _resolve(
         self, job: RegistrationJob, source: LocationUri | RunArtifacts | LoggedModel | object
-    ) -> tuple[str, RunFacts | None]:
+    ) -> tuple[str, RunFacts | None, str | None]:
         """The location the source stands for, and the MLflow run it came from (if known)."""
         run_id: str | None = job.inputs.get("run_id") or None
         if isinstance(source, LocationUri):
@@ -230,11 +235,11 @@ class RegistrationWorker:
             try:
                 if isinstance(source, RunArtifacts):
                     run_id = source.run_id
-                    root = (await tracking.run(source.run_id)).artifact_uri
-                    uri = f"{root.rstrip('/')}/{source.path}".rstrip("/")
+                    uri = await self._run_artifacts(tracking, source)
                 else:
-                    uri, logged_by = await tracking.logged_model(source.model_id)
-                    run_id = run_id or logged_by
+                    logged = await tracking.logged_model(source.model_id)
+                    uri = logged.artifact_uri
+                    run_id = run_id or logged.source_run_id
             except TrackingUnavailable as exc:
                 raise ReadFailed(str(exc), retryable=True) from exc
             except TrackingRefused as exc:
@@ -248,7 +253,18 @@ class RegistrationWorker:
         else:
             assert not isinstance(source, RegisteredVersion)
             raise Unregistrable(f"cannot register {job.source} from the registration worker")
-        return uri, await self._run_facts(run_id)
+        return uri, await self._run_facts(run_id), run_id
+
+    @staticmethod
+    async def _run_artifacts(tracking: TrackingServer, source: RunArtifacts) -> str:
+        """`runs:/<id>/<path>`: as MLflow 3 resolves it, the run's logged model named
+        `path` when there is one, else `path` under the run's artifact root."""
+        run = await tracking.run(source.run_id)
+        for model_id in run.model_ids:
+            logged = await tracking.logged_model(model_id)
+            if source.path and logged.name == source.path:
+                return logged.artifact_uri
+        return f"{run.artifact_uri.rstrip('/')}/{source.path}".rstrip("/")
 
     async def _run_facts(self, run_id: str | None) -> RunFacts | None:
         if run_id is None or self._tracking is None:
