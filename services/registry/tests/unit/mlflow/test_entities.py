@@ -65,6 +65,7 @@ def test_a_version_as_mlflow_sees_it() -> None:
         "description": "better recall",
         "source": "s3://models/fraud/1/model.pkl",
         "run_id": "run-1",
+        "model_id": "",
         "run_link": "https://ci.example.com/1",
         "status": "READY",
         "status_message": "",
