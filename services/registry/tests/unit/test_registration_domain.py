@@ -122,6 +122,6 @@ def test_tracking_locations_hold_their_paths_only() -> None:
     for bad in ("mlflow-artifacts:/7", "mlflow-artifacts://h/", "mlflow-artifacts:/../"):
         with pytest.raises(ValueError, match="must be"):
             TrackingLocation.parse(bad)
-    locations = TeamArtifactLocations.parse({"fraud": ["s3://ml/fraud/", "mlflow-artifacts:/7/"]})
+    locations = TeamArtifactLocations.parse({"fraud": ["s3://mlb/fraud/", "mlflow-artifacts:/7/"]})
     assert locations.allows("fraud", "mlflow-artifacts:/7/run/artifacts/model")
     assert not locations.allows("other", "mlflow-artifacts:/7/run/artifacts/model")
