@@ -205,6 +205,7 @@ def test_log_model_registers_a_version_the_registry_verifies_and_announces(
     assert native["lineage"]["commit_sha"] == COMMIT
     assert native["lineage"]["git_repository"] == REPOSITORY
     assert native["lineage"]["ci_run_url"].startswith(f"{tracking.url}/#/experiments/")
+    assert (native["registration"], native["attested"]) == ("ready", True)
     assert str(info.registered_model_version) == "1"
 
     # model.version.registered went out: the builder took the version up (and, reading
@@ -240,6 +241,7 @@ def test_a_version_without_lineage_is_ready_and_unattested(
     assert "unattested" in created.status_message
     native = _native(registry_platform, admin_key, "plain", created.version)
     assert native["lineage"]["commit_sha"] == ""
+    assert (native["registration"], native["attested"]) == ("ready", False)
 
 
 def test_sources_outside_the_teams_space_fail_registration_saying_why(
