@@ -72,6 +72,7 @@ def test_each_service_consumes_what_the_design_table_says() -> None:
         "model.alias.changed",
         "drift.detected",
         "image.scanned",
+        "model.version.registered",  # MLflow webhooks' model_version.created
     }
 
 
@@ -101,6 +102,7 @@ def test_consumers_of_lists_the_services_bound_to_a_type() -> None:
         "builder",
         "deployer",
         "drift",
+        "gateway",
     )
     assert consumers_of("io.mlplane.unknown.v1") == ()
 

@@ -276,6 +276,20 @@ class ModelVersionRegistered(EventPayload):
     tags: dict[MetricKey, ParamValue] = Field(default_factory=dict)
     registered_by: Principal
     registered_at: Timestamp
+    attested: bool = True
+    """False when the registry could not attest where the version came from (no git
+    commit and CI run were given or found, e.g. a version registered from a bare MLflow
+    `source`): `lineage` then holds what is known and `UNATTESTED_*` placeholders for the
+    rest, and a consumer that requires lineage must treat it as missing. Absent
+    (producers before this field): True."""
+
+
+UNATTESTED_GIT_REPOSITORY = "https://unattested.invalid/"
+"""`lineage.git_repository` of a version registered without lineage (`attested` False)."""
+UNATTESTED_COMMIT_SHA = "0" * 40
+"""`lineage.commit_sha` of a version registered without lineage (`attested` False)."""
+UNATTESTED_CI_RUN_URL = "https://unattested.invalid/"
+"""`lineage.ci_run_url` of a version registered without lineage (`attested` False)."""
 
 
 @register_payload

@@ -74,8 +74,15 @@ CONSUMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
         # Which versions (and teams) exist, and the prediction samples of model servers.
         "drift": (MODEL_VERSION_REGISTERED, DRIFT_SAMPLES),
-        # The gateway relays these to other teams' webhook and SSE subscribers.
-        "gateway": (DEPLOYMENT_STATUS_CHANGED, MODEL_ALIAS_CHANGED, DRIFT_DETECTED, IMAGE_SCANNED),
+        # The gateway relays these to other teams' webhook and SSE subscribers (a
+        # registered version is MLflow webhooks' `model_version.created`).
+        "gateway": (
+            DEPLOYMENT_STATUS_CHANGED,
+            MODEL_ALIAS_CHANGED,
+            DRIFT_DETECTED,
+            IMAGE_SCANNED,
+            MODEL_VERSION_REGISTERED,
+        ),
     }
 )
 """Event types each service consumes: the bindings of its queue to `EXCHANGE`."""

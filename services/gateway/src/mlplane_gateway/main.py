@@ -20,6 +20,7 @@ from mlplane_runtime.service import (
 )
 from mlplane_runtime.settings import load_settings
 
+from mlplane_gateway import mlflow_webhooks
 from mlplane_gateway.auth.wiring import build_auth
 from mlplane_gateway.deps import HostedGateway
 from mlplane_gateway.facade.wiring import build_facade
@@ -61,6 +62,8 @@ def build(
             keys_api.router,
             ingress_api.router,
             subscriptions_api.router,
+            # Before the facade, which forwards the rest of /api/2.0/mlflow/ to the registry.
+            mlflow_webhooks.router,
             facade.router(auth.guard),
         ],
         lifespan=running(gateway, context),

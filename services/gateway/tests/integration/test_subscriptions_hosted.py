@@ -38,6 +38,7 @@ from starlette.types import Receive, Scope, Send
 from ..conftest import BOOTSTRAP_KEY, SECRET_KEY
 
 ALIAS_CHANGED = "io.mlplane.model.alias.changed.v1"
+VERSION_REGISTERED = "io.mlplane.model.version.registered.v1"
 WAIT_S = 20.0
 MAX_ATTEMPTS = 3
 
@@ -294,10 +295,12 @@ async def test_events_reach_a_subscriber_signed_through_failures_and_dead_letter
         await eventually(redelivered, "the redelivery")
         assert await dead_letters() == []
 
-        # The stream: both events from the start; after a disconnect, only what followed.
+        # The stream: every event of the team from the start (the version's registration
+        # too); after a disconnect, only what followed.
         async with client.stream("GET", "/v1/events/stream", headers=me) as stream:
             assert stream.status_code == 200
-            first, second = await sse_frames(stream, 2)
+            registered, first, second = await sse_frames(stream, 3)
+        assert registered["event"] == VERSION_REGISTERED
         assert (first["event"], json.loads(first["data"])["id"]) == (ALIAS_CHANGED, first_id)
         assert json.loads(second["data"])["id"] == dead["event_id"]
         moved = await client.put(
@@ -315,8 +318,9 @@ async def test_events_reach_a_subscriber_signed_through_failures_and_dead_letter
         async with client.stream(
             "GET", "/v1/events/stream", headers={**me, "Last-Event-ID": first["id"]}
         ) as resumed:
-            after_first, third = await sse_frames(resumed, 2)
+            after_first, registered_v2, third = await sse_frames(resumed, 3)
         assert after_first["id"] == second["id"]
+        assert registered_v2["event"] == VERSION_REGISTERED
         assert json.loads(third["data"])["data"]["version"] == 2
 
         # Another team's subscriber sees none of this team's events.

@@ -7,6 +7,7 @@ work, team and principal come from `mlplane_runtime.deps`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -29,6 +30,8 @@ class HostedRegistry:
     settings: RegistrySettings
     artifacts: RegistryArtifacts
     mlflow: MlflowApiSettings
+    wake_registration: Callable[[], None] = lambda: None
+    """Tells the registration worker a pending version was committed."""
 
     def service(self, uow: UnitOfWork) -> RegistryService:
         """The registry's use cases on `uow`, with the teams' artifact locations."""

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from mlplane_runtime.service import ServiceContext, ServiceParts, ServicePlugin, ServiceWorker
@@ -10,10 +12,14 @@ from mlplane_runtime.settings import load_settings
 
 from mlplane_registry import api, artifacts_api, handlers
 from mlplane_registry.artifacts.local_http import build_router
+from mlplane_registry.artifacts.s3 import S3ArtifactStore
 from mlplane_registry.artifacts.wiring import RegistryArtifacts, running, sweep_expired_uploads
 from mlplane_registry.deps import HostedRegistry
 from mlplane_registry.mlflow import api as mlflow_api
 from mlplane_registry.mlflow.settings import MlflowApiSettings
+from mlplane_registry.registration.reading import ArtifactReader
+from mlplane_registry.registration.tracking import TrackingServer
+from mlplane_registry.registration.worker import RegistrationConfig, RegistrationWorker
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import SCHEMA, RegistryTables, define_tables
 
@@ -32,18 +38,61 @@ def build(
     naming each bad variable.
     """
     settings = settings or load_settings(RegistrySettings)
+    mlflow_settings = mlflow_settings or load_settings(MlflowApiSettings)
     artifacts = RegistryArtifacts(settings, context)
-    registry = HostedRegistry(
-        tables, settings, artifacts, mlflow_settings or load_settings(MlflowApiSettings)
+    token = mlflow_settings.tracking_token
+    tracking = (
+        None
+        if mlflow_settings.tracking_uri is None
+        else TrackingServer(
+            str(mlflow_settings.tracking_uri), None if token is None else token.get_secret_value()
+        )
     )
+    store = artifacts.store
+    reader = ArtifactReader(
+        store.client if isinstance(store, S3ArtifactStore) else None,
+        tracking,
+        mlflow_settings.registration_max_files,
+    )
+    registration = RegistrationWorker(
+        context.name,
+        context.uow_factory,
+        tables,
+        mlflow_settings.with_tracking(settings.artifact_locations),
+        reader,
+        tracking,
+        RegistrationConfig(
+            concurrency=mlflow_settings.registration_concurrency,
+            lease_s=mlflow_settings.registration_lease_s,
+            poll_s=mlflow_settings.registration_poll_s,
+            attempts=mlflow_settings.registration_attempts,
+        ),
+    )
+    registry = HostedRegistry(tables, settings, artifacts, mlflow_settings, registration.wake)
     local = [] if artifacts.local is None else [build_router(artifacts.local)]
     return ServiceParts(
         handlers=handlers.event_handlers(tables, settings.artifact_locations),
         routers=[api.router, artifacts_api.router, mlflow_api.router, *local],
-        workers=[ServiceWorker("upload-sweep", lambda: sweep_expired_uploads(artifacts))],
-        lifespan=running(artifacts),
+        workers=[
+            ServiceWorker("upload-sweep", lambda: sweep_expired_uploads(artifacts)),
+            ServiceWorker("registration", registration.run),
+        ],
+        lifespan=_running(artifacts, tracking),
         resources=registry,
     )
+
+
+@asynccontextmanager
+async def _running(
+    artifacts: RegistryArtifacts, tracking: TrackingServer | None
+) -> AsyncIterator[None]:
+    """The artifact store open while the registry runs; the tracking client closed after."""
+    try:
+        async with running(artifacts):
+            yield
+    finally:
+        if tracking is not None:
+            await tracking.close()
 
 
 def make_plugin(name: str = "registry", schema: str = SCHEMA) -> ServicePlugin:

@@ -185,6 +185,11 @@ class VersionOut(BaseModel):
     registered_by: str
     created_at: datetime
     updated_at: datetime
+    registration: str = "ready"
+    """`ready`; `pending` while the registry reads a version created from MLflow with only a
+    source, `failed` when it could not (`status_message` says why): no artifact yet."""
+    attested: bool = True
+    """Whether the lineage names the repository, commit and CI run the version came from."""
 
     @classmethod
     def of(cls, version: domain.ModelVersion) -> VersionOut:
@@ -229,6 +234,8 @@ class VersionOut(BaseModel):
             registered_by=version.registered_by,
             created_at=version.created_at,
             updated_at=version.updated_at,
+            registration=version.registration,
+            attested=version.lineage.attested,
         )
 
 

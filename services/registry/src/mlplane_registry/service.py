@@ -14,6 +14,7 @@ from typing import Any
 
 from mlplane_contracts import events as ev
 from mlplane_contracts.subjects import alias_subject, version_subject
+from mlplane_runtime.jobs import JobTrace
 from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_registry.domain import (
@@ -40,7 +41,18 @@ from mlplane_registry.domain import (
     check_artifact,
     check_dns_label,
 )
-from mlplane_registry.store import Cursor, RegistryStore, RegistryTables, VersionFilter
+from mlplane_registry.domain.registration import FAILED, PENDING, READY
+from mlplane_registry.store import (
+    Comparison,
+    Cursor,
+    MlflowSearchStore,
+    Ordering,
+    RegistrationStore,
+    RegistryStore,
+    RegistryTables,
+    VersionFilter,
+)
+from mlplane_registry.store.rows import artifact_json, lineage_json
 
 _log = logging.getLogger("mlplane.registry")
 
@@ -86,6 +98,7 @@ class RegistryService:
     ) -> None:
         self._uow = uow
         self._store = RegistryStore(uow.session, tables)
+        self._tables = tables
         self._locations = artifact_locations or TeamArtifactLocations()
 
     # -- models -----------------------------------------------------------------------
@@ -126,6 +139,51 @@ class RegistryService:
         _check_etag(if_match, model.etag, f"model {name}")
         return await self._store.update_model(model.id, description=description, tags=tags)
 
+    async def rename_model(self, team: str, name: str, new_name: str) -> Model:
+        """The model under `new_name`; its versions and aliases follow it.
+
+        Raises `ModelNotFound`, `ModelAlreadyExists`, `InvalidName`.
+        """
+        check_dns_label(new_name, "name")
+        model = await self.get_model(team, name, for_update=True)
+        if new_name == name:
+            return model
+        renamed = await self._store.rename_model(model, new_name)
+        if renamed is None:
+            raise ModelAlreadyExists(
+                f"team {team} already has a model named {new_name}", name=new_name
+            )
+        return renamed
+
+    async def search_models_by(
+        self,
+        team: str,
+        comparisons: tuple[Comparison, ...],
+        orderings: tuple[Ordering, ...],
+        offset: int,
+        limit: int,
+    ) -> list[Model]:
+        """`team`'s models matching every comparison (MLflow's search), ordered."""
+        found: list[Model] = await MlflowSearchStore(self._uow.session, self._tables).search_models(
+            team, comparisons, orderings, offset, limit
+        )
+        return found
+
+    async def search_versions_by(
+        self,
+        team: str,
+        comparisons: tuple[Comparison, ...],
+        orderings: tuple[Ordering, ...],
+        offset: int,
+        limit: int,
+    ) -> list[ModelVersion]:
+        """`team`'s versions matching every comparison (MLflow's search), ordered."""
+        store = MlflowSearchStore(self._uow.session, self._tables)
+        found: list[ModelVersion] = await store.search_versions(
+            team, comparisons, orderings, offset, limit
+        )
+        return found
+
     async def delete_model(
         self, team: str, name: str, principal: str, if_match: str | None = None
     ) -> None:
@@ -155,6 +213,7 @@ class RegistryService:
         status_message: str | None = None,
         ci_run_id: str | None = None,
         create_model: bool = False,
+        artifact_admitted: bool = False,
     ) -> ModelVersion:
         """The next version of the model, announced by `model.version.registered`.
 
@@ -162,11 +221,13 @@ class RegistryService:
         run that already registered a version gets that version back (no second one).
         The artifact must be an upload the registry verified for this team and model,
         or lie under a location configured for the team (`domain.artifacts`).
-        Raises `ArtifactRefused` (before anything else is looked at or changed),
-        `ModelNotFound`, `InvalidName`.
+        `artifact_admitted`: the artifact is another version's of the same team (a copy),
+        admitted when that one was registered. Raises `ArtifactRefused` (before anything
+        else is looked at or changed), `ModelNotFound`, `InvalidName`.
         """
-        verified = await self._store.get_verified_artifact(artifact.uri)
-        check_artifact(team, model_name, artifact, verified, self._locations)
+        if not artifact_admitted:
+            verified = await self._store.get_verified_artifact(artifact.uri)
+            check_artifact(team, model_name, artifact, verified, self._locations)
         # The common case in one round trip: the model exists and no CI run to match.
         claimed = (
             None if ci_run_id is not None else await self._store.claim_version(team, model_name)
@@ -202,26 +263,108 @@ class RegistryService:
             registered_by=registered_by,
             ci_run_id=ci_run_id,
         )
+        self._emit_registered(version)
+        return version
+
+    async def register_pending_version(
+        self,
+        team: str,
+        model_name: str,
+        *,
+        framework: str,
+        source: str,
+        inputs: dict[str, Any],
+        registered_by: str,
+        tags: dict[str, str],
+    ) -> ModelVersion:
+        """The next version of the model, `pending` until the registration worker has read
+        and verified the artifact at `source` (nothing is announced before).
+
+        `inputs` keeps what the worker needs besides the source (the caller's lineage
+        tags, run id and link). Raises `ModelNotFound`.
+        """
+        claimed = await self._store.claim_version(team, model_name)
+        if claimed is None:
+            raise ModelNotFound(f"team {team} has no model named {model_name}", name=model_name)
+        model, number = claimed
+        version = await self._store.insert_version(
+            model,
+            number,
+            framework=framework,
+            artifact=Artifact(source, 0, "", None),
+            lineage=Lineage("", "", ""),
+            signature=None,
+            tags=tags,
+            status_message="the registry is reading and verifying the artifact",
+            registered_by=registered_by,
+            ci_run_id=None,
+            registration=PENDING,
+        )
+        trace = JobTrace.current()
+        await RegistrationStore(self._uow.session, self._tables).insert(
+            version.id, source, inputs, trace.traceparent, trace.tracestate
+        )
+        return version
+
+    async def complete_registration(
+        self,
+        version_id: int,
+        artifact: Artifact,
+        lineage: Lineage,
+        status_message: str,
+        found_tags: dict[str, str] | None = None,
+    ) -> ModelVersion | None:
+        """Mark a pending version `ready` with its verified artifact and lineage, announced by
+        `model.version.registered`; None when the version is gone or no longer pending.
+        `found_tags` (what resolving the source learnt) are added where not set already."""
+        current = await self._store.get_version_by_id(version_id)
+        await RegistrationStore(self._uow.session, self._tables).finish(version_id)
+        if current is None or current.registration != PENDING:
+            return None
+        version = await self._store.update_version(
+            current,
+            artifact=artifact_json(artifact),
+            lineage=lineage_json(lineage),
+            registration=READY,
+            status_message=status_message,
+            tags={**(found_tags or {}), **current.tags},
+        )
+        self._emit_registered(version)
+        return version
+
+    async def fail_registration(self, version_id: int, message: str) -> ModelVersion | None:
+        """Mark a pending version `failed` with a message saying why and what to do."""
+        current = await self._store.get_version_by_id(version_id)
+        await RegistrationStore(self._uow.session, self._tables).finish(version_id)
+        if current is None or current.registration != PENDING:
+            return None
+        updated: ModelVersion = await self._store.update_version(
+            current, registration=FAILED, status_message=message
+        )
+        return updated
+
+    def _emit_registered(self, version: ModelVersion) -> None:
+        artifact = version.artifact
         self._uow.emit(
             ev.ModelVersionRegistered(
-                team=team,
-                model=model_name,
-                version=number,
+                team=version.team,
+                model=version.model,
+                version=version.version,
                 artifact=ev.ModelArtifact(
-                    uri=artifact.uri,
+                    uri=event_uri(artifact.uri),
                     sha256=artifact.sha256,
                     size_bytes=artifact.size_bytes,
-                    framework=ev.ModelFramework(framework),
+                    framework=ev.ModelFramework(version.framework),
                     media_type=artifact.media_type,
                 ),
-                lineage=lineage_to_contract(lineage),
+                lineage=lineage_to_contract(version.lineage),
                 tags=version.tags,
-                registered_by=registered_by,
+                registered_by=version.registered_by,
                 registered_at=version.created_at,
+                attested=version.lineage.attested,
             ),
             subject=version.subject,
         )
-        return version
 
     async def record_verified_artifact(
         self, team: str, model: str, uri: str, size_bytes: int, sha256: str
@@ -231,6 +374,11 @@ class RegistryService:
         await self._store.record_verified_artifact(
             VerifiedArtifact(team, model, uri, size_bytes, sha256)
         )
+
+    async def find_verified_artifact(self, uri: str) -> VerifiedArtifact | None:
+        """The registry's record of a completed upload to `uri`, if there is one."""
+        found: VerifiedArtifact | None = await self._store.get_verified_artifact(uri)
+        return found
 
     async def get_version(
         self, team: str, model: str, version: int, *, for_update: bool = False
@@ -453,12 +601,22 @@ def _check_etag(if_match: str | None, etag: str, what: str) -> None:
         )
 
 
+def event_uri(uri: str) -> str:
+    """An artifact URI as events carry it (`scheme://...`): MLflow's `mlflow-artifacts:/p`
+    is the same location as `mlflow-artifacts:///p` (no host: the tracking server's)."""
+    scheme, sep, rest = uri.partition(":/")
+    if sep and not rest.startswith("/"):
+        return f"{scheme}:///{rest}"
+    return uri
+
+
 def lineage_to_contract(lineage: Lineage) -> ev.Lineage:
+    """The event's lineage; what is unknown is the contract's `UNATTESTED_*` placeholder."""
     return ev.Lineage(
-        git_repository=lineage.git_repository,
-        commit_sha=lineage.commit_sha,
+        git_repository=lineage.git_repository or ev.UNATTESTED_GIT_REPOSITORY,
+        commit_sha=lineage.commit_sha or ev.UNATTESTED_COMMIT_SHA,
         git_ref=lineage.git_ref,
-        ci_run_url=lineage.ci_run_url,
+        ci_run_url=lineage.ci_run_url or ev.UNATTESTED_CI_RUN_URL,
         datasets=tuple(
             ev.DatasetRef(name=d.name, uri=d.uri, digest=d.digest) for d in lineage.datasets
         ),

@@ -250,18 +250,27 @@ async def test_errors_reach_the_client_in_mlflows_shape(served: Served) -> None:
         await call(client.create_registered_model, "fraud")
     assert twice.value.error_code == "RESOURCE_ALREADY_EXISTS"
 
-    with pytest.raises(RestException) as no_lineage:
+    # A runs:/ source needs a tracking server: the version fails registration, saying so
+    # (the client waits for it to leave PENDING_REGISTRATION).
+    with pytest.raises(MlflowException) as no_tracking:
         await call(client.create_model_version, "fraud", source="runs:/abc/model")
-    assert no_lineage.value.error_code == "INVALID_PARAMETER_VALUE"
-    assert "mlplane.sha256" in no_lineage.value.message
+    assert "FAILED_REGISTRATION" in no_tracking.value.message
+    assert "MLPLANE_REGISTRY_MLFLOW_TRACKING_URI" in no_tracking.value.message
+    with pytest.raises(RestException) as bad_source:
+        await call(client.create_model_version, "fraud", source="/local/path/model")
+    assert bad_source.value.error_code == "INVALID_PARAMETER_VALUE"
 
     with pytest.raises(RestException) as no_version:
         await call(client.set_registered_model_alias, "fraud", "champion", "9")
     assert no_version.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
+    await call(client.create_registered_model, "fraud-2")
     with pytest.raises(RestException) as renamed:
         await call(client.rename_registered_model, "fraud", "fraud-2")
-    assert renamed.value.error_code == "NOT_IMPLEMENTED"
+    assert renamed.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    with pytest.raises(RestException) as staged:
+        await call(client.transition_model_version_stage, "fraud", "1", "Production")
+    assert staged.value.error_code == "NOT_IMPLEMENTED"
 
 
 async def test_the_team_comes_from_the_header_else_the_default(served: Served) -> None:
@@ -324,3 +333,83 @@ async def test_mlflow_tags_past_mlflows_limits_are_refused(served: Served) -> No
         head = await http.head("/registered-models/get", params={"name": name})
         assert head.status_code == 200
         assert head.content == b""
+
+
+async def test_search_grammar_order_pages_and_rename_through_the_client(served: Served) -> None:
+    client = served.client()
+    for name in ("churn", "fraud", "fraud-shadow"):
+        await call(client.create_registered_model, name, tags={"tier": name[:5]})
+    for n in (1, 2, 3):
+        await call(
+            client.create_model_version,
+            "fraud",
+            source=f"s3://models/fraud/{n}/model.pkl",
+            run_id=f"run-{n}",
+            tags={**artifact_tags(n), "stage": "odd" if n % 2 else "even"},
+        )
+    await call(client.set_registered_model_alias, "fraud", "champion", "2")
+
+    def names(found: Any) -> list[str]:
+        return [m.name for m in found]
+
+    def numbers(found: Any) -> list[str]:
+        return [v.version for v in found]
+
+    assert names(await call(client.search_registered_models, "name != 'fraud'")) == [
+        "churn",
+        "fraud-shadow",
+    ]
+    assert names(await call(client.search_registered_models, "name ILIKE 'FRAUD%'")) == [
+        "fraud",
+        "fraud-shadow",
+    ]
+    assert names(await call(client.search_registered_models, "tags.tier = 'fraud'")) == [
+        "fraud",
+        "fraud-shadow",
+    ]
+    assert names(
+        await call(client.search_registered_models, order_by=["name DESC"], max_results=2)
+    ) == ["fraud-shadow", "fraud"]
+    found = await call(
+        client.search_model_versions, "run_id IN ('run-1', 'run-3')", order_by=["version_number"]
+    )
+    assert numbers(found) == ["1", "3"]
+    found = await call(client.search_model_versions, "name = 'fraud' AND tags.stage != 'odd'")
+    assert numbers(found) == ["2"]
+    found = await call(
+        client.search_model_versions, "source_path LIKE '%/3/%' AND version_number > 1"
+    )
+    assert numbers(found) == ["3"]
+    page = await call(
+        client.search_model_versions,
+        "name = 'fraud'",
+        max_results=2,
+        order_by=["creation_timestamp ASC"],
+    )
+    assert numbers(page) == ["1", "2"]
+    rest = await call(
+        client.search_model_versions,
+        "name = 'fraud'",
+        max_results=2,
+        order_by=["creation_timestamp ASC"],
+        page_token=page.token,
+    )
+    assert numbers(rest) == ["3"]
+    with pytest.raises(RestException) as bad:
+        await call(client.search_model_versions, "name = 'fraud' OR name = 'churn'")
+    assert bad.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(RestException) as bad_order:
+        await call(client.search_model_versions, order_by=["tags.stage"])
+    assert bad_order.value.error_code == "INVALID_PARAMETER_VALUE"
+
+    await call(client.rename_registered_model, "fraud", "fraud-v2")
+    model: RegisteredModel = await call(client.get_registered_model, "fraud-v2")
+    assert model.aliases == {"champion": "2"}
+    assert numbers(model.latest_versions) == ["3"]
+    champion: ModelVersion = await call(client.get_model_version_by_alias, "fraud-v2", "champion")
+    assert (champion.name, champion.run_id) == ("fraud-v2", "run-2")
+    with pytest.raises(RestException) as gone:
+        await call(client.get_model_version, "fraud", "1")
+    assert gone.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    copied: ModelVersion = await call(client.copy_model_version, "models:/fraud-v2/1", "churn")
+    assert (copied.name, copied.version, copied.status) == ("churn", "1", "READY")

@@ -39,6 +39,7 @@ from mlplane_gateway.subscriptions.domain import (
     Subscription,
     sink_key,
 )
+from mlplane_gateway.subscriptions.mlflow import mlflow_request
 from mlplane_gateway.subscriptions.signing import SIGNATURE_HEADER, sign
 
 SUBSCRIPTION_HEADER: Final = "X-Mlplane-Subscription"
@@ -88,6 +89,9 @@ def signed_request(
     subscription: Subscription, event: CloudEvent, delivery_id: int, timestamp: int
 ) -> tuple[dict[str, str], bytes]:
     """Headers and body of one delivery, in the subscription's content mode, signed."""
+    if subscription.mode is ContentMode.MLFLOW:
+        headers, body = mlflow_request(subscription.secret, event, timestamp)
+        return {**headers, "User-Agent": USER_AGENT}, body
     if subscription.mode is ContentMode.STRUCTURED:
         message = encode_structured(event)
     else:

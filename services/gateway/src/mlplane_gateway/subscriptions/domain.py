@@ -38,6 +38,8 @@ class ContentMode(StrEnum):
 
     BINARY = "binary"
     STRUCTURED = "structured"
+    MLFLOW = "mlflow"
+    """An MLflow model-registry webhook: MLflow's payload and signature (`mlflow`)."""
 
 
 class DeliveryStatus(StrEnum):
@@ -77,6 +79,11 @@ class Subscription:
     created_at: datetime
     disabled: bool = False
     mode: ContentMode = ContentMode.BINARY
+    name: str | None = None
+    """MLflow webhooks: the webhook's name, description, MLflow events, last change."""
+    description: str | None = None
+    mlflow_events: tuple[str, ...] = ()
+    updated_at: datetime | None = None
 
     @property
     def filter(self) -> EventFilter:
@@ -90,10 +97,18 @@ def event_team(event: CloudEvent) -> str | None:
 
 
 def matches(subscription: Subscription, event: CloudEvent) -> bool:
-    """True when `event` is to be delivered to `subscription`."""
+    """True when `event` is to be delivered to `subscription` (an MLflow webhook: also
+    one of the MLflow events it asked for)."""
     if subscription.disabled:
         return False
-    return subscription.filter.accepts(event.type, event.subject, event_team(event))
+    if not subscription.filter.accepts(event.type, event.subject, event_team(event)):
+        return False
+    if subscription.mode is ContentMode.MLFLOW:
+        # Imported here: the MLflow wire format builds on this module.
+        from mlplane_gateway.subscriptions.mlflow import mlflow_event_of
+
+        return mlflow_event_of(event) in subscription.mlflow_events
+    return True
 
 
 def check_type_prefixes(types: Iterable[str]) -> tuple[str, ...]:

@@ -57,6 +57,10 @@ def subscription_from_row(row: Any) -> Subscription:
         created_at=row.created_at,
         disabled=row.disabled,
         mode=ContentMode(row.mode),
+        name=row.name,
+        description=row.description,
+        mlflow_events=tuple(row.mlflow_events or ()),
+        updated_at=row.updated_at,
     )
 
 
@@ -96,6 +100,30 @@ class SubscriptionStore:
                 disabled=s.disabled,
                 created_by=created_by,
                 created_at=s.created_at,
+                name=s.name,
+                description=s.description,
+                mlflow_events=list(s.mlflow_events) if s.mode is ContentMode.MLFLOW else None,
+                updated_at=s.updated_at,
+            )
+        )
+
+    async def replace(self, subscription: Subscription) -> None:
+        """Write an existing subscription's changeable fields (an MLflow webhook's update)."""
+        t = self._t.subscriptions
+        s = subscription
+        await self._session.execute(
+            update(t)
+            .where(t.c.team == s.team, t.c.id == s.id)
+            .values(
+                sink_url=s.sink_url,
+                sink_key=sink_key(s.sink_url),
+                types=list(s.types),
+                secret=s.secret,
+                disabled=s.disabled,
+                name=s.name,
+                description=s.description,
+                mlflow_events=list(s.mlflow_events),
+                updated_at=s.updated_at,
             )
         )
 

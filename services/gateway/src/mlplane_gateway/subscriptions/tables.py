@@ -59,6 +59,11 @@ def define_subscription_tables(metadata: MetaData) -> SubscriptionTables:
         Column("disabled", Boolean, nullable=False, server_default="false"),
         Column("created_by", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # MLflow webhooks (mode `mlflow`) only: what MLflow's API names and filters by.
+        Column("name", Text, nullable=True),
+        Column("description", Text, nullable=True),
+        Column("mlflow_events", ARRAY(Text), nullable=True),
+        Column("updated_at", DateTime(timezone=True), nullable=True),
         Index("ix_subscriptions_team", "team", "created_at"),
     )
     events = Table(

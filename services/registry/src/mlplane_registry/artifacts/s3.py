@@ -168,6 +168,10 @@ class S3ArtifactStore:
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
+    def client(self) -> Any:
+        """The started S3 client (it may read other buckets the credentials allow)."""
+        return self._s3
+
     async def start_upload(
         self,
         key: str,

@@ -3,7 +3,9 @@
 A version's artifact is either an object the registry verified itself (an upload
 to its own store, completed with the declared size and sha256 checked, for the
 same team and model), or an `s3://` object under a location configured for the
-team. Nothing else: no `file://`, no plain path, no other bucket. The rule runs
+team, or an artifact of the MLflow tracking server the registry is configured with
+under a `mlflow-artifacts:/` location configured for the team. Nothing else: no
+`file://`, no plain path, no other bucket. The rule runs
 before anything is read, so refusing a URI says nothing about the object behind it.
 No I/O here.
 """
@@ -75,19 +77,68 @@ class S3Location:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackingLocation:
+    """`mlflow-artifacts:/<prefix>`: artifacts of the MLflow tracking server the registry
+    is configured with, whose path starts with `prefix` (`mlflow-artifacts:/` for all)."""
+
+    prefix: str
+
+    SCHEME = "mlflow-artifacts:/"
+
+    @classmethod
+    def parse(cls, text: str) -> TrackingLocation:
+        """Raises ValueError unless `text` is `mlflow-artifacts:/` or `.../<prefix>/`."""
+        rest = text.removeprefix(cls.SCHEME)
+        segments = rest.split("/")[:-1]
+        if (
+            not text.startswith(cls.SCHEME)
+            or rest.startswith("/")
+            or not (rest == "" or rest.endswith("/"))
+            or any(s in ("", ".", "..") or _SEGMENT.fullmatch(s) is None for s in segments)
+        ):
+            raise ValueError(
+                f"artifact location {text!r} must be {cls.SCHEME} or {cls.SCHEME}<prefix>/ "
+                "(ending with '/', no '.', '..' or empty segment)"
+            )
+        return cls(rest)
+
+    def holds(self, uri: str) -> bool:
+        if not uri.startswith(self.SCHEME):
+            return False
+        path = uri.removeprefix(self.SCHEME).strip("/")
+        segments = path.split("/")
+        if any(s in ("", ".", "..") or _SEGMENT.fullmatch(s) is None for s in segments):
+            return False
+        return path.startswith(self.prefix) and len(path) > len(self.prefix)
+
+    def __str__(self) -> str:
+        return f"{self.SCHEME}{self.prefix}"
+
+
+Location = S3Location | TrackingLocation
+
+
+def parse_location(text: str) -> Location:
+    """An `s3://` or `mlflow-artifacts:/` location. Raises ValueError saying what is accepted."""
+    if text.startswith(TrackingLocation.SCHEME):
+        return TrackingLocation.parse(text)
+    return S3Location.parse(text)
+
+
+@dataclass(frozen=True, slots=True)
 class TeamArtifactLocations:
     """Where each team's artifacts may lie besides the registry's own store."""
 
-    by_team: Mapping[str, tuple[S3Location, ...]] = field(default_factory=dict)
+    by_team: Mapping[str, tuple[Location, ...]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, mapping: Mapping[str, Sequence[str]]) -> TeamArtifactLocations:
         """Raises ValueError naming a team that is not a DNS label or a bad location."""
-        by_team: dict[str, tuple[S3Location, ...]] = {}
+        by_team: dict[str, tuple[Location, ...]] = {}
         for team, locations in mapping.items():
             if len(team) > MAX_DNS_LABEL or DNS_LABEL.fullmatch(team) is None:
                 raise ValueError(f"team {team!r} is not a DNS-1123 label")
-            by_team[team] = tuple(S3Location.parse(text) for text in locations)
+            by_team[team] = tuple(parse_location(text) for text in locations)
         return cls(by_team)
 
     def allows(self, team: str, uri: str) -> bool:

@@ -32,6 +32,11 @@ class Lineage:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def attested(self) -> bool:
+        """Whether it names the repository, commit and CI run (empty strings: unknown)."""
+        return bool(self.git_repository and self.commit_sha and self.ci_run_url)
+
 
 @dataclass(frozen=True, slots=True)
 class Artifact:
@@ -72,6 +77,9 @@ class ModelVersion:
     created_at: datetime
     updated_at: datetime
     etag: str
+    registration: str = "ready"
+    """`ready`, or `pending` / `failed` while (or when) the registry could not verify
+    the artifact of a version created with only a source (`domain.registration`)."""
 
     @property
     def stage(self) -> VersionStage:

@@ -13,10 +13,10 @@ gateway sets it), else `MLPLANE_REGISTRY_MLFLOW_DEFAULT_TEAM` (default `default`
 The principal recorded as a version's `user_id` is the caller's. Reads (GETs and
 MLflow's read-only POSTs) need `models:read`, changes `models:write`.
 
-Not offered: renaming a model (mlplane names are stable identifiers that events,
-images and deployments refer to) and stage transitions (deprecated by MLflow; use
-aliases): both answer NOT_IMPLEMENTED. Any other path under the prefix answers
-ENDPOINT_NOT_FOUND, as MLflow's server does.
+Renaming a model moves its versions and aliases with it; images already built and
+deployments keep the name they were made under (events name the model as it was).
+Not offered: stage transitions (deprecated by MLflow; use aliases): NOT_IMPLEMENTED.
+Any other path under the prefix answers ENDPOINT_NOT_FOUND, as MLflow's server does.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from mlplane_runtime.uow import UnitOfWork
 from pydantic import ValidationError
 
 from mlplane_registry.deps import HostedRegistry, Registry
+from mlplane_registry.domain.registration import PENDING
 from mlplane_registry.mlflow import errors
 from mlplane_registry.mlflow import schemas as s
 from mlplane_registry.mlflow.entities import model_version_json, registered_model_json
@@ -102,7 +103,11 @@ Team = Annotated[str, Depends(mlflow_team)]
 
 
 def _service(registry: HostedRegistry, uow: UnitOfWork) -> MlflowRegistryService:
-    return MlflowRegistryService(registry.service(uow), registry.settings.max_page_size)
+    return MlflowRegistryService(
+        registry.service(uow),
+        registry.settings.max_page_size,
+        tracking=registry.mlflow.tracking_uri is not None,
+    )
 
 
 async def writing(registry: Registry, uow: WriteUow) -> MlflowRegistryService:
@@ -167,13 +172,10 @@ async def update_registered_model(request: Request, team: Team, mlflow: Changes)
 
 
 @routes.post("/registered-models/rename")
-async def rename_registered_model(request: Request) -> dict[str, Any]:
-    await read(request, s.RenameRegisteredModel)
-    raise errors.MlflowError(
-        errors.NOT_IMPLEMENTED,
-        "mlplane does not rename models: a model's name identifies it in events, images "
-        "and deployments. Register the versions under a new model instead.",
-    )
+async def rename_registered_model(request: Request, team: Team, mlflow: Changes) -> dict[str, Any]:
+    req = await read(request, s.RenameRegisteredModel)
+    model = await mlflow.rename_model(team, req.name, req.new_name)
+    return {"registered_model": registered_model_json(model)}
 
 
 @routes.delete("/registered-models/delete")
@@ -243,7 +245,12 @@ async def get_by_alias(request: Request, team: Team, mlflow: Reads) -> dict[str,
 
 @routes.post("/model-versions/create")
 async def create_model_version(
-    request: Request, team: Team, mlflow: Changes, who: Principal
+    request: Request,
+    team: Team,
+    mlflow: Changes,
+    who: Principal,
+    registry: Registry,
+    uow: WriteUow,
 ) -> dict[str, Any]:
     req = await read(request, s.CreateModelVersion)
     version = await mlflow.create_version(
@@ -255,7 +262,10 @@ async def create_model_version(
         run_link=req.run_link,
         description=req.description,
         tag_pairs=[(t.key, t.value) for t in req.tags],
+        model_id=req.model_id,
     )
+    if version.registration == PENDING:
+        uow.after_commit(registry.wake_registration)
     return {"model_version": model_version_json(version)}
 
 

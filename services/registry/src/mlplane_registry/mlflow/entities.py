@@ -11,12 +11,12 @@ from typing import Any
 from mlplane_contracts.events import ModelFramework
 from mlplane_contracts.types import (
     GIT_COMMIT_PATTERN,
-    RESOURCE_URI_PATTERN,
     SHA256_HEX_PATTERN,
     WEB_URL_PATTERN,
 )
 
 from mlplane_registry.domain import Artifact, Lineage, Model, ModelVersion
+from mlplane_registry.domain.registration import FAILED, PENDING, READY, lineage_of
 from mlplane_registry.mlflow.errors import MlflowError, invalid
 from mlplane_registry.mlflow.tags import (
     CI_RUN_URL_TAG,
@@ -27,13 +27,21 @@ from mlplane_registry.mlflow.tags import (
     GIT_REPOSITORY_TAG,
     INPUT_TAGS,
     MEDIA_TYPE_TAG,
+    MODEL_ID_TAG,
     RUN_ID_TAG,
     SHA256_TAG,
     SIZE_TAG,
+    SOURCE_TAG,
     check_tag,
     tags_json,
 )
 from mlplane_registry.schemas import MAX_TAG_VALUE
+
+MLFLOW_STATUS = {
+    READY: "READY",
+    PENDING: "PENDING_REGISTRATION",
+    FAILED: "FAILED_REGISTRATION",
+}
 
 
 def timestamp_ms(moment: datetime) -> int:
@@ -50,10 +58,11 @@ def model_version_json(version: ModelVersion) -> dict[str, Any]:
         "user_id": version.registered_by,
         "current_stage": "None",
         "description": version.tags.get(DESCRIPTION_TAG, ""),
-        "source": version.artifact.uri,
+        "source": version.tags.get(SOURCE_TAG) or version.artifact.uri,
         "run_id": version.tags.get(RUN_ID_TAG, ""),
+        "model_id": version.tags.get(MODEL_ID_TAG, ""),
         "run_link": version.lineage.ci_run_url,
-        "status": "READY",
+        "status": MLFLOW_STATUS.get(version.registration, "READY"),
         "status_message": version.status_message or "",
         "tags": tags_json(version.tags),
         "aliases": sorted(version.aliases),
@@ -111,12 +120,34 @@ def latest_for_stages(stages: Iterable[str], latest: ModelVersion | None) -> lis
 
 @dataclass(frozen=True, slots=True)
 class NewVersion:
-    """What `model-versions/create` asks for, in the domain's terms."""
+    """What `model-versions/create` asks for, in the domain's terms.
 
+    `artifact` is set when the caller declared the artifact's sha256 and size (the
+    `mlplane.*` tags): the version can be registered at once. Otherwise the registry
+    reads the source itself (`registration.parse_source`).
+    """
+
+    source: str
     framework: str
-    artifact: Artifact
-    lineage: Lineage
+    artifact: Artifact | None
+    given: dict[str, str]
+    """The caller's `mlplane.*` input tags (lineage, media type)."""
+    run_id: str | None
+    run_link: str | None
     tags: dict[str, str]
+    """The version's tags as stored: the user's, its description, run id and source."""
+
+    def lineage(self) -> Lineage:
+        """The lineage the caller's tags and run link name (parts unknown stay empty)."""
+        return lineage_of(
+            self.given,
+            self.run_link,
+            None,
+            repository_tag=GIT_REPOSITORY_TAG,
+            commit_tag=COMMIT_TAG,
+            ci_run_tag=CI_RUN_URL_TAG,
+            ref_tag=GIT_REF_TAG,
+        )
 
 
 def new_version(
@@ -126,9 +157,13 @@ def new_version(
     run_link: str | None,
     description: str | None,
     tags: Iterable[tuple[str, str]],
+    model_id: str | None = None,
 ) -> NewVersion:
     """The version MLflow's create request describes; INVALID_PARAMETER_VALUE naming
-    every missing or malformed field, with how to pass it.
+    every malformed field.
+
+    The `mlplane.*` tags are optional: the artifact's sha256 and size (both or
+    neither), the framework, media type, git repository, commit, ref and CI run.
     """
     given: dict[str, str] = {}
     stored: dict[str, str] = {}
@@ -146,32 +181,26 @@ def new_version(
 
     if not source:
         problems.append("Missing value for required parameter 'source'.")
-    elif re.fullmatch(RESOURCE_URI_PATTERN.strip("^$"), source) is None or len(source) > 2048:
-        problems.append(
-            f"source '{source}' is not an absolute URI of the stored model (e.g. "
-            "s3://bucket/models/fraud/7/model.onnx): mlplane has no tracking server to "
-            "resolve runs:/ or models:/ URIs or local paths."
-        )
 
-    def required(key: str, pattern: str, what: str, fallback: str | None = None) -> str:
-        value = given.get(key) or fallback
-        if not value:
-            problems.append(f"Missing tag '{key}': {what}.")
-            return ""
-        if re.fullmatch(pattern.strip("^$"), value) is None:
+    def optional(key: str, pattern: str, what: str) -> str | None:
+        value = given.get(key)
+        if value and re.fullmatch(pattern.strip("^$"), value) is None:
             problems.append(f"Tag '{key}' = '{value}' is not {what}.")
-        return value
+            return None
+        return value or None
 
-    sha256 = required(SHA256_TAG, SHA256_HEX_PATTERN, "the artifact's sha256 (64 lowercase hex)")
-    size = required(SIZE_TAG, r"[0-9]{1,18}", "the artifact's size in bytes")
-    repository = required(GIT_REPOSITORY_TAG, WEB_URL_PATTERN, "the git repository's https URL")
-    commit = required(COMMIT_TAG, GIT_COMMIT_PATTERN, "the full git commit sha (40 or 64 hex)")
-    ci_run_url = required(
-        CI_RUN_URL_TAG,
-        WEB_URL_PATTERN,
-        "the CI run's https URL (or pass run_link)",
-        fallback=run_link or None,
-    )
+    sha256 = optional(SHA256_TAG, SHA256_HEX_PATTERN, "the artifact's sha256 (64 lowercase hex)")
+    size = optional(SIZE_TAG, r"[0-9]{1,18}", "the artifact's size in bytes")
+    if (sha256 is None) != (size is None) and not problems:
+        problems.append(
+            f"Tags '{SHA256_TAG}' and '{SIZE_TAG}' go together: give both (the registry then "
+            "checks them) or neither (the registry reads the artifact and computes them)."
+        )
+    optional(GIT_REPOSITORY_TAG, WEB_URL_PATTERN, "the git repository's https URL")
+    optional(COMMIT_TAG, GIT_COMMIT_PATTERN, "the full git commit sha (40 or 64 hex)")
+    optional(CI_RUN_URL_TAG, WEB_URL_PATTERN, "the CI run's https URL")
+    if run_link and re.fullmatch(WEB_URL_PATTERN.strip("^$"), run_link) is None:
+        run_link = None  # MLflow's run_link is free text; only a URL is lineage
     framework = given.get(FRAMEWORK_TAG, ModelFramework.CUSTOM.value)
     if framework not in {f.value for f in ModelFramework}:
         problems.append(
@@ -181,27 +210,28 @@ def new_version(
     media_type = given.get(MEDIA_TYPE_TAG) or None
     if description and len(description) > MAX_TAG_VALUE:
         problems.append(f"description is longer than {MAX_TAG_VALUE} characters.")
+    if model_id and len(model_id) > 256:
+        problems.append("model_id is longer than 256 characters.")
     if run_id and len(run_id) > 256:
         problems.append("run_id is longer than 256 characters.")
     if problems:
-        raise invalid(
-            "Cannot register this model version in mlplane: "
-            + " ".join(problems)
-            + " mlplane records each version's verified artifact and lineage; pass them as "
-            f"version tags ({', '.join(sorted(INPUT_TAGS))})."
-        )
+        raise invalid("Cannot register this model version in mlplane: " + " ".join(problems))
     if description:
         stored[DESCRIPTION_TAG] = description
     if run_id:
         stored[RUN_ID_TAG] = run_id
+    if model_id:
+        stored[MODEL_ID_TAG] = model_id
+    stored[SOURCE_TAG] = source
+    artifact = None
+    if sha256 is not None and size is not None:
+        artifact = Artifact(source, int(size), sha256, media_type)
     return NewVersion(
+        source=source,
         framework=framework,
-        artifact=Artifact(source, int(size), sha256, media_type),
-        lineage=Lineage(
-            git_repository=repository,
-            commit_sha=commit,
-            ci_run_url=ci_run_url,
-            git_ref=given.get(GIT_REF_TAG) or None,
-        ),
+        artifact=artifact,
+        given=given,
+        run_id=run_id or None,
+        run_link=run_link or None,
         tags=stored,
     )

@@ -91,6 +91,7 @@ class CreateModelVersion(ModelName):
     run_link: PlainText | None = Field(default=None, max_length=2048)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     description: FreeText | None = Field(default=None, max_length=MAX_TAG_VALUE)
+    model_id: PlainText | None = Field(default=None, max_length=MAX_NAME)
 
 
 class VersionRef(ModelName):

@@ -9,9 +9,10 @@ commits: the request's unit of work does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from mlplane_registry.domain import Alias, AliasNotFound, Model, ModelVersion
-from mlplane_registry.mlflow import entities, names, paging, search, tags
+from mlplane_registry.domain import Alias, AliasNotFound, Model, ModelVersion, registration
+from mlplane_registry.mlflow import entities, errors, names, paging, search, tags
 from mlplane_registry.service import RegistryService
 from mlplane_registry.store import VersionFilter
 
@@ -19,14 +20,18 @@ from mlplane_registry.store import VersionFilter
 class MlflowRegistryService:
     """MLflow's model-registry operations for one team's caller, on `registry`'s unit of work.
 
-    `max_page_size` bounds every search page (and the pages `all_versions` reads).
+    `max_page_size` bounds every search page (and the pages `all_versions` reads);
+    `tracking`: a tracking server is configured (a version's lineage may come from its run).
     Raises what `RegistryService` raises (`ModelNotFound`, `ModelAlreadyExists`, ...)
     and `MlflowError` for input mlplane cannot take.
     """
 
-    def __init__(self, registry: RegistryService, max_page_size: int) -> None:
+    def __init__(
+        self, registry: RegistryService, max_page_size: int, *, tracking: bool = False
+    ) -> None:
         self._registry = registry
         self._max_page_size = max_page_size
+        self._tracking = tracking
 
     # -- registered models ------------------------------------------------------------
 
@@ -53,17 +58,20 @@ class MlflowRegistryService:
     ) -> tuple[list[Model], str | None]:
         """One page of the team's models the filter selects, and the next page's token."""
         query = search.parse_filter(filter_text, versions=False)
-        search.check_order_by(order_by)
+        orderings = search.parse_order_by(order_by, versions=False)
         size = self._page_size(max_results)
         offset = paging.decode_offset(page_token)
         if query.prompts_only:
             return [], None
-        prefix = query.name if query.name is not None else query.name_prefix
-        models = await self._registry.list_models(team, prefix, offset + size + 1)
-        if query.name is not None:
-            models = [model for model in models if model.name == query.name]
-        following = paging.encode_offset(offset + size) if len(models) > offset + size else None
-        return models[offset : offset + size], following
+        models = await self._registry.search_models_by(
+            team, query.comparisons, orderings, offset, size + 1
+        )
+        following = paging.encode_offset(offset + size) if len(models) > size else None
+        return models[:size], following
+
+    async def rename_model(self, team: str, name: str, new_name: str) -> Model:
+        """The model under its new name (a DNS-1123 label), versions and aliases following."""
+        return await self._registry.rename_model(team, name, names.check_model_name(new_name))
 
     async def update_description(self, team: str, name: str, description: str | None) -> Model:
         return await self._registry.update_model(
@@ -120,22 +128,82 @@ class MlflowRegistryService:
         run_link: str | None,
         description: str | None,
         tag_pairs: Iterable[tuple[str, str]],
+        model_id: str | None = None,
     ) -> ModelVersion:
+        """A new version: READY at once when it is a copy of another version
+        (`models:/<name>/<version>`) or its sha256 and size were declared (and checked
+        against the team's artifacts), else PENDING_REGISTRATION until the registration
+        worker has read the source. Raises `SourceRefused`, `ArtifactRefused`,
+        `ModelNotFound`, `MlflowError`."""
         new = entities.new_version(
             source=source,
             run_id=run_id,
             run_link=run_link,
             description=description,
             tags=tag_pairs,
+            model_id=model_id,
         )
-        return await self._registry.register_version(
+        parsed = registration.parse_source(source)
+        if isinstance(parsed, registration.RegisteredVersion):
+            return await self._copy(team, name, principal, parsed, new)
+        lineage = new.lineage()
+        needs_run = not lineage.attested and new.run_id is not None and self._tracking
+        if new.artifact is not None and not needs_run:
+            return await self._registry.register_version(
+                team,
+                name,
+                framework=new.framework,
+                artifact=new.artifact,
+                lineage=lineage,
+                registered_by=principal,
+                tags=new.tags,
+            )
+        inputs: dict[str, Any] = {
+            "given": new.given,
+            "run_id": new.run_id,
+            "run_link": new.run_link,
+        }
+        if new.artifact is not None:
+            inputs["declared"] = {"size": new.artifact.size_bytes, "sha256": new.artifact.sha256}
+        return await self._registry.register_pending_version(
             team,
             name,
             framework=new.framework,
-            artifact=new.artifact,
-            lineage=new.lineage,
+            source=source,
+            inputs=inputs,
             registered_by=principal,
             tags=new.tags,
+        )
+
+    async def _copy(
+        self,
+        team: str,
+        name: str,
+        principal: str,
+        source: registration.RegisteredVersion,
+        new: entities.NewVersion,
+    ) -> ModelVersion:
+        """`copy_model_version`: the artifact and lineage of another READY version of the team."""
+        if source.alias is not None:
+            original = await self.get_by_alias(team, source.name, source.alias)
+        else:
+            assert source.version is not None
+            original = await self._registry.get_version(team, source.name, source.version)
+        if original.registration != registration.READY:
+            raise errors.MlflowError(
+                errors.INVALID_STATE,
+                f"Version {original.version} of '{original.model}' is not READY "
+                f"({entities.MLFLOW_STATUS[original.registration]}): copy it once it is.",
+            )
+        return await self._registry.register_version(
+            team,
+            name,
+            framework=original.framework,
+            artifact=original.artifact,
+            lineage=original.lineage,
+            registered_by=principal,
+            tags=new.tags,
+            artifact_admitted=True,
         )
 
     async def get_version(self, team: str, name: str, version: str) -> ModelVersion:
@@ -151,17 +219,16 @@ class MlflowRegistryService:
     ) -> tuple[list[ModelVersion], str | None]:
         """One page of the team's versions the filter selects, and the next page's token."""
         query = search.parse_filter(filter_text, versions=True)
-        search.check_order_by(order_by)
+        orderings = search.parse_order_by(order_by, versions=True)
         size = self._page_size(max_results)
+        offset = paging.decode_offset(page_token)
         if query.prompts_only:
             return [], None
-        page = await self._registry.search_versions(
-            team,
-            VersionFilter(model=query.name, name_prefix=query.name_prefix, tags=query.tags),
-            page_token or None,
-            size,
+        versions = await self._registry.search_versions_by(
+            team, query.comparisons, orderings, offset, size + 1
         )
-        return page.versions, page.next_cursor
+        following = paging.encode_offset(offset + size) if len(versions) > size else None
+        return versions[:size], following
 
     async def update_version_description(
         self, team: str, name: str, version: str, description: str | None

@@ -85,6 +85,34 @@ class RegistryStore:
         ).one()
         return model_from_row(row)
 
+    async def rename_model(self, model: Model, new_name: str) -> Model | None:
+        """The model under `new_name`, its versions and verified uploads following; None
+        when the team already has a model called `new_name`."""
+        models, versions = self._t.models, self._t.versions
+        uploads = self._t.verified_artifacts
+        taken = await self.get_model(model.team, new_name)
+        if taken is not None:
+            return None
+        row = (
+            await self._session.execute(
+                update(models)
+                .where(models.c.id == model.id)
+                .values(name=new_name, etag=new_etag(), updated_at=func.now())
+                .returning(models)
+            )
+        ).one()
+        await self._session.execute(
+            update(versions)
+            .where(versions.c.model_id == model.id)
+            .values(model=new_name, etag=new_etag())
+        )
+        await self._session.execute(
+            update(uploads)
+            .where(uploads.c.team == model.team, uploads.c.model == model.name)
+            .values(model=new_name)
+        )
+        return model_from_row(row)
+
     async def delete_model(self, model_id: int) -> None:
         await self._session.execute(delete(self._t.models).where(self._t.models.c.id == model_id))
 
@@ -131,6 +159,7 @@ class RegistryStore:
         status_message: str | None,
         registered_by: str,
         ci_run_id: str | None,
+        registration: str = "ready",
     ) -> ModelVersion:
         versions = self._t.versions
         lifecycle = Lifecycle()
@@ -152,6 +181,7 @@ class RegistryStore:
                     lifecycle=lifecycle.as_json(),
                     ci_run_id=ci_run_id,
                     registered_by=registered_by,
+                    registration=registration,
                     etag=new_etag(),
                 )
                 .returning(versions)
@@ -168,6 +198,18 @@ class RegistryStore:
                 )
             )
         ).scalar_one_or_none()
+
+    async def get_version_by_id(self, version_id: int) -> ModelVersion | None:
+        """A version by its row id, locked (the registration worker's)."""
+        versions = self._t.versions
+        row = (
+            await self._session.execute(
+                select(versions).where(versions.c.id == version_id).with_for_update()
+            )
+        ).first()
+        if row is None:
+            return None
+        return version_from_row(row, await self._aliases_of(row.model_id, row.version))
 
     async def get_version(
         self, team: str, model: str, version: int, *, for_update: bool = False
@@ -368,8 +410,17 @@ class RegistryStore:
         return tuple(rows.scalars())
 
 
-def _names(alias_names: list[str] | None) -> tuple[str, ...]:
+def version_names(alias_names: list[str] | None) -> tuple[str, ...]:
+    """A version's alias names as its row's `alias_names` column holds them, sorted."""
     return tuple(sorted(alias_names or ()))
+
+
+_names = version_names
+
+
+def alias_names_of(tables: RegistryTables) -> Any:
+    """The `alias_names` column a version query selects (its aliases, in one round trip)."""
+    return _read_statements(tables).alias_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +432,7 @@ class _ReadStatements:
     aliased_version: Select[Any]
     search_base: Select[Any]
     """Versions with their alias names; a search adds its filters."""
+    alias_names: Any
 
 
 @functools.cache
@@ -423,4 +475,4 @@ def _read_statements(tables: RegistryTables) -> _ReadStatements:
             aliases.c.alias == bindparam("alias"),
         )
     )
-    return _ReadStatements(version, aliased_version, select(versions, alias_names))
+    return _ReadStatements(version, aliased_version, select(versions, alias_names), alias_names)

@@ -66,6 +66,7 @@ def version_from_row(row: Row[Any], aliases: tuple[str, ...]) -> ModelVersion:
         created_at=row.created_at,
         updated_at=row.updated_at,
         etag=row.etag,
+        registration=row.registration,
     )
 
 

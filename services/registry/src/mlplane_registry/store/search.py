@@ -43,3 +43,26 @@ class Cursor:
             return cls(datetime.fromisoformat(created_at), int(id_))
         except (ValueError, TypeError) as exc:
             raise InvalidInput("invalid page cursor", field="query.cursor") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One clause of an MLflow search: `field op values` (`key` names a tag).
+
+    `field`: `name`, `tag`, `run_id`, `source`, `version`, `created`, `updated` (the
+    timestamps in epoch milliseconds, as MLflow sends them). `op`: `=`, `!=`,
+    `LIKE`, `ILIKE`, `IN`, `NOT IN`, `<`, `<=`, `>`, `>=`; one value unless a list op.
+    """
+
+    field: str
+    op: str
+    values: tuple[str, ...]
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    """One key of a search's order: `name`, `version`, `created` or `updated`."""
+
+    field: str
+    descending: bool = False

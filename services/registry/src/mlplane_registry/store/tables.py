@@ -36,6 +36,7 @@ class RegistryTables:
     aliases: Table
     messaging: MessagingTables
     verified_artifacts: Table
+    registrations: Table
 
 
 def define_tables(schema: str) -> RegistryTables:
@@ -75,6 +76,9 @@ def define_tables(schema: str) -> RegistryTables:
         Column("signature", JSONB, nullable=True),
         Column("tags", JSONB, nullable=False, server_default="{}"),
         Column("status_message", Text, nullable=True),
+        # ready | pending | failed: whether the registry verified the artifact (MLflow's
+        # READY, PENDING_REGISTRATION, FAILED_REGISTRATION).
+        Column("registration", Text, nullable=False, server_default="ready"),
         Column("stage", Text, nullable=False),
         Column("lifecycle", JSONB, nullable=False, server_default="{}"),
         Column("ci_run_id", Text, nullable=True),
@@ -116,8 +120,36 @@ def define_tables(schema: str) -> RegistryTables:
         Column("sha256", Text, nullable=False),
         Column("verified_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
+    # Versions waiting for the registration worker to read and verify their artifact.
+    registrations = Table(
+        "registrations",
+        metadata,
+        Column(
+            "version_id",
+            BigInteger,
+            ForeignKey(f"{schema}.model_versions.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("source", Text, nullable=False),
+        Column("inputs", JSONB, nullable=False, server_default="{}"),
+        Column("state", Text, nullable=False, server_default="pending"),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("due_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("lease_until", DateTime(timezone=True), nullable=True),
+        Column("last_error", Text, nullable=True),
+        Column("traceparent", Text, nullable=True),
+        Column("tracestate", Text, nullable=True),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("ix_registrations_due", "state", "due_at"),
+    )
     return RegistryTables(
-        metadata, models, versions, aliases, messaging_tables(metadata), verified_artifacts
+        metadata,
+        models,
+        versions,
+        aliases,
+        messaging_tables(metadata),
+        verified_artifacts,
+        registrations,
     )
 
 

@@ -65,6 +65,7 @@ def test_a_version_as_mlflow_sees_it() -> None:
         "description": "better recall",
         "source": "s3://models/fraud/1/model.pkl",
         "run_id": "run-1",
+        "model_id": "",
         "run_link": "https://ci.example.com/1",
         "status": "READY",
         "status_message": "",
@@ -104,10 +105,16 @@ def test_a_new_version_takes_artifact_and_lineage_from_mlplane_tags() -> None:
     )
     assert new.framework == "onnx"
     assert new.artifact == Artifact("s3://models/fraud/7/model.onnx", 1234, SHA, None)
-    assert new.lineage == Lineage(
+    assert new.lineage() == Lineage(
         "https://git.example.com/ml/fraud", COMMIT, "https://ci.example.com/runs/7", "main"
     )
-    assert new.tags == {"k": "v", tags.DESCRIPTION_TAG: "first", tags.RUN_ID_TAG: "abc123"}
+    assert new.lineage().attested
+    assert new.tags == {
+        "k": "v",
+        tags.DESCRIPTION_TAG: "first",
+        tags.RUN_ID_TAG: "abc123",
+        tags.SOURCE_TAG: "s3://models/fraud/7/model.onnx",
+    }
 
 
 def test_the_ci_run_url_tag_stands_in_for_run_link_and_framework_defaults_to_custom() -> None:
@@ -118,30 +125,51 @@ def test_the_ci_run_url_tag_stands_in_for_run_link_and_framework_defaults_to_cus
         description=None,
         tags=[*INPUTS, ("mlplane.ci_run_url", "https://ci.example.com/9")],
     )
-    assert new.lineage.ci_run_url == "https://ci.example.com/9"
+    assert new.lineage().ci_run_url == "https://ci.example.com/9"
     assert new.framework == "custom"
-    assert new.tags == {}
+    assert new.tags == {tags.SOURCE_TAG: "file:///srv/models/fraud"}
 
 
-def test_a_new_version_without_what_mlplane_needs_is_refused_naming_all_of_it() -> None:
+def test_a_bare_source_is_a_version_the_registry_reads_itself() -> None:
+    new = entities.new_version(
+        source="runs:/abc/model", run_id="abc", run_link=None, description=None, tags=[]
+    )
+    assert new.artifact is None
+    assert not new.lineage().attested
+    assert new.run_id == "abc"
+
+
+def test_malformed_mlplane_tags_are_refused_naming_all_of_them() -> None:
     with pytest.raises(errors.MlflowError) as refused:
         entities.new_version(
             source="runs:/abc/model",
             run_id="abc",
             run_link=None,
             description=None,
-            tags=[("mlplane.sha256", "XYZ"), ("mlplane.framework", "caffe"), ("bad key", "v")],
+            tags=[
+                ("mlplane.sha256", "XYZ"),
+                ("mlplane.commit_sha", "main"),
+                ("mlplane.framework", "caffe"),
+                ("bad key", "v"),
+            ],
         )
     message = refused.value.message
     assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
     for expected in [
-        "source 'runs:/abc/model' is not an absolute URI",
         "Tag 'mlplane.sha256' = 'XYZ' is not",
-        "Missing tag 'mlplane.size_bytes'",
-        "Missing tag 'mlplane.git_repository'",
-        "Missing tag 'mlplane.commit_sha'",
-        "Missing tag 'mlplane.ci_run_url'",
+        "Tag 'mlplane.commit_sha' = 'main' is not",
         "'mlplane.framework' = 'caffe' is not one of",
         "Tag key 'bad key'",
     ]:
         assert expected in message
+
+
+def test_sha256_and_size_go_together() -> None:
+    with pytest.raises(errors.MlflowError, match="go together"):
+        entities.new_version(
+            source="s3://models/x",
+            run_id=None,
+            run_link=None,
+            description=None,
+            tags=[("mlplane.sha256", SHA)],
+        )
