@@ -15,24 +15,29 @@ schema; a service installed later (drift) is hosted with no change here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
 from unittest import mock
 
+import uvicorn
 from mlplane_runtime.bus.base import OutboundMessage
 from mlplane_runtime.bus.embedded import EmbeddedTransport
 from mlplane_runtime.db import Database, create_database
-from mlplane_runtime.platform import Platform
+from mlplane_runtime.platform import Platform, bind_http_socket
 from mlplane_runtime.service import ENTRY_POINT_GROUP, ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
 from sqlalchemy import text
 
+START_S = 90.0
 BOOTSTRAP_KEY = "contract-bootstrap-admin-key-" + "0123456789abcdef"
 
 
@@ -186,3 +191,71 @@ async def hosted_platform(
                 await database.drop_schema(schema)
         finally:
             await database.dispose()
+
+
+@dataclass(frozen=True)
+class Served:
+    """A platform served over real HTTP from its own thread (for synchronous callers)."""
+
+    url: str
+    hosted: Hosted
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the test runner owns the signals
+
+
+@contextlib.contextmanager
+def served_platform(
+    database_url: str, data_dir: Path, environment: Mapping[str, str]
+) -> Iterator[Served]:
+    """`hosted_platform` on an event loop of its own, served on 127.0.0.1 (a free
+    port) until the block ends; then stopped and its schemas dropped."""
+    sock = bind_http_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    started: Future[Hosted] = Future()
+    stop = threading.Event()
+
+    async def main() -> None:
+        try:
+            async with hosted_platform(database_url, data_dir, environment) as hosted:
+                server = _Server(
+                    uvicorn.Config(
+                        hosted.platform.app, log_config=None, access_log=False, lifespan="off"
+                    )
+                )
+                serving = asyncio.create_task(server.serve(sockets=[sock]))
+                while not server.started and not serving.done():  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+                if serving.done():
+                    serving.result()
+                    raise RuntimeError("the HTTP server stopped before it started")
+                started.set_result(hosted)
+                while not stop.is_set():  # noqa: ASYNC110 (a thread's event, not a loop's)
+                    await asyncio.sleep(0.05)
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(serving, 10)
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(main())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="contract-platform", daemon=True)
+    thread.start()
+    try:
+        hosted = started.result(START_S)
+        yield Served(url=f"http://127.0.0.1:{port}", hosted=hosted)
+    finally:
+        stop.set()
+        thread.join(60)
+        sock.close()

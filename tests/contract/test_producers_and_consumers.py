@@ -8,7 +8,7 @@ the in-process bus. A case passes when, for every such message, the consumer's i
 holds it (its handler ran and committed) and it was never dead-lettered.
 
 A service the topology names but that is not installed yet is listed in
-`NOT_YET_INSTALLED`: its cases are expected to fail for that reason alone (strict, so
+`pending.NOT_YET_INSTALLED`: its cases are expected to fail for that reason alone (strict, so
 once it is installed they pass, fail as XPASS, and the entry must go). Any other
 missing producer fails its cases with a message naming it.
 """
@@ -25,26 +25,7 @@ from mlplane_contracts.export import DEFAULT_DIRECTORY, schema_file_name
 from mlplane_contracts.topology import PRODUCED_BY, SERVICES, consumers_of, source_of
 
 from .observed import Message, Observed
-
-NOT_YET_INSTALLED: dict[str, str] = {
-    # Written in its own branch; remove this entry when services/drift is on main (and
-    # give flow.drive a step that makes it emit drift.detected).
-    "drift": "the drift service is not on main yet",
-}
-NOT_YET_EMITTED: dict[str, str] = {
-    # The topology names the gateway as its producer, but no gateway route or handler
-    # emits it (ingress publishes only ci.run.completed; deployments are asked for
-    # through the deployer's own API). Remove this entry once one does.
-    ev.DEPLOYMENT_REQUESTED: "no gateway code path emits deployment.requested yet",
-}
-
-
-class NotInstalled(AssertionError):
-    """A service of the case is not among the installed plug-ins."""
-
-
-class NotEmitted(AssertionError):
-    """The producer's use cases emitted no event of the case's type."""
+from .pending import NOT_YET_EMITTED, NOT_YET_INSTALLED, NotEmitted, NotInstalled
 
 
 def _cases() -> list[object]:
