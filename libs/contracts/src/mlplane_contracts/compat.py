@@ -161,15 +161,12 @@ def latest_release(root: Path) -> Path:
 
     Raises FileNotFoundError when `root` holds none.
     """
-    releases = (
-        [
-            (int(match.group(1)), path)
-            for path in root.iterdir()
-            if path.is_dir() and (match := RELEASE_DIRECTORY.fullmatch(path.name)) is not None
-        ]
-        if root.is_dir()
-        else []
-    )
+    releases: list[tuple[int, Path]] = []
+    if root.is_dir():
+        for path in root.iterdir():
+            match = RELEASE_DIRECTORY.fullmatch(path.name)
+            if match is not None and path.is_dir():
+                releases.append((int(match.group(1)), path))
     if not releases:
         raise FileNotFoundError(f"no released contracts (v<N> directories) under {root}")
     return max(releases)[1]
