@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 from mlplane_contracts import events as ev
 from mlplane_runtime.forwarded_identity import IDENTITY_HEADER
-from mlplane_testing.identity import signed_identity
+from mlplane_testing.identity import TEST_IDENTITY_SECRET, signed_identity
 
 from .hosting import BOOTSTRAP_KEY, Hosted
 
@@ -44,6 +44,9 @@ FAILING_FRAMEWORK = "onnx"
 BUILT_FRAMEWORK = "sklearn"
 
 ENVIRONMENT = {
+    # The secret the tests sign identities with (mlplane_testing.identity), whatever the
+    # caller's environment says.
+    "MLPLANE_IDENTITY_SECRET": TEST_IDENTITY_SECRET,
     "MLPLANE_GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY,
     "MLPLANE_GATEWAY_INITIAL_ADMIN_KEY": "false",
     # One try each: a failure is reported at once instead of after back-offs.

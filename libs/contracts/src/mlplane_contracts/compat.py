@@ -16,6 +16,11 @@ made optional), a changed `type`, an enum value added or removed, a changed `con
 an `anyOf`/`oneOf`/`allOf` with other branches, a type whose schema file or AsyncAPI
 message is gone. New types are always fine.
 
+An added optional property is allowed, but not free: the payload models forbid unknown
+fields (`additionalProperties: false`), so a consumer still running the older model
+refuses an event that carries it. Roll such a change out consumers first, producers
+last.
+
 Schemas are compared structurally: `$ref`s (`#/$defs/...` in a payload schema,
 `#/components/schemas/...` in the AsyncAPI document) are followed on both sides, so
 renaming a definition is not a change, while changing what it holds is.
