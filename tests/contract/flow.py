@@ -12,7 +12,9 @@ producer reacts as it would in production):
   `image.build_started`, `image.built`; a second run whose framework's base image lies
   on a registry that does not answer -> `image.build_failed`;
 - scanner: Trivy on the built image -> `image.scanned`;
-- deployer: a deployment asked for through its API -> `deployment.status_changed`.
+- deployer: a deployment asked for through its API -> `deployment.status_changed`;
+- drift (when installed): a reference for the version, then a window of shifted
+  prediction samples -> `drift.detected`.
 
 Calls go straight to each service's routes with an identity signed as the gateway
 signs it, except the gateway's own routes (API key, webhook signature).
@@ -24,6 +26,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,6 +43,8 @@ WAIT_S = 120.0
 POLL_S = 0.1
 # Port 9 (discard) on the loopback: nothing listens, the connection is refused at once.
 UNREACHABLE_BASE = "127.0.0.1:9/contract/missing-base@sha256:" + "0" * 64
+DRIFT_REFERENCE_ROWS = 500
+DRIFT_WINDOW_ROWS = 300
 FAILING_FRAMEWORK = "onnx"
 BUILT_FRAMEWORK = "sklearn"
 
@@ -76,7 +81,10 @@ class Driver:
         **kw: Any,
     ) -> Any:
         """`method /<service><path>` with a signed identity of the team; the JSON answer."""
-        headers = {IDENTITY_HEADER: signed_identity(service, team=self.team)}
+        headers = {
+            IDENTITY_HEADER: signed_identity(service, team=self.team),
+            **kw.pop("headers", {}),
+        }
         answer = await self.client.request(method, f"/{service}{path}", headers=headers, **kw)
         assert answer.status_code in expect, (method, path, answer.status_code, answer.text)
         return answer.json() if answer.content else None
@@ -216,7 +224,60 @@ async def drive(hosted: Hosted, client: httpx.AsyncClient) -> Driver:
 
     await driver.until("the deployment's commit announced", committed)
     driver.model = model
+    if "drift" in hosted.schemas:
+        await drive_drift(driver, model)
     return driver
+
+
+def _rows(count: int, seed: int, shift: float) -> list[dict[str, Any]]:
+    """`amount` ~ N(shift, 1), `score` ~ U(shift, shift + 1), `channel` over x, y, z
+    (only x when shifted): a reference, or a window whose every feature moved."""
+    rng = random.Random(seed)
+    channels = ["x"] if shift else ["x", "y", "z"]
+    return [
+        {
+            "amount": rng.gauss(shift, 1.0),
+            "score": shift + rng.random(),
+            "channel": rng.choice(channels),
+        }
+        for _ in range(count)
+    ]
+
+
+async def drive_drift(driver: Driver, model: str) -> None:
+    """drift: a reference for version 1, then a window of shifted samples in `dev` ->
+    `drift.detected`."""
+    reference = _rows(DRIFT_REFERENCE_ROWS, seed=1, shift=0.0)
+    csv = "amount,score,channel\n" + "".join(
+        f"{r['amount']},{r['score']},{r['channel']}\n" for r in reference
+    )
+    await driver.call(
+        "drift",
+        "PUT",
+        f"/models/{model}/versions/1/reference",
+        content=csv.encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    await driver.call(
+        "drift",
+        "PUT",
+        f"/models/{model}/environments/dev/window",
+        json={"count": DRIFT_WINDOW_ROWS},
+    )
+    shifted = _rows(DRIFT_WINDOW_ROWS, seed=2, shift=2.0)
+    await driver.call(
+        "drift",
+        "POST",
+        "/samples",
+        json={
+            "model": model,
+            "version": 1,
+            "environment": "dev",
+            "samples": [{"features": row} for row in shifted],
+        },
+        expect=(202,),
+    )
+    await driver.until("the shifted window's drift reported", driver.emitted(ev.DRIFT_DETECTED))
 
 
 async def effects(driver: Driver) -> dict[str, Any]:

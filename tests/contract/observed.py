@@ -39,6 +39,8 @@ class Message:
 
 @dataclass(frozen=True)
 class Outcome:
+    subscribed: bool
+    """Whether the consumer has a handler for the type (the host binds only those)."""
     handled: bool
     dead_letter_reason: str | None
 
@@ -49,6 +51,8 @@ class Observed:
     messages: list[Message] = field(default_factory=list)
     outcomes: dict[tuple[str, str], Outcome] = field(default_factory=dict)
     """(message id, consumer) -> what that consumer made of it."""
+    subscriptions: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Each hosted service's handled event types: what the host bound its queue to."""
     effects: dict[str, Any] = field(default_factory=dict)
     """What the consumers' own APIs answered once the bus had settled (see flow.effects)."""
 
@@ -73,6 +77,7 @@ def _as_message(published: Published) -> Message:
 
 async def _outcomes(hosted: Hosted, messages: list[Message]) -> dict[tuple[str, str], Outcome]:
     outcomes: dict[tuple[str, str], Outcome] = {}
+    subscriptions = _subscriptions(hosted)
     consumers = {c for m in messages for c in consumers_of(m.type) if c in hosted.schemas}
     for consumer in sorted(consumers):
         inbox = await hosted.inbox(consumer)
@@ -81,10 +86,15 @@ async def _outcomes(hosted: Hosted, messages: list[Message]) -> dict[tuple[str, 
         for message in messages:
             if consumer in consumers_of(message.type):
                 outcomes[(message.id, consumer)] = Outcome(
+                    subscribed=message.type in subscriptions[consumer],
                     handled=(message.source, message.id) in inbox,
                     dead_letter_reason=reasons.get(message.id),
                 )
     return outcomes
+
+
+def _subscriptions(hosted: Hosted) -> dict[str, frozenset[str]]:
+    return {service.name: frozenset(service.event_types) for service in hosted.platform.services}
 
 
 async def _settled(hosted: Hosted) -> tuple[list[Message], dict[tuple[str, str], Outcome]]:
@@ -94,10 +104,12 @@ async def _settled(hosted: Hosted) -> tuple[list[Message], dict[tuple[str, str],
         messages = [_as_message(p) for p in list(hosted.published)]
         backlog = await hosted.outbox_backlog()
         outcomes = await _outcomes(hosted, messages)
+        types = {m.id: m.type for m in messages}
         pending = [
-            key
-            for key, outcome in outcomes.items()
-            if not outcome.handled and outcome.dead_letter_reason is None
+            (types[message_id], consumer, message_id)
+            for (message_id, consumer), outcome in outcomes.items()
+            # A delivery the host never subscribed the consumer to cannot arrive.
+            if outcome.subscribed and not outcome.handled and outcome.dead_letter_reason is None
         ]
         if not any(backlog.values()) and not pending:
             return messages, outcomes
@@ -120,4 +132,5 @@ async def observe(database_url: str, data_dir: Path) -> Observed:
             driver = await drive(hosted, client)
             observed.messages, observed.outcomes = await _settled(hosted)
             observed.effects = await effects(driver)
+            observed.subscriptions = _subscriptions(hosted)
     return observed

@@ -32,7 +32,7 @@ from schemathesis import GenerationMode
 
 from .flow import ENVIRONMENT
 from .hosting import Served, installed_services, only_environment, plugin_in_schema, served_platform
-from .pending import NOT_YET_INSTALLED, NotInstalled
+from .pending import NotInstalled, pending_marks
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 25
@@ -46,20 +46,8 @@ FUZZED_ELSEWHERE = {
 }
 
 
-def _per_service(services: tuple[str, ...] | list[str]) -> list[Any]:
-    return [
-        pytest.param(
-            service,
-            marks=[
-                pytest.mark.xfail(
-                    strict=True, raises=NotInstalled, reason=NOT_YET_INSTALLED[service]
-                )
-            ]
-            if service in NOT_YET_INSTALLED
-            else [],
-        )
-        for service in services
-    ]
+def _per_service(services: tuple[str, ...]) -> list[Any]:
+    return [pytest.param(service, marks=pending_marks(None, (service,))) for service in services]
 
 
 def _module_of(service: str) -> str:

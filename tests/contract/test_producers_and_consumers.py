@@ -22,34 +22,37 @@ import pytest
 from jsonschema import Draft202012Validator
 from mlplane_contracts import events as ev
 from mlplane_contracts.export import DEFAULT_DIRECTORY, schema_file_name
-from mlplane_contracts.topology import PRODUCED_BY, SERVICES, consumers_of, source_of
+from mlplane_contracts.topology import (
+    PRODUCED_BY,
+    SERVICES,
+    bindings,
+    consumers_of,
+    source_of,
+)
 
 from .observed import Message, Observed
-from .pending import NOT_YET_EMITTED, NOT_YET_INSTALLED, NotEmitted, NotInstalled
+from .pending import (
+    NOT_YET_HANDLED,
+    NOT_YET_INSTALLED,
+    NotEmitted,
+    NotHandled,
+    NotInstalled,
+    pending_marks,
+)
 
 
 def _cases() -> list[object]:
-    cases: list[object] = []
-    for event_type, producer in sorted(PRODUCED_BY.items()):
-        for consumer in consumers_of(event_type):
-            marks = []
-            pending = [s for s in (producer, consumer) if s in NOT_YET_INSTALLED]
-            if pending:
-                reason = "; ".join(NOT_YET_INSTALLED[s] for s in pending)
-                marks.append(pytest.mark.xfail(strict=True, raises=NotInstalled, reason=reason))
-            elif event_type in NOT_YET_EMITTED:
-                reason = NOT_YET_EMITTED[event_type]
-                marks.append(pytest.mark.xfail(strict=True, raises=NotEmitted, reason=reason))
-            cases.append(
-                pytest.param(
-                    event_type,
-                    producer,
-                    consumer,
-                    marks=marks,
-                    id=f"{event_type}:{producer}->{consumer}",
-                )
-            )
-    return cases
+    return [
+        pytest.param(
+            event_type,
+            producer,
+            consumer,
+            marks=pending_marks(event_type, (producer, consumer), consumer),
+            id=f"{event_type}:{producer}->{consumer}",
+        )
+        for event_type, producer in sorted(PRODUCED_BY.items())
+        for consumer in consumers_of(event_type)
+    ]
 
 
 def _emitted(observed: Observed, event_type: str, producer: str) -> list[Message]:
@@ -75,6 +78,12 @@ def test_the_consumer_accepts_what_the_producer_emits(
     messages = _emitted(observed, event_type, producer)
     if consumer not in observed.installed:
         raise NotInstalled(f"{consumer}, a consumer of {event_type}, is not installed")
+    if event_type not in observed.subscriptions.get(consumer, frozenset()):
+        raise NotHandled(
+            f"{consumer}'s queue is bound to {event_type} (topology.CONSUMES) but it has no "
+            f"handler for it, so the host never subscribes it: {producer}'s events are lost "
+            f"to it (it handles {sorted(observed.subscriptions.get(consumer, ()))})"
+        )
     refused = []
     for message in messages:
         assert message.source == source_of(producer), (message.source, message.id)
@@ -89,15 +98,7 @@ def test_the_consumer_accepts_what_the_producer_emits(
 
 @pytest.mark.parametrize(
     "event_type",
-    [
-        pytest.param(
-            t,
-            marks=[pytest.mark.xfail(strict=True, raises=(NotInstalled, NotEmitted), reason=r)]
-            if (r := NOT_YET_INSTALLED.get(PRODUCED_BY[t]) or NOT_YET_EMITTED.get(t))
-            else [],
-        )
-        for t in sorted(PRODUCED_BY)
-    ],
+    [pytest.param(t, marks=pending_marks(t, (PRODUCED_BY[t],))) for t in sorted(PRODUCED_BY)],
 )
 def test_what_the_producer_emits_is_valid_against_the_committed_schema(
     observed: Observed, event_type: str
@@ -154,3 +155,24 @@ def test_the_consumers_recorded_what_the_events_said(observed: Observed) -> None
     [deployment] = observed.effects["deployments"]["deployments"]
     assert (deployment["version"], deployment["phase"]) == (1, "committed"), deployment
     assert deployment["image"] == image or deployment["image"]["digest"] == built["image"]["digest"]
+
+
+@pytest.mark.parametrize(
+    "service", [pytest.param(s, marks=pending_marks(None, (s,), s)) for s in SERVICES]
+)
+def test_each_service_handles_every_type_its_queue_is_bound_to(
+    observed: Observed, service: str
+) -> None:
+    """The host subscribes a service to the types it has handlers for; the topology (and
+    the AsyncAPI document, and RabbitMQ's bindings for other consumers' sake) says what
+    it consumes. They must agree, or events the topology promises it are dropped."""
+    if service not in observed.installed:
+        raise NotInstalled(f"{service} is not installed")
+    handled = observed.subscriptions[service]
+    bound = set(bindings(service))
+    assert not handled - bound, f"{service} handles types it is not bound to: {handled - bound}"
+    missing = sorted(bound - handled)
+    unexpected = [t for t in missing if (service, t) not in NOT_YET_HANDLED]
+    assert not unexpected, f"{service} has no handler for {unexpected}, which it is bound to"
+    if missing:
+        raise NotHandled(f"{service} has no handler yet for {missing}")
