@@ -1,7 +1,8 @@
-"""Services the topology names that are not installed yet, and event types no installed
-producer emits yet: their contract cases are expected to fail for that reason alone
-(strict xfail: once the service lands they pass, pytest reports XPASS as a failure, and
-the entry must be removed so the cases count for real)."""
+"""What the contract tests know is not there yet: services the topology names that are
+not installed, event types no installed producer emits, types a consumer's queue is
+bound to without a handler. Their cases are expected to fail for that reason alone
+(strict xfail, never a skip: once the gap is closed the case passes, pytest reports the
+XPASS as a failure, and the entry must go so the case counts for real)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from mlplane_contracts import events as ev
 
 NOT_YET_INSTALLED: dict[str, str] = {
-    # Written in its own branch; remove this entry when services/drift is on main (and
-    # give flow.drive a step that makes it emit drift.detected).
+    # Written in its own branch; remove this entry when services/drift is on main
+    # (flow.drive_drift already makes it emit drift.detected once it is installed).
     "drift": "the drift service is not on main yet",
 }
 NOT_YET_EMITTED: dict[str, str] = {
