@@ -59,7 +59,9 @@ def _module_of(service: str) -> str:
     return installed[service]
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: the platform (and its database connections) is gone once this module's
+# tests are done, not kept until the end of the whole run.
+@pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Every installed service in one platform, over HTTP on 127.0.0.1."""
     data_dir = tmp_path_factory.mktemp("contract-openapi")
@@ -67,7 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield platform
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def platform_document(served: Served) -> dict[str, Any]:
     answer = httpx.get(f"{served.url}/openapi.json", timeout=30)
     assert answer.status_code == 200, answer.text
