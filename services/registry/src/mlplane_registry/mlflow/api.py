@@ -336,7 +336,9 @@ async def transition_stage(request: Request) -> dict[str, Any]:
     )
 
 
-@routes.api_route("/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
+@routes.api_route(
+    "/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE"], include_in_schema=False
+)
 async def not_found(path: str) -> dict[str, Any]:
     raise errors.MlflowError(
         errors.ENDPOINT_NOT_FOUND,
