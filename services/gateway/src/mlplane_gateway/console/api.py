@@ -67,6 +67,16 @@ ModelName = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL_P
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Digest = Annotated[str, Path(min_length=71, max_length=71, pattern=r"^sha256:[0-9a-f]{64}$")]
 Cursor = Annotated[str | None, Query(max_length=512)]
+DONE: Final = {
+    "approved": "approved",
+    "rollback": "rollback requested: a revert commit is on its way",
+    "exception": "exception added",
+    "replayed": "dead letter replayed",
+}
+"""What a form did, shown once on the page it redirects to (`?done=`): fixed texts,
+so no link can make a page say something else."""
+
+Done = Annotated[str | None, Query(max_length=16)]
 
 
 class SignInRequired(Exception):
@@ -190,7 +200,9 @@ def _base(session: ConsoleSession, section: str) -> dict[str, Any]:
 async def sign_in_page(
     request: Request, next: Annotated[str | None, Query(max_length=2048)] = None
 ) -> Response:
-    return render(request, "sign_in.html", {"session": None, "next": next or "", "error": None})
+    return render(
+        request, "sign_in.html", {"session": None, "next": next or "", "sign_in_error": None}
+    )
 
 
 @router.post("/sign-in")
@@ -249,7 +261,10 @@ async def sign_in(request: Request, gateway: Gateway, context: CurrentContext) -
 
 def _sign_in_refused(request: Request, next_path: str, error: str, status: int = 422) -> Response:
     return render(
-        request, "sign_in.html", {"session": None, "next": next_path, "error": error}, status
+        request,
+        "sign_in.html",
+        {"session": None, "next": next_path, "sign_in_error": error},
+        status,
     )
 
 
@@ -446,10 +461,10 @@ async def scans_page(
 
 @router.get("/scans/{digest}")
 async def scan_page(
-    request: Request, digest: Digest, gateway: Gateway, context: CurrentContext
+    request: Request, digest: Digest, gateway: Gateway, context: CurrentContext, done: Done = None
 ) -> Response:
     session = await signed_in(request, gateway, context)
-    return await _scan_view(request, gateway, session, digest)
+    return await _scan_view(request, gateway, session, digest, notice=DONE.get(done or ""))
 
 
 async def _scan_view(
@@ -521,13 +536,7 @@ async def add_exception(
         if exc.status_code >= 500:
             raise
         return await _scan_view(request, gateway, session, digest, exc.detail, exc.status_code)
-    return await _scan_view(
-        request,
-        gateway,
-        session,
-        digest,
-        notice=f"exception for {body['finding_id']} added to {environment}",
-    )
+    return RedirectResponse(f"/console/scans/{digest}?done=exception", 303)
 
 
 # -- deployments ------------------------------------------------------------------------
@@ -567,10 +576,16 @@ async def deployments_page(
 
 @router.get("/deployments/{deployment_id}")
 async def deployment_page(
-    request: Request, deployment_id: UUID, gateway: Gateway, context: CurrentContext
+    request: Request,
+    deployment_id: UUID,
+    gateway: Gateway,
+    context: CurrentContext,
+    done: Done = None,
 ) -> Response:
     session = await signed_in(request, gateway, context)
-    return await _deployment_view(request, gateway, session, deployment_id)
+    return await _deployment_view(
+        request, gateway, session, deployment_id, notice=DONE.get(done or "")
+    )
 
 
 async def _deployment_view(
@@ -614,7 +629,7 @@ async def approve(
         return await _deployment_view(
             request, gateway, session, deployment_id, exc.detail, exc.status_code
         )
-    return await _deployment_view(request, gateway, session, deployment_id, notice="approved")
+    return RedirectResponse(f"/console/deployments/{deployment_id}?done=approved", 303)
 
 
 @router.get("/deployments/{deployment_id}/rollback")
@@ -644,9 +659,7 @@ async def rollback(
         return await _deployment_view(
             request, gateway, session, deployment_id, exc.detail, exc.status_code
         )
-    return await _deployment_view(
-        request, gateway, session, deployment_id, notice="rollback requested: a revert commit"
-    )
+    return RedirectResponse(f"/console/deployments/{deployment_id}?done=rollback", 303)
 
 
 # -- drift ------------------------------------------------------------------------------
@@ -747,9 +760,10 @@ async def dead_letters_page(
     gateway: Gateway,
     context: CurrentContext,
     service: Annotated[str, Query(max_length=16)] = "registry",
+    done: Done = None,
 ) -> Response:
     session = await signed_in(request, gateway, context)
-    return await _dead_letters_view(request, gateway, session, service)
+    return await _dead_letters_view(request, gateway, session, service, notice=DONE.get(done or ""))
 
 
 async def _dead_letters_view(
