@@ -8,6 +8,7 @@ saying what went wrong (with the service's own detail for a refusal), never a 50
 
 # No `from __future__ import annotations`: FastAPI resolves these annotations at import.
 import asyncio
+import hmac
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, date, datetime
@@ -31,6 +32,18 @@ from mlplane_gateway.console import csrf
 from mlplane_gateway.console.assets import ASSETS, LONG_CACHE
 from mlplane_gateway.console.backend import NotInstalled, ServiceError, Services
 from mlplane_gateway.console.drift_charts import feature_charts
+from mlplane_gateway.console.oidc_login import (
+    CALLBACK_PATH,
+    PENDING_COOKIE,
+    PENDING_TTL_S,
+    ConsoleSettings,
+    authorization_url,
+    console_settings,
+    new_pending,
+    seal,
+    unseal,
+)
+from mlplane_gateway.console.oidc_token import exchange_code
 from mlplane_gateway.console.pages import SECURITY_HEADERS, form_fields, render
 from mlplane_gateway.console.sessions import (
     COOKIE,
@@ -196,12 +209,30 @@ def _base(session: ConsoleSession, section: str) -> dict[str, Any]:
     }
 
 
+def _oidc_ready(gateway: HostedGateway) -> bool:
+    return gateway.auth.oidc is not None and console_settings().oidc_ready()
+
+
 @router.get("/sign-in")
 async def sign_in_page(
-    request: Request, next: Annotated[str | None, Query(max_length=2048)] = None
+    request: Request, gateway: Gateway, next: Annotated[str | None, Query(max_length=2048)] = None
+) -> Response:
+    return _sign_in_form(request, gateway, next or "", None)
+
+
+def _sign_in_form(
+    request: Request, gateway: HostedGateway, next_path: str, error: str | None, status: int = 200
 ) -> Response:
     return render(
-        request, "sign_in.html", {"session": None, "next": next or "", "sign_in_error": None}
+        request,
+        "sign_in.html",
+        {
+            "session": None,
+            "next": next_path,
+            "sign_in_error": error,
+            "oidc": _oidc_ready(gateway),
+        },
+        status,
     )
 
 
@@ -219,20 +250,32 @@ async def sign_in(request: Request, gateway: Gateway, context: CurrentContext) -
     key = fields.get("api_key", "").strip()
     next_path = safe_return_path(fields.get("next"), HOME)
     if not key or len(key) > MAX_KEY_CHARS:
-        return _sign_in_refused(request, next_path, "enter an API key")
+        return _sign_in_form(request, gateway, next_path, "enter an API key", 422)
     try:
         principal = await gateway.guard.gatekeeper.enter(key, client_address(request))
     except GatewayError as exc:
         if exc.status == 401:
-            return _sign_in_refused(request, next_path, exc.detail, 401)
+            return _sign_in_form(request, gateway, next_path, exc.detail, 401)
         raise
     if principal.team is None or principal.kind is PrincipalKind.BOOTSTRAP:
-        return _sign_in_refused(
+        return _sign_in_form(
             request,
+            gateway,
             next_path,
             "the operator's bootstrap key acts for every team: sign in with a team's key",
             403,
         )
+    return await _open_session(request, gateway, context, principal, next_path)
+
+
+async def _open_session(
+    request: Request,
+    gateway: HostedGateway,
+    context: CurrentContext,
+    principal: Principal,
+    next_path: str,
+) -> Response:
+    """A new session for `principal`, its cookie set, the browser sent to `next_path`."""
     now = datetime.now(UTC)
     session_id = new_session_id()
     session = ConsoleSession(
@@ -259,13 +302,77 @@ async def sign_in(request: Request, gateway: Gateway, context: CurrentContext) -
     return response
 
 
-def _sign_in_refused(request: Request, next_path: str, error: str, status: int = 422) -> Response:
-    return render(
-        request,
-        "sign_in.html",
-        {"session": None, "next": next_path, "sign_in_error": error},
-        status,
+@router.get("/sign-in/oidc")
+async def oidc_sign_in(
+    request: Request,
+    gateway: Gateway,
+    next: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response:
+    """To the identity provider, with a fresh state and PKCE challenge (S256)."""
+    if not _oidc_ready(gateway):
+        raise NotFoundAsset("single sign-on is not configured on this gateway")
+    settings = console_settings()
+    pending = new_pending(safe_return_path(next, HOME))
+    response = RedirectResponse(
+        authorization_url(settings, pending, _redirect_uri(request, settings)), status_code=303
     )
+    response.set_cookie(
+        PENDING_COOKIE,
+        seal(pending, gateway.settings.pepper()),
+        max_age=PENDING_TTL_S,
+        path=CALLBACK_PATH,
+        secure=cookie_is_secure(request.url.scheme, request.url.hostname),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+def _redirect_uri(request: Request, settings: ConsoleSettings) -> str:
+    if settings.oidc_redirect_url is not None:
+        return str(settings.oidc_redirect_url)
+    return f"{request.url.scheme}://{request.headers.get('host', '')}{CALLBACK_PATH}"
+
+
+OidcParameter = Annotated[str | None, Query(max_length=2048)]
+
+
+@router.get("/oidc/callback")
+async def oidc_callback(
+    request: Request,
+    gateway: Gateway,
+    context: CurrentContext,
+    code: OidcParameter = None,
+    state: OidcParameter = None,
+    error: OidcParameter = None,
+) -> Response:
+    """The identity provider's answer: the state checked against the login this browser
+    started, the code exchanged with the PKCE verifier, the access token verified as
+    any bearer token, then a session as for an API key."""
+    if not _oidc_ready(gateway) or gateway.auth.oidc is None:
+        raise NotFoundAsset("single sign-on is not configured on this gateway")
+    settings = console_settings()
+    pending = unseal(request.cookies.get(PENDING_COOKIE), gateway.settings.pepper())
+    if pending is None or state is None or not hmac.compare_digest(pending.state, state):
+        return _sign_in_form(
+            request, gateway, "", "the sign-in expired or was not started here: try again", 400
+        )
+    if error is not None or not code:
+        refused = (error or "no code")[:100]
+        return _sign_in_form(
+            request, gateway, pending.next_path, f"the identity provider refused: {refused}", 401
+        )
+    token = await exchange_code(settings, code, pending.verifier, _redirect_uri(request, settings))
+    try:
+        principal = await gateway.auth.oidc.principal(token)
+    except GatewayError as exc:
+        return _sign_in_form(request, gateway, pending.next_path, exc.detail, 401)
+    if principal.team is None:
+        return _sign_in_form(request, gateway, pending.next_path, "the token names no team", 403)
+    await gateway.auth.limiter.take(principal)
+    response = await _open_session(request, gateway, context, principal, pending.next_path)
+    response.delete_cookie(PENDING_COOKIE, path=CALLBACK_PATH)
+    return response
 
 
 @router.post("/sign-out")
