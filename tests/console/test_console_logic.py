@@ -5,12 +5,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from mlplane_gateway.auth.principals import Principal, PrincipalKind, Scope
 from mlplane_gateway.console import csrf
 from mlplane_gateway.console.assets import ASSETS, asset_url
 from mlplane_gateway.console.drift_charts import bin_labels, feature_charts
+from mlplane_gateway.console.oidc_login import (
+    ConsoleSettings,
+    authorization_url,
+    code_challenge,
+    new_pending,
+    seal,
+    unseal,
+)
 from mlplane_gateway.console.pages import CSP, environment
 from mlplane_gateway.console.sessions import (
     LIFETIME,
@@ -218,3 +227,43 @@ def test_autoescaping_keeps_service_text_as_text() -> None:
     )
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_pkce_challenge_is_rfc_7636_s256() -> None:
+    # RFC 7636 appendix B.
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert code_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    pending = new_pending("/console/")
+    assert 43 <= len(pending.verifier) <= 128
+    assert pending.state != new_pending("/console/").state
+
+
+def test_the_login_in_flight_cookie_is_signed_and_short_lived() -> None:
+    secret = b"k" * 32
+    pending = new_pending("/console/scans", now=1000.0)
+    sealed = seal(pending, secret)
+    assert unseal(sealed, secret, now=1001.0) == pending
+    assert unseal(sealed, b"o" * 32, now=1001.0) is None
+    assert unseal(sealed, secret, now=1000.0 + 601) is None
+    body, signature = sealed.split(".")
+    assert unseal(body + "x." + signature, secret, now=1001.0) is None
+    for broken in (None, "", "a.b.c", "x" * 3000, "abc"):
+        assert unseal(broken, secret, now=1001.0) is None
+
+
+def test_the_authorization_url_asks_for_a_code_with_s256() -> None:
+    settings = ConsoleSettings(
+        oidc_client_id="console",
+        oidc_authorization_url="https://idp.example/auth?realm=x",
+        oidc_token_url="https://idp.example/token",
+    )
+    pending = new_pending("/console/")
+    url = authorization_url(settings, pending, "http://127.0.0.1:8080/console/oidc/callback")
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith("https://idp.example/auth?realm=x&")
+    assert query["response_type"] == ["code"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["code_challenge"] == [code_challenge(pending.verifier)]
+    assert query["state"] == [pending.state]
+    assert pending.verifier not in url
+    assert ConsoleSettings().oidc_ready() is False
