@@ -377,3 +377,27 @@ def test_the_operators_key_opens_no_session(platform: Any) -> None:
     assert answer.status_code == 403
     assert "set-cookie" not in answer.headers
     assert "sign in with a team" in answer.text
+
+
+def test_the_keyboard_alone_signs_in_and_moves_around(
+    platform: Any, admin_key: str, page: Page
+) -> None:
+    page.goto(platform.url + "/console/sign-in")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("API key")).to_be_focused()
+    page.keyboard.type(admin_key)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Models")
+    # The skip link takes focus past the navigation, to the page's content.
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    # Focus is visible: a focused control gets an outline of its own.
+    page.keyboard.press("Tab")
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), outline
