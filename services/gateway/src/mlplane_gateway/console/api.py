@@ -469,7 +469,6 @@ async def version_page(
     number: VersionNumber,
     gateway: Gateway,
     context: CurrentContext,
-    error: str | None = None,
 ) -> Response:
     session = await signed_in(request, gateway, context)
     return await _version_view(request, gateway, session, name, number)
