@@ -85,6 +85,7 @@ DONE: Final = {
     "rollback": "rollback requested: a revert commit is on its way",
     "exception": "exception added",
     "replayed": "dead letter replayed",
+    "not-replayed": "nothing replayed: the letter is gone, or not your team's",
 }
 """What a form did, shown once on the page it redirects to (`?done=`): fixed texts,
 so no link can make a page say something else."""
@@ -917,13 +918,8 @@ async def replay_dead_letter(
         service, "/dead-letters/replay", {"ids": [letter]}
     )
     replayed = answer.get("replayed") if isinstance(answer, dict) else None
-    return await _dead_letters_view(
-        request,
-        gateway,
-        session,
-        service,
-        notice=f"replayed {replayed if replayed is not None else letter}",
-    )
+    done = "replayed" if isinstance(replayed, int) and replayed > 0 else "not-replayed"
+    return RedirectResponse(f"/console/dead-letters?service={service}&done={done}", 303)
 
 
 # -- static files -----------------------------------------------------------------------
