@@ -14,7 +14,7 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from mlplane_contracts import IMAGE_BUILT
 from mlplane_contracts.__main__ import main
 from mlplane_contracts.amqp import encode
-from mlplane_contracts.events import PLATFORM_PAYLOADS
+from mlplane_contracts.events import PUBLISHED_PAYLOADS
 from mlplane_contracts.examples import example_event
 from mlplane_contracts.export import (
     ASYNCAPI_FILE,
@@ -27,7 +27,7 @@ from mlplane_contracts.export import (
 from mlplane_contracts.testing import events_of
 from mlplane_contracts.topology import CONSUMES, EXCHANGE, queue_name
 
-EVENT_TYPES = sorted(PLATFORM_PAYLOADS)
+EVENT_TYPES = sorted(PUBLISHED_PAYLOADS)
 
 
 def _committed(name: str) -> Any:
@@ -94,7 +94,7 @@ class TestJsonSchemas:
     ) -> None:
         schema = _committed(schema_file_name(event_type))
         Draft202012Validator.check_schema(schema)
-        assert schema["$id"] == PLATFORM_PAYLOADS[event_type].dataschema()
+        assert schema["$id"] == PUBLISHED_PAYLOADS[event_type].dataschema()
 
     @pytest.mark.parametrize("event_type", EVENT_TYPES)
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlplane_contracts.events import PLATFORM_PAYLOADS
+from mlplane_contracts.events import INTAKE_PAYLOADS, PLATFORM_PAYLOADS, PUBLISHED_PAYLOADS
 from mlplane_contracts.topology import (
     ATTEMPT_HEADER,
     ATTEMPTS_HEADER,
@@ -12,6 +12,7 @@ from mlplane_contracts.topology import (
     DEAD_LETTERED_AT_HEADER,
     ERROR_HEADER,
     EXCHANGE,
+    EXTERNAL_PRODUCERS,
     ORIGINAL_ROUTING_KEY_HEADER,
     PRODUCED_BY,
     SERVICES,
@@ -65,7 +66,7 @@ def test_each_service_consumes_what_the_design_table_says() -> None:
         "model.alias.changed",
         "drift.detected",
     }
-    assert short(CONSUMES["drift"]) == {"model.version.registered"}
+    assert short(CONSUMES["drift"]) == {"model.version.registered", "drift.samples"}
     assert short(CONSUMES["gateway"]) == {
         "deployment.status_changed",
         "model.alias.changed",
@@ -81,10 +82,18 @@ def test_every_event_type_has_one_producer_and_at_least_one_consumer() -> None:
     assert set(PRODUCED_BY) == set(PLATFORM_PAYLOADS)
 
 
-def test_only_registered_types_are_bound() -> None:
+def test_intake_types_come_from_outside_the_platform_and_are_consumed() -> None:
+    assert set(EXTERNAL_PRODUCERS) == set(INTAKE_PAYLOADS)
+    assert not set(INTAKE_PAYLOADS) & set(PLATFORM_PAYLOADS)
+    for event_type in INTAKE_PAYLOADS:
+        assert event_type not in PRODUCED_BY
+        assert consumers_of(event_type) == ("drift",)
+
+
+def test_only_published_types_are_bound() -> None:
     assert set(CONSUMES) <= set(SERVICES)
     for service in SERVICES:
-        assert set(bindings(service)) <= set(PLATFORM_PAYLOADS)
+        assert set(bindings(service)) <= set(PUBLISHED_PAYLOADS)
 
 
 def test_consumers_of_lists_the_services_bound_to_a_type() -> None:

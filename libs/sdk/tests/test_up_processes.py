@@ -109,21 +109,27 @@ async def _read_until_announced(process: asyncio.subprocess.Process, lines: list
     raise AssertionError("mlplane up --processes stopped before serving:\n" + "".join(lines[-40:]))
 
 
-async def test_each_service_runs_as_its_own_process_behind_the_gateway(
-    data_dir: Path, vhost_amqp_url: str
-) -> None:
-    port = _free_port_run()
-    process = await asyncio.create_subprocess_exec(
+async def _launch(*, merged: bool, **settings: str) -> asyncio.subprocess.Process:
+    """`mlplane up --processes` with `settings`; stderr into stdout when `merged`."""
+    return await asyncio.create_subprocess_exec(
         str(MLPLANE),
         "up",
         "--processes",
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=_environment(
-            MLPLANE_DATA_DIR=str(data_dir),
-            MLPLANE_HTTP_PORT=str(port),
-            MLPLANE_AMQP_URL=vhost_amqp_url,
-        ),
+        stderr=asyncio.subprocess.STDOUT if merged else asyncio.subprocess.PIPE,
+        env=_environment(**settings),
+    )
+
+
+async def test_each_service_runs_as_its_own_process_behind_the_gateway(
+    data_dir: Path, vhost_amqp_url: str
+) -> None:
+    port = _free_port_run()
+    process = await _launch(
+        merged=True,
+        MLPLANE_DATA_DIR=str(data_dir),
+        MLPLANE_HTTP_PORT=str(port),
+        MLPLANE_AMQP_URL=vhost_amqp_url,
     )
     lines: list[str] = []
     try:
@@ -169,14 +175,7 @@ async def test_each_service_runs_as_its_own_process_behind_the_gateway(
 
 
 async def test_without_rabbitmq_it_says_what_to_set(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        str(MLPLANE),
-        "up",
-        "--processes",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=_environment(MLPLANE_DATA_DIR=str(tmp_path)),
-    )
+    process = await _launch(merged=False, MLPLANE_DATA_DIR=str(tmp_path))
     _, stderr = await asyncio.wait_for(process.communicate(), STOP_WITHIN_S)
     assert process.returncode == 1
     assert stderr.decode().startswith(
@@ -188,19 +187,13 @@ async def test_a_service_that_cannot_start_stops_the_others(
     data_dir: Path, vhost_amqp_url: str
 ) -> None:
     port = _free_port_run()
-    process = await asyncio.create_subprocess_exec(
-        str(MLPLANE),
-        "up",
-        "--processes",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=_environment(
-            MLPLANE_DATA_DIR=str(data_dir),
-            MLPLANE_HTTP_PORT=str(port),
-            MLPLANE_AMQP_URL=vhost_amqp_url,
-            # The deployer refuses this setting at start.
-            MLPLANE_DEPLOYER_GITOPS_PUSH_ATTEMPTS="0",
-        ),
+    process = await _launch(
+        merged=False,
+        MLPLANE_DATA_DIR=str(data_dir),
+        MLPLANE_HTTP_PORT=str(port),
+        MLPLANE_AMQP_URL=vhost_amqp_url,
+        # The deployer refuses this setting at start.
+        MLPLANE_DEPLOYER_GITOPS_PUSH_ATTEMPTS="0",
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), START_WITHIN_S)
     assert process.returncode == 1

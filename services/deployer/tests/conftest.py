@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from mlplane_contracts import events as ev
 from mlplane_contracts.envelope import CloudEvent
+from mlplane_deployer.cluster import ClusterSync
 from mlplane_deployer.deps import HostedDeployer
 from mlplane_deployer.main import MIGRATIONS, build
 from mlplane_deployer.settings import DeployerSettings
@@ -101,17 +103,17 @@ def settings(remote: Path, tmp_path: Path) -> DeployerSettings:
     )
 
 
-@pytest.fixture
-async def hosted(
-    deployer_database: Database,
+@asynccontextmanager
+async def hosting(
+    on: Database,
     tables: DeployerTables,
     settings: DeployerSettings,
-    tmp_path: Path,
+    data_dir: Path,
+    cluster: ClusterSync | None = None,
 ) -> AsyncIterator[Hosted]:
-    context = service_context(
-        "deployer", deployer_database, tables.messaging, data_dir=tmp_path / "deployer"
-    )
-    parts = build(context, tables, settings)
+    """One deployer built by its own `build` (nothing started), with its HTTP client."""
+    context = service_context("deployer", on, tables.messaging, data_dir=data_dir)
+    parts = build(context, tables, settings, cluster=cluster)
     app = service_app(context, parts)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
@@ -123,6 +125,17 @@ async def hosted(
             http,
             EventConsumer("deployer", context.uow_factory, dict(parts.handlers)),
         )
+
+
+@pytest.fixture
+async def hosted(
+    deployer_database: Database,
+    tables: DeployerTables,
+    settings: DeployerSettings,
+    tmp_path: Path,
+) -> AsyncIterator[Hosted]:
+    async with hosting(deployer_database, tables, settings, tmp_path / "deployer") as hosted:
+        yield hosted
 
 
 async def status_events(

@@ -21,6 +21,7 @@ from mlplane_contracts.types import (
     DeploymentId,
     Digest,
     DnsLabel,
+    FeatureValue,
     GitCommitSha,
     ImageRepository,
     MediaType,
@@ -50,6 +51,12 @@ IMAGE_SCANNED = "io.mlplane.image.scanned.v1"
 DEPLOYMENT_REQUESTED = "io.mlplane.deployment.requested.v1"
 DEPLOYMENT_STATUS_CHANGED = "io.mlplane.deployment.status_changed.v1"
 DRIFT_DETECTED = "io.mlplane.drift.detected.v1"
+DRIFT_SAMPLES = "io.mlplane.drift.samples.v1"
+
+MAX_DRIFT_SAMPLES = 10_000
+"""The most prediction samples one `drift.samples` event carries (a batch, not a stream)."""
+MAX_SAMPLE_FEATURES = 1_000
+"""The most features one prediction sample names."""
 
 
 class _Part(BaseModel):
@@ -143,6 +150,8 @@ class DriftMethod(StrEnum):
 
     KOLMOGOROV_SMIRNOV = "ks"
     CHI_SQUARE = "chi_square"
+    Z_TEST = "z"
+    """Two-proportion Z-test, for binary features of small references."""
     WASSERSTEIN = "wasserstein"
     JENSEN_SHANNON = "jensen_shannon"
     PSI = "psi"
@@ -222,6 +231,15 @@ class FeatureDrift(_Part):
     score: Score
     threshold: Score
     drifted: bool
+
+
+class DriftSample(_Part):
+    """One prediction a model server made: its input features, its output, and the
+    true label when it is known. A feature's None is a missing value."""
+
+    features: dict[Name, FeatureValue] = Field(max_length=MAX_SAMPLE_FEATURES)
+    prediction: FeatureValue = None
+    label: FeatureValue = None
 
 
 # -- events -----------------------------------------------------------------------
@@ -416,6 +434,26 @@ class DriftDetected(EventPayload):
     detected_at: Timestamp
 
 
+@register_payload
+class DriftSamples(EventPayload):
+    """A batch of prediction samples a model server observed for one model version in one
+    environment; the drift service folds it into that version's current window.
+
+    Produced outside the platform (by the model servers' client library or any producer
+    bound to the exchange), so the drift service takes `team` as the payload says:
+    whoever may publish to the bus is trusted to name it, as with every event there.
+    """
+
+    event_type = DRIFT_SAMPLES
+
+    team: DnsLabel
+    model: DnsLabel
+    version: VersionNumber
+    environment: Environment
+    samples: tuple[DriftSample, ...] = Field(min_length=1, max_length=MAX_DRIFT_SAMPLES)
+    sent_at: Timestamp | None = None
+
+
 PLATFORM_PAYLOADS: Mapping[str, type[EventPayload]] = MappingProxyType(
     {
         model.event_type: model
@@ -438,3 +476,17 @@ PLATFORM_PAYLOADS: Mapping[str, type[EventPayload]] = MappingProxyType(
 The decoder knows every registered payload (`registered_payloads()`), which may
 include types a test or an extension registers; only these are the published contract.
 """
+
+
+INTAKE_PAYLOADS: Mapping[str, type[EventPayload]] = MappingProxyType(
+    {model.event_type: model for model in (DriftSamples,)}
+)
+"""Event types a platform service consumes from producers outside the platform (model
+servers): no platform service publishes them, so they are not in `PLATFORM_PAYLOADS`,
+but their JSON Schemas and AsyncAPI messages are published beside the platform's, for
+those producers to validate against."""
+
+PUBLISHED_PAYLOADS: Mapping[str, type[EventPayload]] = MappingProxyType(
+    {**PLATFORM_PAYLOADS, **INTAKE_PAYLOADS}
+)
+"""Every type the schemas and the AsyncAPI document describe."""

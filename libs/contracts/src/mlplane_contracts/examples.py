@@ -21,6 +21,8 @@ from mlplane_contracts.events import (
     DeploymentStrategy,
     DriftDetected,
     DriftMethod,
+    DriftSample,
+    DriftSamples,
     DriftSeverity,
     Environment,
     FeatureDrift,
@@ -39,7 +41,7 @@ from mlplane_contracts.events import (
     SeverityCounts,
 )
 from mlplane_contracts.subjects import version_subject
-from mlplane_contracts.topology import PRODUCED_BY, source_of
+from mlplane_contracts.topology import EXTERNAL_PRODUCERS, PRODUCED_BY, source_of
 
 _AT = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
 _DEPLOYMENT = UUID("6f1c2a9e-4b7d-4e0a-9c3f-2d8e5b1a7c40")
@@ -210,10 +212,32 @@ PAYLOADS: tuple[EventPayload, ...] = (
 )
 """One example payload per registered type, in the order of DESIGN.md's table."""
 
+INTAKE_EXAMPLES: tuple[EventPayload, ...] = (
+    DriftSamples(
+        team="risk",
+        model="fraud",
+        version=7,
+        environment=Environment.PROD,
+        samples=(
+            DriftSample(
+                features={"amount_usd": 129.5, "merchant_category": "grocery", "is_new": False},
+                prediction=0.07,
+                label=False,
+            ),
+            DriftSample(
+                features={"amount_usd": 4800.0, "merchant_category": "travel", "is_new": True},
+                prediction=0.91,
+            ),
+        ),
+        sent_at=_AT,
+    ),
+)
+"""One example payload per intake type (`events.INTAKE_PAYLOADS`)."""
+
 
 def example_payload(event_type: str) -> EventPayload:
     """The example payload of `event_type`. Raises KeyError for a type with no example."""
-    for payload in PAYLOADS:
+    for payload in (*PAYLOADS, *INTAKE_EXAMPLES):
         if payload.event_type == event_type:
             return payload
     raise KeyError(event_type)
@@ -227,7 +251,11 @@ def example_event(event_type: str) -> CloudEvent:
     payload = example_payload(event_type)
     return CloudEvent(
         id="0b7e4c1a-2f3d-4a5b-8c6d-7e8f9a0b1c2d",
-        source=source_of(PRODUCED_BY[event_type]),
+        source=(
+            "/model-servers/risk/fraud"
+            if event_type in EXTERNAL_PRODUCERS
+            else source_of(PRODUCED_BY[event_type])
+        ),
         type=event_type,
         subject=version_subject("risk", "fraud", 7),
         time=_AT,

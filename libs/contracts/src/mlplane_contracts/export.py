@@ -23,12 +23,13 @@ from pydantic.json_schema import models_json_schema
 from mlplane_contracts import amqp
 from mlplane_contracts import events as _events  # noqa: F401  (registers every type)
 from mlplane_contracts.envelope import SPEC_VERSION, EventPayload
-from mlplane_contracts.events import PLATFORM_PAYLOADS
+from mlplane_contracts.events import PUBLISHED_PAYLOADS
 from mlplane_contracts.examples import example_event
 from mlplane_contracts.topology import (
     CONSUMES,
     EXCHANGE,
     EXCHANGE_TYPE,
+    EXTERNAL_PRODUCERS,
     PRODUCED_BY,
     SERVICES,
     queue_name,
@@ -67,7 +68,7 @@ def payload_schema(model: type[EventPayload]) -> dict[str, Any]:
 
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0 description of the bus: exchange, routing keys, queues, messages."""
-    payloads = PLATFORM_PAYLOADS
+    payloads = PUBLISHED_PAYLOADS
     # Every model lands in the shared definitions; the per-model results are
     # only `$ref`s into them, so they are not needed here.
     _, definitions = models_json_schema(
@@ -88,7 +89,7 @@ def asyncapi_document() -> dict[str, Any]:
         channels[channel] = _routing_key_channel(event_type, name)
         operations[f"publish{name}"] = {
             "action": "send",
-            "title": f"{PRODUCED_BY.get(event_type, 'a producer')} publishes {event_type}",
+            "title": _publish_title(event_type),
             "channel": {"$ref": f"#/channels/{channel}"},
             "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
             "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": _AMQP_BINDING_VERSION}},
@@ -135,7 +136,7 @@ def generate() -> dict[str, str]:
     """Every published file, by name, as the text to write."""
     files = {
         schema_file_name(event_type): render(payload_schema(model))
-        for event_type, model in PLATFORM_PAYLOADS.items()
+        for event_type, model in PUBLISHED_PAYLOADS.items()
     }
     files[ASYNCAPI_FILE] = render(asyncapi_document())
     return files
@@ -307,6 +308,12 @@ def _queue_channel(service: str, message_names: list[str]) -> dict[str, Any]:
             }
         },
     }
+
+
+def _publish_title(event_type: str) -> str:
+    if event_type in EXTERNAL_PRODUCERS:
+        return f"{EXTERNAL_PRODUCERS[event_type]} publish {event_type}"
+    return f"{PRODUCED_BY.get(event_type, 'a producer')} publishes {event_type}"
 
 
 def _lower_first(name: str) -> str:

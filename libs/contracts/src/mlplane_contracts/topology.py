@@ -18,6 +18,7 @@ from mlplane_contracts.events import (
     DEPLOYMENT_REQUESTED,
     DEPLOYMENT_STATUS_CHANGED,
     DRIFT_DETECTED,
+    DRIFT_SAMPLES,
     IMAGE_BUILD_FAILED,
     IMAGE_BUILD_STARTED,
     IMAGE_BUILT,
@@ -71,7 +72,8 @@ CONSUMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             MODEL_ALIAS_CHANGED,
             DRIFT_DETECTED,
         ),
-        "drift": (MODEL_VERSION_REGISTERED,),
+        # Which versions (and teams) exist, and the prediction samples of model servers.
+        "drift": (MODEL_VERSION_REGISTERED, DRIFT_SAMPLES),
         # The gateway relays these to other teams' webhook and SSE subscribers.
         "gateway": (DEPLOYMENT_STATUS_CHANGED, MODEL_ALIAS_CHANGED, DRIFT_DETECTED, IMAGE_SCANNED),
     }
@@ -94,6 +96,10 @@ PRODUCED_BY: Mapping[str, str] = MappingProxyType(
     }
 )
 """The one service that publishes each event type (its `source` is `/mlplane/<service>`)."""
+
+EXTERNAL_PRODUCERS: Mapping[str, str] = MappingProxyType({DRIFT_SAMPLES: "model servers"})
+"""Who publishes each intake type (`events.INTAKE_PAYLOADS`): producers outside the
+platform, whose `source` is their own (e.g. `/model-servers/<team>/<model>`)."""
 
 
 def source_of(service: str) -> str:

@@ -136,6 +136,12 @@ ByteSize = Annotated[int, Ge(0), Le(MAX_INT63)]
 Metric = Annotated[float, AllowInfNan(False)]
 """A finite number (JSON has no NaN or infinity)."""
 
+SampleText = Annotated[str, StringConstraints(max_length=1024)]
+"""A categorical value of a prediction sample (a category, a label)."""
+
+FeatureValue = bool | Metric | SampleText | None
+"""One value of a prediction sample: a number, a category, a flag, or None (missing)."""
+
 Score = Annotated[float, Ge(0), AllowInfNan(False)]
 """A finite, non-negative test statistic or distance."""
 

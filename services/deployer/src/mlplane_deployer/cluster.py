@@ -1,7 +1,7 @@
 """The seam to a cluster: what the job calls once a deployment's commit is pushed.
 
-The Argo CD client (`argocd/`) implements `ClusterSync`: ensure the model and
-environment's `Application`, then watch it and report each phase through
+`argocd/sync.py` implements `ClusterSync`: ensure the model and environment's
+`Application`, then watch it and report each phase through
 `DeploymentService.observe_phase` in a unit of work of its own. With no cluster
 configured (embedded mode) there is none, and a deployment stops at `committed`.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
+
+from mlplane_contracts.events import DeploymentPhase
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,10 @@ class SyncTarget:
     repo_url: str
     revision: str
     trace_id: str | None = None
+    phase: DeploymentPhase = DeploymentPhase.COMMITTED
+    """The phase recorded with the commit (`syncing` for a later canary step)."""
+    image_repository: str = ""
+    digest: str = ""
 
 
 class ClusterSync(Protocol):

@@ -15,6 +15,7 @@ from fastapi import Depends
 from mlplane_runtime.deps import resources
 from mlplane_runtime.uow import UnitOfWork
 
+from mlplane_deployer.argocd.sync import ArgoCdSync
 from mlplane_deployer.service import DeploymentService
 from mlplane_deployer.settings import DeployerSettings
 from mlplane_deployer.store import DeployerTables
@@ -29,6 +30,8 @@ class HostedDeployer:
     settings: DeployerSettings
     service: Callable[[UnitOfWork], DeploymentService]
     worker: DeploymentWorker
+    argocd: ArgoCdSync | None = None
+    """The Argo CD sync when a cluster is configured (its follower runs as a worker)."""
 
     def wake(self) -> None:
         """A deployment may be queued: the worker looks now (call it after the commit)."""

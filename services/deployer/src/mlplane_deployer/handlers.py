@@ -4,7 +4,8 @@ Each runs inside the consumer's unit of work, so the inbox row commits with its
 effects: a redelivered event has no second effect. What the deployer needs to decide
 (a version's lineage and image, the latest verdict per digest) is learnt here;
 `deployment.requested` and an alias an environment follows ask for a deployment
-through the same rules as the API.
+through the same rules as the API; a severe enough `drift.detected` rolls back the
+version serving in its environment.
 """
 
 from __future__ import annotations
@@ -54,10 +55,17 @@ def event_handlers(
         assert isinstance(data, ev.ModelAliasChanged)
         woken(await service_of(uow).on_alias_changed(event.id, data), uow)
 
+    async def on_drift_detected(event: CloudEvent, uow: UnitOfWork) -> None:
+        data = event.data
+        assert isinstance(data, ev.DriftDetected)
+        if await service_of(uow).on_drift(event.id, data) is not None:
+            uow.after_commit(wake)  # a rollback was queued
+
     return {
         ev.MODEL_VERSION_REGISTERED: on_version_registered,
         ev.IMAGE_BUILT: on_image_built,
         ev.IMAGE_SCANNED: on_image_scanned,
         ev.DEPLOYMENT_REQUESTED: on_deployment_requested,
         ev.MODEL_ALIAS_CHANGED: on_alias_changed,
+        ev.DRIFT_DETECTED: on_drift_detected,
     }

@@ -6,18 +6,21 @@ from datetime import datetime, time
 from typing import Annotated, Any, Self
 from uuid import UUID
 
-from mlplane_contracts.events import DeploymentPhase, Environment
+from mlplane_contracts.events import DeploymentPhase, DriftSeverity, Environment
 from mlplane_contracts.types import DnsLabel, NoControlCharacters, VersionNumber
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from mlplane_deployer.domain.deployments import Deployment, HistoryEntry, Work
 from mlplane_deployer.domain.environments import (
     MAX_APPROVALS,
+    MAX_CANARY_HOLD_S,
+    MAX_CANARY_STEPS,
     MAX_ENVIRONMENTS,
     MAX_FREEZE_WINDOWS,
     EnvironmentRules,
     EnvironmentSpec,
     FreezeWindow,
+    GatewayRoute,
     ServingKind,
     TeamEnvironments,
     WeeklyFreeze,
@@ -68,6 +71,14 @@ class WeeklyFreezeModel(_In):
     reason: Line = "weekly freeze"
 
 
+class GatewayModel(_In):
+    """The Gateway API `Gateway` the model's `HTTPRoute` attaches to."""
+
+    name: DnsLabel
+    namespace: DnsLabel
+    hostname: Annotated[str, StringConstraints(max_length=253)] | None = None
+
+
 class RulesModel(_In):
     """An environment's rules (see the README's "Deployer")."""
 
@@ -83,6 +94,16 @@ class RulesModel(_In):
     weekly_freezes: list[WeeklyFreezeModel] = Field(
         default_factory=list, max_length=MAX_FREEZE_WINDOWS
     )
+    canary_weights: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=list, max_length=MAX_CANARY_STEPS
+    )
+    """Traffic steps of a new version (`[10, 50, 100]`); empty: all at once."""
+    canary_hold_s: int = Field(default=0, ge=0, le=MAX_CANARY_HOLD_S)
+    """How long a step stays healthy before the next one is committed."""
+    gateway: GatewayModel | None = None
+    rollback_on_failure: bool = True
+    rollback_on_drift: DriftSeverity | None = None
+    """A `drift.detected` of at least this severity rolls back; null: never."""
 
     def to_domain(self) -> EnvironmentRules:
         """Raises `InvalidEnvironments` for rules the domain refuses."""
@@ -93,6 +114,13 @@ class RulesModel(_In):
             require_lineage=self.require_lineage,
             serving=self.serving,
             follows_alias=self.follows_alias,
+            canary_weights=tuple(self.canary_weights),
+            canary_hold_s=self.canary_hold_s,
+            gateway=None
+            if self.gateway is None
+            else GatewayRoute(self.gateway.name, self.gateway.namespace, self.gateway.hostname),
+            rollback_on_failure=self.rollback_on_failure,
+            rollback_on_drift=self.rollback_on_drift,
             freeze_windows=tuple(
                 FreezeWindow(w.start, w.end, w.reason) for w in self.freeze_windows
             ),
@@ -111,6 +139,17 @@ class RulesModel(_In):
             require_lineage=rules.require_lineage,
             serving=rules.serving,
             follows_alias=rules.follows_alias,
+            canary_weights=list(rules.canary_weights),
+            canary_hold_s=rules.canary_hold_s,
+            gateway=None
+            if rules.gateway is None
+            else GatewayModel(
+                name=rules.gateway.name,
+                namespace=rules.gateway.namespace,
+                hostname=rules.gateway.hostname,
+            ),
+            rollback_on_failure=rules.rollback_on_failure,
+            rollback_on_drift=rules.rollback_on_drift,
             freeze_windows=[
                 FreezeWindowModel(start=w.start, end=w.end, reason=w.reason)
                 for w in rules.freeze_windows
@@ -220,6 +259,30 @@ class ApprovalOut(BaseModel):
     approved_at: datetime
 
 
+class CanaryOut(BaseModel):
+    """A canary's progress: the steps fixed at the request and the one committed."""
+
+    weights: list[int]
+    step: int | None
+    """The step committed, counted from 1; null before the first commit."""
+    weight: int | None
+    """The share of traffic the new version has at that step."""
+    complete: bool
+    """The last step (100%) is committed."""
+
+    @classmethod
+    def of(cls, d: Deployment) -> CanaryOut | None:
+        if not d.canary_weights:
+            return None
+        index = d.canary_step
+        return cls(
+            weights=list(d.canary_weights),
+            step=None if index is None else index + 1,
+            weight=None if index is None else d.canary_weights[index],
+            complete=index is not None and index == len(d.canary_weights) - 1,
+        )
+
+
 class DeploymentOut(BaseModel):
     id: UUID
     team: str
@@ -241,6 +304,8 @@ class DeploymentOut(BaseModel):
     gitops_commit: str | None
     rollback_commit: str | None
     rolled_back_by: str | None
+    """Who or what asked for the rollback: a principal, `health:argocd`, `drift:<event id>`."""
+    canary: CanaryOut | None = None
     created_at: datetime
     updated_at: datetime
     decision: DecisionOut | None = None
@@ -269,6 +334,7 @@ class DeploymentOut(BaseModel):
             gitops_commit=d.gitops_commit,
             rollback_commit=d.rollback_commit,
             rolled_back_by=d.rolled_back_by,
+            canary=CanaryOut.of(d),
             created_at=d.created_at,
             updated_at=d.updated_at,
             **extra,

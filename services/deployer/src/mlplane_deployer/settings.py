@@ -1,7 +1,10 @@
 """The deployer's own settings (prefix `MLPLANE_DEPLOYER_`); shared ones stay in RuntimeSettings.
 
 The GitOps remote and its credentials, the Kubernetes version rendered manifests
-are validated against, and the job worker's limits.
+are validated against, the job worker's limits, and the cluster: with one of
+`kubeconfig`, `kube_in_cluster` or `kube_api_url` set, the deployer ensures an Argo CD
+`Application` per model and environment and follows it; with none, deployments stop
+at `committed`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mlplane_deployer.gitops.credentials import GitCredentials
 
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:")
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_NAMESPACE_FIELDS = frozenset({"team", "model", "environment"})
 
 
 class DeployerSettings(BaseSettings):
@@ -47,6 +53,59 @@ class DeployerSettings(BaseSettings):
     job_timeout_s: float = Field(default=300.0, gt=0, le=3600)
     lease_s: float = Field(default=60.0, gt=0, le=3600)
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+
+    kubeconfig: Path | None = None
+    """The cluster Argo CD runs in, by a kubeconfig file (`kube_context` picks a context)."""
+    kube_context: str | None = None
+    kube_in_cluster: bool = False
+    """The cluster the deployer runs in, by its pod's service account."""
+    kube_api_url: str | None = None
+    """A plain URL of the API server (`kubectl proxy`, a test stand-in): no credentials."""
+    argocd_namespace: str = Field(default="argocd", pattern=_DNS_LABEL)
+    argocd_project: str = Field(default="default", pattern=r"^[A-Za-z0-9._-]{1,253}$")
+    argocd_destination_server: str = "https://kubernetes.default.svc"
+    argocd_repo_url: str | None = None
+    """The GitOps repository as Argo CD reaches it; unset: `gitops_remote`."""
+    destination_namespace: str = "{team}-{environment}"
+    """Where a model's objects go: a pattern of `{team}`, `{model}` and `{environment}`."""
+    health_timeout_s: float = Field(default=600.0, gt=0, le=86_400)
+    """How long a commit may take to be healthy before the deployment `failed`."""
+    health_timeouts: dict[str, float] = Field(default_factory=dict)
+    """Per environment, replacing `health_timeout_s` (JSON: `{"prod": 1800}`)."""
+    cluster_resync_s: float = Field(default=30.0, gt=0, le=3600)
+    """How often each replica reloads what it follows from the database (restarts,
+    commits landed by other replicas)."""
+
+    @property
+    def cluster_configured(self) -> bool:
+        return self.kubeconfig is not None or self.kube_in_cluster or self.kube_api_url is not None
+
+    def health_timeout_for(self, environment: str) -> float:
+        return self.health_timeouts.get(environment, self.health_timeout_s)
+
+    def destination_namespace_for(self, team: str, model: str, environment: str) -> str:
+        return self.destination_namespace.format(team=team, model=model, environment=environment)
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> DeployerSettings:
+        ways = [self.kubeconfig is not None, self.kube_in_cluster, self.kube_api_url is not None]
+        if sum(ways) > 1:
+            raise ValueError("set one of kubeconfig, kube_in_cluster and kube_api_url")
+        if self.kube_api_url is not None and urlsplit(self.kube_api_url).scheme not in (
+            "http",
+            "https",
+        ):
+            raise ValueError("kube_api_url is an http(s) URL")
+        fields = set(_PLACEHOLDER.findall(self.destination_namespace))
+        if not fields <= _NAMESPACE_FIELDS:
+            raise ValueError("destination_namespace names only {team}, {model} and {environment}")
+        sample = self.destination_namespace_for("t", "m", "e")
+        if not re.match(_DNS_LABEL, sample):
+            raise ValueError("destination_namespace does not make a DNS label")
+        for environment, timeout in self.health_timeouts.items():
+            if not 0 < timeout <= 86_400:
+                raise ValueError(f"health_timeouts[{environment}] is 0 to 86400 seconds")
+        return self
 
     @property
     def embedded(self) -> bool:

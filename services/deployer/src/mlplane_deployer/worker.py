@@ -24,7 +24,7 @@ from mlplane_deployer.domain.environments import ServingKind
 from mlplane_deployer.gitops.message import ChangeAction, DeploymentChange
 from mlplane_deployer.gitops.repository import GitOpsRepository
 from mlplane_deployer.render import render_validated
-from mlplane_deployer.render.spec import ImageByDigest, RenderSpec, Workload
+from mlplane_deployer.render.spec import Canary, GatewayRef, ImageByDigest, RenderSpec, Workload
 from mlplane_deployer.service import DeploymentService, JobPlan
 from mlplane_deployer.settings import DeployerSettings
 from mlplane_deployer.store import DeployerTables, DeploymentStore
@@ -38,6 +38,21 @@ _ACTIONS = {
     "alias": ChangeAction.DEPLOY,
     "promote": ChangeAction.PROMOTE,
 }
+
+
+def _canary(plan: JobPlan) -> Canary | None:
+    """The canary split this job's commit renders, when it splits traffic."""
+    stable, weight = plan.stable, plan.canary_weight
+    if stable is None or weight is None:
+        return None
+    return Canary(
+        Workload(stable.version, ImageByDigest(stable.image_repository, stable.digest)), weight
+    )
+
+
+def _gateway(plan: JobPlan) -> GatewayRef | None:
+    g = plan.gateway
+    return None if g is None else GatewayRef(g.name, g.namespace, g.hostname)
 
 
 def trace_id_of(traceparent: str | None) -> str | None:
@@ -156,11 +171,13 @@ class DeploymentWorker:
             if job.work is Work.ROLLBACK:
                 done = await service.record_rolled_back(job, self.owner, commit)
             else:
-                done = await service.record_committed(job, self.owner, commit)
+                done = await service.record_committed(job, self.owner, commit, plan)
             await uow.commit()
         if done is None:
             _log.warning("deployment %s finished after its lease was lost", job.id)
             return None
+        if done.work is not Work.NONE:
+            self.wake()  # a rollback asked for while this ran is due now
         _log.info(
             "deployment %s of %s/%s v%d to %s: %s at %s",
             job.id,
@@ -186,10 +203,16 @@ class DeploymentWorker:
             environment=d.environment,
             workload=Workload(d.version, ImageByDigest(d.image_repository, d.digest)),
             serving=ServingKind(plan.serving),
+            namespace=self._settings.destination_namespace_for(d.team, d.model, d.environment),
+            canary=_canary(plan),
+            gateway=_gateway(plan),
         )
         # Rendering and schema validation are CPU work: off the event loop.
         tree = await asyncio.to_thread(render_validated, spec, self._settings.kubernetes_version)
-        change = self._change(d, d.change_id, _ACTIONS.get(d.action.value, ChangeAction.DEPLOY))
+        action = _ACTIONS.get(d.action.value, ChangeAction.DEPLOY)
+        if plan.canary_weight is not None:
+            action = ChangeAction.CANARY
+        change = self._change(d, plan.change_id, action, canary_weight=plan.canary_weight)
         result = await self._repository.apply(change, tree.files)
         return result.sha
 
@@ -197,7 +220,7 @@ class DeploymentWorker:
         d = plan.deployment
         back = plan.returns_to or d
         change = self._change(back, d.rollback_change_id, ChangeAction.ROLLBACK, requested=d)
-        result = await self._repository.revert(change, d.change_id)
+        result = await self._repository.revert(change, d.change_ids)
         return result.sha
 
     def _change(
@@ -206,6 +229,7 @@ class DeploymentWorker:
         change_id: str,
         action: ChangeAction,
         requested: Deployment | None = None,
+        canary_weight: int | None = None,
     ) -> DeploymentChange:
         asked = requested or d
         return DeploymentChange(
@@ -221,6 +245,7 @@ class DeploymentWorker:
             approvals=asked.approvals,
             policy_version=asked.policy_version,
             trace_id=trace_id_of(asked.traceparent),
+            canary_weight=canary_weight,
         )
 
     async def _failed(self, job: Deployment, reason: str, retryable: bool) -> Deployment | None:
@@ -253,6 +278,9 @@ class DeploymentWorker:
             repo_url=self._repository.remote,
             revision=self._repository.branch,
             trace_id=trace_id_of(deployment.traceparent),
+            phase=deployment.phase,
+            image_repository=deployment.image_repository,
+            digest=deployment.digest,
         )
         try:
             await self._cluster.after_push(target)

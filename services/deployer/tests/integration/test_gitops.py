@@ -263,6 +263,43 @@ class TestRevert:
         again = await replica(remote, tmp_path).revert(rollback, c8.change_id)
         assert (again.created, again.sha) == (False, reverted.sha)
 
+    async def test_a_canarys_steps_are_reverted_together_in_one_commit(
+        self, remote: Path, tmp_path: Path
+    ) -> None:
+        repo = replica(remote, tmp_path)
+        s7 = spec(version=7, seed="b", gateway=True)
+        team, model = s7.team, s7.model
+        await repo.apply(change(team, model, "dev", s7.directory, version=7), render(s7).files)
+        landed = []
+        steps = [("deploy-x", 10), ("canary2-x", 50), ("canary3-x", None)]
+        for change_id, weight in steps:
+            s8 = spec(
+                team=team, model=model, version=8, seed="a", canary_weight=weight, gateway=True
+            )
+            c8 = change(team, model, "dev", s7.directory, version=8, change_id=change_id)
+            landed.append((await repo.apply(c8, render(s8).files)).sha)
+        rollback = change(team, model, "dev", s7.directory, version=7, action=ChangeAction.ROLLBACK)
+        reverted = await repo.revert(rollback, ["canary3-x", "canary2-x", "deploy-x", "canary4-x"])
+        assert reverted.created
+        assert len(commits(remote)) == 5  # v7, three steps, one revert
+        trailers = parse_trailers(git(remote, "log", "-1", "--format=%B", "main"))
+        assert trailers["Mlplane-Reverts"] == ", ".join(reversed(landed))
+        for path, content in render(s7).files.items():
+            assert git(remote, "show", f"main:{path}").encode() == content
+        tree = git(remote, "ls-tree", "-r", "--name-only", "main", "--", s7.directory)
+        assert sorted(tree.split()) == sorted(render(s7).files)
+
+    async def test_reverting_the_first_commit_of_a_directory_removes_it(
+        self, remote: Path, tmp_path: Path
+    ) -> None:
+        c, files = deploy_args()
+        repo = replica(remote, tmp_path)
+        await repo.apply(c, files)
+        rollback = change(c.team, c.model, "dev", c.directory, action=ChangeAction.ROLLBACK)
+        reverted = await repo.revert(rollback, c.change_id)
+        assert reverted.created
+        assert git(remote, "ls-tree", "-r", "--name-only", "main", "--", c.directory) == ""
+
     async def test_reverting_an_unknown_change_is_not_found(
         self, remote: Path, tmp_path: Path
     ) -> None:

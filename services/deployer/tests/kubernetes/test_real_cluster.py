@@ -22,6 +22,9 @@ from mlplane_deployer.argocd.client import ArgoCdApplications
 from mlplane_deployer.argocd.connection import kube_api_client
 from mlplane_deployer.argocd.follow import ApplicationPhaseChange, PhaseFollower, follow_phases
 from mlplane_deployer.argocd.watch import ApplicationWatch
+from mlplane_deployer.render.application import ArgoTarget
+from mlplane_deployer.render.application import application as render_application
+from mlplane_deployer.render.spec import ImageByDigest, RenderSpec, Workload
 
 pytestmark = pytest.mark.kubernetes_cluster
 
@@ -101,3 +104,29 @@ async def test_argocd_syncs_it_to_healthy(api: ApiClient, application: str) -> N
     phases = [c.change.phase for c in seen if c.application == application]
     assert phases, "no phase change seen"
     assert phases[-1] is P.HEALTHY, seen[-1].change.reason
+
+
+async def test_the_application_the_deployer_renders_is_accepted_as_is(
+    api: ApiClient, application: str
+) -> None:
+    # The hosted sync applies exactly this object: the real API server (and Argo CD's
+    # CRD schema there) must take it, labels and sync policy included.
+    spec = RenderSpec(
+        team="mlplane",
+        model="test",
+        environment="dev",
+        workload=Workload(1, ImageByDigest("registry.local/mlplane/test", "sha256:" + "a" * 64)),
+        namespace=application,
+    )
+    rendered = render_application(
+        spec, ArgoTarget(repo_url=REPO, revision="HEAD", argocd_namespace=NAMESPACE), PATH
+    )
+    rendered["metadata"]["name"] = application
+    applications = ArgoCdApplications(api, namespace=NAMESPACE)
+    applied = await applications.ensure_application(rendered)
+    found = await applications.get_application(application)
+    assert found is not None
+    assert found["spec"]["source"]["path"] == PATH
+    assert found["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mlplane-deployer"
+    assert not (await applications.ensure_application(rendered)).created
+    assert applied.created

@@ -14,9 +14,9 @@ REPOSITORY = "registry.local:5000/mlplane/acme/fraud"
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-def git(cwd: Path, *args: str) -> str:
+def git(cwd: Path, *args: str, check: bool = True) -> str:
     return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=60
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=check, timeout=60
     ).stdout
 
 
@@ -156,3 +156,41 @@ def ready(team: str, model: str = "fraud", version: int = 1) -> list[CloudEvent]
         built(team, model, version),
         scanned(team, model, version),
     ]
+
+
+def drifted(
+    team: str,
+    version: int,
+    severity: ev.DriftSeverity = ev.DriftSeverity.SEVERE,
+    environment: ev.Environment = ev.Environment.DEV,
+    model: str = "fraud",
+) -> CloudEvent:
+    """The drift service's `drift.detected` for one version serving in `environment`."""
+    now = datetime.now(UTC)
+    return new_event(
+        ev.DriftDetected(
+            team=team,
+            model=model,
+            version=version,
+            environment=environment,
+            severity=severity,
+            drift_share=0.6,
+            share_threshold=0.5,
+            features=(
+                ev.FeatureDrift(
+                    feature="amount",
+                    method=ev.DriftMethod.KOLMOGOROV_SMIRNOV,
+                    score=0.4,
+                    threshold=0.1,
+                    drifted=True,
+                ),
+            ),
+            sample_size=1000,
+            reference_size=5000,
+            window_start=now - timedelta(hours=1),
+            window_end=now,
+            detected_at=now,
+        ),
+        source="/mlplane/drift",
+        subject=f"models/{team}/{model}/versions/{version}",
+    )

@@ -55,3 +55,43 @@ def test_local_remotes_are_made_absolute_for_git(
     assert DeployerSettings(gitops_remote=url).remote_for(Path("x")) == url
     scp = "git@git.example.com:platform/gitops.git"
     assert DeployerSettings(gitops_remote=scp).remote_for(Path("x")) == scp
+
+
+class TestClusterSettings:
+    def test_no_cluster_is_the_default(self) -> None:
+        assert not DeployerSettings().cluster_configured
+
+    def test_a_kubeconfig_in_cluster_or_an_api_url_configures_one(self, tmp_path: Path) -> None:
+        assert DeployerSettings(kubeconfig=tmp_path / "config").cluster_configured
+        assert DeployerSettings(kube_in_cluster=True).cluster_configured
+        assert DeployerSettings(kube_api_url="http://127.0.0.1:8001").cluster_configured
+
+    def test_two_ways_to_the_cluster_are_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ValidationError, match="one of"):
+            DeployerSettings(kubeconfig=tmp_path / "config", kube_in_cluster=True)
+
+    def test_health_timeouts_per_environment_replace_the_global_one(self) -> None:
+        settings = DeployerSettings(health_timeout_s=300, health_timeouts={"prod": 1800})
+        assert settings.health_timeout_for("prod") == 1800
+        assert settings.health_timeout_for("dev") == 300
+        with pytest.raises(ValidationError, match="health_timeouts"):
+            DeployerSettings(health_timeouts={"prod": 0})
+
+    def test_the_destination_namespace_pattern_names_known_fields_and_makes_a_label(
+        self,
+    ) -> None:
+        settings = DeployerSettings(destination_namespace="models-{team}-{environment}")
+        assert settings.destination_namespace_for("acme", "fraud", "prod") == "models-acme-prod"
+        with pytest.raises(ValidationError, match="names only"):
+            DeployerSettings(destination_namespace="{tenant}")
+        with pytest.raises(ValidationError, match="DNS label"):
+            DeployerSettings(destination_namespace="Models_{team}")
+
+    def test_settings_come_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("MLPLANE_DEPLOYER_KUBE_IN_CLUSTER", "true")
+        monkeypatch.setenv("MLPLANE_DEPLOYER_ARGOCD_NAMESPACE", "gitops")
+        monkeypatch.setenv("MLPLANE_DEPLOYER_HEALTH_TIMEOUTS", '{"prod": 900}')
+        settings = DeployerSettings()
+        assert settings.cluster_configured
+        assert settings.argocd_namespace == "gitops"
+        assert settings.health_timeout_for("prod") == 900

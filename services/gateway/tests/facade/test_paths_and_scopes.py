@@ -35,6 +35,10 @@ class TestRequiredScope:
             ("mlflow", "POST", "registered-models/get-latest-versions", "models:read"),
             ("mlflow", "POST", "registered-models/create", "models:write"),
             ("mlflow", "GET", "registered-models/get", "models:read"),
+            ("drift", "POST", "samples", "events:publish"),
+            ("drift", "POST", "samples/parquet", "events:publish"),
+            ("drift", "PUT", "models/fraud/versions/1/reference", "models:write"),
+            ("drift", "GET", "models/samples/reports", "models:read"),
         ],
     )
     def test_reads_and_writes(self, service: str, method: str, path: str, scope: str) -> None:

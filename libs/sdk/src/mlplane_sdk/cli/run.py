@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlplane_sdk.cli.failure import fail
+from mlplane_sdk.cli.failure import EXIT_INTERRUPTED, fail
 
 if TYPE_CHECKING:
     from mlplane_runtime.service import ServicePlugin
     from mlplane_runtime.settings import RuntimeSettings
-
-EXIT_INTERRUPTED = 130
 
 
 def up(

@@ -15,7 +15,7 @@ each Application's status from what is in a local GitOps repository.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -50,10 +50,17 @@ class KubeApiStandIn:
             yield self
 
     def argocd(
-        self, *, repos: Mapping[str, Path] | None = None, interval_s: float = 0.02
+        self,
+        *,
+        repos: Mapping[str, Path] | None = None,
+        interval_s: float = 0.02,
+        degraded_markers: Iterable[str] = (),
     ) -> ArgoCdController:
-        """An Argo CD controller over this server's Applications (start it with `running()`)."""
-        return ArgoCdController(self.store, repos=repos, interval_s=interval_s)
+        """An Argo CD controller over this server's Applications (start it with `running()`);
+        a rollout whose files hold one of `degraded_markers` ends Degraded."""
+        return ArgoCdController(
+            self.store, repos=repos, interval_s=interval_s, degraded_markers=degraded_markers
+        )
 
     def fail_next(
         self, verb: str, code: int, reason: str, *, times: int = 1, retry_after_s: int | None = None

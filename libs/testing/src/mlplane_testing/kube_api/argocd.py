@@ -10,8 +10,11 @@ works as is): one step per tick, as Argo CD's auto-sync shows them:
     rolled out      health Healthy, or Degraded when a manifest is flagged
 
 A revision or path that does not exist is a `ComparisonError` with sync Unknown. The
-flags, in any file under the path: `stand-in.mlplane.io/health: Degraded` (rolls out
-Degraded) and `stand-in.mlplane.io/sync: Failed` (the sync operation fails).
+flags, in any file under the path or a directory its `kustomization.yaml` lists in
+`resources` (`../base`, as Argo CD builds it): `stand-in.mlplane.io/health: Degraded`
+(rolls out Degraded) and `stand-in.mlplane.io/sync: Failed` (the sync operation
+fails). A test can also name `degraded_markers` (an image digest standing for a
+broken image): any file holding one rolls out Degraded.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from mlplane_testing.kube_api.store import ApplicationStore, Object, now
 
@@ -124,6 +127,33 @@ def next_status(status: Object, target: Target) -> Object | None:
     return None
 
 
+def _kustomize_resources(text: str) -> list[str]:
+    """The entries of a kustomization's top-level `resources:` list (block style)."""
+    found: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if not line.startswith((" ", "-")):
+            inside = line.strip() == "resources:"
+            continue
+        item = line.strip()
+        if inside and item.startswith("- "):
+            found.append(item[2:].strip().strip("'\""))
+    return found
+
+
+def _joined(directory: PurePosixPath, resource: str) -> str | None:
+    """`resource` relative to `directory`, normalized; None when it leaves the repository."""
+    parts: list[str] = []
+    for part in (*directory.parts, *PurePosixPath(resource).parts):
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return "/".join(parts) or None
+
+
 class ArgoCdController:
     """Reconciles every Application in the store, one status step per tick."""
 
@@ -133,11 +163,14 @@ class ArgoCdController:
         *,
         repos: Mapping[str, Path] | None = None,
         interval_s: float = 0.02,
+        degraded_markers: Iterable[str] = (),
     ) -> None:
         self._store = store
         self._repos = dict(repos or {})
         self._interval_s = interval_s
         self._verdicts: dict[tuple[Path, str, str], Target] = {}
+        self.degraded_markers: set[str] = set(degraded_markers)
+        """Text that makes a rollout Degraded wherever it appears (add before committing)."""
 
     def _repository(self, url: str) -> Path | None:
         if url in self._repos:
@@ -169,12 +202,33 @@ class ArgoCdController:
         files = [line for line in out.splitlines() if line]
         if code != 0 or not files:
             return Target(None, f"{path}: app path does not exist")
-        texts = [(await _git(repo, "show", f"{sha}:{name}"))[1] for name in files]
+        texts = await self._texts(repo, sha, files, seen={path})
+        markers = tuple(self.degraded_markers)
         return Target(
             sha,
-            degraded=any(_DEGRADED.search(text) for text in texts),
+            degraded=any(
+                _DEGRADED.search(text) or any(m in text for m in markers) for text in texts
+            ),
             sync_fails=any(_SYNC_FAILS.search(text) for text in texts),
         )
+
+    async def _texts(self, repo: Path, sha: str, files: list[str], seen: set[str]) -> list[str]:
+        """The files' texts, and those of the directories their kustomizations include."""
+        texts = []
+        for name in files:
+            text = (await _git(repo, "show", f"{sha}:{name}"))[1]
+            texts.append(text)
+            if PurePosixPath(name).name != "kustomization.yaml":
+                continue
+            for resource in _kustomize_resources(text):
+                included = _joined(PurePosixPath(name).parent, resource)
+                if included is None or included in seen:
+                    continue
+                seen.add(included)
+                _, out = await _git(repo, "ls-tree", "-r", "--name-only", sha, "--", included)
+                more = [line for line in out.splitlines() if line]
+                texts.extend(await self._texts(repo, sha, more, seen))
+        return texts
 
     async def reconcile_once(self, namespace: str | None = None) -> int:
         """One step for every Application (in `namespace`, or all); returns how many moved."""

@@ -7,5 +7,7 @@
 - `phase_mapping.phase_of(status, revision)`: what a status says about the phase (pure);
 - `follow.PhaseFollower` and `follow.follow_phases(...)`: phase changes of tracked
   deployments, with a deadline to be healthy;
-- `connection.kube_api_client(...)`: the `ApiClient` the composition root owns.
+- `connection.kube_api_client(...)`: the `ApiClient` the composition root owns;
+- `sync.ArgoCdSync`: the hosted deployer's `ClusterSync` (ensure after each push) and
+  its follower worker, recording each phase change through the service.
 """

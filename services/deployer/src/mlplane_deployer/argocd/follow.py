@@ -21,12 +21,18 @@ from mlplane_contracts.events import DeploymentPhase as P
 from mlplane_deployer.argocd.phase_mapping import ArgoStatus, ObservedPhase, phase_of
 from mlplane_deployer.argocd.watch import ApplicationEvent, ApplicationWatch
 from mlplane_deployer.domain.errors import InvalidPhaseTransition
-from mlplane_deployer.domain.phases import TERMINAL, PhaseChange, transition
+from mlplane_deployer.domain.phases import (
+    TERMINAL,
+    WAITING_FOR_HEALTH,
+    PhaseChange,
+    transition,
+)
 
 log = logging.getLogger(__name__)
 
 CAUSED_BY = "argocd"
-_WAITING = frozenset({P.COMMITTED, P.SYNCING, P.DEGRADED})
+DELETED_REASON = "the Application was deleted"
+_WAITING = WAITING_FOR_HEALTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +68,28 @@ class PhaseFollower:
         revision: str | None,
         phase: P = P.COMMITTED,
         timeout_s: float = 600.0,
+        elapsed_s: float = 0.0,
     ) -> None:
-        """Follow `application` for the deployment at `revision`, now in `phase`.
+        """Follow `application` for the deployment at `revision`, now in `phase`, which
+        it entered `elapsed_s` ago (a follower restarted, or another replica moved it).
 
         Tracking again (a new commit for the same model and environment) replaces
         what was tracked and starts a new deadline.
         """
         waiting = phase in _WAITING
-        deadline = self._clock() + timeout_s if waiting else None
+        deadline = self._clock() + timeout_s - max(0.0, elapsed_s) if waiting else None
         self._tracked[application] = _Tracked(revision, phase, timeout_s, deadline)
+
+    def revision(self, application: str) -> str | None:
+        tracked = self._tracked.get(application)
+        return tracked.revision if tracked else None
+
+    def retarget(self, application: str, revision: str) -> None:
+        """Follow `application` at `revision` from now on, keeping its phase and deadline
+        (a newer commit that leaves this Application's files as they were)."""
+        tracked = self._tracked.get(application)
+        if tracked is not None:
+            tracked.revision = revision
 
     def forget(self, application: str) -> None:
         self._tracked.pop(application, None)
@@ -78,6 +97,10 @@ class PhaseFollower:
     def phase(self, application: str) -> P | None:
         tracked = self._tracked.get(application)
         return tracked.phase if tracked else None
+
+    def timeout_s(self, application: str) -> float | None:
+        tracked = self._tracked.get(application)
+        return tracked.timeout_s if tracked else None
 
     def next_deadline(self) -> float | None:
         deadlines = [t.deadline for t in self._tracked.values() if t.deadline is not None]
@@ -115,9 +138,10 @@ class PhaseFollower:
             return None
         if event.type == "DELETED":
             # Deleted under the deployer: nothing will ever make it healthy.
-            observed = ObservedPhase(P.FAILED, "the Application was deleted")
+            observed = ObservedPhase(P.FAILED, DELETED_REASON)
             return self._move(event.name, tracked, observed, event.resource_version)
-        tracked.last_seen = event.status
+        if event.status != ArgoStatus():  # an Application Argo CD has not looked at yet
+            tracked.last_seen = event.status
         observed_phase = phase_of(event.status, tracked.revision)
         if observed_phase is None:
             return None

@@ -60,6 +60,8 @@ class HistoryKind(StrEnum):
     PHASE = "phase"
     ROLLBACK_REQUESTED = "rollback_requested"
     WORK_FAILED = "work_failed"
+    CANARY_STEP = "canary_step"
+    GATE = "gate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,13 @@ class Deployment:
     tracestate: str | None
     created_at: datetime
     updated_at: datetime
+    canary_weights: tuple[int, ...] = ()
+    """The traffic steps fixed when it was asked for (the policy's then); empty: none."""
+    canary_step: int | None = None
+    """Index in `canary_weights` of the step last committed; None before the first."""
+    waiting_since: datetime | None = None
+    observed_version: int | None = None
+    """The Application resourceVersion of the last status recorded: older ones are stale."""
 
     @property
     def image(self) -> str:
@@ -113,6 +122,19 @@ class Deployment:
     @property
     def rollback_change_id(self) -> str:
         return f"rollback-{self.id}"
+
+    @property
+    def next_step(self) -> int | None:
+        """The canary step its next commit lands (None: no canary steps)."""
+        if not self.canary_weights:
+            return None
+        return 0 if self.canary_step is None else self.canary_step + 1
+
+    @property
+    def change_ids(self) -> tuple[str, ...]:
+        """Every change id its commits may carry, newest step first: what a rollback reverts."""
+        steps = range(len(self.canary_weights) - 1, 0, -1)
+        return (*(step_change_id(self.id, step) for step in steps), self.change_id)
 
     @property
     def subject(self) -> str:
@@ -142,3 +164,10 @@ def waits_only_for_approvals(decision: PolicyDecision) -> bool:
 def change_id_of(deployment_id: UUID) -> str:
     """The GitOps change id of a deployment's commit (its idempotency in git)."""
     return f"deploy-{deployment_id}"
+
+
+def step_change_id(deployment_id: UUID, step: int) -> str:
+    """The change id of canary step `step` (0 is the deployment's first commit).
+
+    Never a prefix or part of another (git finds commits by a fixed-string grep)."""
+    return change_id_of(deployment_id) if step == 0 else f"canary{step + 1}-{deployment_id}"

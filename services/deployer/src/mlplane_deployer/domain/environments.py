@@ -6,7 +6,8 @@ rules are only data, checked for shape when built.
 
 Defaults: every environment needs the image's latest scan to have passed; staging
 and prod need the version healthy in the environment before; prod needs one
-approval and lineage (the commit and CI run the version came from).
+approval and lineage (the commit and CI run the version came from), and a severe
+drift of the version serving in prod rolls it back.
 """
 
 from __future__ import annotations
@@ -18,12 +19,18 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mlplane_contracts.events import DriftSeverity
+
 from mlplane_deployer.domain.errors import InvalidEnvironments, UnknownEnvironment
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+HOSTNAME = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
 MAX_ENVIRONMENTS = 16
 MAX_APPROVALS = 10
 MAX_FREEZE_WINDOWS = 100
+MAX_CANARY_STEPS = 10
+MAX_CANARY_HOLD_S = 86_400
 
 
 class ServingKind(StrEnum):
@@ -101,6 +108,23 @@ class WeeklyFreeze:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayRoute:
+    """The Gateway API `Gateway` a canary's `HTTPRoute` attaches to."""
+
+    name: str
+    namespace: str
+    hostname: str | None = None
+
+    def __post_init__(self) -> None:
+        """Raises `InvalidEnvironments` for names Kubernetes refuses."""
+        for what, value in (("name", self.name), ("namespace", self.namespace)):
+            if not DNS_LABEL.match(value):
+                raise InvalidEnvironments(f"gateway {what} {value!r} is not a DNS label")
+        if self.hostname is not None and not HOSTNAME.match(self.hostname):
+            raise InvalidEnvironments(f"gateway hostname {self.hostname!r} is not a hostname")
+
+
+@dataclass(frozen=True, slots=True)
 class EnvironmentRules:
     """What a deployment to one environment must satisfy, and how it is served.
 
@@ -114,6 +138,17 @@ class EnvironmentRules:
     - `require_lineage`: the version names the commit and CI run it came from.
     - `serving`: Kustomize objects or a KServe `InferenceService`.
     - `follows_alias`: the registry alias whose moves deploy here (`champion`).
+    - `canary_weights`: traffic steps of a new version against the one serving
+      (`(10, 50, 100)`), increasing, ending at 100; each step is its own commit and
+      the next one waits for the health gate. Empty: the version takes all at once.
+    - `canary_hold_s`: how long the Application must stay healthy at a step before
+      the next one is committed (the gate); 0: as soon as it is healthy.
+    - `gateway`: the Gateway the model's `HTTPRoute` attaches to (a Kustomize
+      canary splits traffic with it).
+    - `rollback_on_failure`: a deployment whose health fails (Argo CD reports a
+      failed sync, or it is not healthy in time) is reverted by itself.
+    - `rollback_on_drift`: a `drift.detected` of at least this severity for the
+      version serving here reverts it; None: drift never rolls back.
     """
 
     require_passed_scan: bool = True
@@ -124,15 +159,38 @@ class EnvironmentRules:
     require_lineage: bool = False
     serving: ServingKind = ServingKind.KUSTOMIZE
     follows_alias: str | None = None
+    canary_weights: tuple[int, ...] = ()
+    canary_hold_s: int = 0
+    gateway: GatewayRoute | None = None
+    rollback_on_failure: bool = True
+    rollback_on_drift: DriftSeverity | None = None
 
     def __post_init__(self) -> None:
-        """Raises `InvalidEnvironments` for an impossible approval count or too many windows."""
+        """Raises `InvalidEnvironments` for an impossible approval count, too many windows,
+        canary steps that do not climb to 100, or a Kustomize canary without a gateway."""
         if not 0 <= self.approvals_required <= MAX_APPROVALS:
             raise InvalidEnvironments(f"approvals_required is between 0 and {MAX_APPROVALS}")
         if len(self.freeze_windows) + len(self.weekly_freezes) > MAX_FREEZE_WINDOWS:
             raise InvalidEnvironments(f"at most {MAX_FREEZE_WINDOWS} freeze windows")
         if self.follows_alias is not None and not DNS_LABEL.match(self.follows_alias):
             raise InvalidEnvironments("an alias followed is a DNS label", field="follows_alias")
+        weights = self.canary_weights
+        if weights:
+            if len(weights) > MAX_CANARY_STEPS:
+                raise InvalidEnvironments(f"at most {MAX_CANARY_STEPS} canary steps")
+            if any(not 1 <= w <= 100 for w in weights) or list(weights) != sorted(set(weights)):
+                raise InvalidEnvironments(
+                    "canary weights climb strictly, each 1 to 100", field="canary_weights"
+                )
+            if weights[-1] != 100:
+                raise InvalidEnvironments("the last canary step is 100", field="canary_weights")
+            if self.serving is ServingKind.KUSTOMIZE and self.gateway is None and len(weights) > 1:
+                raise InvalidEnvironments(
+                    "a canary splits traffic with an HTTPRoute: name the gateway",
+                    field="gateway",
+                )
+        if not 0 <= self.canary_hold_s <= MAX_CANARY_HOLD_S:
+            raise InvalidEnvironments(f"canary_hold_s is 0 to {MAX_CANARY_HOLD_S}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +272,14 @@ def default_environments(team: str) -> TeamEnvironments:
         (
             EnvironmentSpec("dev", EnvironmentRules(require_healthy_in_previous=False)),
             EnvironmentSpec("staging", EnvironmentRules()),
-            EnvironmentSpec("prod", EnvironmentRules(approvals_required=1, require_lineage=True)),
+            EnvironmentSpec(
+                "prod",
+                EnvironmentRules(
+                    approvals_required=1,
+                    require_lineage=True,
+                    rollback_on_drift=DriftSeverity.SEVERE,
+                ),
+            ),
         ),
     )
 

@@ -37,6 +37,15 @@ ALLOWED: Final[dict[DeploymentPhase, frozenset[DeploymentPhase]]] = {
 
 TERMINAL: Final = frozenset({P.ROLLED_BACK})
 
+WAITING_FOR_HEALTH: Final = frozenset({P.COMMITTED, P.SYNCING, P.DEGRADED})
+"""Phases in which a deployment waits for its commit to be healthy: its deadline runs from
+when it entered the first of them (a move between them keeps the clock running)."""
+
+
+def waiting_starts(current: DeploymentPhase, target: DeploymentPhase, new_commit: bool) -> bool:
+    """Whether moving to `target` starts a new wait for health (a new commit always does)."""
+    return target in WAITING_FOR_HEALTH and (new_commit or current not in WAITING_FOR_HEALTH)
+
 
 @dataclass(frozen=True, slots=True)
 class PhaseChange:

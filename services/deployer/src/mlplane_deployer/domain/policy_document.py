@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Any
 
-from mlplane_contracts.events import Environment
+from mlplane_contracts.events import DriftSeverity, Environment
 
 from mlplane_deployer.domain.environments import (
     EnvironmentRules,
     EnvironmentSpec,
     FreezeWindow,
+    GatewayRoute,
     ServingKind,
     TeamEnvironments,
     WeeklyFreeze,
@@ -36,6 +37,19 @@ def rules_to_json(rules: EnvironmentRules) -> dict[str, Any]:
         "require_lineage": rules.require_lineage,
         "serving": rules.serving.value,
         "follows_alias": rules.follows_alias,
+        "canary_weights": list(rules.canary_weights),
+        "canary_hold_s": rules.canary_hold_s,
+        "gateway": None
+        if rules.gateway is None
+        else {
+            "name": rules.gateway.name,
+            "namespace": rules.gateway.namespace,
+            "hostname": rules.gateway.hostname,
+        },
+        "rollback_on_failure": rules.rollback_on_failure,
+        "rollback_on_drift": (
+            None if rules.rollback_on_drift is None else rules.rollback_on_drift.value
+        ),
         "freeze_windows": [
             {"start": w.start.isoformat(), "end": w.end.isoformat(), "reason": w.reason}
             for w in rules.freeze_windows
@@ -55,8 +69,11 @@ def rules_to_json(rules: EnvironmentRules) -> dict[str, Any]:
 
 
 def rules_from_json(data: dict[str, Any]) -> EnvironmentRules:
-    """Raises `InvalidEnvironments` for a value the rules refuse."""
+    """Raises `InvalidEnvironments` for a value the rules refuse. A document stored before
+    a rule existed reads as that rule's default (no canary, no rollback on drift)."""
     try:
+        gateway = data.get("gateway")
+        drift = data.get("rollback_on_drift")
         return EnvironmentRules(
             require_passed_scan=bool(data.get("require_passed_scan", True)),
             require_healthy_in_previous=bool(data.get("require_healthy_in_previous", True)),
@@ -64,6 +81,13 @@ def rules_from_json(data: dict[str, Any]) -> EnvironmentRules:
             require_lineage=bool(data.get("require_lineage", False)),
             serving=ServingKind(data.get("serving", ServingKind.KUSTOMIZE.value)),
             follows_alias=data.get("follows_alias"),
+            canary_weights=tuple(int(w) for w in data.get("canary_weights") or ()),
+            canary_hold_s=int(data.get("canary_hold_s", 0)),
+            gateway=None
+            if gateway is None
+            else GatewayRoute(gateway["name"], gateway["namespace"], gateway.get("hostname")),
+            rollback_on_failure=bool(data.get("rollback_on_failure", True)),
+            rollback_on_drift=None if drift is None else DriftSeverity(drift),
             freeze_windows=tuple(
                 FreezeWindow(
                     datetime.fromisoformat(w["start"]),

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 import shutil
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -109,31 +109,35 @@ class GitOpsRepository:
 
         return await self._land(change, write, reverts=None)
 
-    async def revert(self, change: DeploymentChange, of_change_id: str) -> CommitResult:
-        """Land `change` (a rollback) as the revert of the commit carrying `of_change_id`.
+    async def revert(
+        self, change: DeploymentChange, of_change_id: str | Sequence[str]
+    ) -> CommitResult:
+        """Land `change` (a rollback) as one revert of every commit carrying one of the
+        change ids (a canary's steps: each its own commit), newest first.
 
-        Raises `ChangeNotFound` when no commit carries it, `GitOpsConflict` when
-        later commits on the same files keep it from reverting cleanly, and
+        Raises `ChangeNotFound` when no commit carries any of them, `GitOpsConflict`
+        when later commits on the same files keep them from reverting cleanly, and
         `GitOpsUnavailable` as `apply` does.
         """
         if change.action is not ChangeAction.ROLLBACK:
             raise ValueError("a revert lands a rollback change")
+        change_ids = [of_change_id] if isinstance(of_change_id, str) else list(of_change_id)
         target: list[str] = []
 
         async def undo() -> None:
-            sha = await self._find(of_change_id, change.directory)
-            if sha is None:
-                raise ChangeNotFound(f"no GitOps commit carries change {of_change_id}")
-            target[:] = [sha]
+            shas = await self._find_all(change_ids, change.directory)
+            if not shas:
+                raise ChangeNotFound(f"no GitOps commit carries change {', '.join(change_ids)}")
+            target[:] = shas
             try:
-                await self._git.run("revert", "--no-commit", "--no-edit", sha)
+                await self._git.run("revert", "--no-commit", "--no-edit", *shas)
             except GitFailed as exc:
                 await self._git.run("revert", "--abort", check=False)
                 await self._reset()
                 raise GitOpsConflict(
-                    f"change {of_change_id} does not revert cleanly: later commits changed "
+                    f"change {change_ids[-1]} does not revert cleanly: later commits changed "
                     "the same files",
-                    commit=sha,
+                    commit=shas[0],
                 ) from exc
 
         return await self._land(change, undo, reverts=target)
@@ -144,6 +148,25 @@ class GitOpsRepository:
             await self._open()
             await self._fetch()
             return await self._find(change_id, directory)
+
+    async def unchanged_since(self, commit: str, later: str, directory: str) -> bool:
+        """Whether `later` (a newer tip of the branch) holds `directory` exactly as `commit`
+        left it: `commit` is its ancestor and no commit between touched `directory`.
+
+        Argo CD reports the branch's tip; another model's commit moves the tip without
+        changing this one. Raises `GitOpsUnavailable` when the remote does not answer.
+        """
+        async with self._lock:
+            await self._open()
+            git = self._git
+            if not await git.succeeds("cat-file", "-e", f"{later}^{{commit}}"):
+                await self._fetch()
+            if not await git.succeeds("merge-base", "--is-ancestor", commit, later):
+                return False
+            between = await git.run(
+                "rev-list", "--count", f"{commit}..{later}", "--", _relative(directory)
+            )
+            return between.strip() == "0"
 
     async def read(self, path: str) -> bytes | None:
         """A file as the remote branch holds it now, or None."""
@@ -176,10 +199,12 @@ class GitOpsRepository:
                     return self._result(existing, created=False)
                 await self._reset()
                 await mutate()
-                await self._git.run("add", "--all", "--", _relative(change.directory))
+                if (self.workdir / _relative(change.directory)).exists():
+                    await self._git.run("add", "--all", "--", _relative(change.directory))
+                # else: a revert of the first commit there removed it, already staged.
                 if await self._git.succeeds("diff", "--cached", "--quiet"):
                     return self._result(await self._head(), created=False)
-                message = change.message(reverts=reverts[0] if reverts else None)
+                message = change.message(reverts=", ".join(reverts) if reverts else None)
                 await self._git.run("commit", "--quiet", "--file", "-", stdin=message)
                 try:
                     sha = await self._push_rebasing(change)
@@ -289,6 +314,15 @@ class GitOpsRepository:
             args += ["--", _relative(directory)]
         shas = (await git.run(*args)).split()
         return shas[0] if shas else None
+
+    async def _find_all(self, change_ids: Sequence[str], directory: str) -> list[str]:
+        """Every commit carrying one of `change_ids`, newest first."""
+        git = self._git
+        if not await git.succeeds("rev-parse", "--verify", "--quiet", self._tracking):
+            return []
+        greps = [f"--grep={CHANGE_ID}: {change_id}" for change_id in change_ids]
+        args = ["log", "--format=%H", "--fixed-strings", *greps, self._tracking]
+        return (await git.run(*args, "--", _relative(directory))).split()
 
     async def _head(self) -> str:
         return (await self._git.run("rev-parse", "HEAD")).strip()

@@ -23,7 +23,12 @@ class ArgoTarget:
 
 
 def application_name(spec: RenderSpec) -> str:
-    return f"{spec.team}-{spec.model}-{spec.environment}"
+    return application_name_of(spec.team, spec.model, spec.environment)
+
+
+def application_name_of(team: str, model: str, environment: str) -> str:
+    """The Application of one model and environment (one per pair, replaced by each commit)."""
+    return f"{team}-{model}-{environment}"
 
 
 def application(spec: RenderSpec, target: ArgoTarget, overlay_path: str) -> dict[str, Any]:

@@ -22,20 +22,26 @@ from mlplane_contracts import events as ev
 from mlplane_contracts.events import DeploymentPhase
 from mlplane_runtime.uow import UnitOfWork
 
+from mlplane_deployer.domain.canary import CanaryStep
 from mlplane_deployer.domain.deployments import (
+    ROLLBACK_FROM,
     Deployment,
     DeploymentAsk,
     HistoryEntry,
     HistoryKind,
     Work,
     WorkState,
+    step_change_id,
     waits_only_for_approvals,
 )
+from mlplane_deployer.domain.environments import EnvironmentRules, GatewayRoute
 from mlplane_deployer.domain.errors import (
     DeploymentDenied,
     DeploymentNotFound,
+    DeploymentStateConflict,
+    UnknownEnvironment,
 )
-from mlplane_deployer.domain.phases import transition
+from mlplane_deployer.domain.phases import WAITING_FOR_HEALTH, transition, waiting_starts
 from mlplane_deployer.domain.policy import (
     Approval,
     PolicyDecision,
@@ -72,11 +78,28 @@ class DeploymentView:
 @dataclass(frozen=True, slots=True)
 class JobPlan:
     """What a claimed deployment's job needs besides the deployment: how the environment
-    serves, the approvals counted, and, for a rollback, the version it returns to."""
+    serves, the approvals counted, and, for a rollback, the version it returns to; for a
+    canary, the step it lands and the version serving beside it (`stable`)."""
 
     deployment: Deployment
     serving: str
     returns_to: Deployment | None
+    step: CanaryStep | None = None
+    stable: Deployment | None = None
+    gateway: GatewayRoute | None = None
+
+    @property
+    def change_id(self) -> str:
+        """The change id of the commit this job lands."""
+        d = self.deployment
+        return d.change_id if self.step is None else step_change_id(d.id, self.step.index)
+
+    @property
+    def canary_weight(self) -> int | None:
+        """The canary's share of traffic when this commit splits it, else None."""
+        if self.step is None or self.stable is None or not self.step.splits_traffic:
+            return None
+        return self.step.weight
 
 
 class ServiceBase:
@@ -108,6 +131,17 @@ class ServiceBase:
         change = transition(deployment.phase, phase, caused_by=caused_by, reason=message)
         if change is None:
             return await self._store.update(deployment.id, message=message, **values)
+        new_commit = (
+            "gitops_commit" in values and values["gitops_commit"] != deployment.gitops_commit
+        )
+        if not self._cluster:
+            # Nothing waits for health without a cluster: switching one on later gives
+            # what was committed meanwhile a whole timeout, not an expired one.
+            values["waiting_since"] = None
+        elif waiting_starts(deployment.phase, phase, new_commit):
+            values["waiting_since"] = self._clock()
+        elif phase not in WAITING_FOR_HEALTH:
+            values["waiting_since"] = None
         updated = await self._store.update(
             deployment.id, phase=phase.value, message=message, **values
         )
@@ -186,6 +220,39 @@ class ServiceBase:
             await self._store.history_of(deployment.id),
             await self._store.approvals_of(deployment.id),
         )
+
+    async def _rules(self, deployment: Deployment) -> EnvironmentRules:
+        policy = (await self.policies.current(deployment.team)).policy
+        try:
+            return policy.environments.get(deployment.environment).rules
+        except UnknownEnvironment:
+            return EnvironmentRules()  # the environment was removed since: render as before
+
+    async def queue_rollback(
+        self, deployment: Deployment, by: str, detail: str | None
+    ) -> Deployment:
+        """Queue the revert of `deployment`'s commits (`deployment` held locked); asking
+        again changes nothing. Raises `DeploymentStateConflict` when nothing was committed."""
+        if deployment.work is Work.ROLLBACK or deployment.phase is DeploymentPhase.ROLLED_BACK:
+            return deployment
+        if deployment.phase not in ROLLBACK_FROM or deployment.gitops_commit is None:
+            raise DeploymentStateConflict(
+                f"a {deployment.phase.value} deployment has no commit to revert",
+                phase=deployment.phase.value,
+            )
+        # A canary step being landed keeps its lease: its commit is recorded first, then
+        # the revert (of that commit too) is queued (`JobOutcomes.rollback_after_step`).
+        running = deployment.work_state is WorkState.RUNNING
+        updated = await self._store.update(
+            deployment.id,
+            work=Work.ROLLBACK.value,
+            rolled_back_by=by,
+            message="rollback queued" + (f": {detail}" if detail else ""),
+            **({} if running else {"work_state": WorkState.QUEUED.value}),
+            **({} if running else {"attempts": 0, "not_before": None}),
+        )
+        await self._history(deployment, HistoryKind.ROLLBACK_REQUESTED, by, detail)
+        return updated
 
 
 def work_done() -> dict[str, object]:

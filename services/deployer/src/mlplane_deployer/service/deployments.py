@@ -13,7 +13,6 @@ from mlplane_runtime.jobs import JobTrace
 
 from mlplane_deployer.domain.deployments import (
     PROMOTE_FROM,
-    ROLLBACK_FROM,
     Deployment,
     DeploymentAction,
     DeploymentAsk,
@@ -48,7 +47,7 @@ from mlplane_deployer.service.base import (
     waiting_message,
     with_version,
 )
-from mlplane_deployer.service.outcomes import JobOutcomes
+from mlplane_deployer.service.observations import ClusterObservations
 from mlplane_deployer.store import DeploymentFilter
 
 # Alias-following and gateway requests name their deployment by the event: redelivered
@@ -56,7 +55,7 @@ from mlplane_deployer.store import DeploymentFilter
 _EVENT_DEPLOYMENTS = uuid.UUID("0f6f2a2e-5d59-4d3c-9d7e-6c1f1b0c4a11")
 
 
-class DeploymentService(JobOutcomes):
+class DeploymentService(ClusterObservations):
     """The deployer's use cases on one unit of work (see the package docstring)."""
 
     # -- asking -------------------------------------------------------------------------
@@ -72,7 +71,7 @@ class DeploymentService(JobOutcomes):
         if existing is not None:
             return RequestOutcome(existing, created=False)
         policy = (await self.policies.current(ask.team)).policy
-        policy.environments.get(ask.environment)
+        rules = policy.environments.get(ask.environment).rules
         facts = await self._store.version_facts(ask.team, ask.model, ask.version)
         if facts is None or facts.digest is None or facts.image_repository is None:
             decision = PolicyDecision(
@@ -105,6 +104,7 @@ class DeploymentService(JobOutcomes):
             message=waiting_message(decision),
             traceparent=trace.traceparent,
             tracestate=trace.tracestate,
+            canary_weights=rules.canary_weights if len(rules.canary_weights) > 1 else (),
         )
         if deployment is None:  # a concurrent identical ask won the insert
             again = await self._store.find_same(ask)
@@ -184,24 +184,7 @@ class DeploymentService(JobOutcomes):
         or its commit is still being made.
         """
         deployment = await self._locked(team, deployment_id)
-        if deployment.work is Work.ROLLBACK or deployment.phase is DeploymentPhase.ROLLED_BACK:
-            return await self._view(deployment)
-        if deployment.phase not in ROLLBACK_FROM or deployment.gitops_commit is None:
-            raise DeploymentStateConflict(
-                f"a {deployment.phase.value} deployment has no commit to revert",
-                phase=deployment.phase.value,
-            )
-        updated = await self._store.update(
-            deployment.id,
-            work=Work.ROLLBACK.value,
-            work_state=WorkState.QUEUED.value,
-            attempts=0,
-            not_before=None,
-            rolled_back_by=by,
-            message="rollback queued",
-        )
-        await self._history(deployment, HistoryKind.ROLLBACK_REQUESTED, by, None)
-        return await self._view(updated)
+        return await self._view(await self.queue_rollback(deployment, by, None))
 
     # -- reading ------------------------------------------------------------------------
 

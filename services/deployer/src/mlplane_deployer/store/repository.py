@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -28,6 +28,8 @@ from mlplane_deployer.domain.policy import (
     PolicyDecision,
     ScanFact,
 )
+from mlplane_deployer.store.environments import EnvironmentQueries
+from mlplane_deployer.store.jobs import JobQueue
 from mlplane_deployer.store.rows import deployment_from_row, history_from_row, reasons_json
 from mlplane_deployer.store.tables import ACTIVE_PHASES_SQL, DeployerTables
 
@@ -56,7 +58,7 @@ class DeploymentFilter:
     environment: str | None = None
 
 
-class DeploymentStore:
+class DeploymentStore(EnvironmentQueries, JobQueue):
     """The deployer's repository on one session (the unit of work's)."""
 
     def __init__(self, session: AsyncSession, tables: DeployerTables) -> None:
@@ -260,6 +262,7 @@ class DeploymentStore:
         message: str | None,
         traceparent: str | None,
         tracestate: str | None,
+        canary_weights: Sequence[int] = (),
     ) -> Deployment | None:
         """A new pending deployment; None when an active one of the same version and
         environment, or one with the same idempotency key or id, exists already."""
@@ -288,6 +291,7 @@ class DeploymentStore:
                     change_id=change_id_of(deployment_id),
                     traceparent=traceparent,
                     tracestate=tracestate,
+                    canary_weights=list(canary_weights),
                 )
                 .on_conflict_do_nothing()
                 .returning(d)
@@ -346,28 +350,6 @@ class DeploymentStore:
             )
         ).scalar()
         return None if phase is None else DeploymentPhase(phase)
-
-    async def previous_in_environment(self, deployment: Deployment) -> Deployment | None:
-        """The newest deployment committed before `deployment` to the same model and
-        environment and not rolled back: what a rollback returns to."""
-        d = self._t.deployments
-        row = (
-            await self._session.execute(
-                select(d)
-                .where(
-                    d.c.team == deployment.team,
-                    d.c.model == deployment.model,
-                    d.c.environment == deployment.environment,
-                    d.c.id != deployment.id,
-                    d.c.gitops_commit.is_not(None),
-                    d.c.phase != DeploymentPhase.ROLLED_BACK.value,
-                    d.c.created_at <= deployment.created_at,
-                )
-                .order_by(d.c.seq.desc())
-                .limit(1)
-            )
-        ).first()
-        return None if row is None else deployment_from_row(row)
 
     async def list_deployments(
         self, where: DeploymentFilter, *, limit: int, before_seq: int | None
@@ -479,103 +461,3 @@ class DeploymentStore:
                 )
             ).scalar_one()
         )
-
-    # -- the job worker's claims --------------------------------------------------------
-
-    async def claim(self, owner: str, lease_s: float) -> Deployment | None:
-        """Take the oldest queued deployment that is due, or one whose worker's lease ran
-        out; it runs under `owner`'s lease from the database's clock. SKIP LOCKED: two
-        workers never take the same one."""
-        d = self._t.deployments
-        now = func.now()
-        due = (
-            select(d.c.id)
-            .where(
-                or_(
-                    and_(
-                        d.c.work_state == WorkState.QUEUED.value,
-                        or_(d.c.not_before.is_(None), d.c.not_before <= now),
-                    ),
-                    and_(d.c.work_state == WorkState.RUNNING.value, d.c.lease_expires_at < now),
-                )
-            )
-            .order_by(d.c.seq)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        row = (
-            await self._session.execute(
-                update(d)
-                .where(d.c.id == due)
-                .values(
-                    work_state=WorkState.RUNNING.value,
-                    attempts=d.c.attempts + 1,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
-                    not_before=None,
-                    updated_at=now,
-                )
-                .returning(d)
-            )
-        ).first()
-        return None if row is None else deployment_from_row(row)
-
-    async def renew_lease(self, deployment_id: UUID, owner: str, lease_s: float) -> bool:
-        d = self._t.deployments
-        result = await self._session.execute(
-            update(d)
-            .where(
-                d.c.id == deployment_id,
-                d.c.lease_owner == owner,
-                d.c.work_state == WorkState.RUNNING.value,
-            )
-            .values(lease_expires_at=func.now() + timedelta(seconds=lease_s))
-            .returning(d.c.id)
-        )
-        return result.first() is not None
-
-    async def holds_lease(self, deployment_id: UUID, owner: str) -> Deployment | None:
-        """The deployment, locked, when `owner` still runs it; None otherwise."""
-        d = self._t.deployments
-        row = (
-            await self._session.execute(
-                select(d)
-                .where(
-                    d.c.id == deployment_id,
-                    d.c.lease_owner == owner,
-                    d.c.work_state == WorkState.RUNNING.value,
-                )
-                .with_for_update()
-            )
-        ).first()
-        return None if row is None else deployment_from_row(row)
-
-    async def release(self, deployment_id: UUID, owner: str) -> None:
-        d = self._t.deployments
-        await self._session.execute(
-            update(d)
-            .where(
-                d.c.id == deployment_id,
-                d.c.lease_owner == owner,
-                d.c.work_state == WorkState.RUNNING.value,
-            )
-            .values(
-                work_state=WorkState.QUEUED.value,
-                attempts=d.c.attempts - 1,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=func.now(),
-            )
-        )
-
-    async def next_due_in(self) -> float | None:
-        d = self._t.deployments
-        soonest = (
-            await self._session.execute(
-                select(
-                    func.min(func.coalesce(func.extract("epoch", d.c.not_before - func.now()), 0.0))
-                ).where(d.c.work_state == WorkState.QUEUED.value)
-            )
-        ).scalar()
-        return None if soonest is None else max(0.0, float(soonest))

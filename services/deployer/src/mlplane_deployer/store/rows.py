@@ -54,6 +54,10 @@ def deployment_from_row(row: Row[Any]) -> Deployment:
         tracestate=m["tracestate"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        canary_weights=tuple(m["canary_weights"]),
+        canary_step=m["canary_step"],
+        waiting_since=m["waiting_since"],
+        observed_version=m["observed_version"],
     )
 
 

@@ -137,7 +137,22 @@ def define_tables(schema: str) -> DeployerTables:
         Column("tracestate", Text, nullable=True),
         _timestamp("created_at"),
         _timestamp("updated_at"),
+        # Canary steps fixed at the request (the policy's then), and the step committed.
+        Column("canary_weights", JSONB, nullable=False, server_default="[]"),
+        Column("canary_step", Integer, nullable=True),
+        # Since when it waits for health: its deadline counts from here on every replica.
+        _timestamp("waiting_since", nullable=True),
+        # The Application resourceVersion last recorded: replicas lagging behind are ignored.
+        Column("observed_version", BigInteger, nullable=True),
         Index("ix_deployments_team_seq", "team", "seq"),
+        Index(
+            "ix_deployments_in_environment",
+            "team",
+            "model",
+            "environment",
+            "seq",
+            postgresql_where=text("gitops_commit IS NOT NULL"),
+        ),
         # The same request twice is one deployment: one active per version and environment.
         Index(
             "uq_deployments_active",

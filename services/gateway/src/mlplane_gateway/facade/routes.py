@@ -10,7 +10,9 @@ with errors MLflow's client can read. Every error, the gateway's own included
 
 Scopes: reads (GET, HEAD, and MLflow's read-only POSTs) need `models:read`;
 writes need `models:write`, except the deployer's, which need `deploy:write`,
-or `deploy:approve` under `approvals`.
+or `deploy:approve` under `approvals`, and the drift service's sample intake
+(`samples`, `samples/parquet`), which needs `events:publish`: model servers send
+samples with a key that may do nothing else.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations,
@@ -40,6 +42,7 @@ MODELS_READ: Final = "models:read"
 MODELS_WRITE: Final = "models:write"
 DEPLOY_WRITE: Final = "deploy:write"
 DEPLOY_APPROVE: Final = "deploy:approve"
+EVENTS_PUBLISH: Final = "events:publish"
 
 FACADE_SERVICES: Final = ("registry", "scanner", "deployer", "drift", "builder")
 MLFLOW_PREFIXES: Final = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -67,6 +70,8 @@ def required_scope(service: str, method: str, path: str) -> str:
         return MODELS_READ if path.strip("/") in _MLFLOW_READ_POSTS else MODELS_WRITE
     if service == "deployer":
         return DEPLOY_APPROVE if "approvals" in path.split("/") else DEPLOY_WRITE
+    if service == "drift" and path.strip("/").split("/", 1)[0] == "samples":
+        return EVENTS_PUBLISH
     return MODELS_WRITE
 
 
