@@ -30,6 +30,7 @@ run: install  ## the whole platform on embedded defaults, gateway on 127.0.0.1:8
 
 services:  ## start PostgreSQL, RabbitMQ and Redis if they do not answer
 	bash scripts/ensure-services.sh
+	bash scripts/ensure-browser.sh
 
 tools:  ## promtool and kubectl for tests/deploy, installed if missing
 	bash scripts/ensure-tools.sh

@@ -18,6 +18,8 @@ from enum import Enum
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
+from mlplane_gateway.console import api as console_api
+
 from .world import ARTIFACT, TeamObjects, World, exception_body, version_body, vex_document
 
 Side = Literal["own", "other"]
@@ -41,6 +43,9 @@ class Guard(Enum):
     """The facade's catch-alls: exercised through every service route of this table."""
     PUBLIC = "public"
     """Operational and documentation routes: no credential, no tenant data."""
+    CONSOLE = "console"
+    """The web console's pages and forms: a session cookie opens them, never a bearer
+    key or forged headers (its sessions, CSRF and team scoping: tests/console)."""
 
 
 @dataclass(frozen=True)
@@ -526,6 +531,13 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     **{
         ("HEAD", path): RouteSpec(Guard.PUBLIC, _fixed("HEAD", path))
         for path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+    },
+    # the web console, as its routers declare it
+    **{
+        (method, str(route.path)): RouteSpec(Guard.CONSOLE)
+        for router in (console_api.root_router, console_api.router)
+        for route in router.routes
+        for method in getattr(route, "methods", None) or ()
     },
 }
 

@@ -275,6 +275,38 @@ def _public(m: Matrix, method: str, route_path: str) -> None:
     m.no_team_b("public", answer)
 
 
+CONSOLE_OPEN = ("/", "/console/sign-in", "/console/sign-in/oidc", "/console/oidc/callback")
+CONSOLE_VALUES = {
+    "name": "m",
+    "number": "1",
+    "digest": "sha256:" + "0" * 64,
+    "deployment_id": "00000000-0000-4000-8000-000000000000",
+    "etag": "0",
+}
+
+
+def _console(m: Matrix, method: str, route_path: str) -> None:
+    world = m.world
+    path = PLACEHOLDER.sub(lambda found: CONSOLE_VALUES.get(found.group(1), "x"), route_path)
+    call = Call(method, path)
+    if route_path in CONSOLE_OPEN or route_path.startswith("/console/static/"):
+        answer = m.send(call, forged_headers(world.b.team))
+        if answer.status_code >= 500:
+            m.failures.append(f"{method} {path} answered {answer.status_code}")
+        m.no_team_b("console, open", answer)
+        return
+    for what, headers in (
+        ("no session", {}),
+        ("forged headers", forged_headers(world.b.team)),
+        ("team A's admin key, no session", m.api_key("a_admin")),
+    ):
+        answer = m.send(call, headers)
+        m.expect(f"console, {what}", answer, 303)
+        if not answer.headers.get("location", "").startswith("/console/sign-in?next="):
+            m.failures.append(f"console, {what}: not sent to sign in: {answer.headers}")
+        m.no_team_b(f"console, {what}", answer)
+
+
 RUNNERS: dict[Guard, Any] = {
     Guard.READ: _fronted,
     Guard.WRITE: _fronted,
@@ -284,6 +316,7 @@ RUNNERS: dict[Guard, Any] = {
     Guard.GATEWAY_OWN: _refusals_only,
     Guard.FACADE: _refusals_only,
     Guard.PUBLIC: _public,
+    Guard.CONSOLE: _console,
 }
 
 

@@ -22,6 +22,7 @@ from mlplane_runtime.settings import load_settings
 
 from mlplane_gateway import mlflow_webhooks
 from mlplane_gateway.auth.wiring import build_auth
+from mlplane_gateway.console import api as console_api
 from mlplane_gateway.deps import HostedGateway
 from mlplane_gateway.facade.wiring import build_facade
 from mlplane_gateway.ingress import api as ingress_api
@@ -65,6 +66,8 @@ def build(
             # Before the facade, which forwards the rest of /api/2.0/mlflow/ to the registry.
             mlflow_webhooks.router,
             facade.router(auth.guard),
+            console_api.root_router,
+            console_api.router,
         ],
         lifespan=running(gateway, context),
         caller=auth.guard.runtime_caller(),

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from mlplane_gateway.console.tables import define_session_table
 from mlplane_gateway.subscriptions.tables import SubscriptionTables, define_subscription_tables
 
 SCHEMA = "gateway"
@@ -74,6 +75,7 @@ def define_tables(schema: str) -> GatewayTables:
         Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         PrimaryKeyConstraint("team", "provider", "delivery_id", name="pk_deliveries"),
     )
+    define_session_table(metadata)
     return GatewayTables(
         metadata,
         api_keys,
