@@ -4,7 +4,7 @@ One row per session: the SHA-256 of its opaque id (never the id), its CSRF token
 the principal it acts as (kind, id, API key id, team, scopes) and its expiry.
 
 Revision ID: 0007_console_sessions
-Revises: 0005_delivery_trace_context
+Revises: 0006_mlflow_webhooks
 Create Date: 2026-12-17
 """
 
@@ -14,7 +14,7 @@ from mlplane_runtime.migrations import migration_schema
 from sqlalchemy.dialects.postgresql import ARRAY
 
 revision = "0007_console_sessions"
-down_revision = "0005_delivery_trace_context"
+down_revision = "0006_mlflow_webhooks"
 branch_labels = None
 depends_on = None
 
