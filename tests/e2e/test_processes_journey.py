@@ -311,6 +311,7 @@ def _shifted_samples(rows: int, rng: random.Random) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.timeout(900)
 async def test_a_version_goes_from_webhook_to_rollback_on_drift_in_one_trace(
     journey: tuple[Journey, KubeApiStandIn, OtlpReceiver, str], gitops: Path
 ) -> None:
@@ -412,11 +413,16 @@ async def test_a_version_goes_from_webhook_to_rollback_on_drift_in_one_trace(
         log
     )
 
-    spans = await _until(
-        "the rollback's spans to arrive",
-        platform,
-        lambda: _journey_spans(receiver.snapshot(), trace_id),
-    )
+    try:
+        spans = await _until(
+            "the rollback's spans to arrive",
+            platform,
+            lambda: _journey_spans(receiver.snapshot(), trace_id),
+        )
+    except BaseException:
+        trace = [s for s in receiver.snapshot() if s.trace_id == trace_id]
+        print("spans in the trace:", sorted({(s.service, s.name) for s in trace}))
+        raise
     _check_trace(spans)
 
 
