@@ -38,7 +38,6 @@ SCANNER_AUDIENCE: Final = "scanner"
 SCAN_PRINCIPAL: Final = "service:deployer"
 TOKEN_LIFETIME_S: Final = 30
 CONNECT_TIMEOUT_S: Final = 5.0
-MAX_ANSWER_BYTES: Final = 8 * 1024 * 1024
 _SCANNER_ENVIRONMENTS: Final = frozenset(e.value for e in Environment)
 # The scanner names each object it was sent `manifest-<index>.yaml`, in the order sent.
 _SCANNED_FILE: Final = re.compile(r"\bmanifest-(\d+)\.yaml\b")
@@ -145,8 +144,6 @@ def _result(
         raise ManifestScanRefused(
             f"the scanner refused the rendered manifests ({status}): {_detail(answer)}"
         )
-    if len(answer.content) > MAX_ANSWER_BYTES:
-        raise ScannerUnavailable(f"the scanner at {base_url} answered more than a scan")
     try:
         scan = answer.json()
         verdict, reasons = scan["verdict"], scan["reasons"]
