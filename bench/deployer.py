@@ -3,7 +3,7 @@
 
 - mlplane: the deployer from its own `build` on the real PostgreSQL (a throwaway
   schema), a bare repository on the local disk as its GitOps remote. Each of N model x
-  environment pairs (default 200: 100 models x dev, staging; `--quick`: 40) is
+  environment pairs (default 200: 100 models x dev, staging; `--quick`: 30) is
   requested through its HTTP API (signed as the gateway signs, in-process ASGI) while
   its job worker runs as in production (`MLPLANE_DEPLOYER_MAX_CONCURRENT_JOBS`,
   default 2): policy decision, render, schema validation, one commit, push. Timed
@@ -12,7 +12,7 @@
   render, validate, commit, push).
 - plain git (the baseline): the same rendered files written into a clone, `git add`,
   `git commit`, `git push` per pair, one after another, to a fresh bare remote.
-- `with_manifest_scan`: a smaller run (default 20 pairs; `--quick`: 2) with the
+- `with_manifest_scan`: a smaller run (default 20 pairs; `--quick`: 1) with the
   scanner's manifest scan on, the real scanner served on 127.0.0.1 (real Trivy per
   deployment): what a deployment costs with the scan the deployer makes before committing.
 - `where_the_time_goes`: per deployment, the milliseconds of each git subcommand the
@@ -205,8 +205,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     # One warning per unscanned deployment is what an operator should see, not a benchmark.
     logging.getLogger("mlplane.deployer").setLevel(logging.ERROR)
-    pairs = args.pairs or (40 if args.quick else 200)
+    pairs = args.pairs or (30 if args.quick else 200)
     rounds = args.rounds or (1 if args.quick else 2)
-    scan_pairs = args.scan_pairs if args.scan_pairs is not None else (2 if args.quick else 20)
+    scan_pairs = args.scan_pairs if args.scan_pairs is not None else (1 if args.quick else 20)
     applications = args.applications or (100 if args.quick else WATCH_TARGET)
     print(json.dumps(asyncio.run(main(pairs, rounds, scan_pairs, applications))))
