@@ -9,7 +9,7 @@ MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 export MLPLANE_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 export MLPLANE_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: install lock run test test-only lint format bench services
+.PHONY: install lock run test test-only lint format bench services tools
 
 $(VENV)/.installed: requirements.lock $(MEMBERS)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -31,6 +31,9 @@ run: install  ## the whole platform on embedded defaults, gateway on 127.0.0.1:8
 services:  ## start PostgreSQL, RabbitMQ and Redis if they do not answer
 	bash scripts/ensure-services.sh
 
+tools:  ## promtool and kubectl for tests/deploy, installed if missing
+	bash scripts/ensure-tools.sh
+
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
@@ -40,7 +43,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install services lint test-only  ## install, start what tests need, lint, pytest
+test: install services tools lint test-only  ## install, start what tests need, lint, pytest
 
 test-only:
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

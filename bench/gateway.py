@@ -9,8 +9,9 @@ Two child processes on this machine, each on a new database of the same PostgreS
 - the gateway: `mlplane serve gateway`, its facade's registry URL pointed at the
   registry's, called at `/v1/registry/models/{m}/aliases/champion` with an API key
   (`Authorization: Bearer`). Each call is authenticated (the key's row is read once,
-  then kept in memory until revoked, changed or 60 s old), rate-limited (in-process
-  buckets, rates and bursts set to 1,000,000/s so they run but never refuse), given a
+  then kept in memory until revoked, changed or 60 s old), rate-limited as deployed
+  (buckets in Redis, MLPLANE_BENCH_REDIS_URL, default 127.0.0.1:6379 database 13;
+  rates and bursts set to 1,000,000/s so they run but never refuse), given a
   signed identity and sent over a pooled keep-alive connection to the registry: the
   real extra hop.
 
@@ -25,7 +26,8 @@ the registry) per request, and `gateway_cpu_ms_per_request` the gateway's own.
 
 The load generator and both servers share this machine's CPUs: the gateway side
 runs two server processes on them. The load average as measuring began is
-reported. `ratio` = gateway ops/s ÷ direct ops/s; the target is ≥ 0.7. The registry
+reported. `ratio` = gateway ops/s ÷ direct ops/s; the targets are ≥ 0.7 (the
+gateway issue's) and ≥ 0.9 with Redis rate limits (the deployed shape's). The registry
 runs without an identity key (it trusts the team header, so the direct side can
 call it): the gateway still signs an identity per call; the registry's HMAC check
 of it (microseconds) is not in the figures.
@@ -75,6 +77,7 @@ MODELS = 100
 VERSIONS_PER_MODEL = 5
 ROUNDS = 2
 TARGET_RATIO = 0.7
+DEPLOYED_TARGET_RATIO = 0.9
 SEED = 20261126
 
 
@@ -223,7 +226,7 @@ async def main(plan: Plan) -> dict[str, Any]:
                 "mlplane serve gateway (1 process) -> mlplane serve registry, "
                 "Authorization: Bearer <API key>"
             ),
-            "rate_limit": f"in process, {NO_THROTTLE}/s and burst {NO_THROTTLE} (never refuses)",
+            "rate_limit": f"Redis, {NO_THROTTLE}/s and burst {NO_THROTTLE} (never refuses)",
             **best["gateway"],
         },
         "runs": runs,
@@ -233,7 +236,10 @@ async def main(plan: Plan) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_generator_cpu_s": round(client_cpu, 1),
         "ratio": ratio,
-        "targets": {"gateway_keeps_70pct": {"met": ratio >= TARGET_RATIO, "ratio": ratio}},
+        "targets": {
+            "gateway_keeps_70pct": {"met": ratio >= TARGET_RATIO, "ratio": ratio},
+            "deployed_keeps_90pct": {"met": ratio >= DEPLOYED_TARGET_RATIO, "ratio": ratio},
+        },
         "wall_s": round(time.perf_counter() - began, 1),
     }
 

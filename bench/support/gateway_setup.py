@@ -56,9 +56,15 @@ def registry_server(database_url: str, port: int, workdir: Path) -> ServerProces
     )
 
 
+REDIS_URL = os.environ.get("MLPLANE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+"""The gateway's rate limits live here, as deployed (a database of its own: the bench
+flushes nothing, and its keys expire on their own)."""
+
+
 def gateway_server(database_url: str, port: int, workdir: Path, registry_url: str) -> ServerProcess:
-    """`mlplane serve gateway`: facade to `registry_url`, in-process rate limits set high."""
+    """`mlplane serve gateway`: facade to `registry_url`, rate limits in Redis set high."""
     settings: Mapping[str, str] = {
+        "MLPLANE_GATEWAY_REDIS_URL": REDIS_URL,
         "MLPLANE_GATEWAY_SECRET_KEY": SECRET_KEY,
         "MLPLANE_IDENTITY_SECRET": BENCH_IDENTITY_SECRET,
         "MLPLANE_GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY,

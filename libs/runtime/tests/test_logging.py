@@ -75,6 +75,16 @@ class TestJsonLines:
         assert line["logger"] == "uvicorn.error"
         assert "color_message" not in line
 
+    def test_http_client_request_lines_are_not_written(self) -> None:
+        # httpx logs "HTTP Request: PATCH <url>" at INFO; an OCI upload URL carries
+        # its upload state token in the query.
+        with captured_json_logs() as logs:
+            logging.getLogger("httpx").info(
+                "HTTP Request: PATCH http://r/v2/b/uploads/1?_state=tok"
+            )
+            logging.getLogger("httpx").warning("connection pool full")
+        assert [line["message"] for line in logs.lines()] == ["connection pool full"]
+
     def test_unknown_level_raises_value_error(self) -> None:
         with pytest.raises(ValueError, match="LOUD"):
             configure_logging("svc", "LOUD")

@@ -13,8 +13,10 @@ import asyncio
 import importlib
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -208,7 +210,7 @@ class TestDeadLetters:
             "dead-letters", "list", "-s", running_platform.service, "--url", running_platform.url
         )
 
-        assert finished.code == 1
+        assert finished.code == 4  # not signed in / refused (README: exit codes)
         assert finished.stderr.startswith("error: HTTP 401")
         assert "Traceback" not in finished.stderr
 
@@ -221,7 +223,7 @@ class TestDeadLetters:
             "dead-letters", "list", "-s", "registry", "--url", f"http://127.0.0.1:{port}"
         )
 
-        assert finished.code == 1
+        assert finished.code == 3  # unreachable (README: exit codes)
         assert finished.stderr.startswith(f"error: cannot reach mlplane at http://127.0.0.1:{port}")
         assert "Traceback" not in finished.stderr
 
@@ -233,7 +235,10 @@ class TestUp:
         probe = bind_http_socket("127.0.0.1", 0)
         port = probe.getsockname()[1]
         probe.close()
-        data_dir = tmp_path / "data"
+        # Outside pytest's temporary root, which any pytest session starting meanwhile
+        # resets to 0700: the embedded PostgreSQL runs as a user of its own.
+        workdir = Path(tempfile.mkdtemp(prefix="mlplane-up-"))
+        data_dir = workdir / "data"
         process = await asyncio.create_subprocess_exec(
             str(MLPLANE),
             "up",
@@ -279,3 +284,4 @@ class TestUp:
         )
         # PostgreSQL removes its pid file only when it shut down cleanly.
         assert not (data_dir / "postgres" / "postmaster.pid").exists()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -104,7 +104,7 @@ def _runner_defaults(db_repository: str) -> dict[str, Any]:
         "db_repository": db_repository,
         "max_concurrent": 2,
         "timeout_s": 120.0,
-        "insecure_registries": True,
+        # No insecure_registries: the local registry is on loopback, reached over http as is.
     }
 
 

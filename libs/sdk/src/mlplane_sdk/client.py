@@ -8,7 +8,7 @@ are at `/gateway/dead-letters`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -58,6 +58,8 @@ class MlplaneClient:
         self._http = httpx.Client(
             base_url=self.base_url, timeout=timeout_s, transport=transport, headers=headers
         )
+        # Presigned URLs carry their own authority: the API key never goes with them.
+        self._storage = httpx.Client(timeout=max(timeout_s, 300.0), transport=transport)
 
     def __enter__(self) -> Self:
         return self
@@ -73,6 +75,7 @@ class MlplaneClient:
     def close(self) -> None:
         """Close the underlying connections."""
         self._http.close()
+        self._storage.close()
 
     def dead_letters(self, service: str, *, limit: int = 100) -> DeadLetterList:
         """Up to `limit` messages in `service`'s dead-letter queue, oldest first.
@@ -94,6 +97,45 @@ class MlplaneClient:
         body = None if ids is None else {"ids": list(ids)}
         response = self._request("POST", f"{_service_path(service)}/dead-letters/replay", json=body)
         return _parsed(ReplayResult, response).replayed
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON answer of `method path` (None for an empty one); `kwargs` go to httpx
+        (`json`, `params`, `headers`). Raises MlplaneUnreachable or MlplaneApiError."""
+        response = self._request(method, path, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise MlplaneClientError(f"unexpected answer from {response.request.url}") from exc
+
+    def stream_lines(self, path: str, **kwargs: Any) -> Iterator[str]:
+        """The lines of a streamed answer (server-sent events), as they arrive; no read
+        timeout, since a quiet stream is not a dead one. Raises as `call` does."""
+        timeout = httpx.Timeout(self._http.timeout.connect or DEFAULT_TIMEOUT_S, read=None)
+        try:
+            with self._http.stream("GET", path, timeout=timeout, **kwargs) as response:
+                if response.is_error:
+                    response.read()
+                    raise MlplaneApiError(response.status_code, _problem(response))
+                yield from response.iter_lines()
+        except httpx.TransportError as exc:
+            raise MlplaneUnreachable(
+                f"cannot reach mlplane at {self.base_url} ({type(exc).__name__}); "
+                "is `mlplane up` running there?"
+            ) from exc
+
+    def put_bytes(self, url: str, content: bytes) -> str:
+        """PUT `content` to a presigned `url` (no API key sent); the ETag it answers.
+
+        Raises MlplaneUnreachable, or MlplaneApiError when storage refuses it."""
+        try:
+            response = self._storage.put(url, content=content)
+        except httpx.TransportError as exc:
+            raise MlplaneUnreachable(f"cannot reach object storage ({type(exc).__name__})") from exc
+        if response.is_error:
+            raise MlplaneApiError(response.status_code, _problem(response))
+        return str(response.headers.get("etag", ""))
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -263,6 +263,19 @@ class TestRevert:
         again = await replica(remote, tmp_path).revert(rollback, c8.change_id)
         assert (again.created, again.sha) == (False, reverted.sha)
 
+    async def test_rolling_back_a_first_deployment_removes_its_directory(
+        self, remote: Path, tmp_path: Path
+    ) -> None:
+        c, files = deploy_args()
+        repo = replica(remote, tmp_path)
+        deployed = await repo.apply(c, files)
+        rollback = change(c.team, c.model, "dev", c.directory, action=ChangeAction.ROLLBACK)
+        reverted = await repo.revert(rollback, c.change_id)
+        assert reverted.created
+        trailers = parse_trailers(git(remote, "log", "-1", "--format=%B", "main"))
+        assert trailers["Mlplane-Reverts"] == deployed.sha
+        assert git(remote, "ls-tree", "-r", "--name-only", "main", c.directory) == ""
+
     async def test_reverting_an_unknown_change_is_not_found(
         self, remote: Path, tmp_path: Path
     ) -> None:

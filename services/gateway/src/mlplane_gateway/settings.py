@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from typing import Literal
+from urllib.parse import urlsplit
 
 from mlplane_runtime.settings import PLACEHOLDER_SECRETS, RuntimeSettings
 from pydantic import (
@@ -99,7 +100,8 @@ class GatewaySettings(BaseSettings):
 
     # -- REST facade ----------------------------------------------------------------------
     registry_url: AnyHttpUrl | None = None
-    """The registry's base URL, mount included (`http://registry:8080/registry`). Unset:
+    """The registry's address (`http://registry:8081`; its mount `/registry` is added when
+    the URL has no path, e.g. `http://proxy/registry-prefix` is taken as it is). Unset:
     this platform's own address when the registry is installed here, else not served."""
     scanner_url: AnyHttpUrl | None = None
     deployer_url: AnyHttpUrl | None = None
@@ -222,7 +224,7 @@ class GatewaySettings(BaseSettings):
         for service in FACADE_SERVICES:
             configured = getattr(self, f"{service}_url")
             if configured is not None:
-                urls[service] = str(configured).rstrip("/")
+                urls[service] = with_mount(str(configured), service)
             elif platform_url is not None and service in installed:
                 urls[service] = f"{platform_url}/{service}"
         return urls
@@ -251,6 +253,14 @@ class GatewaySettings(BaseSettings):
 
     def allowlist(self) -> tuple[IpNetwork, ...]:
         return parse_allowlist(self.sink_allowlist)
+
+
+def with_mount(url: str, service: str) -> str:
+    """`url` as the facade calls it: a bare address (`http://registry:8081`) gets the
+    service's mount (`/registry`), where `mlplane serve <service>` serves its routes; a
+    URL with a path (a reverse proxy's prefix) is taken as it is."""
+    url = url.rstrip("/")
+    return url if urlsplit(url).path else f"{url}/{service}"
 
 
 def platform_url(runtime: RuntimeSettings | None) -> str | None:

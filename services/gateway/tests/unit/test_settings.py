@@ -58,6 +58,16 @@ class TestUpstreams:
             "drift": "https://drift.internal/drift",
         }
 
+    def test_a_bare_address_gets_the_services_mount(self) -> None:
+        settings = GatewaySettings(
+            registry_url="http://registry:8081", scanner_url="http://scanner:8083/"
+        )
+        urls = settings.upstream_urls(None, frozenset())
+        assert urls == {
+            "registry": "http://registry:8081/registry",
+            "scanner": "http://scanner:8083/scanner",
+        }
+
     def test_without_a_platform_only_configured_urls_count(self) -> None:
         assert GatewaySettings().upstream_urls(None, frozenset({"registry"})) == {}
 

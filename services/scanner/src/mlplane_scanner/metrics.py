@@ -15,6 +15,12 @@ SCAN_DURATION = Histogram(
     ["service", "outcome"],  # outcome: passed | failed | error | retried
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
+SCAN_QUEUE_WAIT = Histogram(
+    "mlplane_scanner_queue_wait_seconds",
+    "Time an image scan waited between its request and a free scan slot.",
+    ["service"],
+    buckets=(0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800),
+)
 FINDINGS = Counter(
     "mlplane_scanner_findings_total",
     "Findings reported by image scans, by kind and severity (before policy).",

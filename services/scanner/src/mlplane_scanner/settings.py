@@ -28,12 +28,17 @@ class ScannerSettings(BaseSettings):
     """OCI repository serving Trivy's vulnerability database (a Harbor proxy or mirror of
     `ghcr.io/aquasecurity/trivy-db`); unset: vulnerabilities are not assessed."""
     insecure_registries: bool = False
-    """Let Trivy reach registries over plain HTTP (a local registry, an http Harbor)."""
+    """Let Trivy reach every registry over plain HTTP (an http Harbor). Registries on
+    loopback (`localhost:5000`, `127.0.0.1:5000`) are reached over http without it."""
     registry_username: str | None = None
     registry_password: SecretStr | None = None
     """Credentials Trivy pulls images with (given to it by environment, never argv)."""
     max_concurrent_scans: int = Field(default=2, ge=1, le=64)
     """Trivy processes at once in this replica (Trivy is CPU-bound)."""
+    queue_warning_s: float = Field(default=60.0, gt=0)
+    """A scan that waited this long for a free slot logs that the scanner is the
+    bottleneck (at most once a minute; every wait is in
+    `mlplane_scanner_queue_wait_seconds`)."""
     scan_timeout_s: float = Field(default=600.0, gt=0)
     scan_attempts: int = Field(default=3, ge=1, le=20)
     """Tries of a scan whose failure may be passing (storage down) before verdict `error`."""

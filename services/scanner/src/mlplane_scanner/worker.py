@@ -24,6 +24,7 @@ from mlplane_runtime.errors import MlplaneError
 from mlplane_runtime.jobs import ClaimRequest, JobInfo, JobTrace, JobWorker
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
+from mlplane_scanner.backlog import BacklogNotice
 from mlplane_scanner.metrics import FINDINGS, SCAN_DURATION, SCANS_RUNNING, VERDICTS
 from mlplane_scanner.reports import ReportStore, report_key
 from mlplane_scanner.service import ScannerService, ScanOutcome
@@ -52,6 +53,7 @@ class WorkerConfig:
     layout_root: Path | None
     registry_username: str | None
     registry_password: str | None
+    queue_warning_s: float = 60.0
 
     @classmethod
     def of(cls, settings: ScannerSettings, layout_root: Path | None) -> WorkerConfig:
@@ -64,6 +66,7 @@ class WorkerConfig:
             layout_root=layout_root,
             registry_username=settings.registry_username,
             registry_password=None if password is None else password.get_secret_value(),
+            queue_warning_s=settings.queue_warning_s,
         )
 
 
@@ -85,6 +88,9 @@ class ScanWorker:
         self._runner = runner
         self._reports = reports
         self._config = config
+        self._backlog = BacklogNotice(
+            service_name, config.max_concurrent, config.queue_warning_s, time.monotonic
+        )
         self._worker: JobWorker[ScanRow, str] = JobWorker(
             service_name,
             "scan",
@@ -118,6 +124,9 @@ class ScanWorker:
                     break
                 claimed.append(scan)
             await uow.commit()
+        now = datetime.now(UTC)
+        for scan in claimed:
+            self._backlog.claimed(scan.requested_at, now, first_attempt=scan.attempts == 1)
         return claimed
 
     async def renew(self, scan: ScanRow, lease_s: float) -> bool:

@@ -139,6 +139,10 @@ def json_formatter(service: str) -> JsonFormatter:
     )
 
 
+CHATTY_CLIENT_LOGGERS = ("httpx", "httpcore", "botocore", "aiobotocore", "urllib3")
+"""Libraries that log each request (URL and query included) below WARNING."""
+
+
 def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | None = None) -> None:
     """Send every log record of the process as one JSON line to `stream` (stderr).
 
@@ -172,3 +176,8 @@ def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | Non
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # HTTP clients narrate every request at INFO with its full URL: one line per OCI
+    # blob chunk, and upload state tokens or presigned signatures in the query. Their
+    # warnings and errors still come through.
+    for name in CHATTY_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlplane_sdk.cli.failure import fail
-from mlplane_sdk.client import DEFAULT_URL, MlplaneClient, MlplaneClientError
+from mlplane_sdk.cli.session import Output, OutputOption, emit, platform, said
 
 dead_letters_app = typer.Typer(
     help="Inspect and replay the messages a service could not handle.",
@@ -18,74 +17,79 @@ ServiceOption = Annotated[
     str, typer.Option("--service", "-s", help="The service whose dead letters to use.")
 ]
 UrlOption = Annotated[
-    str, typer.Option("--url", envvar="MLPLANE_URL", help="Base URL of the platform's gateway.")
+    str | None,
+    typer.Option("--url", help="Base URL of the platform's gateway (overrides the profile)."),
 ]
 ApiKeyOption = Annotated[
     str | None,
     typer.Option(
         "--api-key",
-        envvar="MLPLANE_API_KEY",
         help="An API key with the admin scope (a team's admin sees its own team's letters).",
         show_default=False,
     ),
 ]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Same as --output json.", hidden=True)]
 
 _REASON_WIDTH = 80
 
 
+def _override(ctx: typer.Context, url: str | None, api_key: str | None) -> None:
+    """This command's own --url/--api-key win over the root command's and the profile."""
+    root = ctx.find_root()
+    root.obj = {**(root.obj or {}), **{k: v for k, v in (("url", url), ("api_key", api_key)) if v}}
+
+
 @dead_letters_app.command("list")
 def list_dead_letters(
+    ctx: typer.Context,
     service: ServiceOption,
-    url: UrlOption = DEFAULT_URL,
+    url: UrlOption = None,
     api_key: ApiKeyOption = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many.")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")] = False,
+    as_json: JsonFlag = False,
+    output: OutputOption = Output.TABLE,
 ) -> None:
     """List a service's dead-lettered messages, oldest first (nothing is removed)."""
-    try:
-        with MlplaneClient(url, api_key=api_key) as client:
-            answer = client.dead_letters(service, limit=limit)
-    except MlplaneClientError as exc:
-        fail(str(exc))
-    if as_json:
-        typer.echo(answer.model_dump_json(indent=2))
-        return
-    if not answer.dead_letters:
-        typer.echo(f"no dead letters in {service}")
-        return
-    rows = [("ID", "EVENT TYPE", "TRIES", "DEAD-LETTERED AT", "REASON")]
-    for letter in answer.dead_letters:
-        when = (
-            letter.dead_lettered_at.isoformat(timespec="seconds")
-            if letter.dead_lettered_at
-            else "-"
-        )
-        rows.append(
-            (letter.id, letter.routing_key, str(letter.attempts), when, _short(letter.reason))
-        )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        typer.echo("  ".join([*cells, row[-1]]))
+    _override(ctx, url, api_key)
+    with platform(ctx) as client:
+        answer = client.dead_letters(service, limit=limit)
+    emit(
+        answer.model_dump(mode="json"),
+        Output.JSON if as_json else output,
+        columns=("ID", "EVENT TYPE", "TRIES", "DEAD-LETTERED AT", "REASON"),
+        rows=lambda _: [
+            (
+                letter.id,
+                letter.routing_key,
+                letter.attempts,
+                letter.dead_lettered_at.isoformat(timespec="seconds")
+                if letter.dead_lettered_at
+                else None,
+                _short(letter.reason),
+            )
+            for letter in answer.dead_letters
+        ],
+        empty=f"no dead letters in {service}",
+    )
 
 
 @dead_letters_app.command("replay")
 def replay_dead_letters(
+    ctx: typer.Context,
     service: ServiceOption,
-    url: UrlOption = DEFAULT_URL,
+    url: UrlOption = None,
     api_key: ApiKeyOption = None,
     ids: Annotated[
         list[str] | None,
         typer.Option("--id", help="A dead letter to replay (repeatable); none given: all of them."),
     ] = None,
+    output: OutputOption = Output.TABLE,
 ) -> None:
     """Move a service's dead letters back to its queue for another try."""
-    try:
-        with MlplaneClient(url, api_key=api_key) as client:
-            replayed = client.replay_dead_letters(service, ids)
-    except MlplaneClientError as exc:
-        fail(str(exc))
-    typer.echo(f"replayed {replayed} dead letter(s) of {service}")
+    _override(ctx, url, api_key)
+    with platform(ctx) as client:
+        replayed = client.replay_dead_letters(service, ids)
+    said(f"replayed {replayed} dead letter(s) of {service}", output, {"replayed": replayed})
 
 
 def _short(reason: str) -> str:

@@ -9,44 +9,64 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlplane_sdk.cli.failure import fail
+from mlplane_sdk.cli.failure import EXIT_INTERRUPTED, fail
 
 if TYPE_CHECKING:
     from mlplane_runtime.service import ServicePlugin
     from mlplane_runtime.settings import RuntimeSettings
 
-EXIT_INTERRUPTED = 130
 
-
-def up() -> None:
+def up(
+    processes: Annotated[
+        bool,
+        typer.Option(
+            "--processes",
+            help="Run each service as its own process (the deployed shape); needs RabbitMQ.",
+        ),
+    ] = False,
+) -> None:
     """Run every installed service in one process and serve HTTP (127.0.0.1:8080).
 
     With no MLPLANE_DATABASE_URL it starts an embedded PostgreSQL under
     MLPLANE_DATA_DIR; with no MLPLANE_AMQP_URL the bus is in-process. Stops
-    cleanly on Ctrl+C or SIGTERM.
+    cleanly on Ctrl+C or SIGTERM. With --processes, each service runs as its own
+    `mlplane serve` process (gateway on MLPLANE_HTTP_PORT, the others on the ports
+    after it), its log lines prefixed with its name.
     """
     from mlplane_runtime.service import PluginDiscoveryError, discover_services
 
     settings = _settings()
-    _configure_telemetry("mlplane", settings)
     try:
         plugins = discover_services()
     except PluginDiscoveryError as exc:
         fail(str(exc))
+    if processes:
+        _up_processes(settings, [plugin.name for plugin in plugins])
+        return
+    _configure_telemetry("mlplane", settings)
     _serve("mlplane", settings, plugins)
 
 
 def serve(
     service: Annotated[str, typer.Argument(help="The installed service to run, e.g. registry.")],
 ) -> None:
-    """Run one installed service alone (as its production container does)."""
+    """Run one installed service alone (as its production container does).
+
+    Without MLPLANE_HTTP_PORT it listens on the service's own port (gateway 8080,
+    registry 8081, builder 8082, scanner 8083, deployer 8084, drift 8085).
+    """
+    from mlplane_runtime.platform.ports import default_port
     from mlplane_runtime.service import PluginDiscoveryError, find_service
 
+    # Set before any settings are read: whatever derives an address from it agrees.
+    os.environ.setdefault("MLPLANE_HTTP_PORT", str(default_port(service)))
     settings = _settings()
     try:
         plugin = find_service(service)
@@ -54,6 +74,51 @@ def serve(
         fail(str(exc))
     _configure_telemetry(service, settings)
     _serve(service, settings, [plugin])
+
+
+def _up_processes(settings: RuntimeSettings, services: list[str]) -> None:
+    from mlplane_runtime.embedded_postgres import EmbeddedPostgres
+    from mlplane_runtime.errors import MlplaneError
+    from mlplane_runtime.identity_secret import platform_identity_secret
+
+    from mlplane_sdk.cli.processes import ProcessLauncher, child_environment, plan_children
+
+    if settings.amqp_url is None:
+        fail(
+            "mlplane up --processes needs RabbitMQ: set MLPLANE_AMQP_URL "
+            "(the in-process bus cannot span processes)"
+        )
+    _configure_telemetry("launcher", settings)
+    try:
+        # Made once here, so the children do not race to create the dev secret.
+        platform_identity_secret(settings)
+    except MlplaneError as exc:
+        fail(exc.detail)
+
+    async def launch() -> None:
+        postgres = None
+        database_url = settings.database_url
+        if database_url is None:
+            postgres = EmbeddedPostgres(settings.data_dir)
+            database_url = await asyncio.to_thread(postgres.start)
+        try:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            plans = plan_children(
+                services,
+                environment=child_environment(),
+                host=settings.http_host,
+                gateway_port=settings.http_port,
+                database_url=database_url,
+            )
+            await ProcessLauncher(plans, settings.http_host).run(stop)
+        finally:
+            if postgres is not None:
+                await asyncio.to_thread(postgres.stop)
+
+    _run(launch())
 
 
 def _settings() -> RuntimeSettings:
@@ -94,11 +159,15 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     import uvloop
     from mlplane_runtime.errors import MlplaneError
 
+    from mlplane_sdk.cli.processes import LaunchFailed
+
     try:
         # uvloop: the same asyncio API, its loop and transports in C (cheaper requests).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(main)
     except MlplaneError as exc:
         fail(exc.detail)
+    except LaunchFailed as exc:
+        fail(str(exc))
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None

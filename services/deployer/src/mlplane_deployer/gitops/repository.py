@@ -176,7 +176,10 @@ class GitOpsRepository:
                     return self._result(existing, created=False)
                 await self._reset()
                 await mutate()
-                await self._git.run("add", "--all", "--", _relative(change.directory))
+                # A revert of a directory's first deployment removes the directory; the
+                # revert staged that already, and `git add` would refuse the missing path.
+                if (self.workdir / _relative(change.directory)).exists():
+                    await self._git.run("add", "--all", "--", _relative(change.directory))
                 if await self._git.succeeds("diff", "--cached", "--quiet"):
                     return self._result(await self._head(), created=False)
                 message = change.message(reverts=reverts[0] if reverts else None)

@@ -31,7 +31,7 @@ from .errors import TrivyError, TrivyFailed
 from .process import ProcessObserver, TrivyOutput, run_trivy
 from .report import parse_report
 from .results import ImageScanResult
-from .sources import ImageSource, LayoutImage, RegistryImage
+from .sources import ImageSource, LayoutImage, RegistryImage, on_loopback
 
 ALL_SCANNERS = "vuln,secret,misconfig,license"
 WITHOUT_VULNERABILITIES = "secret,misconfig,license"
@@ -249,7 +249,7 @@ class TrivyRunner:
     def _environment(self, source: ImageSource | None) -> dict[str, str]:
         # Ambient TRIVY_* settings must not change what a scan does.
         env = {key: value for key, value in os.environ.items() if not key.startswith("TRIVY_")}
-        if self._insecure:
+        if self._insecure or (isinstance(source, RegistryImage) and on_loopback(source)):
             env["TRIVY_INSECURE"] = "true"
         if isinstance(source, RegistryImage) and source.username is not None:
             # By environment, never the command line: argv is visible to every user.
@@ -282,7 +282,12 @@ class TrivyRunner:
         try:
             arguments = ["image", "--download-db-only", "--db-repository", repository]
             arguments += ["--cache-dir", str(staging), "--no-progress"]
-            await self._run(arguments, target=f"vulnerability database {repository}")
+            # As a source, so a database on a loopback registry is fetched over http too.
+            await self._run(
+                arguments,
+                source=RegistryImage(repository),
+                target=f"vulnerability database {repository}",
+            )
             downloaded = await asyncio.to_thread(cached_db_version, staging)
             if downloaded is None:
                 raise TrivyFailed(

@@ -29,3 +29,19 @@ class LayoutImage:
 
 
 ImageSource = RegistryImage | LayoutImage
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def on_loopback(image: RegistryImage) -> bool:
+    """True when the image's registry is on this machine (`localhost:5000/...`).
+
+    Such a registry speaks plain http, as the builder assumes when it pushes there;
+    an operator need not say so twice.
+    """
+    first, _, rest = image.reference.partition("/")
+    if not rest or ("." not in first and ":" not in first and first != "localhost"):
+        return False  # Docker Hub shorthand: `library/python`, `python`
+    host = first.split("]")[0] + "]" if first.startswith("[") else first.rsplit(":", 1)[0]
+    return host in _LOOPBACK_HOSTS
