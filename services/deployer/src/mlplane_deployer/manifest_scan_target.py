@@ -3,7 +3,9 @@
 Decided once, when the deployer is built:
 
 - `MLPLANE_DEPLOYER_MANIFEST_SCAN=off`: no scan; a warning now and on every deployment;
-- the scanner's URL: `MLPLANE_DEPLOYER_SCANNER_URL`; else, in embedded mode (no GitOps
+- the scanner's URL: `MLPLANE_DEPLOYER_SCANNER_URL` (a bare address, as `mlplane serve
+  scanner` listens on, gets the scanner's mount `/scanner`, as the gateway's upstream
+  URLs do; a URL with a path is taken as it is); else, in embedded mode (no GitOps
   remote configured, as `make run`) with the scanner installed, this platform's own
   address (`http://<MLPLANE_HTTP_HOST>:<MLPLANE_HTTP_PORT>/scanner`, which `mlplane up`
   serves in the same process); else the deployer refuses to start, naming both settings;
@@ -21,6 +23,7 @@ from __future__ import annotations
 import binascii
 import logging
 from importlib.metadata import entry_points
+from urllib.parse import urlsplit
 
 from mlplane_runtime.caller import MIN_KEY_BYTES
 from mlplane_runtime.errors import InvalidInput
@@ -59,14 +62,14 @@ def manifest_scan_gate(
             ep.name == SCANNER_AUDIENCE for ep in entry_points(group=ENTRY_POINT_GROUP)
         )
     if settings.scanner_url is not None:
-        base_url = str(settings.scanner_url).rstrip("/")
+        base_url = with_mount(str(settings.scanner_url))
     elif settings.embedded and scanner_installed:
         base_url = f"{platform_url(context.settings)}/{SCANNER_AUDIENCE}"
     else:
         raise ManifestScanNotConfigured(
             "the deployer scans rendered manifests with the scanner before committing them, "
             "and knows no scanner: set MLPLANE_DEPLOYER_SCANNER_URL (the scanner's base URL, "
-            "e.g. http://scanner:8080/scanner), or MLPLANE_DEPLOYER_MANIFEST_SCAN=off to "
+            "e.g. http://scanner:8083), or MLPLANE_DEPLOYER_MANIFEST_SCAN=off to "
             "commit unscanned manifests"
         )
     key = scanner_key(settings, context.identity_secret)
@@ -99,6 +102,12 @@ def scanner_key(settings: DeployerSettings, platform_secret: bytes | None) -> by
             "or MLPLANE_IDENTITY_SECRET, or MLPLANE_DEPLOYER_MANIFEST_SCAN=off"
         )
     return derive_identity_key(platform_secret, SCANNER_AUDIENCE)
+
+
+def with_mount(url: str) -> str:
+    """`url` as the deployer calls it: a bare address gets the scanner's mount."""
+    url = url.rstrip("/")
+    return url if urlsplit(url).path else f"{url}/{SCANNER_AUDIENCE}"
 
 
 def platform_url(runtime: RuntimeSettings) -> str:

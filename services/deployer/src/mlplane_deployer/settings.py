@@ -53,8 +53,9 @@ class DeployerSettings(BaseSettings):
     deployment; `on` (default) scans them first and refuses to start with no scanner known
     (see `manifest_scan_target`)."""
     scanner_url: AnyHttpUrl | None = None
-    """The scanner's base URL, mount included (`http://scanner:8080/scanner`). Unset in
-    embedded mode with the scanner installed: this platform's own address."""
+    """The scanner's address (`http://scanner:8083`: its mount `/scanner` is added), or a
+    URL with a path taken as it is (a reverse proxy's). Unset in embedded mode with the
+    scanner installed: this platform's own address."""
     scanner_identity_key: SecretStr | None = None
     """Hex of the scanner's identity key (its `MLPLANE_SCANNER_IDENTITY_KEY`), which the
     deployer signs its manifest-scan calls with; unset: derived from the platform's

@@ -1,10 +1,13 @@
 """Fixtures of the manifest-scan tests: the real scanner (its own `build`, migrated into a
 throwaway schema of the real PostgreSQL, real Trivy) served over real HTTP on
-127.0.0.1, and the deployer of `tests/conftest.py` told to scan with it.
+127.0.0.1 under `/scanner` as `mlplane serve scanner` serves it, and the deployer of
+`tests/conftest.py` told to scan with it.
 
-- `scanner_url`: the scanner's base URL (`http://127.0.0.1:<port>`), served for the test;
+- `scanner_app`: that app (the scanner's routes mounted at `/scanner`), not served;
+- `scanner_address`: where it is served for the test (`http://127.0.0.1:<port>`), what
+  `MLPLANE_DEPLOYER_SCANNER_URL` is given; `scanner_url`: its base URL, mount included;
 - `scanner_http`: a client of that scanner as the gateway calls it (team headers signed);
-- `settings`: the deployer's settings with `scanner_url` set, scans on.
+- `settings`: the deployer's settings with the scanner's address, scans on.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from mlplane_deployer.settings import DeployerSettings
 from mlplane_runtime.db import Database
 from mlplane_scanner.main import MIGRATIONS as SCANNER_MIGRATIONS
@@ -25,10 +27,12 @@ from mlplane_testing.database import migrated_schema
 from mlplane_testing.http_server import serve
 from mlplane_testing.identity import GatewayIdentity
 from mlplane_testing.service import service_app, service_context
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 
 @pytest.fixture
-async def scanner_app(deployer_database: Database, tmp_path: Path) -> AsyncIterator[FastAPI]:
+async def scanner_app(deployer_database: Database, tmp_path: Path) -> AsyncIterator[Starlette]:
     """The scanner's HTTP app from its own `build`: Trivy from the scanner's wheel, reports
     on the local disk, its tables in a fresh schema dropped after the test."""
     async with migrated_schema(deployer_database, SCANNER_MIGRATIONS) as schema:
@@ -40,13 +44,19 @@ async def scanner_app(deployer_database: Database, tmp_path: Path) -> AsyncItera
             _env_file=None,  # type: ignore[call-arg]
             layout_root=tmp_path / "no-layouts",
         )
-        yield service_app(context, build_scanner(context, tables, settings))
+        app = service_app(context, build_scanner(context, tables, settings))
+        yield Starlette(routes=[Mount("/scanner", app=app)])
 
 
 @pytest.fixture
-async def scanner_url(scanner_app: FastAPI) -> AsyncIterator[str]:
+async def scanner_address(scanner_app: Starlette) -> AsyncIterator[str]:
     async with serve(scanner_app) as url:
         yield url
+
+
+@pytest.fixture
+def scanner_url(scanner_address: str) -> str:
+    return f"{scanner_address}/scanner"
 
 
 @pytest.fixture
@@ -58,10 +68,10 @@ async def scanner_http(scanner_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def settings(remote: Path, tmp_path: Path, scanner_url: str) -> DeployerSettings:
+def settings(remote: Path, tmp_path: Path, scanner_address: str) -> DeployerSettings:
     return DeployerSettings(
         gitops_remote=str(remote),
         gitops_workdir=tmp_path / "clone",
         retry_delay_s=0,
-        scanner_url=scanner_url,  # type: ignore[arg-type]
+        scanner_url=scanner_address,  # type: ignore[arg-type]
     )

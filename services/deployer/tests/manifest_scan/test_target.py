@@ -41,11 +41,21 @@ def test_embedded_mode_scans_with_the_scanner_of_the_same_platform(tmp_path: Pat
     assert gate.client.key == derive_identity_key(SECRET, "scanner")
 
 
-def test_a_configured_scanner_url_wins(tmp_path: Path) -> None:
-    settings = DeployerSettings(scanner_url="http://scanner:8080/scanner/")  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("configured", "called"),
+    [
+        ("http://scanner:8083", "http://scanner:8083/scanner"),
+        ("http://scanner:8083/", "http://scanner:8083/scanner"),
+        ("https://proxy.example.com/mlplane/scanner/", "https://proxy.example.com/mlplane/scanner"),
+    ],
+)
+def test_a_configured_scanner_url_wins_a_bare_address_with_the_scanners_mount(
+    tmp_path: Path, configured: str, called: str
+) -> None:
+    settings = DeployerSettings(scanner_url=configured)  # type: ignore[arg-type]
     gate = manifest_scan_gate(settings, context(tmp_path), scanner_installed=False)
     assert gate.client is not None
-    assert gate.client.base_url == "http://scanner:8080/scanner"
+    assert gate.client.base_url == called
 
 
 @pytest.mark.parametrize("installed", [True, False])

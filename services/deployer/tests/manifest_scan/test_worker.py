@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
 from mlplane_deployer.main import build
 from mlplane_deployer.settings import DeployerSettings
 from mlplane_deployer.store import DeployerTables
@@ -19,6 +18,7 @@ from mlplane_runtime.uow import UnitOfWorkFactory
 from mlplane_testing.http_server import free_port, serve
 from mlplane_testing.identity import GatewayIdentity
 from mlplane_testing.service import service_app, service_context
+from starlette.applications import Starlette
 
 from ..conftest import Hosted, status_events
 from ..support.events import git, log_of, ready
@@ -103,7 +103,7 @@ async def test_a_scanner_that_does_not_answer_is_retried_and_the_retry_commits(
     team: str,
     remote: Path,
     tmp_path: Path,
-    scanner_app: FastAPI,
+    scanner_app: Starlette,
 ) -> None:
     port = free_port()
     settings = DeployerSettings(
