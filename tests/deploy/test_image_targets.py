@@ -99,6 +99,13 @@ def test_the_target_package_set_serves_its_service(
                 MLPLANE_HTTP_PORT=str(port),
                 MLPLANE_IDENTITY_SECRET="image-target-test-secret-0123456789abcdef",
                 HOME=str(tmp_path / "data"),
+                # Configured as compose and deploy/ configure it: the deployer's image
+                # holds no scanner, and refuses to start not knowing where one is.
+                **(
+                    {"MLPLANE_DEPLOYER_SCANNER_URL": "http://scanner:8083"}
+                    if service == "deployer"
+                    else {}
+                ),
             ),
             stdout=out,
             stderr=out,

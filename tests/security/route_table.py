@@ -20,18 +20,30 @@ from urllib.parse import quote, urlsplit
 
 from mlplane_gateway.console import api as console_api
 
-from .world import ARTIFACT, TeamObjects, World, exception_body, version_body, vex_document
+from .world import (
+    ARTIFACT,
+    RELAXED_RULES,
+    TeamObjects,
+    World,
+    exception_body,
+    version_body,
+    vex_document,
+)
 
 Side = Literal["own", "other"]
 MLFLOW = "/registry/api/2.0/mlflow"
 AJAX_MLFLOW = "/registry/ajax-api/2.0/mlflow"
-FRONTED = ("registry", "builder", "scanner")
+FRONTED = ("registry", "builder", "scanner", "deployer")
 
 
 class Guard(Enum):
     READ = "models:read"
     WRITE = "models:write"
     ADMIN = "admin"
+    DEPLOY_WRITE = "deploy:write"
+    DEPLOY_APPROVE = "deploy:approve"
+    DEPLOY_ADMIN = "admin + deploy:write"
+    """The deployer's policy changes: `admin` and the router's `deploy:write`."""
     SIGNED_URL = "signed-url"
     """The local-disk artifact URLs: their HMAC signature is their authority."""
     GATEWAY_ADMIN = "gateway-admin"
@@ -282,6 +294,47 @@ def _vex(world: World, side: Side, method: str) -> Call:
     return Call("POST", "/scanner/policies/staging/vex", json=vex_document(_of(world, side).digest))
 
 
+# -- deployer -----------------------------------------------------------------------------
+
+
+def _deploy_request(world: World, side: Side, method: str) -> Call:
+    # A new version each time: the same request again would answer 200, not 201.
+    body = {"model": world.a.model, "version": world.deployable(), "environment": "dev"}
+    return Call("POST", "/deployer/deployments", json=body)
+
+
+def _deployment(sub: str = "") -> Builder:
+    return lambda world, side, method: Call(
+        method, f"/deployer/deployments/{_of(world, side).deployment_id}{sub}"
+    )
+
+
+def _approve(world: World, side: Side, method: str) -> Call:
+    target = world.waiting_for_approval() if side == "own" else world.b.deployment_id
+    return Call("POST", f"/deployer/deployments/{target}/approvals")
+
+
+def _promote(world: World, side: Side, method: str) -> Call:
+    target = world.committed_deployment() if side == "own" else world.b.deployment_id
+    return Call("POST", f"/deployer/deployments/{target}/promote")
+
+
+def _team_policy(world: World, side: Side, method: str) -> Call:
+    # Team A's own rules written again: its relaxed staging and prod stay as they were.
+    body = {
+        "environments": [
+            {"name": name, "rules": RELAXED_RULES.get(name, {})}
+            for name in ("dev", "staging", "prod")
+        ]
+    }
+    return Call(method, "/deployer/policies", json=body if method == "PUT" else None)
+
+
+def _environment_policy(world: World, side: Side, method: str) -> Call:
+    body = RELAXED_RULES["staging"] if method == "PUT" else None
+    return Call(method, "/deployer/policies/staging", json=body)
+
+
 def _replay(service: str) -> Builder:
     def build(world: World, side: Side, method: str) -> Call:
         # Team A replays nothing of its own here; team B's letter must stay where it is.
@@ -477,10 +530,37 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
         cross="own",
         note="a read-only POST: models:read",
     ),
+    # deployer
+    ("POST", "/deployer/deployments"): RouteSpec(
+        Guard.DEPLOY_WRITE, _deploy_request, 201, cross="own"
+    ),
+    ("GET", "/deployer/deployments"): RouteSpec(
+        R, _fixed("GET", "/deployer/deployments?limit=500"), cross="own"
+    ),
+    ("GET", "/deployer/deployments/{deployment_id}"): RouteSpec(R, _deployment()),
+    ("GET", "/deployer/deployments/{deployment_id}/approvals"): RouteSpec(
+        R, _deployment("/approvals")
+    ),
+    ("POST", "/deployer/deployments/{deployment_id}/approvals"): RouteSpec(
+        Guard.DEPLOY_APPROVE, _approve, note="someone else's prod deployment, waiting"
+    ),
+    ("POST", "/deployer/deployments/{deployment_id}/promote"): RouteSpec(
+        Guard.DEPLOY_WRITE, _promote, 201, note="a committed dev deployment, to staging"
+    ),
+    ("POST", "/deployer/deployments/{deployment_id}/rollback"): RouteSpec(
+        Guard.DEPLOY_WRITE, _deployment("/rollback"), 202
+    ),
+    ("GET", "/deployer/policies"): RouteSpec(R, _team_policy, cross="own"),
+    ("PUT", "/deployer/policies"): RouteSpec(Guard.DEPLOY_ADMIN, _team_policy, cross="own"),
+    ("GET", "/deployer/policies/{environment}"): RouteSpec(R, _environment_policy, cross="own"),
+    ("PUT", "/deployer/policies/{environment}"): RouteSpec(
+        Guard.DEPLOY_ADMIN, _environment_policy, cross="own"
+    ),
     # dead letters of every service
     **_dead_letters("registry"),
     **_dead_letters("builder"),
     **_dead_letters("scanner"),
+    **_dead_letters("deployer"),
     **_dead_letters("gateway"),
     # the gateway's own routes
     **{

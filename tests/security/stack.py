@@ -1,5 +1,5 @@
-"""The whole platform (registry, builder, scanner, gateway) served over HTTP on 127.0.0.1,
-in one of two settings, for the security tests.
+"""The whole platform (registry, builder, scanner, deployer, gateway) served over HTTP on
+127.0.0.1, in one of two settings, for the security tests.
 
 - `dev`: `MLPLANE_ENV=dev` and no identity setting at all: the platform makes its
   identity secret in `<data dir>/identity-secret` (what `make run` does), the gateway
@@ -8,7 +8,9 @@ in one of two settings, for the security tests.
 - `prod`: `RuntimeSettings(env="prod")`, a gateway secret key, the gateway's own
   `MLPLANE_GATEWAY_IDENTITY_SECRET` and each service only its own
   `MLPLANE_<SERVICE>_IDENTITY_KEY` (the README's production layout); artifacts in the
-  real S3 server, rate limits in the real Redis.
+  real S3 server, rate limits in the real Redis; the deployer reaches the scanner at a
+  configured URL with the scanner's key (`MLPLANE_DEPLOYER_SCANNER_*`), where dev finds
+  it at the platform's own address with a key derived from the dev secret.
 
 The platform runs on its own event loop in a thread, so synchronous tests (and
 schemathesis) and asynchronous ones talk to it alike: over real HTTP. Every schema,
@@ -32,6 +34,8 @@ from typing import Any, Literal, TypeVar
 
 import uvicorn
 from mlplane_builder.main import make_plugin as make_builder
+from mlplane_contracts.envelope import CloudEvent
+from mlplane_deployer.main import make_plugin as make_deployer
 from mlplane_gateway.main import MIGRATIONS as GATEWAY_MIGRATIONS
 from mlplane_gateway.main import build as build_gateway
 from mlplane_gateway.tables import define_tables as gateway_tables
@@ -46,10 +50,11 @@ from mlplane_runtime.platform.http_server import connection_limits
 from mlplane_runtime.service import ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
 from mlplane_scanner.main import make_plugin as make_scanner
+from mlplane_testing.delivery import as_delivered
 from mlplane_testing.s3_server import S3Endpoint, delete_bucket
 
 Mode = Literal["dev", "prod"]
-FRONTED = ("registry", "builder", "scanner")
+FRONTED = ("registry", "builder", "scanner", "deployer")
 """The services the gateway fronts: each verifies the gateway's identity token."""
 BOOTSTRAP_KEY = "security-bootstrap-admin-key-" + "0123456789abcdef"
 GATEWAY_SECRET_KEY = "security-gateway-secret-key-" + "fedcba9876543210"
@@ -59,8 +64,8 @@ T = TypeVar("T")
 
 def _gateway(schema: str, hosted: tuple[str, ...]) -> ServicePlugin:
     """The gateway, told that the services this stack hosts are the ones installed here:
-    every installed plug-in (the deployer too) is not hosted by this stack, and a service
-    the platform does not host must answer 503 through the facade, as it would there."""
+    an installed plug-in this stack does not host (drift) must answer 503 through the
+    facade, as it would there."""
     tables = gateway_tables(schema)
     return ServicePlugin(
         name="gateway",
@@ -98,6 +103,17 @@ class Stack:
         future: Future[T] = asyncio.run_coroutine_threadsafe(call(), self.loop)
         return future.result(timeout_s)
 
+    def deliver(self, service: str, events: list[CloudEvent]) -> None:
+        """`events` handed to `service`'s consumer alone, as the bus delivers them (what it
+        learns from them, no other service sees)."""
+        [hosted] = [s for s in self.platform.services if s.name == service]
+
+        async def deliver() -> None:
+            for event in events:
+                await hosted.consumer(as_delivered(event))
+
+        self.run(deliver)
+
     def plant_dead_letter(self, service: str, event_type: str, data: Mapping[str, Any]) -> None:
         """A message `service` cannot decode (no CloudEvent attributes), holding `data`:
         dead-lettered at once. Returns once the service's queue lists it."""
@@ -126,7 +142,7 @@ class Stack:
 
 
 def _environment(
-    mode: Mode, secret: bytes, bucket: str | None, s3_url: str | None
+    mode: Mode, secret: bytes, bucket: str | None, s3_url: str | None, port: int
 ) -> dict[str, str]:
     common = {
         "MLPLANE_GATEWAY_BOOTSTRAP_ADMIN_KEY": BOOTSTRAP_KEY,
@@ -138,6 +154,8 @@ def _environment(
         "MLPLANE_GATEWAY_UPSTREAM_BREAKER_FAILURES": "1000000",
         "MLPLANE_BUILDER_BUILD_ATTEMPTS": "1",
         "MLPLANE_SCANNER_SCAN_ATTEMPTS": "1",
+        "MLPLANE_DEPLOYER_POLL_INTERVAL_S": "0.2",
+        "MLPLANE_DEPLOYER_RETRY_DELAY_S": "0.2",
     }
     if mode == "dev":
         return {**common, "MLPLANE_ENV": "dev"}
@@ -151,6 +169,8 @@ def _environment(
         **common,
         **keys,
         "MLPLANE_ENV": "prod",
+        "MLPLANE_DEPLOYER_SCANNER_URL": f"http://127.0.0.1:{port}/scanner",
+        "MLPLANE_DEPLOYER_SCANNER_IDENTITY_KEY": derive_identity_key(secret, "scanner").hex(),
         "MLPLANE_GATEWAY_SECRET_KEY": GATEWAY_SECRET_KEY,
         "MLPLANE_GATEWAY_IDENTITY_SECRET": secret.decode(),
         "MLPLANE_GATEWAY_REDIS_URL": os.environ.get(
@@ -201,10 +221,10 @@ def running_stack(
     bus_schema = f"t_sec_bus_{suffix}"
     secret = secrets.token_hex(32).encode()
     bucket = f"sec-{suffix}" if mode == "prod" else None
-    environment = _environment(mode, secret, bucket, s3_url)
-    environment["MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS"] = json.dumps(dict(team_locations))
     sock = bind_http_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
+    environment = _environment(mode, secret, bucket, s3_url, port)
+    environment["MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS"] = json.dumps(dict(team_locations))
     settings = RuntimeSettings(
         env=mode,
         database_url=database_url,
@@ -218,6 +238,7 @@ def running_stack(
         make_registry(schema=schemas["registry"]),
         make_builder(schema=schemas["builder"]),
         make_scanner(schema=schemas["scanner"]),
+        make_deployer(schema=schemas["deployer"]),
         _gateway(schemas["gateway"], hosted=FRONTED),
     ]
     platform = Platform(settings, plugins, bus_schema=bus_schema)

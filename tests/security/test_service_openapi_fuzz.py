@@ -1,6 +1,6 @@
 """Schemathesis over each fronted service's part of the platform's OpenAPI document: no
-generated request (valid or not, per the document) makes the registry, the builder or
-the scanner answer 5xx, and every error they answer is problem+json (MLflow's JSON on
+generated request (valid or not, per the document) makes the registry, the builder, the
+scanner or the deployer answer 5xx, and every error they answer is problem+json (MLflow's JSON on
 the MLflow-compatible API).
 
 The platform is the security tests' dev stack, served on 127.0.0.1 from its own
@@ -38,7 +38,7 @@ def _operations(world: World, service: str) -> list[Any]:
     return [op for op in operations if op.path.startswith(f"/{service}/")]
 
 
-def _fuzz(world: World, service: str, operation: Any, failures: list[str]) -> None:
+def _fuzz(world: World, service: str, operation: Any, team: str, failures: list[str]) -> None:
     """Sends `MAX_EXAMPLES` generated requests per generation mode to `operation`,
     adding what went wrong to `failures`."""
     strategy = st.one_of(
@@ -56,7 +56,7 @@ def _fuzz(world: World, service: str, operation: Any, failures: list[str]) -> No
         database=None,
     )
     def probe(case: Any) -> None:
-        answer = case.call(base_url=world.stack.url, headers=world.token(service, world.a.team))
+        answer = case.call(base_url=world.stack.url, headers=world.token(service, team))
         where = f"{case.method} {case.formatted_path} -> {answer.status_code}"
         if answer.status_code >= 500:
             failures.append(f"{where}: {answer.text[:300]}")
@@ -72,11 +72,14 @@ def _fuzz(world: World, service: str, operation: Any, failures: list[str]) -> No
 # Fuzzed once, on the dev stack: it serves every route prod does, and the local-disk
 # artifact routes besides (the prod cases are not collected: see conftest).
 @pytest.mark.modes("dev")
-@pytest.mark.parametrize("service", ["registry", "builder", "scanner"])
+@pytest.mark.parametrize("service", ["registry", "builder", "scanner", "deployer"])
 def test_no_generated_request_gets_a_server_error(world: World, service: str) -> None:
     operations = _operations(world, service)
     assert operations, f"the platform documents no route of {service}"
+    # The deployer's generated policies would replace the rules team A's deployments in
+    # the matrix rely on: it is fuzzed as a team of its own.
+    team = f"{world.a.team}-fz" if service == "deployer" else world.a.team
     failures: list[str] = []
     for operation in operations:
-        _fuzz(world, service, operation, failures)
+        _fuzz(world, service, operation, team, failures)
     assert not failures, "\n".join(sorted(set(failures))[:40])

@@ -15,7 +15,9 @@ says what guards it. For a route of a service the gateway fronts, each way in ge
 - team A's admin credential on team B's objects: 404, or for a route naming no
   object of another team, team A's own answer; never team B's name or marker;
 - a credential without the route's scope (read: no `models:read`; write: only
-  `models:read`; admin: `models:read` + `models:write`): 403;
+  `models:read`; admin: `models:read` + `models:write`; the deployer's `deploy:write`:
+  read + `deploy:approve`; `deploy:approve`: read + `deploy:write`; its policy changes:
+  every scope but `admin`): 403;
 - team A's admin on team A's objects: the route's success status.
 """
 
@@ -27,7 +29,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
-from mlplane_contracts.scopes import EVENTS_SUBSCRIBE, MODELS_READ, MODELS_WRITE
+from mlplane_contracts.scopes import (
+    DEPLOY_APPROVE,
+    DEPLOY_WRITE,
+    EVENTS_SUBSCRIBE,
+    MODELS_READ,
+    MODELS_WRITE,
+)
 
 from .forgery import forged_headers, forged_tokens, valid_token
 from .route_table import (
@@ -48,8 +56,18 @@ LACKING = {
     Guard.READ: {EVENTS_SUBSCRIBE},
     Guard.WRITE: {MODELS_READ},
     Guard.ADMIN: {MODELS_READ, MODELS_WRITE},
+    Guard.DEPLOY_WRITE: {MODELS_READ, MODELS_WRITE, DEPLOY_APPROVE},
+    Guard.DEPLOY_APPROVE: {MODELS_READ, MODELS_WRITE, DEPLOY_WRITE},
+    Guard.DEPLOY_ADMIN: {MODELS_READ, MODELS_WRITE, DEPLOY_WRITE, DEPLOY_APPROVE},
 }
-LACKING_KEY = {Guard.READ: "a_other", Guard.WRITE: "a_read", Guard.ADMIN: "a_write"}
+LACKING_KEY = {
+    Guard.READ: "a_other",
+    Guard.WRITE: "a_read",
+    Guard.ADMIN: "a_write",
+    Guard.DEPLOY_WRITE: "a_approver",
+    Guard.DEPLOY_APPROVE: "a_deploy",
+    Guard.DEPLOY_ADMIN: "a_deploy",
+}
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::path)?\}")
 
 
@@ -263,7 +281,7 @@ def _refusals_only(m: Matrix, method: str, route_path: str) -> None:
     for audience in ("gateway", "registry"):
         identity = valid_token(audience, world.b.team, world.stack.identity_secret)
         m.refused(f"an identity token ({audience}) for a key", m.send(call, identity), 401, False)
-    if route_path.startswith(("/v1/deployer", "/v1/drift")):
+    if route_path.startswith("/v1/drift"):
         answer = m.send(call, m.api_key("a_admin"))
         m.expect("admitted to a service not installed", answer, 503)
 
@@ -311,6 +329,9 @@ RUNNERS: dict[Guard, Any] = {
     Guard.READ: _fronted,
     Guard.WRITE: _fronted,
     Guard.ADMIN: _fronted,
+    Guard.DEPLOY_WRITE: _fronted,
+    Guard.DEPLOY_APPROVE: _fronted,
+    Guard.DEPLOY_ADMIN: _fronted,
     Guard.SIGNED_URL: _signed,
     Guard.GATEWAY_ADMIN: _gateway_admin,
     Guard.GATEWAY_OWN: _refusals_only,
@@ -357,7 +378,15 @@ def test_team_b_objects_are_untouched(world: World) -> None:
     assert f"LicenseRef-{b.marker}" in policy["license_deny"]
     assert any(e["finding_id"] == b.finding_id for e in policy["exceptions"])
     world.as_team(b, "builder", "GET", f"/builds/{b.build_id}")
-    for service in ("registry", "builder", "scanner"):
+    deployment = world.as_team(b, "deployer", "GET", f"/deployments/{b.deployment_id}")
+    assert (deployment["phase"], deployment["work"]) == ("committed", "none"), deployment
+    assert deployment["approvals"] == []
+    assert deployment["rolled_back_by"] is None
+    listed = world.as_team(b, "deployer", "GET", "/deployments?limit=500")
+    assert [d["id"] for d in listed["deployments"]] == [b.deployment_id], listed
+    rules = world.as_team(b, "deployer", "GET", "/policies/dev")
+    assert [w["reason"] for w in rules["freeze_windows"]] == [f"freeze of {b.marker}"]
+    for service in ("registry", "builder", "scanner", "deployer"):
         letters = world.as_team(b, service, "GET", "/dead-letters?limit=1000")
         assert b.dead_letters[service] in [x["id"] for x in letters["dead_letters"]], service
     cases = world.stack.state.get("cases", {})

@@ -3,27 +3,38 @@ every service, made once per stack through the platform's own routes.
 
 Team B's objects carry `World.marker_b` in every free-text field they have (model
 descriptions and tags, a version's status message, a policy's denied license, an
-exception's owner, dead letters' bodies), so an answer that leaks any of them to team
+exception's owner, dead letters' bodies, a deployment's reason and requester, a
+deployer freeze window's reason), so an answer that leaks any of them to team
 A is caught by looking for the marker or team B's name in the body.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from mlplane_contracts import events as ev
 from mlplane_contracts.amqp import encode
-from mlplane_contracts.envelope import new_event
+from mlplane_contracts.envelope import CloudEvent, new_event
 from mlplane_contracts.examples import example_payload
-from mlplane_contracts.scopes import ALL_SCOPES, EVENTS_SUBSCRIBE, MODELS_READ, MODELS_WRITE
+from mlplane_contracts.scopes import (
+    ALL_SCOPES,
+    DEPLOY_APPROVE,
+    DEPLOY_WRITE,
+    EVENTS_SUBSCRIBE,
+    MODELS_READ,
+    MODELS_WRITE,
+)
 from mlplane_contracts.topology import (
     CI_RUN_COMPLETED,
+    DEPLOYMENT_REQUESTED,
     MODEL_ALIAS_CHANGED,
     MODEL_VERSION_REGISTERED,
 )
@@ -40,6 +51,21 @@ DEAD_LETTER_TYPES = {
     "builder": MODEL_VERSION_REGISTERED,
     "scanner": "io.mlplane.image.built.v1",
     "gateway": MODEL_ALIAS_CHANGED,
+    "deployer": DEPLOYMENT_REQUESTED,
+}
+# Versions the deployer alone learns of (delivered to it): far from the registry's own.
+DEPLOYABLE_VERSIONS = itertools.count(100)
+# Newer than any scan policy the scanner gives a verdict under here, so never outdated.
+SCAN_POLICY_VERSION = 10_000
+REQUESTER = "user:requester"
+# Team A's deployer rules: nothing waits for a cluster's health; prod waits for one approval.
+RELAXED_RULES = {
+    "staging": {"require_healthy_in_previous": False},
+    "prod": {
+        "require_healthy_in_previous": False,
+        "approvals_required": 1,
+        "require_lineage": True,
+    },
 }
 
 
@@ -55,6 +81,8 @@ class TeamObjects:
     build_id: int = 0
     digest: str = ""
     finding_id: str = ""
+    deployment_id: str = ""
+    """A deployment committed to dev (team A's may be rolled back by the matrix)."""
     dead_letters: dict[str, str] = field(default_factory=dict)
 
 
@@ -65,7 +93,10 @@ class World:
     b: TeamObjects
     keys: dict[str, str] = field(default_factory=dict)
     """`a_admin` (every scope), `a_read`, `a_write` (read + write, no admin), `a_other`
-    (events:subscribe only), `b_admin`: API keys the gateway issued."""
+    (events:subscribe only), `a_deploy` (read + deploy:write), `a_approver` (read +
+    deploy:approve), `b_admin`: API keys the gateway issued."""
+    committed_pool: list[str] = field(default_factory=list)
+    """Team A's dev deployments committed ahead, each promoted once by the matrix."""
 
     @property
     def marker_b(self) -> str:
@@ -160,6 +191,69 @@ class World:
         )
         return finding
 
+    # -- the deployer ---------------------------------------------------------------------
+
+    def deployable(self, team: TeamObjects | None = None) -> int:
+        """A new version of the team's model that the deployer may deploy: registered with
+        lineage, built and scanned `passed`, delivered to the deployer alone."""
+        owner = team or self.a
+        version = next(DEPLOYABLE_VERSIONS)
+        self.stack.deliver("deployer", deployable_events(owner, version))
+        return version
+
+    def request_deployment(
+        self,
+        environment: str,
+        team: TeamObjects | None = None,
+        *,
+        principal: str = REQUESTER,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """A deployment of a new version, requested straight at the deployer by `principal`."""
+        owner = team or self.a
+        body: dict[str, Any] = {
+            "model": owner.model,
+            "version": self.deployable(owner),
+            "environment": environment,
+        }
+        if reason is not None:
+            body["reason"] = reason
+        identity = signed_identity(
+            "deployer", team=owner.team, principal=principal, secret=self.stack.identity_secret
+        )
+        with httpx.Client(base_url=self.stack.url, timeout=30) as client:
+            made = client.post(
+                "/deployer/deployments", json=body, headers={IDENTITY_HEADER: identity}
+            )
+        assert made.status_code == 201, made.text
+        return dict(made.json())
+
+    def wait_committed(self, team: TeamObjects, deployment_ids: list[str]) -> None:
+        deadline = time.monotonic() + WAIT_S
+        waiting = set(deployment_ids)
+        while waiting and time.monotonic() < deadline:
+            for deployment_id in list(waiting):
+                found = self.as_team(team, "deployer", "GET", f"/deployments/{deployment_id}")
+                assert found["phase"] in ("pending", "committed"), found
+                if found["phase"] == "committed":
+                    waiting.discard(deployment_id)
+            time.sleep(0.1)
+        assert not waiting, f"deployments of {team.team} never committed: {waiting}"
+
+    def committed_deployment(self) -> str:
+        """A dev deployment of team A, committed (from the pool made ahead, else now)."""
+        if not self.committed_pool:
+            made = self.request_deployment("dev")["id"]
+            self.wait_committed(self.a, [made])
+            return str(made)
+        return self.committed_pool.pop()
+
+    def waiting_for_approval(self) -> str:
+        """A prod deployment of team A someone else requested, waiting for one approval."""
+        made = self.request_deployment("prod")
+        assert made["waiting_for_approval"] is True, made
+        return str(made["id"])
+
     def fresh_alias(self) -> str:
         alias = f"al-{uuid.uuid4().hex[:8]}"
         self.as_team(
@@ -191,6 +285,15 @@ def version_body(team: str, marker: str) -> dict[str, Any]:
     }
 
 
+def freeze_window(marker: str) -> dict[str, str]:
+    """A freeze window long past (it blocks nothing) whose reason carries `marker`."""
+    return {
+        "start": "2020-01-01T00:00:00Z",
+        "end": "2020-01-02T00:00:00Z",
+        "reason": f"freeze of {marker}",
+    }
+
+
 def exception_body(finding: str, owner: str = "security-tests") -> dict[str, Any]:
     return {
         "finding_id": finding,
@@ -216,6 +319,64 @@ def vex_document(digest: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+def deployable_events(owner: TeamObjects, version: int) -> list[CloudEvent]:
+    """What the deployer learns before a version may deploy: registered, built, scanned."""
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    subject = f"models/{owner.team}/{owner.model}/versions/{version}"
+    digest = (
+        "sha256:" + hashlib.sha256(f"{owner.team}:{owner.model}:{version}".encode()).hexdigest()
+    )
+    image = ev.ImageReference(
+        repository=f"registry.local:5000/{owner.team}/{owner.model}", digest=digest
+    )
+    registered = ev.ModelVersionRegistered(
+        team=owner.team,
+        model=owner.model,
+        version=version,
+        artifact=ev.ModelArtifact(
+            uri=f"s3://models/{owner.team}/{version}/model.onnx",
+            sha256="ab" * 32,
+            size_bytes=1024,
+            framework=ev.ModelFramework.ONNX,
+        ),
+        lineage=ev.Lineage(
+            git_repository="https://git.example.com/ml/fraud",
+            commit_sha="c" * 40,
+            ci_run_url="https://ci.example.com/runs/1",
+        ),
+        registered_by="service:ci:security",
+        registered_at=at,
+    )
+    built = ev.ImageBuilt(
+        team=owner.team,
+        model=owner.model,
+        version=version,
+        image=image,
+        base_image=image,
+        layers=(ev.ImageLayer(digest=digest, size_bytes=1, media_type="application/x-tar"),),
+        size_bytes=1,
+        backend=ev.BuildBackend.OCI_APPEND,
+        built_at=at + timedelta(minutes=1),
+    )
+    scanned = ev.ImageScanned(
+        team=owner.team,
+        model=owner.model,
+        version=version,
+        image=image,
+        verdict=ev.ScanVerdict.PASSED,
+        counts=ev.SeverityCounts(),
+        report_uri="file:///reports/security.json",
+        scanner_version="0.76.0",
+        scanned_at=at + timedelta(minutes=2),
+        policy_version=SCAN_POLICY_VERSION,
+    )
+    return [
+        new_event(registered, source="/mlplane/registry", subject=subject),
+        new_event(built, source="/mlplane/builder", subject=subject),
+        new_event(scanned, source="/mlplane/scanner", subject=subject),
+    ]
 
 
 def _create_key(stack: Stack, team: str, scopes: list[str]) -> str:
@@ -274,6 +435,8 @@ def build_world(stack: Stack, suffix: str) -> World:
         "a_read": _create_key(stack, world.a.team, [MODELS_READ]),
         "a_write": _create_key(stack, world.a.team, [MODELS_READ, MODELS_WRITE]),
         "a_other": _create_key(stack, world.a.team, [EVENTS_SUBSCRIBE]),
+        "a_deploy": _create_key(stack, world.a.team, [MODELS_READ, DEPLOY_WRITE]),
+        "a_approver": _create_key(stack, world.a.team, [MODELS_READ, DEPLOY_APPROVE]),
         "b_admin": _create_key(stack, world.b.team, all_scopes),
     }
     for owner, prefix in ((world.a, "ma"), (world.b, "mb")):
@@ -331,6 +494,22 @@ def build_world(stack: Stack, suffix: str) -> World:
             stack.plant_dead_letter(
                 service, event_type, {"team": owner.team, "note": f"letter of {owner.marker}"}
             )
+    for environment, rules in RELAXED_RULES.items():
+        world.as_team(world.a, "deployer", "PUT", f"/policies/{environment}", json=rules)
+    world.as_team(
+        world.b,
+        "deployer",
+        "PUT",
+        "/policies/dev",
+        json={"freeze_windows": [freeze_window(world.b.marker)]},
+    )
+    for owner in (world.a, world.b):
+        owner.deployment_id = world.request_deployment(
+            "dev", owner, principal=f"user:{owner.marker}", reason=f"for {owner.marker}"
+        )["id"]
+    world.committed_pool = [world.request_deployment("dev")["id"] for _ in range(2)]
+    world.wait_committed(world.a, [world.a.deployment_id, *world.committed_pool])
+    world.wait_committed(world.b, [world.b.deployment_id])
     for owner in (world.a, world.b):
         owner.build_id = world.wait_build(owner)
         _wait_scan(world, owner)

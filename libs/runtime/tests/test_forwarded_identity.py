@@ -18,6 +18,7 @@ from mlplane_runtime.forwarded_identity import (
     ISSUER,
     InvalidForwardedIdentity,
     derive_identity_key,
+    sign_forwarded_identity,
     verify_forwarded_identity,
 )
 
@@ -162,3 +163,44 @@ class TestDeriveIdentityKey:
             derive_identity_key(b"", "registry")
         with pytest.raises(ValueError, match="empty"):
             derive_identity_key(SECRET, "")
+
+
+class TestSignForwardedIdentity:
+    def test_what_it_signs_verifies_for_its_audience_only(self) -> None:
+        signed = sign_forwarded_identity(
+            KEY,
+            audience="registry",
+            principal="service:deployer",
+            team="acme",
+            scopes=["models:read"],
+            lifetime_s=30,
+            now=NOW,
+        )
+        identity = verify_forwarded_identity(signed, audience="registry", key=KEY, now=NOW + 29)
+        assert (identity.principal, identity.team, identity.scopes) == (
+            "service:deployer",
+            "acme",
+            frozenset({"models:read"}),
+        )
+        assert identity.expires_at - identity.issued_at == 30
+        with pytest.raises(InvalidForwardedIdentity):
+            verify_forwarded_identity(signed, audience="scanner", key=KEY, now=NOW)
+
+    def test_the_operator_token_names_no_team_and_each_token_its_own_jti(self) -> None:
+        first, second = (
+            sign_forwarded_identity(
+                KEY, audience="registry", principal="op", team=None, scopes=(), lifetime_s=5
+            )
+            for _ in range(2)
+        )
+        one = verify_forwarded_identity(first, audience="registry", key=KEY)
+        two = verify_forwarded_identity(second, audience="registry", key=KEY)
+        assert one.team is None
+        assert one.token_id != two.token_id
+
+    @pytest.mark.parametrize("lifetime_s", [0, 61])
+    def test_a_lifetime_the_verifier_would_refuse_is_not_signed(self, lifetime_s: int) -> None:
+        with pytest.raises(ValueError, match="lifetime_s"):
+            sign_forwarded_identity(
+                KEY, audience="registry", principal="p", team="t", scopes=(), lifetime_s=lifetime_s
+            )

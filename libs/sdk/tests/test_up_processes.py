@@ -46,6 +46,30 @@ def test_plan_points_the_gateway_at_each_service_and_keeps_configured_ones() -> 
     assert "MLPLANE_GATEWAY_REGISTRY_URL" not in by_service["registry"].environment
 
 
+def test_plan_points_the_deployer_at_the_scanner_for_manifest_scans() -> None:
+    plans = plan_children(
+        ["gateway", "scanner", "deployer"],
+        environment={},
+        host="127.0.0.1",
+        gateway_port=9000,
+        database_url="postgresql+asyncpg://db/x",
+    )
+    by_service = {plan.service: plan for plan in plans}
+    deployer = by_service["deployer"].environment
+    assert deployer["MLPLANE_DEPLOYER_SCANNER_URL"] == "http://127.0.0.1:9003"
+    assert "MLPLANE_DEPLOYER_SCANNER_URL" not in by_service["scanner"].environment
+    configured = plan_children(
+        ["scanner", "deployer"],
+        environment={"MLPLANE_DEPLOYER_SCANNER_URL": "http://scanner.example:1"},
+        host="127.0.0.1",
+        gateway_port=9000,
+        database_url="postgresql+asyncpg://db/x",
+    )
+    assert {p.environment["MLPLANE_DEPLOYER_SCANNER_URL"] for p in configured} == {
+        "http://scanner.example:1"
+    }
+
+
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     """A data directory outside pytest's own temporary root: pytest resets that root to

@@ -98,8 +98,12 @@ class Hosted:
 
 @pytest.fixture
 def settings(remote: Path, tmp_path: Path) -> DeployerSettings:
+    # The manifest scan against a real scanner is tested in tests/manifest_scan/.
     return DeployerSettings(
-        gitops_remote=str(remote), gitops_workdir=tmp_path / "clone", retry_delay_s=0
+        gitops_remote=str(remote),
+        gitops_workdir=tmp_path / "clone",
+        retry_delay_s=0,
+        manifest_scan="off",
     )
 
 

@@ -26,6 +26,7 @@ from mlplane_deployer.cluster import ClusterSync
 from mlplane_deployer.deps import HostedDeployer
 from mlplane_deployer.gitops.embedded import ensure_bare_repository
 from mlplane_deployer.gitops.repository import GitOpsRepository
+from mlplane_deployer.manifest_scan_target import manifest_scan_gate
 from mlplane_deployer.service import DeploymentService, utc_now
 from mlplane_deployer.settings import DeployerSettings
 from mlplane_deployer.store import SCHEMA, DeployerTables, define_tables
@@ -80,7 +81,14 @@ def build(
         return DeploymentService(uow, tables, clock=clock, cluster_configured=configured)
 
     worker = DeploymentWorker(
-        context.name, context.uow_factory, tables, service_of, settings, repository, cluster
+        context.name,
+        context.uow_factory,
+        tables,
+        service_of,
+        settings,
+        repository,
+        cluster,
+        manifest_scan=manifest_scan_gate(settings, context),
     )
     workers = [ServiceWorker("deployment-worker", worker.run)]
     if argocd is not None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlplane_deployer.gitops.credentials import GitCredentials
@@ -53,6 +54,20 @@ class DeployerSettings(BaseSettings):
     job_timeout_s: float = Field(default=300.0, gt=0, le=3600)
     lease_s: float = Field(default=60.0, gt=0, le=3600)
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    manifest_scan: Literal["on", "off"] = "on"
+    """`off` commits rendered manifests without the scanner's manifest scan, warning on each
+    deployment; `on` (default) scans them first and refuses to start with no scanner known
+    (see `manifest_scan_target`)."""
+    scanner_url: AnyHttpUrl | None = None
+    """The scanner's address (`http://scanner:8083`: its mount `/scanner` is added), or a
+    URL with a path taken as it is (a reverse proxy's). Unset in embedded mode with the
+    scanner installed: this platform's own address."""
+    scanner_identity_key: SecretStr | None = None
+    """Hex of the scanner's identity key (its `MLPLANE_SCANNER_IDENTITY_KEY`), which the
+    deployer signs its manifest-scan calls with; unset: derived from the platform's
+    identity secret (`MLPLANE_IDENTITY_SECRET`, or the dev secret of `make run`)."""
+    scanner_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    """How long one manifest scan may take (Trivy runs in the scanner meanwhile)."""
 
     kubeconfig: Path | None = None
     """The cluster Argo CD runs in, by a kubeconfig file (`kube_context` picks a context)."""

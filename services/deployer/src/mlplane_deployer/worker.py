@@ -23,6 +23,7 @@ from mlplane_deployer.domain.deployments import Deployment, Work
 from mlplane_deployer.domain.environments import ServingKind
 from mlplane_deployer.gitops.message import ChangeAction, DeploymentChange
 from mlplane_deployer.gitops.repository import GitOpsRepository
+from mlplane_deployer.manifest_scan import ManifestScanGate
 from mlplane_deployer.render import render_validated
 from mlplane_deployer.render.spec import Canary, GatewayRef, ImageByDigest, RenderSpec, Workload
 from mlplane_deployer.service import DeploymentService, JobPlan
@@ -75,7 +76,10 @@ class DeploymentWorker:
         settings: DeployerSettings,
         repository: GitOpsRepository,
         cluster: ClusterSync | None = None,
+        *,
+        manifest_scan: ManifestScanGate,
     ) -> None:
+        self._manifest_scan = manifest_scan
         self._uow_factory = uow_factory
         self._tables = tables
         self._service_of = service_of
@@ -209,6 +213,9 @@ class DeploymentWorker:
         )
         # Rendering and schema validation are CPU work: off the event loop.
         tree = await asyncio.to_thread(render_validated, spec, self._settings.kubernetes_version)
+        # Exactly what would be committed, judged by the scanner first: a failed scan is a
+        # denial with its reasons, a scanner that does not answer is retried.
+        await self._manifest_scan.check(d.team, d.environment, tree.objects)
         action = _ACTIONS.get(d.action.value, ChangeAction.DEPLOY)
         if plan.canary_weight is not None:
             action = ChangeAction.CANARY

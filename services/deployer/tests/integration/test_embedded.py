@@ -34,7 +34,13 @@ def hosted_on(
     database: Database, tables: DeployerTables, data_dir: Path, sync: RecordingSync | None
 ) -> tuple[Hosted, object]:
     context = service_context("deployer", database, tables.messaging, data_dir=data_dir)
-    parts = build(context, tables, DeployerSettings(), cluster=sync)
+    parts = build(
+        context,
+        tables,
+        # The platform's own scanner is not served here (tests/manifest_scan/ scans).
+        DeployerSettings(manifest_scan="off"),
+        cluster=sync,
+    )
     http = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=service_app(context, parts)),
         base_url="http://deployer.test",

@@ -53,8 +53,9 @@ def plan_children(
     gateway_port: int,
     database_url: str,
 ) -> list[ChildPlan]:
-    """One plan per service: its port, the database, and for the gateway every fronted
-    service's address (unless the environment already names one). Pure."""
+    """One plan per service: its port, the database, for the gateway every fronted
+    service's address and for the deployer the scanner's (unless the environment already
+    names them). Pure."""
     from mlplane_runtime.platform.ports import port_layout
 
     ports = port_layout(services, gateway_port)
@@ -67,16 +68,15 @@ def plan_children(
     plans = []
     for service in services:
         child = {**shared, "MLPLANE_HTTP_PORT": str(ports[service])}
-        if service == "deployer" and "scanner" in ports:
-            # The manifest scan before each commit: the deployer calls the scanner.
-            child.setdefault(
-                "MLPLANE_DEPLOYER_SCANNER_URL", f"http://{_url_host(host)}:{ports['scanner']}"
-            )
         if service == "gateway":
             for fronted in _FRONTED:
                 variable = f"MLPLANE_GATEWAY_{fronted.upper()}_URL"
                 if fronted in ports and variable not in environment:
                     child[variable] = f"http://{_url_host(host)}:{ports[fronted]}"
+        # The deployer scans rendered manifests with the scanner before each commit.
+        scanner_url = "MLPLANE_DEPLOYER_SCANNER_URL"
+        if service == "deployer" and "scanner" in ports and scanner_url not in environment:
+            child[scanner_url] = f"http://{_url_host(host)}:{ports['scanner']}"
         plans.append(ChildPlan(service, ports[service], child))
     return plans
 

@@ -7,32 +7,17 @@ identity secret and derives each service's key; a service holds only its own.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
-import uuid
 from collections.abc import Callable, Iterable, Set
-from typing import Final, Protocol
+from typing import Protocol
 
 from mlplane_runtime.forwarded_identity import (
-    ALGORITHM,
-    ISSUER,
     MAX_LIFETIME_S,
     derive_identity_key,
+    sign_forwarded_identity,
 )
 
 DEFAULT_LIFETIME_S = 30
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-# A compact JWS (RFC 7515) written here rather than by PyJWT, whose per-call key
-# checks were most of the signing cost on every forwarded call; the header never changes.
-_HEADER: Final = _b64(json.dumps({"alg": ALGORITHM, "typ": "JWT"}, separators=(",", ":")).encode())
 
 
 class Caller(Protocol):
@@ -80,20 +65,12 @@ class IdentitySigner:
         self, *, audience: str, principal: str, team: str | None, scopes: Iterable[str]
     ) -> str:
         """A fresh token (new `jti`) saying `principal` of `team` holds `scopes`, for `audience`."""
-        issued_at = int(self._clock())
-        claims: dict[str, object] = {
-            "iss": ISSUER,
-            "aud": audience,
-            "sub": principal,
-            "scopes": sorted(str(scope) for scope in scopes),
-            "iat": issued_at,
-            "exp": issued_at + self._lifetime_s,
-            "jti": uuid.uuid4().hex,
-        }
-        if team is not None:
-            claims["team"] = team
-        signing_input = f"{_HEADER}.{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
-        signature = hmac.new(
-            self.key_for(audience), signing_input.encode("ascii"), hashlib.sha256
-        ).digest()
-        return f"{signing_input}.{_b64(signature)}"
+        return sign_forwarded_identity(
+            self.key_for(audience),
+            audience=audience,
+            principal=principal,
+            team=team,
+            scopes=scopes,
+            lifetime_s=self._lifetime_s,
+            now=self._clock(),
+        )
