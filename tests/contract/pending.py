@@ -9,11 +9,7 @@ from __future__ import annotations
 import pytest
 from mlplane_contracts import events as ev
 
-NOT_YET_INSTALLED: dict[str, str] = {
-    # Written in its own branch; remove this entry when services/drift is on main
-    # (flow.drive_drift already makes it emit drift.detected once it is installed).
-    "drift": "the drift service is not on main yet",
-}
+NOT_YET_INSTALLED: dict[str, str] = {}
 NOT_YET_EMITTED: dict[str, str] = {
     # The topology names the gateway as its producer, but no gateway route or handler
     # emits it (ingress publishes only ci.run.completed; deployments are asked for
@@ -21,12 +17,7 @@ NOT_YET_EMITTED: dict[str, str] = {
     ev.DEPLOYMENT_REQUESTED: "no gateway code path emits deployment.requested yet",
 }
 
-NOT_YET_HANDLED: dict[tuple[str, str], str] = {
-    # The topology binds the deployer's queue to drift.detected (rollback on drift), but
-    # it has no handler for it: the host subscribes a service to the types it handles,
-    # so those events never reach it. Remove this entry once the handler exists.
-    ("deployer", ev.DRIFT_DETECTED): "the deployer has no drift.detected handler yet",
-}
+NOT_YET_HANDLED: dict[tuple[str, str], str] = {}
 
 
 class NotInstalled(AssertionError):

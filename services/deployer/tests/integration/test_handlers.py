@@ -12,7 +12,7 @@ from mlplane_deployer.store import DeployerTables
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 from ..conftest import Hosted, status_events
-from ..support.events import alias_moved, log_of, ready, requested, scanned
+from ..support.events import alias_moved, built, log_of, ready, registered, requested, scanned
 
 
 def as_(team: str) -> dict[str, str]:
@@ -64,6 +64,19 @@ async def test_a_denied_request_event_is_a_rejected_status_with_every_reason(
     assert rejected["deployment_id"] == str(asked.data.deployment_id)  # type: ignore[union-attr]
     assert "has not been scanned" in rejected["message"]
     assert "not healthy in dev" in rejected["message"]
+
+
+async def test_an_unattested_version_is_refused_where_lineage_is_required(
+    hosted: Hosted, team: str, uow_factory: UnitOfWorkFactory, tables: DeployerTables
+) -> None:
+    # Registered from a bare MLflow source: the registry marks it unattested, its lineage
+    # placeholders; prod (lineage required by default) must not take them for lineage.
+    await hosted.deliver(registered(team, lineage=False), built(team), scanned(team))
+    asked = requested(team, Environment.PROD)
+    await hosted.deliver(asked)
+    [rejected] = await status_events(uow_factory, tables)
+    assert rejected["phase"] == "rejected"
+    assert "lineage" in rejected["message"]
 
 
 async def test_an_older_verdict_arriving_late_does_not_replace_the_newer(

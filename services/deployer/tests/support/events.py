@@ -50,7 +50,14 @@ def registered(
                 git_repository="https://git.example.com/ml/fraud",
                 commit_sha="c" * 40,
                 ci_run_url="https://ci.example.com/runs/42",
+            )
+            if lineage
+            else ev.Lineage(
+                git_repository=ev.UNATTESTED_GIT_REPOSITORY,
+                commit_sha=ev.UNATTESTED_COMMIT_SHA,
+                ci_run_url=ev.UNATTESTED_CI_RUN_URL,
             ),
+            attested=lineage,
             registered_by="service:ci:github_actions",
             registered_at=AT,
         ),

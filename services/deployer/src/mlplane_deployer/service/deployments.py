@@ -200,12 +200,14 @@ class DeploymentService(ClusterObservations):
     # -- what events teach --------------------------------------------------------------
 
     async def learn_version(self, data: ev.ModelVersionRegistered) -> None:
+        # An unattested version (registered from a bare MLflow source) carries placeholder
+        # lineage: recorded as none, so environments asking for lineage refuse it.
         await self._store.record_lineage(
             data.team,
             data.model,
             data.version,
-            commit_sha=data.lineage.commit_sha,
-            ci_run_url=str(data.lineage.ci_run_url),
+            commit_sha=data.lineage.commit_sha if data.attested else None,
+            ci_run_url=str(data.lineage.ci_run_url) if data.attested else None,
             registered_at=data.registered_at,
         )
 
