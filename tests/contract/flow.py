@@ -59,6 +59,9 @@ ENVIRONMENT = {
     "MLPLANE_BUILDER_REGISTRY_RETRY_ATTEMPTS": "1",
     "MLPLANE_BUILDER_BASE_IMAGES": f"{FAILING_FRAMEWORK}={UNREACHABLE_BASE}",
     "MLPLANE_SCANNER_SCAN_ATTEMPTS": "1",
+    # The platform is called in process, not served: the deployer's manifest scan (an
+    # HTTP call to the scanner, tested in the deployer's own suite) has nowhere to go.
+    "MLPLANE_DEPLOYER_MANIFEST_SCAN": "off",
 }
 
 

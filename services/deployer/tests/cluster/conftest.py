@@ -48,6 +48,8 @@ def settings(
         kube_api_url=kube.url,
         argocd_namespace=argocd_namespace,
         cluster_resync_s=0.5,
+        # The manifest scan against a real scanner is tested in tests/manifest_scan/.
+        manifest_scan="off",
     )
 
 
