@@ -214,6 +214,13 @@ def _mlflow_fresh_model(world: World, side: Side, method: str) -> Call:
     return Call("DELETE", f"{MLFLOW}/registered-models/delete", json={"name": name})
 
 
+def _mlflow_fresh_rename(world: World, side: Side, method: str) -> Call:
+    # A model of its own: renaming the shared one would move it from under other routes.
+    name = world.fresh_model() if side == "own" else world.b.model
+    body = {"name": name, "new_name": f"r-{uuid.uuid4().hex[:8]}"}
+    return Call("POST", f"{MLFLOW}/registered-models/rename", json=body)
+
+
 def _mlflow_alias_delete(world: World, side: Side, method: str) -> Call:
     owner = _of(world, side)
     alias = world.fresh_alias() if side == "own" else owner.alias
@@ -416,13 +423,7 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
             "registered-models/update", lambda w, o: {"name": o.model, "description": "changed"}
         ),
     ),
-    ("POST", f"{MLFLOW}/registered-models/rename"): RouteSpec(
-        W,
-        _mlflow("registered-models/rename", lambda w, o: {"name": o.model, "new_name": "x"}),
-        501,
-        cross_status=501,
-        note="renaming is not offered: NOT_IMPLEMENTED for every team",
-    ),
+    ("POST", f"{MLFLOW}/registered-models/rename"): RouteSpec(W, _mlflow_fresh_rename),
     ("DELETE", f"{MLFLOW}/registered-models/delete"): RouteSpec(W, _mlflow_fresh_model),
     ("GET", f"{MLFLOW}/registered-models/get-latest-versions"): RouteSpec(
         R, _mlflow("registered-models/get-latest-versions", _name)
@@ -581,6 +582,20 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
             ("GET", "/v1/subscriptions/{subscription_id}/dead-letters"),
             ("POST", "/v1/subscriptions/{subscription_id}/dead-letters/{delivery_id}/redeliver"),
             ("GET", "/v1/events/stream"),
+            # MLflow's webhooks API on the team's subscriptions (events:subscribe); its
+            # cases: services/gateway/tests/integration/test_mlflow_webhooks_auth.py.
+            *(
+                (method, f"{prefix}/2.0/mlflow/webhooks{suffix}")
+                for prefix in ("/api", "/ajax-api")
+                for method, suffix in (
+                    ("GET", ""),
+                    ("POST", ""),
+                    ("GET", "/{webhook_id}"),
+                    ("PATCH", "/{webhook_id}"),
+                    ("DELETE", "/{webhook_id}"),
+                    ("POST", "/{webhook_id}/test"),
+                )
+            ),
         )
     },
     **{
