@@ -95,13 +95,16 @@ def http(platform: Any, admin_key: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open its event loop runs
+# in this thread, and every later test that starts a loop of its own (asyncio.run,
+# pytest-asyncio) would fail with "cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"no chromium at {CHROMIUM}: run scripts/ensure-browser.sh (make services)")
