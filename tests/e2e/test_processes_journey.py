@@ -417,11 +417,16 @@ async def test_a_version_goes_from_webhook_to_rollback_on_drift_in_one_trace(
         spans = await _until(
             "the rollback's spans to arrive",
             platform,
-            lambda: _journey_spans(receiver.snapshot(), trace_id),
+            lambda: _journey_spans(
+                receiver.snapshot(), trace_id, platform.traceparent.split("-")[2]
+            ),
         )
     except BaseException:
         trace = [s for s in receiver.snapshot() if s.trace_id == trace_id]
+        ids = {s.span_id for s in trace}
+        orphans = sorted({(s.service, s.name) for s in trace if s.parent_id not in ids})
         print("spans in the trace:", sorted({(s.service, s.name) for s in trace}))
+        print("spans whose parent is not in it:", orphans)
         raise
     _check_trace(spans)
 
@@ -438,13 +443,16 @@ _HOPS = [
 ]
 
 
-def _journey_spans(spans: list[ReceivedSpan], trace_id: str) -> list[ReceivedSpan] | None:
-    """The trace's spans once its last hop arrived (and every parent with it)."""
+def _journey_spans(
+    spans: list[ReceivedSpan], trace_id: str, test_span: str
+) -> list[ReceivedSpan] | None:
+    """The trace's spans once its last hop arrived, and every parent with it: a span of
+    the trace or the test's own (the `traceparent` its requests carried)."""
     trace = [s for s in spans if s.trace_id == trace_id]
     names = {s.name for s in trace}
     if not all(name in names for _, name in _HOPS):
         return None
-    ids = {s.span_id for s in trace}
+    ids = {s.span_id for s in trace} | {test_span}
     return trace if all(s.parent_id in ids for s in trace if s.parent_id) else None
 
 
