@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from uuid import uuid4
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mlplane_runtime.telemetry.logging import configure_logging, redact_text, redact_value
+from mlplane_runtime.telemetry.human import HumanFormatter
+from mlplane_runtime.telemetry.logging import (
+    configure_logging,
+    formatter_for,
+    redact_text,
+    redact_value,
+)
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -84,6 +91,33 @@ class TestJsonLines:
             )
             logging.getLogger("httpx").warning("connection pool full")
         assert [line["message"] for line in logs.lines()] == ["connection pool full"]
+
+    def test_a_name_that_only_contains_a_secret_word_keeps_its_value(self) -> None:
+        # Alembic's own message: masking it said nothing and hid what happened.
+        message = "api_key_notify: NOTIFY when an API key is revoked; token_count: 3"
+        assert redact_text(message) == message
+        assert redact_text("db_password=hunter2 client_secret: abc") == (
+            "db_password=*** client_secret: ***"
+        )
+
+    def test_human_lines_at_a_terminal_json_elsewhere(self) -> None:
+        class Terminal(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        terminal, piped = Terminal(), io.StringIO()
+        assert isinstance(formatter_for("registry", "auto", terminal), HumanFormatter)
+        assert not isinstance(formatter_for("registry", "auto", piped), HumanFormatter)
+        with pytest.raises(ValueError, match="log format"):
+            formatter_for("registry", "yaml", piped)
+        configure_logging("registry", "INFO", stream=terminal, format="auto")
+        try:
+            _logger().info("model %s registered", "fraud", extra={"version": 7, "note": "a b"})
+        finally:
+            configure_logging("registry", "INFO", stream=io.StringIO())
+        line = terminal.getvalue().strip()
+        assert "\x1b[32mINFO" in line
+        assert line.endswith('registry  model fraud registered  version=7  note="a b"')
 
     def test_unknown_level_raises_value_error(self) -> None:
         with pytest.raises(ValueError, match="LOUD"):

@@ -95,6 +95,8 @@ class RuntimeSettings(BaseSettings):
     """Request line and headers past this size are answered 431."""
     otlp_endpoint: str | None = None
     log_level: LogLevel = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """`json` lines, short human `text` lines, or `auto`: text on a terminal, else JSON."""
     retry_max_attempts: int = Field(default=5, ge=1)
     retry_base_delay_s: float = Field(default=0.5, gt=0)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)

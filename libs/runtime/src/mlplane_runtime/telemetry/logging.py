@@ -19,6 +19,8 @@ from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
+from mlplane_runtime.telemetry.human import HumanFormatter
+
 REDACTED = "***"
 
 _SECRET_KEY = re.compile(
@@ -35,9 +37,13 @@ _AUTHORIZATION = re.compile(
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"\b(?P<scheme>bearer)\s+[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
+# A name whose last word names a secret (`db_password`, `AWS_SECRET_ACCESS_KEY`,
+# `client_secret`), then `=` or `:` and the value. A name that merely contains such a
+# word (`api_key_notify: NOTIFY when...`, `token_count: 3`) names something else: its
+# value is left alone (mask values, not words).
 _SECRET_ASSIGNMENT = re.compile(
-    r"(?P<head>[\w.\-]*(?:passw(?:or)?d|secret|token|api[_-]?key|apikey|private[_-]?key"
-    r"|access[_-]?key|credentials?)[\w.\-]*[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"',;&}\]]+)",
+    r"(?P<head>\b[\w.\-]*(?:passw(?:or)?d|secret|token|api[_-]?key|apikey|private[_-]?key"
+    r"|access[_-]?key|credentials?)[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"',;&}\]]+)",
     re.IGNORECASE,
 )
 # Attributes uvicorn adds that are noise in JSON (ANSI-coloured copies of the message).
@@ -139,11 +145,24 @@ def json_formatter(service: str) -> JsonFormatter:
     )
 
 
+def formatter_for(service: str, format: str, stream: TextIO) -> logging.Formatter:
+    """JSON lines (`json`), or short human lines (`text`; `auto`: when `stream` is a
+    terminal, coloured). Raises ValueError for another format name."""
+    if format not in ("json", "text", "auto"):
+        raise ValueError(f"unknown log format {format!r}: json, text or auto")
+    terminal = bool(getattr(stream, "isatty", lambda: False)())
+    if format == "text" or (format == "auto" and terminal):
+        return HumanFormatter(service, colour=terminal)
+    return json_formatter(service)
+
+
 CHATTY_CLIENT_LOGGERS = ("httpx", "httpcore", "botocore", "aiobotocore", "urllib3")
 """Libraries that log each request (URL and query included) below WARNING."""
 
 
-def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | None = None) -> None:
+def configure_logging(
+    service: str, level: str = "INFO", *, stream: TextIO | None = None, format: str = "json"
+) -> None:
     """Send every log record of the process as one JSON line to `stream` (stderr).
 
     Installs one handler on the root logger (replacing the one a previous call
@@ -157,11 +176,12 @@ def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | Non
     numeric_level = logging.getLevelNamesMapping().get(level.upper())
     if numeric_level is None:
         raise ValueError(f"unknown log level {level!r}")
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    target = stream if stream is not None else sys.stderr
+    handler = logging.StreamHandler(target)
     setattr(handler, _HANDLER_MARK, True)
     handler.addFilter(TraceContextFilter())
     handler.addFilter(SecretRedactingFilter())
-    handler.setFormatter(json_formatter(service))
+    handler.setFormatter(formatter_for(service, format, target))
 
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -39,7 +39,7 @@ def migrate(
     settings = _settings()
     if settings.database_url is None:
         fail("mlplane migrate needs MLPLANE_DATABASE_URL (the embedded database migrates itself)")
-    configure_logging("migrate", settings.log_level)
+    configure_logging("migrate", settings.log_level, format=settings.log_format)
     try:
         installed = discover_services()
     except PluginDiscoveryError as exc:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -106,9 +107,13 @@ def _up_processes(settings: RuntimeSettings, services: list[str]) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            environment = child_environment()
+            if sys.stdout.isatty():
+                # Their lines reach a person through this terminal, not a log shipper.
+                environment.setdefault("MLPLANE_LOG_FORMAT", "text")
             plans = plan_children(
                 services,
-                environment=child_environment(),
+                environment=environment,
                 host=settings.http_host,
                 gateway_port=settings.http_port,
                 database_url=database_url,
@@ -139,7 +144,7 @@ def _configure_telemetry(service: str, settings: RuntimeSettings) -> None:
     from mlplane_runtime.telemetry.logging import configure_logging
     from mlplane_runtime.telemetry.setup import configure_tracing
 
-    configure_logging(service, settings.log_level)
+    configure_logging(service, settings.log_level, format=settings.log_format)
     # pgserver narrates every command it runs at INFO; its warnings are enough.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     configure_tracing(service, settings.otlp_endpoint)
