@@ -62,15 +62,17 @@ def _later(**delta: float) -> datetime:
     return datetime.now(UTC) + timedelta(**delta)
 
 
-REFUSED: dict[str, tuple[dict[str, Any], str]] = {
-    "wrong issuer": ({"iss": "https://evil.test"}, "issuer"),
-    "wrong audience": ({"aud": "someone-else"}, "audience"),
-    "expired": ({"exp": _later(minutes=-5), "nbf": _later(minutes=-10)}, "expired"),
-    "not yet valid": ({"nbf": _later(minutes=10)}, "not valid yet"),
-    "no exp": ({"exp": None}, "'exp'"),
-    "no nbf": ({"nbf": None}, "'nbf'"),
-    "no team": ({"mlplane_team": None}, "team"),
-    "team not a label": ({"mlplane_team": "Not A Label"}, "team"),
+# Claims are made when the case runs, not when this module is imported: a full suite
+# reaches these tests minutes after collection, when "10 minutes from now" has passed.
+REFUSED: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+    "wrong issuer": (lambda: {"iss": "https://evil.test"}, "issuer"),
+    "wrong audience": (lambda: {"aud": "someone-else"}, "audience"),
+    "expired": (lambda: {"exp": _later(minutes=-5), "nbf": _later(minutes=-10)}, "expired"),
+    "not yet valid": (lambda: {"nbf": _later(minutes=10)}, "not valid yet"),
+    "no exp": (lambda: {"exp": None}, "'exp'"),
+    "no nbf": (lambda: {"nbf": None}, "'nbf'"),
+    "no team": (lambda: {"mlplane_team": None}, "team"),
+    "team not a label": (lambda: {"mlplane_team": "Not A Label"}, "team"),
 }
 
 
@@ -79,7 +81,7 @@ async def test_a_token_failing_a_check_is_refused(
     harness: Harness, team: str, rsa_key: SigningKey, case: str
 ) -> None:
     overrides, reason = REFUSED[case]
-    response = await list_keys(harness, rsa_key.sign(claims(team, "admin", **overrides)))
+    response = await list_keys(harness, rsa_key.sign(claims(team, "admin", **overrides())))
     assert response.status_code == 401
     assert reason in response.json()["detail"]
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
