@@ -118,7 +118,7 @@ class TestVerdicts:
         assert len(await scanner.scanned_events()) == 1
         listing = await scanner.http.get("/scans")
         assert len(listing.json()["scans"]) == 1
-        client = scanner.reports._client
+        client = scanner.reports._bucket.client()
         objects = await client.list_objects_v2(Bucket=scanner.reports.bucket)
         keys = sorted(item["Key"].rsplit("/", 1)[1] for item in objects.get("Contents", []))
         assert keys == ["sbom.cdx.json", "trivy.json"]

@@ -8,13 +8,13 @@ chunks, so a large dataset never sits in memory whole.
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from mlplane_runtime.errors import Unavailable
-from mlplane_runtime.s3 import MISSING_CODES, S3Connection, ensure_bucket, error_code, s3_client
+from mlplane_runtime.s3 import MISSING_CODES, S3Connection, error_code
+from mlplane_runtime.s3_bucket import OpenBucket
 
 from mlplane_drift.blobs.store import BlobNotFound
 from mlplane_drift.domain.errors import DatasetTooLarge, InvalidLocation
@@ -35,42 +35,22 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 class S3BlobStore:
     def __init__(self, connection: S3Connection, bucket: str) -> None:
         self.bucket = bucket
-        self._connection = connection
-        self._stack: AsyncExitStack | None = None
-        self._client: Any = None
+        self._bucket = OpenBucket(
+            connection,
+            bucket,
+            label="drift storage",
+            not_started="the drift service's object storage is not started",
+        )
 
     async def start(self) -> None:
         """Open the client and make sure the bucket exists. Raises `Unavailable`."""
-        if self._stack is not None:
-            return
-        stack = AsyncExitStack()
-        try:
-            self._client = await stack.enter_async_context(s3_client(self._connection))
-            await ensure_bucket(self._client, self.bucket)
-        except (BotoCoreError, ClientError) as exc:
-            await stack.aclose()
-            self._client = None
-            where = self._connection.endpoint_url
-            raise Unavailable(f"drift storage at {where} failed: {exc}") from exc
-        except BaseException:
-            await stack.aclose()
-            self._client = None
-            raise
-        self._stack = stack
+        await self._bucket.start()
 
     async def close(self) -> None:
-        stack, self._stack = self._stack, None
-        self._client = None
-        if stack is not None:
-            await stack.aclose()
-
-    def _started(self) -> Any:
-        if self._client is None:
-            raise Unavailable("the drift service's object storage is not started")
-        return self._client
+        await self._bucket.close()
 
     async def put(self, key: str, data: bytes, content_type: str) -> str:
-        client = self._started()
+        client = self._bucket.client()
         try:
             await client.put_object(
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
@@ -83,7 +63,7 @@ class S3BlobStore:
         bucket, key = split_s3_uri(uri)
         if bucket != self.bucket:
             raise BlobNotFound(f"{uri} is not in the drift service's storage", uri=uri)
-        client = self._started()
+        client = self._bucket.client()
         try:
             response = await client.get_object(Bucket=bucket, Key=key)
             async with response["Body"] as body:
@@ -98,7 +78,7 @@ class S3BlobStore:
 
     async def download(self, uri: str, target: Path, max_bytes: int) -> int:
         bucket, key = split_s3_uri(uri)
-        client = self._started()
+        client = self._bucket.client()
         try:
             return await self._stream(client, bucket, key, uri, target, max_bytes)
         except ClientError as exc:
