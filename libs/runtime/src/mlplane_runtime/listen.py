@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 
 from mlplane_runtime.db import Database, libpq_url
+from mlplane_runtime.waiting import wait_set
 
 _log = logging.getLogger("mlplane.runtime.listen")
 
@@ -120,11 +121,10 @@ class NotificationListener:
             await conn.add_listener(channel, self._notified)
         self._set_connected(True)
         while not lost.is_set():
-            try:
-                await asyncio.wait_for(lost.wait(), self._heartbeat_s)
-            except TimeoutError:
+            if not await wait_set(lost, self._heartbeat_s):
                 # A silently dropped connection (no FIN) shows up only when used.
-                await asyncio.wait_for(conn.execute("SELECT 1"), self._heartbeat_s)
+                async with asyncio.timeout(self._heartbeat_s):
+                    await conn.execute("SELECT 1")
         _log.warning("%s: LISTEN connection closed", self._name)
 
     def _notified(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
