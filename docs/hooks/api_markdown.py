@@ -128,6 +128,9 @@ def _operation(method: str, path: str, operation: Mapping[str, Any]) -> list[str
     description = operation.get("description") or operation.get("summary")
     if description:
         lines += [_text(description), ""]
+    scope = operation.get("x-mlplane-scope")
+    if scope:
+        lines += [f"Scope: `{scope}`.", ""]
     limit = operation.get("x-mlplane-max-body-bytes")
     if limit:
         lines += [f"Request bodies up to {limit:,} bytes.", ""]
