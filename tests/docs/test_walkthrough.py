@@ -32,6 +32,8 @@ README = REPO / "README.md"
 START = "--8<-- [start:walkthrough]"
 END = "--8<-- [end:walkthrough]"
 WALKTHROUGH_WITHIN_S = 300
+# The first test's setup starts the platform and runs the whole walkthrough.
+pytestmark = pytest.mark.timeout(WALKTHROUGH_WITHIN_S + 240)
 BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
