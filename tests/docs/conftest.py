@@ -14,10 +14,9 @@ from types import ModuleType
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _e2e_platform() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "mlplane_e2e_platform", REPO / "tests" / "e2e" / "conftest.py"
-    )
+def load_by_path(name: str, path: Path) -> ModuleType:
+    """The module at `path` (in no package), imported as `name`."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -26,7 +25,7 @@ def _e2e_platform() -> ModuleType:
     return module
 
 
-e2e = _e2e_platform()
+e2e = load_by_path("mlplane_e2e_platform", REPO / "tests" / "e2e" / "conftest.py")
 platform_database = e2e.platform_database
 running_platform = e2e.running_platform
 RunningPlatform = e2e.RunningPlatform
