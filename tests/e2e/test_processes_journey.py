@@ -409,7 +409,7 @@ async def test_a_version_goes_from_webhook_to_rollback_on_drift_in_one_trace(
             check=True,
         )
     ).stdout.splitlines()
-    assert log == [f"roll back {TEAM}/{MODEL} in dev to v1", f"deploy {TEAM}/{MODEL} v1 to dev"], (
+    assert log == [f"roll back {TEAM}/{MODEL} in dev removing v1", f"deploy {TEAM}/{MODEL} v1 to dev"], (
         log
     )
 
