@@ -2,7 +2,9 @@
 the trace's checks, shared by every way the platform is launched (test_journey.py).
 
 The platform runs on the real infrastructure: PostgreSQL (a throwaway database), Redis
-(the gateway's rate limits), S3 (the registry's artifacts, a bucket deleted after), the
+(the gateway's rate limits), S3 (one bucket
+the platform makes at start, the registry's, scanner's and drift service's objects each
+under the service's prefix; deleted after), the
 OCI registry (the builder pushes, the scanner pulls with Trivy), a bare git repository
 as the GitOps remote, and the Kubernetes API stand-in whose Argo CD controller syncs
 what the deployer commits; the bus is RabbitMQ (a virtual host of the test's) when
@@ -142,7 +144,16 @@ async def launched(
                 MLPLANE_BUILDER_S3_ENDPOINT_URL=s3.url,
                 MLPLANE_BUILDER_S3_ACCESS_KEY=s3.access_key,
                 MLPLANE_BUILDER_S3_SECRET_KEY=s3.secret_key,
-                MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE=f"s3://{bucket}/",
+                MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE=f"s3://{bucket}/registry/",
+                # The one bucket of the platform, each service under its own prefix.
+                MLPLANE_SCANNER_S3_ENDPOINT_URL=s3.url,
+                MLPLANE_SCANNER_S3_BUCKET=bucket,
+                MLPLANE_SCANNER_S3_ACCESS_KEY=s3.access_key,
+                MLPLANE_SCANNER_S3_SECRET_KEY=s3.secret_key,
+                MLPLANE_DRIFT_S3_ENDPOINT_URL=s3.url,
+                MLPLANE_DRIFT_S3_BUCKET=bucket,
+                MLPLANE_DRIFT_S3_ACCESS_KEY=s3.access_key,
+                MLPLANE_DRIFT_S3_SECRET_KEY=s3.secret_key,
                 MLPLANE_DEPLOYER_GITOPS_REMOTE=str(gitops),
                 MLPLANE_DEPLOYER_KUBE_API_URL=kube.url,
                 MLPLANE_DEPLOYER_RETRY_DELAY_S="0.5",

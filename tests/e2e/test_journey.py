@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from mlplane_runtime.s3 import S3Connection, s3_client
 from mlplane_testing.oci_registry import OciRegistryEndpoint, oci_registry
 from mlplane_testing.rabbitmq_vhost import rabbitmq_vhost
 from mlplane_testing.s3_server import S3Endpoint, delete_bucket, s3_endpoint, unique_bucket
@@ -31,6 +32,17 @@ async def bucket(s3_endpoint: S3Endpoint) -> AsyncIterator[str]:
         yield name
     finally:
         await delete_bucket(s3_endpoint, name)
+
+
+async def _top_prefixes(s3: S3Endpoint, bucket: str) -> set[str]:
+    """The `<service>/teams/<team>/` prefixes the bucket's keys lie under."""
+    async with s3_client(S3Connection(s3.url, s3.region, s3.access_key, s3.secret_key)) as client:
+        keys = [
+            item["Key"]
+            async for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])
+        ]
+    return {"/".join(key.split("/")[:3]) + "/" for key in keys}
 
 
 @pytest.fixture
@@ -64,3 +76,8 @@ async def test_a_version_goes_from_webhook_to_rollback_on_drift_in_one_trace(
         ) as platform:
             await run_to_rollback(platform, gitops)
             check_trace(await journey_trace(platform), one_process=not processes)
+    # Every service kept its objects in the platform's one bucket, under its own prefix
+    # and the team's: none made a bucket of its own for a team or a model.
+    assert await _top_prefixes(s3_endpoint, bucket) == {
+        f"{service}/teams/default/" for service in ("registry", "scanner", "drift")
+    }
