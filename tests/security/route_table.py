@@ -571,6 +571,7 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
             ("GET", "/v1/keys"),
             ("DELETE", "/v1/keys/{key_id}"),
             ("PUT", "/v1/teams/{team}/webhook-secret"),
+            ("POST", "/v1/teams/{team}/deployment-requests"),
             ("POST", "/v1/webhooks/github/{team}"),
             ("POST", "/v1/webhooks/gitlab/{team}"),
             ("POST", "/v1/events"),

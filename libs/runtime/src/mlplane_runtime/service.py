@@ -48,7 +48,10 @@ class ServiceContext:
     handed over. `caller` verifies the gateway's identity token on the service's
     routes (None only for a service that authenticates its callers itself, the
     gateway); `identity_secret` is the platform's secret those tokens are derived
-    from, when this process has it (the gateway signs with it).
+    from, when this process has it (the gateway signs with it). `hosted` names the
+    services this process hosts, itself included (`mlplane up`: every installed one,
+    `mlplane serve <name>`: that one), so a service can call a neighbour at this
+    process's own address only when the neighbour is really served there.
     """
 
     name: str
@@ -59,6 +62,7 @@ class ServiceContext:
     data_dir: Path
     caller: CallerDependencies | None = None
     identity_secret: bytes | None = None
+    hosted: frozenset[str] = frozenset()
 
     def require_caller(self) -> CallerDependencies:
         """`caller`, or RuntimeError for a service hosted without one (a host's bug)."""

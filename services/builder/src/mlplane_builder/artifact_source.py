@@ -30,12 +30,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mlplane_runtime.s3 import MISSING_CODES, S3Connection, error_code, s3_client
 
 from mlplane_builder.domain import failures
+from mlplane_builder.settings import DEFAULT_REGISTRY_STORE
 
 CHUNK_SIZE = 1024 * 1024
 # A read that still fails ends the build's attempt (storage_unavailable, retried later
 # as a whole): one retry more per request than the shared default first.
 S3_MAX_RETRIES = 4
-DEFAULT_REGISTRY_STORE = "s3://mlplane-artifacts/"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _SEGMENT = re.compile(r"[A-Za-z0-9_=+@,!*'()~ -][A-Za-z0-9._=+@,!*'()~ -]*")
 

@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlplane_builder.domain.naming import check_repository_template
 
+DEFAULT_REGISTRY_STORE = "s3://mlplane/registry/"
+"""The registry's store by its defaults: the prefix `registry/` of the platform's bucket."""
+
 SCRATCH = "scratch"
 """A framework's base image set to this word: the image holds only the model layer."""
 
@@ -85,10 +88,11 @@ class BuilderSettings(BaseSettings):
     """The registry's local-disk object directory: `file://` artifacts must be under its
     `teams/<team>/models/<model>/`; unset: `<data dir>/registry/artifacts/objects`."""
     registry_artifact_store: str = Field(
-        default="s3://mlplane-artifacts/", pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]/$"
+        default=DEFAULT_REGISTRY_STORE,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]/([a-z0-9][a-z0-9._-]*/)*$",
     )
-    """The registry's S3 store (`s3://<MLPLANE_REGISTRY_S3_BUCKET>/`): `s3://` artifacts
-    are read from its `teams/<team>/models/<model>/` ..."""
+    """The registry's S3 store (`s3://<MLPLANE_REGISTRY_S3_BUCKET>/<MLPLANE_REGISTRY_S3_PREFIX>`):
+    `s3://` artifacts are read from its `teams/<team>/models/<model>/` ..."""
     team_artifact_locations: dict[str, list[str]] = Field(default_factory=dict)
     """... or from a team's own locations, JSON team -> `s3://bucket/prefix/` (the same
     value as MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS)."""

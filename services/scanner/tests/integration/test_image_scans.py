@@ -119,7 +119,7 @@ class TestVerdicts:
         listing = await scanner.http.get("/scans")
         assert len(listing.json()["scans"]) == 1
         client = scanner.reports._bucket.client()
-        objects = await client.list_objects_v2(Bucket=scanner.reports.bucket)
+        objects = await client.list_objects_v2(Bucket=scanner.reports.space.bucket)
         keys = sorted(item["Key"].rsplit("/", 1)[1] for item in objects.get("Contents", []))
         assert keys == ["sbom.cdx.json", "trivy.json"]
 
