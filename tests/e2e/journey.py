@@ -399,9 +399,10 @@ async def run_to_rollback(platform: Journey, gitops: Path) -> None:
             check=True,
         )
     ).stdout.splitlines()
-    assert log == [f"roll back {TEAM}/{MODEL} in dev removing v1", f"deploy {TEAM}/{MODEL} v1 to dev"], (
-        log
-    )
+    assert log == [
+        f"roll back {TEAM}/{MODEL} in dev removing v1",
+        f"deploy {TEAM}/{MODEL} v1 to dev",
+    ], log
 
 
 async def journey_trace(platform: Journey) -> list[ReceivedSpan]:
