@@ -523,6 +523,13 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ("GET", "/scanner/scans/{digest}"): RouteSpec(
         R, lambda world, side, m: Call("GET", f"/scanner/scans/{_of(world, side).digest}")
     ),
+    ("GET", "/scanner/scans/{digest}/sbom"): RouteSpec(
+        R,
+        lambda world, side, m: Call("GET", f"/scanner/scans/{_of(world, side).digest}/sbom"),
+        success=404,
+        note="the world's images are never pulled, so no scan keeps an SBOM: the owner's "
+        "answer is 404 as well; the download is tested in services/scanner",
+    ),
     ("POST", "/scanner/manifests/scan"): RouteSpec(
         R,
         _fixed(
