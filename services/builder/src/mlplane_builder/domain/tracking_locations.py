@@ -5,6 +5,8 @@ the registry applies before it registers a version: a team's `mlflow-artifacts:/
 is read only under a location configured for it (`mlflow-artifacts:/<prefix>/`, or
 `mlflow-artifacts:/` for all of it). Paths are taken strictly (no host, no '.', '..' or
 empty segment, no '%', query or fragment), so a prefix match means what it says.
+Events carry such an artifact as `mlflow-artifacts:///<path>` (their URIs have a
+`//`), the same location with an empty host.
 No I/O here.
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 
 from mlplane_runtime.mlflow_artifacts import ARTIFACTS_SCHEME
 
+EMPTY_HOST = f"{ARTIFACTS_SCHEME}//"
 _SEGMENT = re.compile(r"[A-Za-z0-9._=+@,!*'()~ -]+")
 
 
@@ -36,11 +39,16 @@ def tracking_location_prefix(location: str) -> str | None:
 
 
 def tracking_path(uri: str) -> str | None:
-    """The artifact path of a strict `mlflow-artifacts:/<path>` URI (a trailing '/' aside);
-    None for anything else."""
-    if not uri.startswith(ARTIFACTS_SCHEME):
+    """The artifact path of a strict `mlflow-artifacts:/<path>` URI, or of
+    `mlflow-artifacts:///<path>` (the same with an empty host, as events carry it), a
+    trailing '/' aside; None for anything else (a host names another server)."""
+    if uri.startswith(EMPTY_HOST):
+        path = uri.removeprefix(EMPTY_HOST)
+    elif uri.startswith(ARTIFACTS_SCHEME) and not uri.startswith(f"{ARTIFACTS_SCHEME}/"):
+        path = uri.removeprefix(ARTIFACTS_SCHEME)
+    else:
         return None
-    path = uri.removeprefix(ARTIFACTS_SCHEME).removesuffix("/")
+    path = path.removesuffix("/")
     if not path or path.startswith("/") or not _clean(path.split("/")):
         return None
     return path
