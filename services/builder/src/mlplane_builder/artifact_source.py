@@ -31,17 +31,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
-from mlplane_runtime.mlflow_artifacts import (
-    ARTIFACTS_SCHEME,
-    MlflowArtifacts,
-    TrackingRefused,
-    TrackingUnavailable,
-)
+from mlplane_runtime.mlflow_artifacts import ARTIFACTS_SCHEME
 from mlplane_runtime.s3 import MISSING_CODES, S3Connection, error_code, s3_client
 
 from mlplane_builder.domain import failures
 from mlplane_builder.domain.artifact_tree import TreeFile, too_many_files, tree_files
-from mlplane_builder.domain.tracking_locations import tracking_allows, tracking_path
+from mlplane_builder.tracking_artifacts import TrackingArtifacts
 
 CHUNK_SIZE = 1024 * 1024
 # A read that still fails ends the build's attempt (storage_unavailable, retried later
@@ -93,10 +88,13 @@ class ArtifactSource:
             s3_secret_key,
             max_retries=S3_MAX_RETRIES,
         )
-        self._tracking_uri = tracking_uri
-        self._tracking_token = tracking_token
-        self._tracking_locations = {t: tuple(ls) for t, ls in (tracking_locations or {}).items()}
-        self._tracking: MlflowArtifacts | None = None
+        self._tracking = (
+            None
+            if tracking_uri is None
+            else TrackingArtifacts(
+                tracking_uri, tracking_token, tracking_locations or {}, chunk_size, max_files
+            )
+        )
         self._max_files = max_files
         self._chunk_size = chunk_size
         self._stack = AsyncExitStack()
@@ -104,8 +102,8 @@ class ArtifactSource:
         self._s3_lock = asyncio.Lock()
 
     async def __aenter__(self) -> ArtifactSource:
-        if self._tracking_uri is not None:
-            self._tracking = MlflowArtifacts(self._tracking_uri, self._tracking_token)
+        if self._tracking is not None:
+            self._tracking.open()
             self._stack.push_async_callback(self._tracking.close)
         return self
 
@@ -116,7 +114,6 @@ class ArtifactSource:
         tb: TracebackType | None,
     ) -> None:
         self._s3 = None
-        self._tracking = None
         await self._stack.aclose()
 
     def chunks(self, uri: str, *, team: str, model: str) -> AsyncIterator[bytes]:
@@ -130,8 +127,8 @@ class ArtifactSource:
         refused = self._refusal(uri, team=team, model=model)
         if refused is not None:
             return _fail(refused)
-        if uri.startswith(ARTIFACTS_SCHEME):
-            return self._tracking_chunks(uri)
+        if self._tracking is not None and uri.startswith(ARTIFACTS_SCHEME):
+            return self._tracking.chunks(uri)
         if urlsplit(uri).scheme == "s3":
             return self._s3_chunks(uri)
         return self._file_chunks(uri)
@@ -148,8 +145,8 @@ class ArtifactSource:
         refused = self._refusal(uri, team=team, model=model)
         if refused is not None:
             raise refused
-        if uri.startswith(ARTIFACTS_SCHEME):
-            listed = await self._tracking_listing(uri)
+        if self._tracking is not None and uri.startswith(ARTIFACTS_SCHEME):
+            listed = await self._tracking.listing(uri)
         elif urlsplit(uri).scheme == "s3":
             listed = await self._s3_listing(uri)
         else:
@@ -162,14 +159,14 @@ class ArtifactSource:
         """The bytes of `file` of the directory at `uri`, which `tree` listed (and so
         checked: the file lies below the directory, its path is clean)."""
         uri = uri.removesuffix("/")
-        if uri.startswith(ARTIFACTS_SCHEME):
-            return self._tracking_chunks(f"{uri}/{file.path}")
+        if self._tracking is not None and uri.startswith(ARTIFACTS_SCHEME):
+            return self._tracking.chunks(f"{uri}/{file.path}")
         return self._s3_chunks(f"{uri}/{file.path}")
 
     def _refusal(self, uri: str, *, team: str, model: str) -> failures.BuildFailure | None:
         if self.allows(uri, team=team, model=model):
             return None
-        if uri.startswith(ARTIFACTS_SCHEME) and self._tracking_uri is None:
+        if uri.startswith(ARTIFACTS_SCHEME) and self._tracking is None:
             return failures.artifact_unreadable(
                 uri,
                 "it is on an MLflow tracking server, and the builder has none configured "
@@ -190,9 +187,7 @@ class ArtifactSource:
         but resolving symlinks of a `file://` path."""
         own = f"teams/{team}/models/{model}/"
         if uri.startswith(ARTIFACTS_SCHEME):
-            return self._tracking_uri is not None and tracking_allows(
-                uri, self._tracking_locations.get(team, ())
-            )
+            return self._tracking is not None and self._tracking.allows(uri, team=team)
         try:
             scheme = urlsplit(uri).scheme
         except ValueError:
@@ -256,47 +251,6 @@ class ArtifactSource:
         except (TimeoutError, BotoCoreError, OSError) as exc:
             raise failures.storage_unavailable(uri, f"{type(exc).__name__}: {exc}") from exc
         return listed
-
-    # -- the MLflow tracking server ---------------------------------------------------
-
-    def _tracking_server(self, uri: str) -> MlflowArtifacts:
-        if self._tracking is None:
-            raise failures.internal(f"the tracking server is not open while reading {uri}")
-        return self._tracking
-
-    async def _tracking_listing(self, uri: str) -> list[tuple[str, int]]:
-        root = tracking_path(uri)
-        assert root is not None  # allows() checked it
-        tracking = self._tracking_server(uri)
-        listed: list[tuple[str, int]] = []
-        pending = [""]
-        try:
-            while pending:
-                below = pending.pop()
-                for entry in await tracking.list(f"{root}/{below}".rstrip("/")):
-                    relative = f"{below}/{entry.name}".lstrip("/")
-                    if entry.is_dir:
-                        pending.append(relative)
-                    elif len(listed) >= self._max_files:
-                        raise too_many_files(uri, self._max_files)
-                    else:
-                        listed.append((relative, -1 if entry.size is None else entry.size))
-        except (TrackingRefused, TrackingUnavailable) as exc:
-            raise _tracking_failure(uri, exc) from exc
-        return listed
-
-    async def _tracking_chunks(self, uri: str) -> AsyncIterator[bytes]:
-        path = tracking_path(uri)
-        if path is None:
-            raise failures.artifact_unreadable(uri, "it is not mlflow-artifacts:/<path>")
-        chunks = self._tracking_server(uri).chunks(path, self._chunk_size)
-        try:
-            async for chunk in chunks:
-                yield chunk
-        except (TrackingRefused, TrackingUnavailable) as exc:
-            raise _tracking_failure(uri, exc) from exc
-        finally:
-            await chunks.aclose()
 
     # -- local disk -----------------------------------------------------------------
 
@@ -362,20 +316,6 @@ def _s3_failure(uri: str, exc: ClientError) -> failures.BuildFailure:
     if isinstance(status, int) and status >= 500:
         return failures.storage_unavailable(uri, f"{status} {code}")
     return failures.artifact_unreadable(uri, f"{code}: {exc}")
-
-
-def _tracking_failure(
-    uri: str, exc: TrackingRefused | TrackingUnavailable
-) -> failures.BuildFailure:
-    if isinstance(exc, TrackingUnavailable):
-        return failures.storage_unavailable(uri, str(exc))
-    if exc.status == 404:
-        return failures.artifact_missing(uri)
-    return failures.artifact_unreadable(
-        uri,
-        f"{exc}; check MLPLANE_BUILDER_MLFLOW_TRACKING_TOKEN and that the tracking server "
-        "serves artifacts (mlflow server --serve-artifacts)",
-    )
 
 
 async def _fail(failure: failures.BuildFailure) -> AsyncIterator[bytes]:
