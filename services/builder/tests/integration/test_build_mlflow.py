@@ -11,7 +11,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aioboto3
 import mlflow
 import mlflow.sklearn
 import numpy as np
@@ -26,6 +28,7 @@ from mlplane_contracts import events as ev
 from mlplane_contracts.artifacts import ARTIFACT_TREE_MEDIA_TYPE, tree_digest
 from mlplane_runtime.uow import UnitOfWorkFactory
 from mlplane_testing.mlflow_server import MlflowServer, mlflow_server
+from mlplane_testing.s3_server import S3Endpoint
 from sklearn.linear_model import LogisticRegression
 
 from ..conftest import registered
@@ -256,3 +259,47 @@ async def test_a_model_directory_changed_after_registration_is_refused(
     )
     assert grown.error_kind == "artifact_mismatch"
     assert f"{size} bytes" in (grown.error or "")
+
+
+async def test_a_model_directory_in_the_team_s_s3_location_is_built_the_same_way(
+    uow_factory: UnitOfWorkFactory,
+    tables: BuilderTables,
+    team: str,
+    logged: LoggedModel,
+    s3_endpoint: S3Endpoint,
+    artifact_bucket: str,
+    s3_settings: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    # A tracking server whose artifact root is in S3 hands out s3:// URIs: the registry
+    # verifies the directory there, and the builder reads it there.
+    session = aioboto3.Session(
+        aws_access_key_id=s3_endpoint.access_key,
+        aws_secret_access_key=s3_endpoint.secret_key,
+        region_name=s3_endpoint.region,
+    )
+    files = files_of(logged.directory)
+    async with session.client("s3", endpoint_url=s3_endpoint.url) as s3:
+        await s3.create_bucket(Bucket=artifact_bucket)
+        for path, data in files.items():
+            await s3.put_object(
+                Bucket=artifact_bucket, Key=f"mlflow/1/models/m-1/artifacts/{path}", Body=data
+            )
+    build, layout_root = await build_model(
+        uow_factory,
+        tables,
+        team,
+        tmp_path,
+        f"s3://{artifact_bucket}/mlflow/1/models/m-1/artifacts",
+        digest_of(logged.directory),
+        team_artifact_locations={team: [f"s3://{artifact_bucket}/mlflow/"]},
+        **s3_settings,
+    )
+    assert build.status is BuildStatus.SUCCEEDED, build.error
+    layout = OciLayout(layout_root)
+    stored = await layout.read_manifest("v1")
+    assert stored is not None
+    [layer] = parse_image_manifest(stored.content, stored.media_type).layers
+    assert read_tar_layer(await layout.read_blob(layer.digest)) == {
+        f"/models/fraud/1/{path}": (data, 0o644) for path, data in files.items()
+    }
