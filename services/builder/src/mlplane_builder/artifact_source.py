@@ -44,7 +44,7 @@ CHUNK_SIZE = 1024 * 1024
 S3_MAX_RETRIES = 4
 DEFAULT_REGISTRY_STORE = "s3://mlplane-artifacts/"
 DEFAULT_MAX_FILES = 10_000
-TRACKING_SETTINGS = "MLPLANE_BUILDER_MLFLOW_TRACKING_URI"
+TRACKING_URI_SETTING = "MLPLANE_BUILDER_MLFLOW_TRACKING_URI"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _SEGMENT = re.compile(r"[A-Za-z0-9_=+@,!*'()~ -][A-Za-z0-9._=+@,!*'()~ -]*")
 
@@ -170,7 +170,7 @@ class ArtifactSource:
             return failures.artifact_unreadable(
                 uri,
                 "it is on an MLflow tracking server, and the builder has none configured "
-                f"({TRACKING_SETTINGS}, the same as MLPLANE_REGISTRY_MLFLOW_TRACKING_URI)",
+                f"({TRACKING_URI_SETTING}, the same as MLPLANE_REGISTRY_MLFLOW_TRACKING_URI)",
             )
         return failures.artifact_unreadable(
             uri,
