@@ -2,7 +2,8 @@
 
 base image → (an identical image already under the tag? reuse it) → base layers in
 the target (present: skipped; same registry: mounted; else copied as a stream) →
-artifact streamed into the model layer while it uploads → config → manifest.
+artifact (its file, or its directory's files) streamed into the model layer while it
+uploads → config → manifest.
 
 Every failure leaves as a `BuildFailure` whose text says what to do about it.
 """
@@ -25,7 +26,7 @@ from mlplane_oci.errors import (
 from mlplane_oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 from mlplane_oci.reference import ImageReference
 
-from mlplane_builder.artifact_source import ArtifactSource, verified
+from mlplane_builder.artifact_source import ArtifactSource
 from mlplane_builder.base_image import BaseImage, resolve_base_image
 from mlplane_builder.domain import (
     BuildFailure,
@@ -47,8 +48,9 @@ from mlplane_builder.domain.image_spec import (
 )
 from mlplane_builder.image.config import derive_config
 from mlplane_builder.image.errors import InvalidImageConfig, InvalidManifest, LayerSizeMismatch
-from mlplane_builder.image.layer import LayerFile, LayerStream
+from mlplane_builder.image.layer import LayerStream
 from mlplane_builder.image.manifest import Descriptor, image_manifest
+from mlplane_builder.model_content import model_content
 from mlplane_builder.targets import ImageTarget, Transfer
 
 _log = logging.getLogger("mlplane.builder")
@@ -149,15 +151,10 @@ async def _build(
         await target.ensure_base_layers(base, base_client, transfer, plan.chunk_size)
 
     started = time.monotonic()
-    source = verified(
-        request.artifact_uri,
-        artifacts.chunks(request.artifact_uri, team=request.team, model=request.model),
-        size=request.artifact_size,
-        sha256=request.artifact_sha256,
-    )
+    content = await model_content(request, artifacts, spec.model_path, MODEL_FILE_MODE)
     layer = LayerStream(
-        LayerFile(spec.model_path, request.artifact_size, MODEL_FILE_MODE),
-        source,
+        content.files,
+        content.chunks,
         compression_level=plan.compression_level,
         chunk_size=plan.chunk_size,
     )

@@ -1,12 +1,12 @@
 """A model artifact streamed into one reproducible gzip tar layer, hashed on the way.
 
-`LayerStream` turns a stream of the file's bytes into the gzip bytes of a
-layer holding that file, in constant memory, and knows the layer's digest and
-diff-id once the last byte is out. The CPU work (sha256 of the tar, sha256 of
-the gzip, deflate) runs in worker threads, two at a time: ISA-L and hashlib
-release the GIL, so one thread compresses a chunk while the other hashes it,
-and the event loop meanwhile reads the next chunk from the source and hands
-the previous output to the consumer.
+`LayerStream` turns a stream of the file's bytes (or of a model directory's files,
+back to back) into the gzip bytes of a layer holding them, in constant memory, and
+knows the layer's digest and diff-id once the last byte is out. The CPU work (sha256
+of the tar, sha256 of the gzip, deflate) runs in worker threads, two at a time:
+ISA-L and hashlib release the GIL, so one thread compresses a chunk while the other
+hashes it, and the event loop meanwhile reads the next chunk from the source and
+hands the previous output to the consumer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,12 @@ from mlplane_oci.media_types import OCI_LAYER_GZIP
 
 from mlplane_builder.image.errors import LayerSizeMismatch
 from mlplane_builder.image.gzip_member import HEADER, Chunk, GzipMember
-from mlplane_builder.image.tar_entries import LayerFile, tar_prefix, tar_suffix
+from mlplane_builder.image.tar_entries import (
+    END_OF_ARCHIVE,
+    LayerFile,
+    tar_padding,
+    tar_prefix,
+)
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -44,23 +49,26 @@ class BuiltLayer:
 
 
 class LayerStream:
-    """The gzip bytes of a one-file layer, produced while `source` is read.
+    """The gzip bytes of a layer of one file or several, produced while `source` is read.
 
     Iterate once: every chunk but the last is exactly `chunk_size` bytes.
-    `source` must stream exactly `file.size` bytes, in pieces of any size;
-    otherwise iteration raises `LayerSizeMismatch` (as soon as it streams one
-    byte too many, or when it ends short). The bytes depend only on the file's
-    content, path and mode and on `compression_level`, not on how the source
-    splits its content nor on `chunk_size`.
+    `source` must stream exactly the files' bytes, one after the other in the
+    order given (`file.size` bytes each), in pieces of any size that may cross
+    from one file to the next; otherwise iteration raises `LayerSizeMismatch`
+    (as soon as it streams one byte too many, or when it ends short). The bytes
+    depend only on the files' content, paths and modes, their order and on
+    `compression_level`, not on how the source splits its content nor on
+    `chunk_size`. Give several files in path order: each directory is then
+    written once.
 
-    Memory stays at a few times `chunk_size` whatever the file's size. The
+    Memory stays at a few times `chunk_size` whatever the files' size. The
     stream owns `source`: it closes it (`aclose`, when it has one) once it
     ends, fails or is closed itself.
     """
 
     def __init__(
         self,
-        file: LayerFile,
+        file: LayerFile | Sequence[LayerFile],
         source: AsyncIterable[bytes],
         *,
         compression_level: int = 1,
@@ -68,7 +76,7 @@ class LayerStream:
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        self._file = file
+        self._files = (file,) if isinstance(file, LayerFile) else tuple(file)
         self._source = source
         self._chunk_size = chunk_size
         self._member = GzipMember(compression_level)  # checks the level now, not mid-stream
@@ -161,8 +169,11 @@ class LayerStream:
         Each piece is a fresh buffer handed over to the worker threads, so a
         source byte is copied once on its way in, whatever the source's pieces.
         """
-        declared = self._file.size
-        cutter = _Cutter(self._chunk_size, tar_prefix(self._file))
+        files = self._files
+        declared = sum(file.size for file in files)
+        cutter = _Cutter(self._chunk_size, b"")
+        # The file being filled, and how many of its bytes are still to come.
+        current, remaining = _next_file(files, -1, cutter)
         streamed = 0
         for full in cutter.full():
             yield full
@@ -171,8 +182,16 @@ class LayerStream:
             async for chunk in source:
                 streamed += len(chunk)
                 if streamed > declared:
-                    raise LayerSizeMismatch(self._file.path, declared, streamed, complete=False)
-                cutter.push(chunk)
+                    last = files[-1].path if files else "/"
+                    raise LayerSizeMismatch(last, declared, streamed, complete=False)
+                view = memoryview(chunk).cast("B")
+                while len(view):
+                    taken = min(remaining, len(view))
+                    cutter.push(view[:taken])
+                    view = view[taken:]
+                    remaining -= taken
+                    if remaining == 0:
+                        current, remaining = _next_file(files, current, cutter)
                 for full in cutter.full():
                     yield full
         finally:
@@ -180,13 +199,29 @@ class LayerStream:
             if close is not None:
                 await close()
         if streamed != declared:
-            raise LayerSizeMismatch(self._file.path, declared, streamed, complete=True)
-        cutter.push(tar_suffix(declared))
+            raise LayerSizeMismatch(files[current].path, declared, streamed, complete=True)
+        cutter.push(END_OF_ARCHIVE)
         for full in cutter.full():
             yield full
         rest = cutter.rest()
         if rest:
             yield rest
+
+
+def _next_file(files: Sequence[LayerFile], current: int, cutter: _Cutter) -> tuple[int, int]:
+    """Close file `current` (its padding) and open the next one with bytes to come (its
+    headers; empty files on the way get theirs too): that one's index and size, or
+    `len(files)` and 0 once every file is complete."""
+    while True:
+        if current >= 0:
+            cutter.push(tar_padding(files[current].size))
+        current += 1
+        if current == len(files):
+            return current, 0
+        file = files[current]
+        cutter.push(tar_prefix(file, files[current - 1] if current else None))
+        if file.size:
+            return current, file.size
 
 
 class _Cutter:
