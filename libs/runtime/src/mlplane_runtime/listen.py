@@ -77,6 +77,12 @@ class NotificationListener:
         """True while the connection is up and LISTENing on every channel."""
         return self._connected
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend of the LISTEN connection while it is up (None otherwise)."""
+        conn = self._conn
+        return None if conn is None else int(conn.get_server_pid())
+
     def start(self) -> None:
         """Run in a background task on the running loop (no-op when already running)."""
         if self._task is None or self._task.done():

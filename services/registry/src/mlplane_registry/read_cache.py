@@ -66,11 +66,18 @@ class ReadCache:
         self._models: OrderedDict[tuple[str, str], dict[EntryKey, CachedAnswer]] = OrderedDict()
         self._epoch = 0
         self._listener: NotificationListener | None = None
+        self.hits = 0
+        """Answers given from the cache (for tests and a curious operator)."""
 
     @property
     def enabled(self) -> bool:
         """True while a LISTEN connection is up: only then may answers be served or kept."""
         return self._listener is not None and self._listener.connected
+
+    @property
+    def listener(self) -> NotificationListener | None:
+        """The LISTEN connection `listen` made, if it was called."""
+        return self._listener
 
     def listen(self, database: Database, schema: str) -> NotificationListener:
         """The listener keeping this cache honest (start it on the running loop)."""
@@ -100,6 +107,7 @@ class ReadCache:
                 found = entries.get(key)
                 if found is not None:
                     self._models.move_to_end((team, model))
+                    self.hits += 1
                     return found
         epoch = self._epoch
         fresh = await read()
