@@ -23,6 +23,7 @@ connections.)
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -69,6 +70,10 @@ def run_workers(sock: socket.socket, count: int, serve: ServeWorker) -> int:
     if count < 1:
         raise ValueError("at least one worker")
     sock.listen(LISTEN_BACKLOG)
+    # What the parent imported is shared with the children until written to; kept out
+    # of the collector's passes, its objects' pages are not copied by a collection.
+    gc.collect()
+    gc.freeze()
     children: dict[int, _Child] = {}
     stopping: list[bool] = [False]
 
