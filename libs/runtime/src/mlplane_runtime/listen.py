@@ -53,6 +53,7 @@ class NotificationListener:
         heartbeat_s: float = 30.0,
         connect_timeout_s: float = 10.0,
         max_backoff_s: float = 10.0,
+        fence_timeout_s: float = 2.0,
     ) -> None:
         if not channels:
             raise ValueError("a listener needs at least one channel")
@@ -64,6 +65,7 @@ class NotificationListener:
         self._heartbeat_s = heartbeat_s
         self._connect_timeout_s = connect_timeout_s
         self._max_backoff_s = max_backoff_s
+        self._fence_timeout_s = fence_timeout_s
         self._connected = False
         self._task: asyncio.Task[None] | None = None
         self._conn: Any = None
@@ -107,8 +109,8 @@ class NotificationListener:
         each notification to `call_soon` as it reads it, so the callbacks run before
         the task awaiting the later answer resumes. Concurrent calls share one round
         trip, started after the newest of them arrived. Raises ConnectionError when
-        not LISTENing or when the round trip fails (the connection is then dropped,
-        and `on_connection(False)` follows).
+        not LISTENing or when the round trip fails or takes over `fence_timeout_s`
+        (the connection is then dropped, and `on_connection(False)` follows).
         """
         if self._conn is None:
             raise ConnectionError(f"{self._name}: not listening")
@@ -127,7 +129,7 @@ class NotificationListener:
             try:
                 if conn is None:
                     raise ConnectionError(f"{self._name}: not listening")
-                await self._query(conn)
+                await self._query(conn, self._fence_timeout_s)
                 await asyncio.sleep(0)  # the notifications read before the answer run first
             except Exception as exc:
                 if conn is not None:
@@ -137,9 +139,9 @@ class NotificationListener:
             else:
                 waiter.set_result(None)
 
-    async def _query(self, conn: Any) -> None:
+    async def _query(self, conn: Any, timeout_s: float) -> None:
         async with self._query_lock:
-            await asyncio.wait_for(conn.execute("SELECT 1"), self._heartbeat_s)
+            await asyncio.wait_for(conn.execute("SELECT 1"), timeout_s)
 
     async def run(self) -> None:
         """Connect, LISTEN and reconnect until cancelled; never returns otherwise."""
@@ -186,7 +188,7 @@ class NotificationListener:
                     await asyncio.wait_for(lost.wait(), self._heartbeat_s)
                 except TimeoutError:
                     # A silently dropped connection (no FIN) shows up only when used.
-                    await self._query(conn)
+                    await self._query(conn, self._heartbeat_s)
         finally:
             self._conn = None
         _log.warning("%s: LISTEN connection closed", self._name)
