@@ -88,8 +88,7 @@ def run_workers(sock: socket.socket, count: int, serve: ServeWorker) -> int:
     exit_code = 0
     try:
         for index in range(count):
-            child = _fork(sock, index, serve, previous)
-            children[child.pid] = child
+            _start(children, sock, index, serve, previous, stopping[0])
         while children:
             pid, status = os.wait()
             if pid not in children:
@@ -112,13 +111,34 @@ def run_workers(sock: socket.socket, count: int, serve: ServeWorker) -> int:
             _log.warning(
                 "worker %d (pid %d) exited with %d; starting it again", child.index, pid, code
             )
-            again = _fork(sock, child.index, serve, previous)
-            children[again.pid] = again
+            _start(children, sock, child.index, serve, previous, stopping[0])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
     return exit_code
+
+
+def _start(
+    children: dict[int, _Child],
+    sock: socket.socket,
+    index: int,
+    serve: ServeWorker,
+    parent_handlers: Mapping[signal.Signals, Any],
+    stopping: bool,
+) -> None:
+    """Fork worker `index` into `children`, with SIGINT and SIGTERM held meanwhile: a
+    signal then finds the child in `children`, and never runs the parent's handler in
+    the child before it has its own."""
+    if stopping:
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        child = _fork(sock, index, serve, parent_handlers)
+        children[child.pid] = child
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def _fork(
@@ -138,6 +158,7 @@ def _fork(
         os.close(read_fd)
         for sig, handler in parent_handlers.items():
             signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
         def ready() -> None:
             with contextlib.suppress(OSError):
