@@ -25,7 +25,9 @@ after a warm-up, from 16 concurrent callers (LeanHttp, one keep-alive
 connection each) until a request budget or a time bound runs out: get-version,
 get-by-alias, search (one model's versions, a page of 10), then create-version.
 Throughput counts successful requests over wall time; p50/p99 are their latencies;
-`server_cpu_ms_per_request` is the server tree's CPU time per request.
+`server_cpu_ms_per_request` is the server tree's CPU time per request; `cores_used`
+how many cores the server, PostgreSQL, the load generator and everything else on
+the machine used meanwhile (2 cores in all here: it says what limited the figure).
 
 Memory is the peak, over the server's life, of the summed PSS (proportional set
 size) of its process tree (psutil, every 100 ms): mlplane's workers are forked from
@@ -64,6 +66,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support.cpu_split import CpuSplit
 from bench.support.identity import identity_environment
 from bench.support.lean_http import Answer, LeanHttp
 from bench.support.registry_clients import TEAM, MlflowRegistry, MlplaneRegistry, RegistryClient
@@ -139,6 +142,8 @@ async def run_operations(
                 max_seconds=plan.warmup_seconds,
             )
             cpu_before = server.cpu_seconds()
+            split = CpuSplit(server.pid)
+            split.start()
             measured = await measure(
                 http,
                 call,
@@ -148,7 +153,7 @@ async def run_operations(
             )
             cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / measured.requests
             figures[name] = dataclasses.replace(
-                measured, server_cpu_ms_per_request=round(cpu_ms, 2)
+                measured, server_cpu_ms_per_request=round(cpu_ms, 2), cores_used=split.cores()
             )
             print(f"  {client.name} {name}: {figures[name]}", file=sys.stderr)
     return figures

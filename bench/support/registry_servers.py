@@ -209,6 +209,13 @@ class ServerProcess:
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    @property
+    def pid(self) -> int:
+        """The server's root process (RuntimeError before `start()`)."""
+        if self._process is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._process.pid
+
     def cpu_seconds(self) -> float:
         assert self._sampler is not None
         return self._sampler.cpu_seconds()
