@@ -10,6 +10,7 @@ added to the build's files, so a stale copy can never be committed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Iterator
@@ -52,11 +53,15 @@ def service_documents() -> dict[str, dict[str, Any]]:
     documents: dict[str, dict[str, Any]] = {}
     database = create_database(OFFLINE_DATABASE_URL)
     with _defaults_only(), tempfile.TemporaryDirectory(prefix="mlplane-docs-") as data_dir:
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
+        installed = entry_points(group=ENTRY_POINT_GROUP)
+        for entry in installed:
             plugin = entry.load()
             context = service_context(
                 plugin.name, database, plugin.messaging(), data_dir=Path(data_dir) / plugin.name
             )
+            # As `mlplane up` hosts it: beside every other service (the deployer finds
+            # its scanner so, and refuses to start knowing none).
+            context = dataclasses.replace(context, hosted=frozenset(installed.names))
             documents[plugin.name] = service_app(context, plugin.parts_for(context)).openapi()
     known = [name for name in SERVICE_ORDER if name in documents]
     return {name: documents[name] for name in [*known, *sorted(set(documents) - set(known))]}
