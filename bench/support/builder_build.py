@@ -79,6 +79,7 @@ async def build(
             base_reference=base,
             compression_level=compression_level or defaults.compression_level,
             chunk_size=defaults.upload_chunk_size,
+            stream_upload=defaults.stream_uploads,
         )
         began = time.perf_counter()
         result = await build_image(
