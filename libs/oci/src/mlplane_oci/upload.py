@@ -4,8 +4,7 @@ Streamed (`chunk_size=None`): the whole stream goes in one PATCH with chunked
 transfer encoding, as Docker and skopeo push: no request per chunk, no chunk held
 back, and the registry never waits between requests. A failure mid-stream cannot
 be resumed from this side (the stream's earlier bytes are gone): `UploadInterrupted`
-tells the caller to start again, unless the whole stream was sent and the registry
-holds all of it (only the answer was lost).
+tells the caller to start again.
 
 Chunked: memory stays at a few chunks whatever the blob's size (one PATCH in
 flight while the next chunk is gathered). A PATCH that fails is sent again after asking
@@ -113,7 +112,7 @@ class ChunkedUpload:
                     ) from error
                 await asyncio.sleep(self._session.retry.backoff_s(failures))
                 self._session.stats.retries += 1
-                received = await self.received(error)
+                received = await self._received(error)
                 if received == self.offset + len(chunk):
                     break  # the chunk landed; only its answer was lost
                 if received != self.offset:
@@ -148,7 +147,7 @@ class ChunkedUpload:
             )
         return self._session.resolve(response)
 
-    async def received(self, cause: OciError) -> int:
+    async def _received(self, cause: OciError) -> int:
         """How many bytes the registry holds (GET upload status); moves `location`
         to the fresh one the registry returns. Raises `UploadInterrupted` when the
         registry cannot say."""
@@ -281,10 +280,9 @@ async def _push_streamed(
     location = await start_upload(session, repository)
     hasher = hashlib.sha256() if digest is None else None
     sent = 0
-    ended = False
 
     async def body() -> AsyncGenerator[bytes, None]:
-        nonlocal sent, ended
+        nonlocal sent
         async for piece in chunks:
             if not piece:
                 continue
@@ -295,7 +293,6 @@ async def _push_streamed(
             # Sent before the next piece is asked for: a producer reusing its
             # buffer cannot change these bytes under us.
             yield piece
-        ended = True
 
     stream = body()
     try:
@@ -308,21 +305,12 @@ async def _push_streamed(
             body=stream,
         )
     except RegistryUnavailable as error:
-        if not ended:
-            raise UploadInterrupted(
-                f"{error.detail}; {sent} bytes of the stream were sent: restart the upload",
-                call=error.call,
-                http_status=error.http_status,
-                errors=error.errors,
-            ) from error
-        # Everything was sent: the registry's upload status says whether it all landed.
-        upload = ChunkedUpload(session, repository, location)
-        if await upload.received(error) != sent:
-            raise UploadInterrupted(
-                f"{error.detail}; the registry does not hold the whole stream: restart the upload",
-                call=error.call,
-            ) from error
-        location = upload.location
+        raise UploadInterrupted(
+            f"{error.detail}; {sent} bytes of the stream were sent: restart the upload",
+            call=error.call,
+            http_status=error.http_status,
+            errors=error.errors,
+        ) from error
     else:
         if response.status_code != 202:
             raise RegistryCallFailed.from_response(

@@ -233,8 +233,12 @@ class RedisRateLimiter:
         name = keys[0]
         while True:
             lease = self._lease(name, limits)
-            if lease.spend(time.monotonic()):
+            now = time.monotonic()
+            if lease.spend(now):
                 return
+            refused_s = lease.refused_for(now)
+            if refused_s > 0:
+                raise _limited(refused_s)
             asking = self._asking.get(name)
             if asking is None:
                 break
@@ -250,6 +254,7 @@ class RedisRateLimiter:
             del self._asking[name]
             asking.set()
         if int(granted) < 1:
+            lease.refuse(int(wait_ms) / 1000, time.monotonic())
             raise _limited(int(wait_ms) / 1000)
         lease.grant(int(granted), time.monotonic())
 

@@ -14,6 +14,10 @@ when one runs out of time with tokens left. It never exceeds `lease_ceiling`: a
 tenth of the smallest burst (a process holds little of a bucket other processes
 share) and what the slowest bucket refills in `LEASE_S`. So a small burst or a
 slow rate is taken one token per request, exactly as without leases.
+
+A refusal is kept too: the buckets said when their next token comes, and until
+then (other processes only take tokens) every request of the principal is refused
+here, without asking again.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class Lease:
     granted_at: float | None = None
     size: int = 1
     """Tokens the next lease asks for."""
+    empty_until: float = 0.0
+    """When the buckets that last refused have a token again."""
 
     def spend(self, now: float) -> bool:
         """Take one leased token: False when none is left or the lease's time is up."""
@@ -55,6 +61,14 @@ class Lease:
             self.tokens -= 1
             return True
         return False
+
+    def refused_for(self, now: float) -> float:
+        """Seconds until the buckets that last refused have a token (0: ask them)."""
+        return max(0.0, self.empty_until - now)
+
+    def refuse(self, wait_s: float, now: float) -> None:
+        """The buckets had no token for this principal for `wait_s` more seconds."""
+        self.empty_until = now + wait_s
 
     def wanted(self, now: float) -> int:
         """Tokens to ask the buckets for, now that `spend` said no; adapts the size."""
