@@ -162,6 +162,8 @@ async def _build(
         source,
         compression_level=plan.compression_level,
         chunk_size=plan.chunk_size,
+        # A streamed upload takes pieces of any size: no copying them into chunks.
+        exact_chunks=not plan.stream_upload,
     )
     stored = await target.store_stream(
         layer,
