@@ -4,9 +4,10 @@
         [LAYOUT_DIR COMPRESSION_LEVEL]
 
 The builder's `build_image` with its defaults (compression level 1, 4 MiB pipeline
-chunks, the model layer uploaded in one streamed PATCH): resolve the base image in the registry, mount its layers into the target
-repository, stream the artifact (a `file://` URI under ROOT, read and checked as the
-builder reads it) into the model layer while it uploads, then config and manifest.
+chunks, the model layer uploaded in one streamed PATCH): resolve the base image in
+the registry, mount its layers into the target repository, stream the artifact (a
+`file://` URI under ROOT, read and checked as the builder reads it) into the model
+layer while it uploads, then config and manifest.
 Prints "ready", waits for "go" on stdin (so the parent samples memory from the
 start), then prints one JSON line with its figures. With LAYOUT_DIR the image goes
 into that OCI image layout instead of the registry (the base still comes from it),

@@ -50,8 +50,9 @@ class LayerStream:
     `exact_chunks`; else the compressor's pieces are yielded as they come, about
     a feed block each, which saves copying every byte into chunks when the
     consumer does not need them: a streamed upload). `source` must stream
-    exactly `file.size` bytes, in pieces of any size; otherwise iteration raises `LayerSizeMismatch` (as soon as it streams one
-    byte too many, or when it ends short). The bytes depend only on the file's
+    exactly `file.size` bytes, in pieces of any size; otherwise iteration
+    raises `LayerSizeMismatch` (as soon as it streams one byte too many, or
+    when it ends short). The bytes depend only on the file's
     content, path and mode and on `compression_level`, not on how the source
     splits its content nor on `chunk_size`.
 
