@@ -3,8 +3,8 @@
     python -m bench.support.builder_build ROOT URI SIZE SHA256 BASE REGISTRY_URL REPOSITORY
         [LAYOUT_DIR COMPRESSION_LEVEL]
 
-The builder's `build_image` with its defaults (compression level 1, 4 MiB pipeline
-chunks, the model layer uploaded in one streamed PATCH): resolve the base image in
+The builder's `build_image` with its defaults (compression level 1, the model layer
+made in 1 MiB steps and uploaded in one streamed PATCH): resolve the base image in
 the registry, mount its layers into the target repository, stream the artifact (a
 `file://` URI under ROOT, read and checked as the builder reads it) into the model
 layer while it uploads, then config and manifest.
@@ -81,6 +81,7 @@ async def build(
             compression_level=compression_level or defaults.compression_level,
             chunk_size=defaults.upload_chunk_size,
             stream_upload=defaults.stream_uploads,
+            layer_chunk_size=defaults.layer_chunk_size,
         )
         began = time.perf_counter()
         result = await build_image(

@@ -52,6 +52,7 @@ from mlplane_builder.image.manifest import Descriptor, image_manifest
 from mlplane_builder.targets import ImageTarget, Transfer
 
 _log = logging.getLogger("mlplane.builder")
+DEFAULT_LAYER_CHUNK_SIZE = 1024 * 1024
 
 BaseClientFor = Callable[[str], Awaitable[OciClient]]
 """The OCI client of a registry host, for reading a base image there."""
@@ -69,6 +70,9 @@ class BuildPlan:
     chunk_size: int
     stream_upload: bool = True
     """The model layer in one streamed upload request (else a PATCH per chunk)."""
+    layer_chunk_size: int = DEFAULT_LAYER_CHUNK_SIZE
+    """Bytes per step of the model layer's pipeline when the upload is streamed (else
+    `chunk_size`, a PATCH's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +165,7 @@ async def _build(
         LayerFile(spec.model_path, request.artifact_size, MODEL_FILE_MODE),
         source,
         compression_level=plan.compression_level,
-        chunk_size=plan.chunk_size,
+        chunk_size=plan.layer_chunk_size if plan.stream_upload else plan.chunk_size,
         # A streamed upload takes pieces of any size: no copying them into chunks.
         exact_chunks=not plan.stream_upload,
     )
