@@ -25,7 +25,7 @@ from mlplane_oci.errors import (
 from mlplane_oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 from mlplane_oci.reference import ImageReference
 
-from mlplane_builder.artifact_source import ArtifactSource, verified
+from mlplane_builder.artifact_source import ArtifactSource
 from mlplane_builder.base_image import BaseImage, resolve_base_image
 from mlplane_builder.domain import (
     BuildFailure,
@@ -46,7 +46,12 @@ from mlplane_builder.domain.image_spec import (
     MODEL_FILE_MODE,
 )
 from mlplane_builder.image.config import derive_config
-from mlplane_builder.image.errors import InvalidImageConfig, InvalidManifest, LayerSizeMismatch
+from mlplane_builder.image.errors import (
+    InvalidImageConfig,
+    InvalidManifest,
+    LayerContentMismatch,
+    LayerSizeMismatch,
+)
 from mlplane_builder.image.layer import LayerFile, LayerStream
 from mlplane_builder.image.manifest import Descriptor, image_manifest
 from mlplane_builder.targets import ImageTarget, Transfer
@@ -155,27 +160,40 @@ async def _build(
         await target.ensure_base_layers(base, base_client, transfer, plan.chunk_size)
 
     started = time.monotonic()
-    source = verified(
-        request.artifact_uri,
-        artifacts.chunks(request.artifact_uri, team=request.team, model=request.model),
-        size=request.artifact_size,
-        sha256=request.artifact_sha256,
-    )
+    source = artifacts.chunks(request.artifact_uri, team=request.team, model=request.model)
+    # The layer checks the artifact against the size and sha256 the registry verified
+    # (in the threads that hash the tar), before its last byte goes out.
     layer = LayerStream(
         LayerFile(spec.model_path, request.artifact_size, MODEL_FILE_MODE),
         source,
+        content_sha256=request.artifact_sha256,
         compression_level=plan.compression_level,
         chunk_size=plan.layer_chunk_size if plan.stream_upload else plan.chunk_size,
         # A streamed upload takes pieces of any size: no copying them into chunks.
         exact_chunks=not plan.stream_upload,
     )
-    stored = await target.store_stream(
-        layer,
-        None if plan.stream_upload else plan.chunk_size,
-        # The layer hashes its gzip bytes itself: the upload need not hash them again
-        # (and the registry checks the digest it is given).
-        digest=lambda: layer.result.digest,
-    )
+    try:
+        stored = await target.store_stream(
+            layer,
+            None if plan.stream_upload else plan.chunk_size,
+            # The layer hashes its gzip bytes itself: the upload need not hash them
+            # again (and the registry checks the digest it is given).
+            digest=lambda: layer.result.digest,
+        )
+    except LayerContentMismatch as exc:
+        raise failures.artifact_mismatch(
+            request.artifact_uri, expected=exc.expected, actual=exc.actual, what="sha256"
+        ) from exc
+    except LayerSizeMismatch as exc:
+        streamed = exc.extensions["streamed"]
+        raise failures.artifact_mismatch(
+            request.artifact_uri,
+            expected=f"{request.artifact_size} bytes",
+            actual=f"{streamed} bytes"
+            if exc.complete
+            else f"more than {request.artifact_size} bytes",
+            what="size",
+        ) from exc
     built = layer.result
     artifact_seconds = time.monotonic() - started
     if stored.digest != built.digest:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from mlplane_builder.image import layer as layer_module
-from mlplane_builder.image.errors import LayerSizeMismatch
+from mlplane_builder.image.errors import LayerContentMismatch, LayerSizeMismatch
 from mlplane_builder.image.gzip_member import GzipMember
 from mlplane_builder.image.layer import BuiltLayer, LayerFile, LayerStream
 from mlplane_oci.media_types import OCI_LAYER_GZIP
@@ -160,6 +160,68 @@ class TestValidLayer:
         assert {len(chunk) for chunk in chunks[1:-1]} != {MiB}
 
 
+class TestContentCheck:
+    @pytest.mark.parametrize(
+        ("size", "piece", "chunk_size"),
+        [(0, 1, MiB), (1, 1, 1000), (5000, 700, 512), (2 * MiB + 5, 77777, MiB), (3000, 3000, 600)],
+    )
+    async def test_the_files_own_sha256_passes_and_changes_nothing(
+        self, size: int, piece: int, chunk_size: int
+    ) -> None:
+        data = DATA[:size]
+        plain, built, _ = await build(data, piece=piece, chunk_size=chunk_size)
+        stream = LayerStream(
+            LayerFile(PATH, len(data)),
+            pieces(data, piece),
+            chunk_size=chunk_size,
+            content_sha256=hashlib.sha256(data).hexdigest(),
+        )
+        assert b"".join([chunk async for chunk in stream]) == plain
+        assert stream.result == built
+
+    @pytest.mark.parametrize("chunk_size", [MiB, 4096])
+    async def test_another_sha256_fails_before_the_last_chunk(self, chunk_size: int) -> None:
+        expected, _, _ = await build(DATA, chunk_size=chunk_size)
+        # One byte differs: same size, other content.
+        changed = DATA[:-1] + bytes([DATA[-1] ^ 1])
+        stream = LayerStream(
+            LayerFile(PATH, len(DATA)),
+            pieces(changed, 100_000),
+            chunk_size=chunk_size,
+            content_sha256=hashlib.sha256(DATA).hexdigest(),
+        )
+        received: list[bytes] = []
+
+        async def read() -> None:
+            async for chunk in stream:
+                received.append(chunk)
+
+        with pytest.raises(LayerContentMismatch) as caught:
+            await read()
+        assert caught.value.actual == hashlib.sha256(changed).hexdigest()
+        assert caught.value.expected == hashlib.sha256(DATA).hexdigest()
+        assert len(b"".join(received)) < len(expected)
+        with pytest.raises(RuntimeError):
+            _ = stream.result
+
+    async def test_the_content_is_the_files_bytes_not_the_tar_headers_around_them(
+        self,
+    ) -> None:
+        data = DATA[: 3 * 1000]
+        deep = "/models/" + "/".join(["d" * 40] * 4) + "/model.bin"
+        stream = LayerStream(
+            LayerFile(deep, len(data)),
+            pieces(data, 999),
+            chunk_size=512,
+            content_sha256=hashlib.sha256(data).hexdigest(),
+        )
+        emitted = b"".join([chunk async for chunk in stream])
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(emitted))) as tar:
+            member = tar.extractfile(deep.lstrip("/"))
+            assert member is not None
+            assert member.read() == data
+
+
 class TestSizeMismatch:
     async def test_a_short_source_fails_with_both_sizes(self) -> None:
         stream = LayerStream(LayerFile(PATH, 1000), pieces(b"x" * 999, 100))
@@ -225,10 +287,10 @@ class TestResources:
     ) -> None:
         loop_thread = threading.get_ident()
         seen: list[tuple[str, int]] = []
-        compress, finish, update_both = (
+        compress, finish, hash_tar = (
             GzipMember.compress,
             GzipMember.finish,
-            layer_module._update_both,
+            layer_module._Hashes.tar_chunk,
         )
 
         def spy(name: str, function):  # type: ignore[no-untyped-def]
@@ -240,7 +302,7 @@ class TestResources:
 
         monkeypatch.setattr(GzipMember, "compress", spy("compress", compress))
         monkeypatch.setattr(GzipMember, "finish", spy("finish", finish))
-        monkeypatch.setattr(layer_module, "_update_both", spy("hash", update_both))
+        monkeypatch.setattr(layer_module._Hashes, "tar_chunk", spy("hash", hash_tar))
         await build(DATA, chunk_size=MiB)
         assert {name for name, _ in seen} == {"compress", "finish", "hash"}
         assert all(thread != loop_thread for _, thread in seen)

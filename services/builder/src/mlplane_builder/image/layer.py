@@ -2,11 +2,12 @@
 
 `LayerStream` turns a stream of the file's bytes into the gzip bytes of a
 layer holding that file, in constant memory, and knows the layer's digest and
-diff-id once the last byte is out. The CPU work (sha256 of the tar, sha256 of
-the gzip, deflate) runs in worker threads, two at a time: ISA-L and hashlib
-release the GIL, so one thread compresses a chunk while the other hashes it,
-and the event loop meanwhile reads the next chunk from the source and hands
-the previous output to the consumer.
+diff-id once the last byte is out; given the file's sha256, it checks the
+content against it on the way. The CPU work runs in worker threads, two at a
+time: ISA-L and hashlib release the GIL, so one thread compresses a chunk and
+hashes the gzip bytes it made while the other hashes the chunk (the tar, and
+the file's content in it), and the event loop meanwhile reads the next chunk
+from the source and hands the previous output to the consumer.
 """
 
 from __future__ import annotations
@@ -16,16 +17,12 @@ import hashlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from mlplane_oci.media_types import OCI_LAYER_GZIP
 
-from mlplane_builder.image.errors import LayerSizeMismatch
+from mlplane_builder.image.errors import LayerContentMismatch, LayerSizeMismatch
 from mlplane_builder.image.gzip_member import HEADER, Chunk, GzipMember
 from mlplane_builder.image.tar_entries import LayerFile, tar_prefix, tar_suffix
-
-if TYPE_CHECKING:
-    from hashlib import _Hash
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "BuiltLayer", "LayerFile", "LayerStream"]
 
@@ -56,6 +53,10 @@ class LayerStream:
     content, path and mode and on `compression_level`, not on how the source
     splits its content nor on `chunk_size`.
 
+    With `content_sha256` (hex), the file's content must hash to it: otherwise
+    `LayerContentMismatch` is raised before the last chunk is yielded, so a
+    layer is never finished from the wrong bytes.
+
     Memory stays at a few times `chunk_size` whatever the file's size. The
     stream owns `source`: it closes it (`aclose`, when it has one) once it
     ends, fails or is closed itself.
@@ -69,10 +70,12 @@ class LayerStream:
         compression_level: int = 1,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         exact_chunks: bool = True,
+        content_sha256: str | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         self._file = file
+        self._content_sha256 = content_sha256
         self._source = source
         self._chunk_size = chunk_size
         # Exact: the outbox hands out chunks of this size once it holds one (the rest
@@ -97,22 +100,18 @@ class LayerStream:
         return self._gzip_chunks()
 
     async def _gzip_chunks(self) -> AsyncIterator[bytes]:
-        tar_sha = hashlib.sha256()
-        gzip_sha = hashlib.sha256()
+        hashes = _Hashes(self._content_sha256 is not None, len(tar_prefix(self._file)))
+        hashes.gzip.update(HEADER)
         tar_size = 0
         gzip_size = 0
         outbox = _Outbox(HEADER)
-        # Gzip bytes not hashed yet: the next step's hashing thread takes them.
-        unhashed: list[bytes] = [HEADER]
         step: asyncio.Task[list[bytes]] | None = None
         tar_chunks = self._tar_chunks()
         try:
             async for tar_chunk in tar_chunks:
                 if step is not None:
-                    unhashed = await step
-                    outbox.put(unhashed)
-                step = asyncio.create_task(self._step(tar_chunk, tar_sha, gzip_sha, unhashed))
-                unhashed = []
+                    outbox.put(await step)
+                step = asyncio.create_task(self._step(tar_chunk, tar_size, hashes))
                 tar_size += len(tar_chunk)
                 del tar_chunk
                 # The consumer works on these while the step runs in its threads,
@@ -123,13 +122,12 @@ class LayerStream:
                     yield chunk
                     del chunk
             if step is not None:
-                unhashed = await step
-                outbox.put(unhashed)
+                outbox.put(await step)
                 step = None
-            tail = await asyncio.to_thread(self._member.finish)
-            await asyncio.to_thread(_update, gzip_sha, [*unhashed, tail])
+            tail = await asyncio.to_thread(self._finish, hashes)
             outbox.put([tail])
-            del unhashed, tail
+            del tail
+            self._check_content(hashes)
             while outbox.size:
                 chunk = outbox.take(self._take_size)
                 gzip_size += len(chunk)
@@ -137,8 +135,8 @@ class LayerStream:
                 # every byte it expects still finds the result.
                 if not outbox.size:
                     self._result = BuiltLayer(
-                        digest=f"sha256:{gzip_sha.hexdigest()}",
-                        diff_id=f"sha256:{tar_sha.hexdigest()}",
+                        digest=f"sha256:{hashes.gzip.hexdigest()}",
+                        diff_id=f"sha256:{hashes.tar.hexdigest()}",
                         size=gzip_size,
                         uncompressed_size=tar_size,
                     )
@@ -154,14 +152,31 @@ class LayerStream:
                 if not step.cancelled():
                     step.exception()  # retrieved: the stream's own error wins
 
-    async def _step(
-        self, tar_chunk: bytearray, tar_sha: _Hash, gzip_sha: _Hash, unhashed: list[bytes]
-    ) -> list[bytes]:
+    async def _step(self, tar_chunk: bytearray, offset: int, hashes: _Hashes) -> list[bytes]:
         compressed, _ = await asyncio.gather(
-            asyncio.to_thread(self._member.compress, tar_chunk),
-            asyncio.to_thread(_update_both, tar_sha, tar_chunk, gzip_sha, unhashed),
+            asyncio.to_thread(self._compress, tar_chunk, hashes),
+            asyncio.to_thread(hashes.tar_chunk, tar_chunk, offset, self._file.size),
         )
         return compressed
+
+    def _compress(self, tar_chunk: Chunk, hashes: _Hashes) -> list[bytes]:
+        # The gzip bytes are hashed in order, by the one thread making them.
+        compressed = self._member.compress(tar_chunk)
+        for piece in compressed:
+            hashes.gzip.update(piece)
+        return compressed
+
+    def _finish(self, hashes: _Hashes) -> bytes:
+        tail = self._member.finish()
+        hashes.gzip.update(tail)
+        return tail
+
+    def _check_content(self, hashes: _Hashes) -> None:
+        if hashes.content is None or self._content_sha256 is None:
+            return
+        actual = hashes.content.hexdigest()
+        if actual != self._content_sha256:
+            raise LayerContentMismatch(self._file.path, self._content_sha256, actual)
 
     async def _tar_chunks(self) -> AsyncGenerator[bytearray, None]:
         """The uncompressed tar in `chunk_size` pieces (the last one shorter).
@@ -265,13 +280,22 @@ class _Outbox:
         return b"".join(parts)
 
 
-def _update(digest: _Hash, pieces: list[bytes]) -> None:
-    for piece in pieces:
-        digest.update(piece)
+class _Hashes:
+    """The sha256s a layer computes: of its tar, of its gzip bytes and, when it is to
+    be checked, of the file's content (the tar bytes after the `prefix` headers)."""
 
+    def __init__(self, content: bool, prefix: int) -> None:
+        self.tar = hashlib.sha256()
+        self.gzip = hashlib.sha256()
+        self.content = hashlib.sha256() if content else None
+        self._prefix = prefix
 
-def _update_both(
-    tar_sha: _Hash, tar_chunk: Chunk, gzip_sha: _Hash, gzip_pieces: list[bytes]
-) -> None:
-    tar_sha.update(tar_chunk)
-    _update(gzip_sha, gzip_pieces)
+    def tar_chunk(self, chunk: Chunk, offset: int, file_size: int) -> None:
+        """Hash the tar chunk starting at `offset` (and the content in it)."""
+        self.tar.update(chunk)
+        if self.content is None:
+            return
+        start = max(0, self._prefix - offset)
+        end = min(len(chunk), self._prefix + file_size - offset)
+        if start < end:
+            self.content.update(memoryview(chunk)[start:end])
