@@ -9,7 +9,7 @@ MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 export MLPLANE_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 export MLPLANE_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: install lock run test test-only lint format bench services tools
+.PHONY: install lock run test test-only lint format bench services tools docs
 
 $(VENV)/.installed: requirements.lock $(MEMBERS)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -44,10 +44,13 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install services tools lint test-only  ## install, start what tests need, lint, pytest
+test: install services tools lint test-only  ## install, start what tests need, lint, pytest (docs included)
 
 test-only:
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+docs: install  ## the documentation site into site/ (strict: a broken link fails); mkdocs serve to browse
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: install services  ## every benchmark, each printing a JSON line with "ratio"
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b $(BENCH_ARGS) || exit 1; done

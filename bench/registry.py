@@ -3,8 +3,9 @@
 Both servers run as child processes on this machine against the same PostgreSQL
 (each in a new database, dropped after), and are measured one after the other:
 
-- mlplane: `mlplane serve registry` (the platform host with the registry plug-in,
-  in-process bus in its database, one process), driven through `/registry/...`;
+- mlplane: `mlplane serve registry --workers 2` (the platform host with the registry
+  plug-in, in-process bus in its database, two worker processes under one
+  supervisor), driven through `/registry/...`;
 - MLflow: `mlflow server --workers <CPUs>` (as shipped: its job runner on, but for
   `--quick`), driven
   through `/api/2.0/mlflow/...`.
@@ -24,13 +25,17 @@ after a warm-up, from 16 concurrent callers (LeanHttp, one keep-alive
 connection each) until a request budget or a time bound runs out: get-version,
 get-by-alias, search (one model's versions, a page of 10), then create-version.
 Throughput counts successful requests over wall time; p50/p99 are their latencies;
-`server_cpu_ms_per_request` is the server tree's CPU time per request.
+`server_cpu_ms_per_request` is the server tree's CPU time per request; `cores_used`
+how many cores the server, PostgreSQL, the load generator and everything else on
+the machine used meanwhile (2 cores in all here: it says what limited the figure).
 
-Memory is the peak, over the server's life, of the summed RSS of its process tree
-(psutil, every 100 ms). MLflow's is also given without its job runner
-(`peak_rss_mb_without_job_runner`), which the registry does not use; the memory
-target is judged on that, the stricter figure. PostgreSQL's memory is not counted
-for either.
+Memory is the peak, over the server's life, of the summed PSS (proportional set
+size) of its process tree (psutil, every 100 ms): mlplane's workers are forked from
+one parent and share its pages, which a sum of RSS would count once per process
+(that sum is given too, `peak_rss_mb`). MLflow's is also given without its job
+runner (`peak_pss_mb_without_job_runner`), which the registry does not use; the
+memory target is judged on that, the stricter figure. PostgreSQL's memory is not
+counted for either.
 
 The last line printed is one JSON object. `ratios` are per operation: mlplane ops/s
 ÷ MLflow ops/s; the top-level `ratio` is their geometric mean.
@@ -61,6 +66,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support.cpu_split import CpuSplit
 from bench.support.identity import identity_environment
 from bench.support.lean_http import Answer, LeanHttp
 from bench.support.registry_clients import TEAM, MlflowRegistry, MlplaneRegistry, RegistryClient
@@ -83,7 +89,7 @@ SEED = 20261126
 
 
 class Plan:
-    def __init__(self, quick: bool, mlflow_workers: int) -> None:
+    def __init__(self, quick: bool, mlflow_workers: int, mlplane_workers: int = 2) -> None:
         self.quick = quick
         self.models = 20 if quick else 100
         self.versions_per_model = 50 if quick else 100
@@ -92,6 +98,7 @@ class Plan:
         self.warmup_requests = 200 if quick else 1_000
         self.warmup_seconds = 0.3 if quick else 3.0
         self.mlflow_workers = mlflow_workers
+        self.mlplane_workers = mlplane_workers
         # --quick turns MLflow's job runner off: it does no registry work, and starting
         # it (then waiting for it to idle) took most of a minute, over --quick's budget.
         self.mlflow_job_runner = not quick
@@ -109,6 +116,7 @@ class Plan:
             "concurrency": CONCURRENCY,
             "per_operation_bound": {"requests": self.max_requests, "seconds": self.max_seconds},
             "mlflow_workers": self.mlflow_workers,
+            "mlplane_workers": self.mlplane_workers,
             "mlflow_job_runner": self.mlflow_job_runner,
         }
 
@@ -134,6 +142,8 @@ async def run_operations(
                 max_seconds=plan.warmup_seconds,
             )
             cpu_before = server.cpu_seconds()
+            split = CpuSplit(server.pid)
+            split.start()
             measured = await measure(
                 http,
                 call,
@@ -143,7 +153,7 @@ async def run_operations(
             )
             cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / measured.requests
             figures[name] = dataclasses.replace(
-                measured, server_cpu_ms_per_request=round(cpu_ms, 2)
+                measured, server_cpu_ms_per_request=round(cpu_ms, 2), cores_used=split.cores()
             )
             print(f"  {client.name} {name}: {figures[name]}", file=sys.stderr)
     return figures
@@ -215,7 +225,13 @@ async def main(plan: Plan) -> dict[str, Any]:
             env = {k: v for k, v in os.environ.items() if not k.startswith("MLPLANE_")}
             mlplane_server = ServerProcess(
                 "mlplane",
-                [str(BIN / "mlplane"), "serve", "registry"],
+                [
+                    str(BIN / "mlplane"),
+                    "serve",
+                    "registry",
+                    "--workers",
+                    str(plan.mlplane_workers),
+                ],
                 env={
                     **env,
                     "MLPLANE_DATABASE_URL": f"postgresql://{postgres}/{mlplane_db}",
@@ -279,13 +295,14 @@ async def main(plan: Plan) -> dict[str, Any]:
         for name in mlplane_ops
     }
     geomean = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios))
-    memory_share = round(mlplane_server.peak_rss_mb / mlflow_server.peak_rss_excluding_mb, 3)
+    memory_share = round(mlplane_server.peak_pss_mb / mlflow_server.peak_pss_excluding_mb, 3)
     return {
         "benchmark": "registry",
         "scale": plan.as_dict(),
         "mlplane": {
-            "server": "mlplane serve registry (1 process)",
+            "server": f"mlplane serve registry --workers {plan.mlplane_workers}",
             **mlplane,
+            "peak_pss_mb": mlplane_server.peak_pss_mb,
             "peak_rss_mb": mlplane_server.peak_rss_mb,
             "operations": {name: f.as_dict() for name, f in mlplane_ops.items()},
         },
@@ -295,6 +312,8 @@ async def main(plan: Plan) -> dict[str, Any]:
                 f"job runner {'on' if plan.mlflow_job_runner else 'off'})"
             ),
             **mlflow,
+            "peak_pss_mb": mlflow_server.peak_pss_mb,
+            "peak_pss_mb_without_job_runner": mlflow_server.peak_pss_excluding_mb,
             "peak_rss_mb": mlflow_server.peak_rss_mb,
             "peak_rss_mb_without_job_runner": mlflow_server.peak_rss_excluding_mb,
             "operations": {name: f.as_dict() for name, f in mlflow_ops.items()},
@@ -316,5 +335,9 @@ if __name__ == "__main__":
         default=os.cpu_count() or 2,
         help="MLflow's worker processes (default: the number of CPUs)",
     )
+    parser.add_argument(
+        "--mlplane-workers", type=int, default=2, help="mlplane's worker processes (default 2)"
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(Plan(args.quick, args.mlflow_workers)))))
+    plan = Plan(args.quick, args.mlflow_workers, args.mlplane_workers)
+    print(json.dumps(asyncio.run(main(plan))))

@@ -32,6 +32,9 @@ class OperationFigures:
     server_cpu_ms_per_request: float | None = None
     """The server's CPU time (its whole process tree) per successful request: a figure
     that other load on a shared machine disturbs less than throughput."""
+    cores_used: dict[str, float] | None = None
+    """Cores the server, PostgreSQL, the load generator and everything else used on
+    average while it was measured (`cpu_split`): what limited the figure."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -59,6 +59,9 @@ class _TreeSampler(threading.Thread):
 
     `peak_rss` is the largest sum over one sample; `peak_rss_excluding` the same sum
     without processes whose command line contains one of `exclude` (and their children).
+    `peak_pss` and `peak_pss_excluding` are the same with each process's proportional
+    set size: a page shared by k processes counts 1/k in each, so workers forked from
+    one parent are not counted once per process for the pages they still share.
     Every process ever seen is remembered, so the stop can reach one that left the group.
     """
 
@@ -70,6 +73,8 @@ class _TreeSampler(threading.Thread):
         self.seen: dict[int, psutil.Process] = {pid: self._root}
         self.peak_rss = 0
         self.peak_rss_excluding = 0
+        self.peak_pss = 0
+        self.peak_pss_excluding = 0
         self._cpu: dict[int, float] = {}
         # The main thread samples too (cpu_seconds): one sample at a time.
         self._lock = threading.Lock()
@@ -88,12 +93,13 @@ class _TreeSampler(threading.Thread):
             tree = [self._root, *self._root.children(recursive=True)]
         except psutil.Error:
             return
-        total = kept = 0
+        total = kept = total_pss = kept_pss = 0
         excluded: set[int] = set()
         for proc in tree:
             self.seen.setdefault(proc.pid, proc)
             try:
-                rss = proc.memory_info().rss
+                memory = proc.memory_full_info()
+                rss, pss = memory.rss, memory.pss
                 times = proc.cpu_times()
                 if self._exclude and proc.ppid() not in excluded:
                     line = " ".join(proc.cmdline())
@@ -105,10 +111,14 @@ class _TreeSampler(threading.Thread):
                 continue
             self._cpu[proc.pid] = times.user + times.system
             total += rss
+            total_pss += pss
             if proc.pid not in excluded:
                 kept += rss
+                kept_pss += pss
         self.peak_rss = max(self.peak_rss, total)
         self.peak_rss_excluding = max(self.peak_rss_excluding, kept)
+        self.peak_pss = max(self.peak_pss, total_pss)
+        self.peak_pss_excluding = max(self.peak_pss_excluding, kept_pss)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the tree has used so far, by the latest samples."""
@@ -199,6 +209,13 @@ class ServerProcess:
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    @property
+    def pid(self) -> int:
+        """The server's root process (RuntimeError before `start()`)."""
+        if self._process is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._process.pid
+
     def cpu_seconds(self) -> float:
         assert self._sampler is not None
         return self._sampler.cpu_seconds()
@@ -212,6 +229,16 @@ class ServerProcess:
     def peak_rss_excluding_mb(self) -> float:
         assert self._sampler is not None
         return round(self._sampler.peak_rss_excluding / 2**20, 1)
+
+    @property
+    def peak_pss_mb(self) -> float:
+        assert self._sampler is not None
+        return round(self._sampler.peak_pss / 2**20, 1)
+
+    @property
+    def peak_pss_excluding_mb(self) -> float:
+        assert self._sampler is not None
+        return round(self._sampler.peak_pss_excluding / 2**20, 1)
 
     def stop(self) -> None:
         """Stop the whole process group (SIGTERM, then SIGKILL), then any straggler by pid."""

@@ -10,12 +10,14 @@ the session cookie, CSRF refusals, a revoked key's session, another team's view.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -199,6 +201,12 @@ def test_a_person_follows_a_version_from_upload_to_rollback(
     page.locator("dl.facts").get_by_role("link", name=re.compile("^sha256:")).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Scan of")
     expect(page.locator("body")).to_contain_text("Policy version")
+    sbom_link = page.get_by_role("link", name=re.compile("Download the SBOM")).first
+    with page.expect_download() as downloading:
+        sbom_link.click()
+    sbom = downloading.value
+    assert sbom.suggested_filename.startswith("sbom-")
+    assert json.loads(Path(sbom.path()).read_text())["bomFormat"] == "CycloneDX"
     page.get_by_label("Environment").select_option("prod")
     page.get_by_label("Finding id").fill("CVE-2024-0001")
     page.get_by_label("Owner").fill("risk-team")

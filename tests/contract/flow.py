@@ -12,7 +12,9 @@ producer reacts as it would in production):
   `image.build_started`, `image.built`; a second run whose framework's base image lies
   on a registry that does not answer -> `image.build_failed`;
 - scanner: Trivy on the built image -> `image.scanned`;
-- deployer: a deployment asked for through its API -> `deployment.status_changed`;
+- gateway: a deployment asked for at `POST /v1/teams/{team}/deployment-requests` ->
+  `deployment.requested`;
+- deployer: that deployment decided and committed -> `deployment.status_changed`;
 - drift (when installed): a reference for the version, then a window of shifted
   prediction samples -> `drift.detected`.
 
@@ -173,6 +175,47 @@ class Driver:
                 raise AssertionError(f"{what}: not within {WAIT_S:g} s (published: {kinds})")
             await asyncio.sleep(POLL_S)
 
+    async def request_deployment(self, model: str, version: int, environment: str) -> str:
+        """The id of a deployment asked for through the gateway (`deployment.requested`)
+        and taken by the deployer. The deployer learns the verdict from `image.scanned` a
+        moment after the registry and rejects what it does not know yet: asked again then."""
+        deployment = ""
+
+        async def taken() -> bool:
+            nonlocal deployment
+            answer = await self.client.post(
+                f"/v1/teams/{self.team}/deployment-requests",
+                json={"model": model, "version": version, "environment": environment},
+                headers={"Authorization": f"Bearer {BOOTSTRAP_KEY}"},
+            )
+            assert answer.status_code == 202, (answer.status_code, answer.text)
+            deployment = answer.json()["deployment_id"]
+            rejected = self.phase(deployment, "rejected")
+            signed = {IDENTITY_HEADER: signed_identity("deployer", team=self.team)}
+            while not await rejected():
+                read = await self.client.get(f"/deployer/deployments/{deployment}", headers=signed)
+                if read.status_code == 200:
+                    return True
+                assert read.status_code == 404, (read.status_code, read.text)
+                await asyncio.sleep(POLL_S)
+            return False
+
+        await self.until("a requested deployment taken by the deployer", taken)
+        return deployment
+
+    def phase(self, deployment: str, phase: str) -> Callable[[], Awaitable[bool]]:
+        """Whether the deployer announced `deployment` in `phase`."""
+
+        async def check() -> bool:
+            return any(
+                p.routing_key == ev.DEPLOYMENT_STATUS_CHANGED
+                and json.loads(p.body).get("deployment_id") == deployment
+                and json.loads(p.body).get("phase") == phase
+                for p in self.hosted.published
+            )
+
+        return check
+
     def emitted(self, event_type: str) -> Callable[[], Awaitable[bool]]:
         async def check() -> bool:
             return any(p.routing_key == event_type for p in self.hosted.published)
@@ -204,28 +247,11 @@ async def drive(hosted: Hosted, client: httpx.AsyncClient) -> Driver:
 
     await driver.call("registry", "PUT", f"/models/{model}/aliases/champion", json={"version": 1})
 
-    async def deployment_accepted() -> bool:
-        # The deployer learns the verdict from `image.scanned` a moment after the registry.
-        headers = {IDENTITY_HEADER: signed_identity("deployer", team=team)}
-        answer = await client.post(
-            "/deployer/deployments",
-            json={"model": model, "version": 1, "environment": "dev"},
-            headers=headers,
-        )
-        assert answer.status_code in (201, 409), (answer.status_code, answer.text)
-        return answer.status_code == 201
-
-    await driver.until("a deployment of the scanned version accepted", deployment_accepted)
+    deployment = await driver.request_deployment(model, 1, "dev")
     await driver.until("the failing build reported", driver.emitted(ev.IMAGE_BUILD_FAILED))
-
-    async def committed() -> bool:
-        return any(
-            p.routing_key == ev.DEPLOYMENT_STATUS_CHANGED
-            and json.loads(p.body).get("phase") == "committed"
-            for p in hosted.published
-        )
-
-    await driver.until("the deployment's commit announced", committed)
+    await driver.until(
+        "the requested deployment's commit announced", driver.phase(deployment, "committed")
+    )
     driver.model = model
     if "drift" in hosted.schemas:
         await drive_drift(driver, model)

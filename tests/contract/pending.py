@@ -7,15 +7,9 @@ XPASS as a failure, and the entry must go so the case counts for real)."""
 from __future__ import annotations
 
 import pytest
-from mlplane_contracts import events as ev
 
 NOT_YET_INSTALLED: dict[str, str] = {}
-NOT_YET_EMITTED: dict[str, str] = {
-    # The topology names the gateway as its producer, but no gateway route or handler
-    # emits it (ingress publishes only ci.run.completed; deployments are asked for
-    # through the deployer's own API). Remove this entry once one does.
-    ev.DEPLOYMENT_REQUESTED: "no gateway code path emits deployment.requested yet",
-}
+NOT_YET_EMITTED: dict[str, str] = {}
 
 NOT_YET_HANDLED: dict[tuple[str, str], str] = {}
 

@@ -6,6 +6,7 @@ import os
 import re
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
@@ -45,8 +46,8 @@ def admin_sql(sql: str, database: str | None = None) -> list[tuple[object, ...]]
         connection.close()
 
 
-@pytest.fixture
-def database() -> Iterator[tuple[str, str]]:
+@contextmanager
+def own_database() -> Iterator[tuple[str, str]]:
     """A database of its own, dropped after: (name, postgresql:// URL)."""
     name = f"deploy_{uuid4().hex[:12]}"
     admin_sql(f'CREATE DATABASE "{name}"')
@@ -55,6 +56,12 @@ def database() -> Iterator[tuple[str, str]]:
         yield name, url.render_as_string(hide_password=False)
     finally:
         admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database() -> Iterator[tuple[str, str]]:
+    with own_database() as created:
+        yield created
 
 
 def free_port() -> int:

@@ -113,7 +113,14 @@ def localhost(
         assert s3 is not None
         assert bucket is not None
         adapted["MLPLANE_REGISTRY_S3_PUBLIC_ENDPOINT_URL"] = s3.url
-        adapted["MLPLANE_REGISTRY_S3_BUCKET"] = bucket
+    # The platform's one bucket (compose names it for every service): the test's own.
+    for key in [k for k in adapted if k.endswith("_S3_BUCKET")]:
+        assert bucket is not None
+        assert adapted[key] == "mlplane", key
+        adapted[key] = bucket
+    if "MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE" in adapted:
+        assert adapted["MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE"] == "s3://mlplane/registry/"
+        adapted["MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE"] = f"s3://{bucket}/registry/"
     # Nothing else may still name a host of the compose network.
     for key, value in adapted.items():
         assert not re.search(r"//(postgres|rabbitmq|redis|minio|tempo)[:/]", value), (key, value)

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
@@ -81,6 +82,13 @@ def _admin(sql: str) -> None:
 @pytest.fixture(scope="module")
 def platform_database() -> Iterator[str]:
     """A database of its own for one `mlplane up`, dropped after (whatever is still connected)."""
+    with throwaway_database() as url:
+        yield url
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """The URL of a new, empty database on the test server, dropped when the block ends."""
     name = f"e2e_{uuid4().hex[:12]}"
     _admin(f'CREATE DATABASE "{name}"')
     try:

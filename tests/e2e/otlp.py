@@ -84,6 +84,16 @@ class OtlpReceiver:
         self._server.server_close()
 
 
+def ancestor_names(span: ReceivedSpan, trace: list[ReceivedSpan]) -> list[str]:
+    """The names of `span`'s parent, its parent's parent, ... as far as `trace` holds them."""
+    by_id = {s.span_id: s for s in trace}
+    names = []
+    while span.parent_id in by_id:
+        span = by_id[span.parent_id]
+        names.append(span.name)
+    return names
+
+
 def _value(value: Any) -> Any:
     kind = value.WhichOneof("value")
     return getattr(value, kind) if kind else None

@@ -5,20 +5,21 @@ here on a free port) is the tracking server; `mlplane up` (embedded defaults) is
 registry, reached through its gateway with the initial admin key as
 `MLFLOW_TRACKING_TOKEN`, and told where the tracking server is
 (`MLPLANE_REGISTRY_MLFLOW_TRACKING_URI`) and that team `default` may register its
-artifacts (`MLPLANE_REGISTRY_MLFLOW_TRACKING_LOCATIONS`). The MLflow client is
-unchanged: `MLFLOW_TRACKING_URI` and `MLFLOW_REGISTRY_URI` are all it is told.
+artifacts (`MLPLANE_REGISTRY_MLFLOW_TRACKING_LOCATIONS`); the builder is told the same
+(`MLPLANE_BUILDER_MLFLOW_TRACKING_*`), so a logged model goes on to be built and
+scanned. The MLflow client is unchanged: `MLFLOW_TRACKING_URI` and
+`MLFLOW_REGISTRY_URI` are all it is told.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
-import os
-import signal
-import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,80 +30,26 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
+from mlplane_testing.mlflow_server import MlflowServer, mlflow_server
 from sklearn.linear_model import LogisticRegression
 
-from .conftest import RunningPlatform, _free_port, running_platform
+from .conftest import RunningPlatform, running_platform
 
-REPO = Path(__file__).resolve().parents[2]
-MLFLOW = REPO / ".venv" / "bin" / "mlflow"
-READY_WITHIN_S = 90.0
 LIFECYCLE_WITHIN_S = 60.0
+SETTLED_WITHIN_S = 120.0
 COMMIT = "3f1c2a9b7d4e5f60718293a4b5c6d7e8f9012345"
 REPOSITORY = "https://git.example.com/acme/fraud"
 TREE_MEDIA_TYPE = "application/vnd.mlplane.artifact-tree.v1"
 
 
-@dataclass(frozen=True)
-class Tracking:
-    url: str
-    artifacts: Path
+Tracking = MlflowServer
 
 
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracking]:
     """A real `mlflow server` on a free 127.0.0.1 port, stopped after the module."""
-    workdir = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    artifacts = workdir / "artifacts"
-    log = (workdir / "mlflow.log").open("wb")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    environment["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    process = subprocess.Popen(
-        [
-            str(MLFLOW),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{workdir / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(artifacts),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=workdir,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_WITHIN_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(workdir / 'mlflow.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not ready within {READY_WITHIN_S:g} s")
-            time.sleep(0.3)
-        yield Tracking(url, artifacts)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=20)
-        log.close()
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +65,12 @@ def registry_platform(
                 {"default": ["mlflow-artifacts:/"]}
             ),
             "MLPLANE_REGISTRY_MLFLOW_REGISTRATION_POLL_S": "0.5",
+            # The builder reads the model where the registry verified it: the same
+            # tracking server, the same team locations.
+            "MLPLANE_BUILDER_MLFLOW_TRACKING_URI": tracking.url,
+            "MLPLANE_BUILDER_MLFLOW_TRACKING_LOCATIONS": json.dumps(
+                {"default": ["mlflow-artifacts:/"]}
+            ),
         },
     )
 
@@ -144,9 +97,10 @@ def mlflow_env(
     return MlflowClient()
 
 
-def _native(platform: RunningPlatform, key: str, model: str, version: str) -> dict[str, Any]:
+def _get(platform: RunningPlatform, key: str, path: str, **params: str) -> dict[str, Any]:
     answer = httpx.get(
-        f"{platform.url}/v1/registry/models/{model}/versions/{version}",
+        f"{platform.url}{path}",
+        params=params,
         headers={"Authorization": f"Bearer {key}"},
         timeout=10,
     )
@@ -155,16 +109,57 @@ def _native(platform: RunningPlatform, key: str, model: str, version: str) -> di
     return body
 
 
+def _native(platform: RunningPlatform, key: str, model: str, version: str) -> dict[str, Any]:
+    return _get(platform, key, f"/v1/registry/models/{model}/versions/{version}")
+
+
+def _settled(platform: RunningPlatform, key: str, model: str, version: str) -> dict[str, Any]:
+    """The version's lifecycle once its build and scan are done (or one failed)."""
+    deadline = time.monotonic() + SETTLED_WITHIN_S
+    while True:
+        lifecycle: dict[str, Any] = _native(platform, key, model, version)["lifecycle"]
+        if lifecycle["stage"] not in ("registered", "building", "built"):
+            return lifecycle
+        assert time.monotonic() < deadline, (
+            f"{model} v{version} not scanned within {SETTLED_WITHIN_S:g} s: {lifecycle}\n"
+            f"{platform.log_tail()}"
+        )
+        time.sleep(0.25)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
 def _tree_sha256(directory: Path) -> tuple[int, str]:
     """What the registry computes for a directory: the sha256 of its sha256sum manifest."""
-    lines = []
-    total = 0
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        total += len(data)
-        lines.append((path.relative_to(directory).as_posix(), hashlib.sha256(data).hexdigest()))
-    manifest = "".join(f"{digest}  {name}\n" for name, digest in sorted(lines))
-    return total, hashlib.sha256(manifest.encode()).hexdigest()
+    files = _files(directory)
+    manifest = "".join(
+        f"{hashlib.sha256(files[name]).hexdigest()}  {name}\n" for name in sorted(files)
+    )
+    return sum(map(len, files.values())), hashlib.sha256(manifest.encode()).hexdigest()
+
+
+def _image_files(platform: RunningPlatform, build: dict[str, Any]) -> dict[str, bytes]:
+    """The files of the image's layers, read from the OCI layout the builder wrote."""
+    layout = platform.data_dir / "builder" / "images" / build["image_repository"]
+
+    def blob(digest: str) -> bytes:
+        data: bytes = (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+        return data
+
+    files: dict[str, bytes] = {}
+    for layer in json.loads(blob(build["image_digest"]))["layers"]:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob(layer["digest"])))) as tar:
+            for member in tar.getmembers():
+                extracted = tar.extractfile(member) if member.isfile() else None
+                if extracted is not None:
+                    files["/" + member.name] = extracted.read()
+    return files
 
 
 def _train() -> LogisticRegression:
@@ -208,16 +203,25 @@ def test_log_model_registers_a_version_the_registry_verifies_and_announces(
     assert (native["registration"], native["attested"]) == ("ready", True)
     assert str(info.registered_model_version) == "1"
 
-    # model.version.registered went out: the builder took the version up (and, reading
-    # only the registry's own store and the team's s3:// locations, refused this one).
-    deadline = time.monotonic() + LIFECYCLE_WITHIN_S
-    while True:
-        lifecycle = _native(registry_platform, admin_key, "fraud-mlflow", "1")["lifecycle"]
-        if lifecycle["stage"] != "registered":
-            break
-        assert time.monotonic() < deadline, f"no build started: {registry_platform.log_tail()}"
-        time.sleep(0.25)
-    assert lifecycle["stage"] in ("building", "built", "build_failed", "scanned"), lifecycle
+    # model.version.registered went out: the builder read the model directory from the
+    # tracking server, checked it against the registry's digest and built the image;
+    # the scanner scanned it.
+    lifecycle = _settled(registry_platform, admin_key, "fraud-mlflow", "1")
+    assert lifecycle["stage"] == "scanned", lifecycle
+    assert lifecycle["build_failure"] is None
+    [build] = _get(registry_platform, admin_key, "/v1/builder/builds", model="fraud-mlflow")[
+        "builds"
+    ]
+    assert build["status"] == "succeeded", build
+    assert build["artifact_sha256"] == sha256
+    assert lifecycle["image"] == build["image"]
+    scans = _get(registry_platform, admin_key, f"/v1/scanner/scans/{build['image_digest']}")
+    assert [scan["state"] for scan in scans["scans"]] == ["done"], scans
+    assert lifecycle["scan_verdict"] == scans["scans"][0]["verdict"]
+    # The image holds the model directory as MLflow logged it, at MODEL_PATH.
+    assert _image_files(registry_platform, build) == {
+        f"/models/fraud-mlflow/1/{path}": data for path, data in _files(stored).items()
+    }
 
     # The model loads back through the registry, as MLflow users load it.
     loaded = mlflow.pyfunc.load_model("models:/fraud-mlflow/1")
@@ -260,7 +264,9 @@ def test_sources_outside_the_teams_space_fail_registration_saying_why(
     assert bad.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
-def test_the_whole_client_api_through_the_gateway(mlflow_env: MlflowClient) -> None:
+def test_the_whole_client_api_through_the_gateway(
+    mlflow_env: MlflowClient, registry_platform: RunningPlatform, admin_key: str
+) -> None:
     client = mlflow_env
     with mlflow.start_run() as run:
         mlflow.set_tag("mlflow.source.git.commit", COMMIT)
@@ -270,9 +276,22 @@ def test_the_whole_client_api_through_the_gateway(mlflow_env: MlflowClient) -> N
     client.create_registered_model("churn", tags={"owner": "risk"}, description="first")
     for _ in range(3):
         client.create_model_version("churn", source=source, run_id=run.info.run_id)
+    # Each version is built and scanned, which changes it: once that is over, the order
+    # below depends on the client's calls alone.
+    for number in ("1", "2", "3"):
+        assert _settled(registry_platform, admin_key, "churn", number)["stage"] == "scanned"
     versions = client.search_model_versions("name = 'churn'")
-    assert [v.version for v in versions] == ["3", "2", "1"]  # MLflow's default order
+    # MLflow's default order: the latest change first, then the newest version.
+    assert [v.version for v in versions] == [
+        v.version
+        for v in sorted(
+            versions, key=lambda v: (v.last_updated_timestamp, int(v.version)), reverse=True
+        )
+    ]
+    assert sorted(v.version for v in versions) == ["1", "2", "3"]
     assert {v.status for v in versions} == {"READY"}
+    ordered = client.search_model_versions("name = 'churn'", order_by=["version_number DESC"])
+    assert [v.version for v in ordered] == ["3", "2", "1"]
 
     # Tags, descriptions, aliases.
     client.set_model_version_tag("churn", "2", "reviewed", "yes")
@@ -293,10 +312,13 @@ def test_the_whole_client_api_through_the_gateway(mlflow_env: MlflowClient) -> N
         "name ILIKE 'CHU%' AND version_number >= 2", order_by=["version_number ASC"]
     )
     assert [v.version for v in found] == ["2", "3"]
-    first = client.search_model_versions("name = 'churn'", max_results=2)
-    assert len(first) == 2
+    newest = ["version_number DESC"]
+    first = client.search_model_versions("name = 'churn'", max_results=2, order_by=newest)
+    assert [v.version for v in first] == ["3", "2"]
     assert first.token
-    rest = client.search_model_versions("name = 'churn'", max_results=2, page_token=first.token)
+    rest = client.search_model_versions(
+        "name = 'churn'", max_results=2, order_by=newest, page_token=first.token
+    )
     assert [v.version for v in rest] == ["1"]
     assert [m.name for m in client.search_registered_models("tags.tier = 'gold'")] == ["churn"]
     assert [m.name for m in client.search_registered_models("name != 'churn'")] != ["churn"]

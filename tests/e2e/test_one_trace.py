@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from .conftest import RunningPlatform, running_platform
-from .otlp import OtlpReceiver, ReceivedSpan
+from .otlp import OtlpReceiver, ReceivedSpan, ancestor_names
 from .test_embedded_flow import LINEAGE, TEAM, _await_chain, _ok
 
 SPANS_WITHIN_S = 30.0
@@ -164,11 +164,7 @@ def test_one_trace_runs_from_the_webhook_through_the_build_and_the_scan(
     by_id = {span.span_id: span for span in trace}
 
     def ancestors(span: ReceivedSpan) -> list[str]:
-        names = []
-        while span.parent_id in by_id:
-            span = by_id[span.parent_id]
-            names.append(span.name)
-        return names
+        return ancestor_names(span, trace)
 
     # Each hop, with the service that made it and the hop it continues.
     chain = [

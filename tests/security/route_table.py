@@ -523,6 +523,13 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ("GET", "/scanner/scans/{digest}"): RouteSpec(
         R, lambda world, side, m: Call("GET", f"/scanner/scans/{_of(world, side).digest}")
     ),
+    ("GET", "/scanner/scans/{digest}/sbom"): RouteSpec(
+        R,
+        lambda world, side, m: Call("GET", f"/scanner/scans/{_of(world, side).digest}/sbom"),
+        success=404,
+        note="the world's images are never pulled, so no scan keeps an SBOM: the owner's "
+        "answer is 404 as well; the download is tested in services/scanner",
+    ),
     ("POST", "/scanner/manifests/scan"): RouteSpec(
         R,
         _fixed(
@@ -571,6 +578,7 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
             ("GET", "/v1/keys"),
             ("DELETE", "/v1/keys/{key_id}"),
             ("PUT", "/v1/teams/{team}/webhook-secret"),
+            ("POST", "/v1/teams/{team}/deployment-requests"),
             ("POST", "/v1/webhooks/github/{team}"),
             ("POST", "/v1/webhooks/gitlab/{team}"),
             ("POST", "/v1/events"),

@@ -30,7 +30,12 @@ from mlplane_runtime.platform import (
     PortUnavailable,
     bind_http_socket,
 )
-from mlplane_runtime.service import PluginDiscoveryError, ServicePlugin, discover_services
+from mlplane_runtime.service import (
+    PluginDiscoveryError,
+    ServicePlugin,
+    discover_services,
+    find_service,
+)
 from mlplane_runtime.settings import RuntimeSettings
 from mlplane_testing.identity import GatewayIdentity
 from sqlalchemy import MetaData, func, select
@@ -366,6 +371,21 @@ class TestServicePlugin:
 
         with pytest.raises(PluginDiscoveryError, match="not a ServicePlugin"):
             discover_services(group)
+
+    def test_finding_one_service_loads_only_its_entry_point(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        group = unique("mlplane.test.services.")
+        _install_entry_point(tmp_path, group, "example", "example_service.plugin:plugin")
+        # Another service that cannot even be imported: `mlplane serve example` must
+        # not pay for (or trip over) the other installed services.
+        _install_entry_point(tmp_path, group, "other", "no_such_module_anywhere:plugin")
+        monkeypatch.syspath_prepend(str(FIXTURES))
+        monkeypatch.syspath_prepend(str(tmp_path))
+
+        assert find_service("example", group).schema == "example"
+        with pytest.raises(PluginDiscoveryError, match="cannot be loaded"):
+            find_service("missing", group)
 
     def test_no_installed_services_is_an_empty_platform(self) -> None:
         assert discover_services(unique("mlplane.test.nothing.")) == []

@@ -1,4 +1,6 @@
-"""Shared S3 clients: one configuration for every service, against a real S3 server."""
+"""Shared S3 clients: one configuration for every service, against a real S3 server; the
+platform's fixed buckets (services share one, each under its own prefix, the bucket made
+once at start; a bucket that cannot be made names its setting)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ from dataclasses import replace
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
+from mlplane_runtime.errors import Unavailable
 from mlplane_runtime.s3 import S3Connection, ensure_bucket, error_code, s3_client
+from mlplane_runtime.s3_bucket import BucketSpace, OpenBucket
 from mlplane_testing.s3_server import (  # noqa: F401 (a fixture: the real S3 server)
     S3Endpoint,
     delete_bucket,
@@ -144,3 +148,87 @@ class TestErrorCode:
 
     def test_an_error_without_a_code_has_an_empty_one(self) -> None:
         assert error_code(ClientError({}, "GetObject")) == ""
+
+
+class TestBucketSpace:
+    def test_keys_and_uris_lie_under_the_prefix(self) -> None:
+        space = BucketSpace("mlplane", "scanner/", "MLPLANE_SCANNER_S3_BUCKET")
+
+        assert space.key("teams/a/x.json") == "scanner/teams/a/x.json"
+        assert space.uri("teams/a/x.json") == "s3://mlplane/scanner/teams/a/x.json"
+        assert space.key_of("s3://mlplane/scanner/teams/a/x.json") == "teams/a/x.json"
+
+    @pytest.mark.parametrize(
+        "uri",
+        [
+            "s3://mlplane/drift/teams/a/x.json",  # another service's prefix, same bucket
+            "s3://mlplane/scanner-old/teams/a/x.json",
+            "s3://other/scanner/teams/a/x.json",
+            "s3://mlplane/scanner/",
+            "file:///mlplane/scanner/teams/a/x.json",
+        ],
+    )
+    def test_a_uri_outside_the_space_has_no_key_in_it(self, uri: str) -> None:
+        assert BucketSpace("mlplane", "scanner/").key_of(uri) is None
+
+    @pytest.mark.parametrize("prefix", ["scanner", "/scanner/", "../", "Scanner/", "a//"])
+    def test_a_prefix_is_segments_each_ending_in_a_slash(self, prefix: str) -> None:
+        with pytest.raises(ValueError, match="prefix"):
+            BucketSpace("mlplane", prefix)
+
+
+class TestOpenBucket:
+    async def test_services_share_one_bucket_each_under_its_own_prefix(
+        self,
+        s3_endpoint: S3Endpoint,  # noqa: F811
+        bucket: str,
+    ) -> None:
+        connection = connection_to(s3_endpoint)
+        scanner = OpenBucket(connection, BucketSpace(bucket, "scanner/"), not_started="-")
+        drift = OpenBucket(connection, BucketSpace(bucket, "drift/"), not_started="-")
+        await scanner.start()  # makes the bucket
+        await drift.start()  # finds it there
+        try:
+            for store in (scanner, drift):
+                await store.client().put_object(
+                    Bucket=bucket, Key=store.space.key("teams/a/x.json"), Body=b"{}"
+                )
+            listed = await scanner.client().list_objects_v2(Bucket=bucket)
+        finally:
+            await scanner.close()
+            await drift.close()
+
+        assert sorted(item["Key"] for item in listed["Contents"]) == [
+            "drift/teams/a/x.json",
+            "scanner/teams/a/x.json",
+        ]
+
+    async def test_a_bucket_that_cannot_be_made_names_its_setting(
+        self,
+        s3_endpoint: S3Endpoint,  # noqa: F811
+    ) -> None:
+        # Not a valid bucket name: the server refuses to make it, as it would refuse a
+        # bucket these credentials may not create.
+        space = BucketSpace("Not_A_Bucket", "scanner/", "MLPLANE_SCANNER_S3_BUCKET")
+        store = OpenBucket(connection_to(s3_endpoint), space, not_started="-")
+
+        with pytest.raises(Unavailable) as refused:
+            await store.start()
+
+        assert "MLPLANE_SCANNER_S3_BUCKET" in refused.value.detail
+        assert "'Not_A_Bucket'" in refused.value.detail
+        assert s3_endpoint.secret_key not in refused.value.detail
+        with pytest.raises(Unavailable):
+            store.client()
+
+    async def test_storage_that_does_not_answer_names_the_setting_too(self) -> None:
+        # Port 9 (discard) is closed here: connecting is refused at once.
+        connection = S3Connection("http://127.0.0.1:9", access_key="a", secret_key="b")
+        space = BucketSpace("mlplane", "drift/", "MLPLANE_DRIFT_S3_BUCKET")
+        store = OpenBucket(replace(connection, max_retries=0), space, not_started="-")
+
+        with pytest.raises(Unavailable) as refused:
+            await store.start()
+
+        assert "MLPLANE_DRIFT_S3_BUCKET" in refused.value.detail
+        assert "http://127.0.0.1:9" in refused.value.detail

@@ -210,7 +210,7 @@ class TestDeadLetters:
             "dead-letters", "list", "-s", running_platform.service, "--url", running_platform.url
         )
 
-        assert finished.code == 4  # not signed in / refused (README: exit codes)
+        assert finished.code == 4  # not signed in / refused (docs/cli.md: exit codes)
         assert finished.stderr.startswith("error: HTTP 401")
         assert "Traceback" not in finished.stderr
 
@@ -223,7 +223,7 @@ class TestDeadLetters:
             "dead-letters", "list", "-s", "registry", "--url", f"http://127.0.0.1:{port}"
         )
 
-        assert finished.code == 3  # unreachable (README: exit codes)
+        assert finished.code == 3  # unreachable (docs/cli.md: exit codes)
         assert finished.stderr.startswith(f"error: cannot reach mlplane at http://127.0.0.1:{port}")
         assert "Traceback" not in finished.stderr
 

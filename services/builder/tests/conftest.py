@@ -65,6 +65,7 @@ def registered(
     sha256: str = "ab" * 32,
     size: int = 2048,
     framework: ev.ModelFramework = ev.ModelFramework.SKLEARN,
+    media_type: str | None = None,
 ) -> CloudEvent:
     """A `model.version.registered` event as the registry emits it."""
     return new_event(
@@ -72,7 +73,9 @@ def registered(
             team=team,
             model=model,
             version=version,
-            artifact=ev.ModelArtifact(uri=uri, sha256=sha256, size_bytes=size, framework=framework),
+            artifact=ev.ModelArtifact(
+                uri=uri, sha256=sha256, size_bytes=size, framework=framework, media_type=media_type
+            ),
             lineage=ev.Lineage(
                 git_repository="https://git.example.com/ml/fraud",
                 commit_sha="c" * 40,

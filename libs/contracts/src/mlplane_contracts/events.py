@@ -173,6 +173,11 @@ class ModelArtifact(_Part):
     size_bytes: ByteSize
     framework: ModelFramework
     media_type: MediaType | None = None
+    """`application/vnd.mlplane.artifact-tree.v1` when `uri` names a directory (an MLflow
+    model: MLmodel, the model's files, its environment): `size_bytes` is then the sum of
+    its files' sizes and `sha256` that of its manifest, one line per file (the file's
+    sha256, two spaces, its path relative to the directory) sorted by path, as `sha256sum`
+    prints it (`mlplane_contracts.artifacts.tree_digest`)."""
 
 
 class DatasetRef(_Part):

@@ -49,6 +49,7 @@ from typing import Generic, Protocol, TypeVar
 from opentelemetry.trace import Status, StatusCode
 
 from mlplane_runtime.telemetry.tracing import current_trace_context, job_span
+from mlplane_runtime.waiting import wait_set
 
 _log = logging.getLogger("mlplane.runtime.jobs")
 
@@ -260,8 +261,7 @@ class JobWorker(Generic[J, R]):
             due_in = await self._jobs.next_due_in()
             if due_in is not None:
                 timeout = min(timeout, max(due_in, 0.05))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        await wait_set(self._wake, timeout)
 
     async def _execute(self, job: J) -> R | None:
         info = self._jobs.describe(job)

@@ -15,6 +15,9 @@ as soon as the connection is known lost (a FIN, or a heartbeat `SELECT 1` that f
 or hangs, for a connection dropped silently). NOTIFYs sent while it was down are
 lost: a user catches up on `True` (a relay looks for work, a cache starts empty).
 Connecting again is retried with exponential backoff, forever; nothing is raised.
+
+`await listener.fence()` returns once every NOTIFY committed before the call has
+been handed to `on_notify` (a cache's read-after-write check, see `fence`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import asyncpg
 
 from mlplane_runtime.db import Database, libpq_url
+from mlplane_runtime.waiting import wait_set
 
 _log = logging.getLogger("mlplane.runtime.listen")
 
@@ -50,6 +54,7 @@ class NotificationListener:
         heartbeat_s: float = 30.0,
         connect_timeout_s: float = 10.0,
         max_backoff_s: float = 10.0,
+        fence_timeout_s: float = 2.0,
     ) -> None:
         if not channels:
             raise ValueError("a listener needs at least one channel")
@@ -61,13 +66,25 @@ class NotificationListener:
         self._heartbeat_s = heartbeat_s
         self._connect_timeout_s = connect_timeout_s
         self._max_backoff_s = max_backoff_s
+        self._fence_timeout_s = fence_timeout_s
         self._connected = False
         self._task: asyncio.Task[None] | None = None
+        self._conn: Any = None
+        # One query at a time on the connection: the heartbeat's and the fences'.
+        self._query_lock = asyncio.Lock()
+        self._next_fence: asyncio.Future[None] | None = None
+        self._fences: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
         """True while the connection is up and LISTENing on every channel."""
         return self._connected
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend of the LISTEN connection while it is up (None otherwise)."""
+        conn = self._conn
+        return None if conn is None else int(conn.get_server_pid())
 
     def start(self) -> None:
         """Run in a background task on the running loop (no-op when already running)."""
@@ -80,6 +97,52 @@ class NotificationListener:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def fence(self) -> None:
+        """Returns once every NOTIFY committed before this call was passed to `on_notify`.
+
+        Why a round trip on the LISTEN connection is enough: a committing transaction
+        queues its NOTIFYs and signals every listening backend before its COMMIT
+        returns, so before whoever committed can tell anyone. The listening backend
+        therefore has the signal pending before it reads the `SELECT 1` sent here,
+        and sends its pending notifications before that query's answer (PostgreSQL
+        delivers them whenever it is about to wait for the client). asyncpg passes
+        each notification to `call_soon` as it reads it, so the callbacks run before
+        the task awaiting the later answer resumes. Concurrent calls share one round
+        trip, started after the newest of them arrived. Raises ConnectionError when
+        not LISTENing or when the round trip fails or takes over `fence_timeout_s`
+        (the connection is then dropped, and `on_connection(False)` follows).
+        """
+        if self._conn is None:
+            raise ConnectionError(f"{self._name}: not listening")
+        waiter = self._next_fence
+        if waiter is None:
+            waiter = self._next_fence = asyncio.get_running_loop().create_future()
+            if self._fences is None or self._fences.done():
+                self._fences = asyncio.create_task(self._run_fences(), name=f"fence-{self._name}")
+        await asyncio.shield(waiter)
+
+    async def _run_fences(self) -> None:
+        while self._next_fence is not None:
+            # Callers joining from here on wait for the next round trip, sent after them.
+            waiter, self._next_fence = self._next_fence, None
+            conn = self._conn
+            try:
+                if conn is None:
+                    raise ConnectionError(f"{self._name}: not listening")
+                await self._query(conn, self._fence_timeout_s)
+                await asyncio.sleep(0)  # the notifications read before the answer run first
+            except Exception as exc:
+                if conn is not None:
+                    conn.terminate()  # the run loop sees it lost and reconnects
+                waiter.set_exception(ConnectionError(f"{self._name}: fence failed: {exc!r}"))
+                waiter.exception()  # retrieved: a caller may have given up waiting
+            else:
+                waiter.set_result(None)
+
+    async def _query(self, conn: Any, timeout_s: float) -> None:
+        async with self._query_lock, asyncio.timeout(timeout_s):
+            await conn.execute("SELECT 1")
 
     async def run(self) -> None:
         """Connect, LISTEN and reconnect until cancelled; never returns otherwise."""
@@ -118,13 +181,15 @@ class NotificationListener:
         conn.add_termination_listener(lambda _conn: lost.set())
         for channel in self._channels:
             await conn.add_listener(channel, self._notified)
+        self._conn = conn
         self._set_connected(True)
-        while not lost.is_set():
-            try:
-                await asyncio.wait_for(lost.wait(), self._heartbeat_s)
-            except TimeoutError:
-                # A silently dropped connection (no FIN) shows up only when used.
-                await asyncio.wait_for(conn.execute("SELECT 1"), self._heartbeat_s)
+        try:
+            while not lost.is_set():
+                if not await wait_set(lost, self._heartbeat_s):
+                    # A silently dropped connection (no FIN) shows up only when used.
+                    await self._query(conn, self._heartbeat_s)
+        finally:
+            self._conn = None
         _log.warning("%s: LISTEN connection closed", self._name)
 
     def _notified(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:

@@ -36,6 +36,7 @@ from mlplane_runtime.db import Database
 from mlplane_runtime.listen import NotificationListener
 from mlplane_runtime.messaging_tables import MessagingTables
 from mlplane_runtime.telemetry.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from mlplane_runtime.waiting import wait_set
 
 logger = logging.getLogger(__name__)
 
@@ -262,15 +263,13 @@ class OutboxRelay:
             # (its broker may be down), so blocked relays do not hammer the database.
             retry = self._contention_retry_s * 2 ** min(self._blocked_passes - 1, 6)
             timeout = min(timeout, retry)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        await wait_set(self._wake, timeout)
 
     async def _sleep_unless_stopping(self, delay: float) -> None:
         self._wake.clear()
         deadline = time.monotonic() + delay
         while not self._stopping and (left := deadline - time.monotonic()) > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), left)
+            await wait_set(self._wake, left)
             self._wake.clear()
 
     def _backoff(self, failures: int) -> float:

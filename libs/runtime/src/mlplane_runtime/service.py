@@ -48,7 +48,10 @@ class ServiceContext:
     handed over. `caller` verifies the gateway's identity token on the service's
     routes (None only for a service that authenticates its callers itself, the
     gateway); `identity_secret` is the platform's secret those tokens are derived
-    from, when this process has it (the gateway signs with it).
+    from, when this process has it (the gateway signs with it). `hosted` names the
+    services this process hosts, itself included (`mlplane up`: every installed one,
+    `mlplane serve <name>`: that one), so a service can call a neighbour at this
+    process's own address only when the neighbour is really served there.
     """
 
     name: str
@@ -59,6 +62,7 @@ class ServiceContext:
     data_dir: Path
     caller: CallerDependencies | None = None
     identity_secret: bytes | None = None
+    hosted: frozenset[str] = frozenset()
 
     def require_caller(self) -> CallerDependencies:
         """`caller`, or RuntimeError for a service hosted without one (a host's bug)."""
@@ -229,8 +233,16 @@ def discover_services(group: str = ENTRY_POINT_GROUP) -> list[ServicePlugin]:
 def find_service(name: str, group: str = ENTRY_POINT_GROUP) -> ServicePlugin:
     """The installed service plugin called `name`.
 
-    Raises PluginDiscoveryError naming the installed services when none is called so.
+    Loads only the entry point named `name` when there is one whose plugin is called so
+    (each service's entry point bears its name): importing every installed service
+    cost a process serving one of them about 250 MB (scipy, kubernetes, ...).
+    Otherwise looks through all of them. Raises PluginDiscoveryError naming the
+    installed services when none is called so.
     """
+    for entry_point in entry_points(group=group, name=name):
+        plugin = _load(entry_point)
+        if plugin.name == name:
+            return plugin
     plugins = discover_services(group)
     for plugin in plugins:
         if plugin.name == name:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
-from mlplane_runtime.dead_letters_api import DeadLetterList, ReplayResult
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    # Imported where used: the module pulls in FastAPI, a second of every CLI command's
+    # start that only the dead-letter commands need.
+    from mlplane_runtime.dead_letters_api import DeadLetterList
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT_S = 10.0
 GATEWAY = "gateway"
 
-_Answer = TypeVar("_Answer", DeadLetterList, ReplayResult)
+_Answer = TypeVar("_Answer", bound=BaseModel)
 
 
 class MlplaneClientError(Exception):
@@ -84,6 +88,8 @@ class MlplaneClient:
         without the `admin` scope, 404 for an unknown service, 503 when the queue
         cannot be read).
         """
+        from mlplane_runtime.dead_letters_api import DeadLetterList
+
         response = self._request(
             "GET", f"{_service_path(service)}/dead-letters", params={"limit": limit}
         )
@@ -94,6 +100,8 @@ class MlplaneClient:
 
         Returns how many were replayed. Raises MlplaneUnreachable or MlplaneApiError.
         """
+        from mlplane_runtime.dead_letters_api import ReplayResult
+
         body = None if ids is None else {"ids": list(ids)}
         response = self._request("POST", f"{_service_path(service)}/dead-letters/replay", json=body)
         return _parsed(ReplayResult, response).replayed

@@ -1,12 +1,16 @@
-"""Model artifacts read as a stream of chunks, from S3 (`s3://bucket/key`) or the local
-disk (`file://` URIs of the embedded platform's artifact store).
+"""Model artifacts read as a stream of chunks, from S3 (`s3://bucket/key`), the MLflow
+tracking server's artifact store (`mlflow-artifacts:/<path>`) or the local disk
+(`file://` URIs of the embedded platform's artifact store). A directory artifact (an
+MLflow model) is listed (`tree`) and read file by file (`tree_chunks`).
 
 Only a version's own artifacts are read (defence in depth: the URI comes from an
 event): objects the registry's store keeps for the version's team and model
 (`<store>/teams/<team>/models/<model>/...`, in its bucket or its local directory),
-or objects under a location configured for the team. The check runs before any
-I/O, so a refusal says nothing about what lies behind the URI; no `..`, hidden
-segment or symlink leads anywhere else.
+objects under an S3 location configured for the team, or artifacts of the tracking
+server under one of the team's tracking locations (the registry's rule, so the
+builder reads nothing the registry would not have). The check runs before any I/O,
+so a refusal says nothing about what lies behind the URI; no `..`, hidden segment or
+symlink leads anywhere else.
 
 Memory stays at about one chunk whatever the artifact's size: S3 bodies are read with
 `iter_chunks`, files with `read(chunk)` off the event loop. Every failure is a
@@ -27,15 +31,20 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
+from mlplane_runtime.mlflow_artifacts import ARTIFACTS_SCHEME
 from mlplane_runtime.s3 import MISSING_CODES, S3Connection, error_code, s3_client
 
 from mlplane_builder.domain import failures
+from mlplane_builder.domain.artifact_tree import TreeFile, too_many_files, tree_files
+from mlplane_builder.settings import DEFAULT_REGISTRY_STORE
+from mlplane_builder.tracking_artifacts import TrackingArtifacts
 
 CHUNK_SIZE = 1024 * 1024
 # A read that still fails ends the build's attempt (storage_unavailable, retried later
 # as a whole): one retry more per request than the shared default first.
 S3_MAX_RETRIES = 4
-DEFAULT_REGISTRY_STORE = "s3://mlplane-artifacts/"
+DEFAULT_MAX_FILES = 10_000
+TRACKING_URI_SETTING = "MLPLANE_BUILDER_MLFLOW_TRACKING_URI"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _SEGMENT = re.compile(r"[A-Za-z0-9_=+@,!*'()~ -][A-Za-z0-9._=+@,!*'()~ -]*")
 
@@ -46,7 +55,9 @@ class ArtifactSource:
     `s3_endpoint_url` None means AWS's own endpoint; the S3 client is made on the
     first `s3://` artifact. `local_root`: the registry's local-disk object directory
     (`file://` artifacts); `registry_store`: the registry's `s3://<bucket>/` store;
-    `team_locations`: team -> `s3://bucket/prefix/` its artifacts may also lie under.
+    `team_locations`: team -> `s3://bucket/prefix/` its artifacts may also lie under;
+    `tracking_uri` (None: none) the tracking server, `tracking_locations` team ->
+    `mlflow-artifacts:/<prefix>/` of it; `max_files`: the most files of a directory.
     Anything else is refused, so an event cannot make the builder read and publish
     arbitrary files.
     """
@@ -61,6 +72,10 @@ class ArtifactSource:
         s3_region: str = "us-east-1",
         s3_access_key: str | None = None,
         s3_secret_key: str | None = None,
+        tracking_uri: str | None = None,
+        tracking_token: str | None = None,
+        tracking_locations: Mapping[str, Sequence[str]] | None = None,
+        max_files: int = DEFAULT_MAX_FILES,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self._local_root = local_root.resolve()
@@ -73,12 +88,23 @@ class ArtifactSource:
             s3_secret_key,
             max_retries=S3_MAX_RETRIES,
         )
+        self._tracking = (
+            None
+            if tracking_uri is None
+            else TrackingArtifacts(
+                tracking_uri, tracking_token, tracking_locations or {}, chunk_size, max_files
+            )
+        )
+        self._max_files = max_files
         self._chunk_size = chunk_size
         self._stack = AsyncExitStack()
         self._s3: Any = None
         self._s3_lock = asyncio.Lock()
 
     async def __aenter__(self) -> ArtifactSource:
+        if self._tracking is not None:
+            self._tracking.open()
+            self._stack.push_async_callback(self._tracking.close)
         return self
 
     async def __aexit__(
@@ -98,25 +124,70 @@ class ArtifactSource:
         team's configured locations, before anything is read; artifact_missing,
         storage_unavailable.
         """
-        if not self.allows(uri, team=team, model=model):
-            return _fail(
-                failures.artifact_unreadable(
-                    uri,
-                    f"it is neither in the registry's store for model {model} of team {team} "
-                    "nor under a location configured for the team; the builder reads nothing "
-                    "else (MLPLANE_BUILDER_LOCAL_ARTIFACT_ROOT, "
-                    "MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE, "
-                    "MLPLANE_BUILDER_TEAM_ARTIFACT_LOCATIONS)",
-                )
-            )
+        refused = self._refusal(uri, team=team, model=model)
+        if refused is not None:
+            return _fail(refused)
+        if self._tracking is not None and uri.startswith(ARTIFACTS_SCHEME):
+            return self._tracking.chunks(uri)
         if urlsplit(uri).scheme == "s3":
             return self._s3_chunks(uri)
         return self._file_chunks(uri)
+
+    async def tree(self, uri: str, *, team: str, model: str, size: int) -> tuple[TreeFile, ...]:
+        """The files of `team`'s `model` directory artifact at `uri` (an MLflow model), in
+        path order, checked against the `size` the registry verified (`tree_files`).
+
+        Raises `BuildFailure`: artifact_unreadable (not retryable) for a URI the builder
+        may not read (as `chunks`, before anything is read) or a directory outside S3
+        and the tracking server; artifact_missing, artifact_mismatch, storage_unavailable.
+        """
+        uri = uri.removesuffix("/")
+        refused = self._refusal(uri, team=team, model=model)
+        if refused is not None:
+            raise refused
+        if self._tracking is not None and uri.startswith(ARTIFACTS_SCHEME):
+            listed = await self._tracking.listing(uri)
+        elif urlsplit(uri).scheme == "s3":
+            listed = await self._s3_listing(uri)
+        else:
+            raise failures.artifact_unreadable(
+                uri, "the builder reads directories from S3 and the MLflow tracking server only"
+            )
+        return tree_files(uri, listed, size=size, max_files=self._max_files)
+
+    def tree_chunks(self, uri: str, file: TreeFile) -> AsyncIterator[bytes]:
+        """The bytes of `file` of the directory at `uri`, which `tree` listed (and so
+        checked: the file lies below the directory, its path is clean)."""
+        uri = uri.removesuffix("/")
+        if self._tracking is not None and uri.startswith(ARTIFACTS_SCHEME):
+            return self._tracking.chunks(f"{uri}/{file.path}")
+        return self._s3_chunks(f"{uri}/{file.path}")
+
+    def _refusal(self, uri: str, *, team: str, model: str) -> failures.BuildFailure | None:
+        if self.allows(uri, team=team, model=model):
+            return None
+        if uri.startswith(ARTIFACTS_SCHEME) and self._tracking is None:
+            return failures.artifact_unreadable(
+                uri,
+                "it is on an MLflow tracking server, and the builder has none configured "
+                f"({TRACKING_URI_SETTING}, the same as MLPLANE_REGISTRY_MLFLOW_TRACKING_URI)",
+            )
+        return failures.artifact_unreadable(
+            uri,
+            f"it is neither in the registry's store for model {model} of team {team} "
+            "nor under a location configured for the team; the builder reads nothing "
+            "else (MLPLANE_BUILDER_LOCAL_ARTIFACT_ROOT, "
+            "MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE, "
+            "MLPLANE_BUILDER_TEAM_ARTIFACT_LOCATIONS, "
+            "MLPLANE_BUILDER_MLFLOW_TRACKING_LOCATIONS)",
+        )
 
     def allows(self, uri: str, *, team: str, model: str) -> bool:
         """Whether `uri` is one of `team`'s `model` artifacts the builder may read. No I/O
         but resolving symlinks of a `file://` path."""
         own = f"teams/{team}/models/{model}/"
+        if uri.startswith(ARTIFACTS_SCHEME):
+            return self._tracking is not None and self._tracking.allows(uri, team=team)
         try:
             scheme = urlsplit(uri).scheme
         except ValueError:
@@ -159,21 +230,27 @@ class ArtifactSource:
                 async for chunk in body.iter_chunks(self._chunk_size):
                     yield chunk
         except ClientError as exc:
-            code = error_code(exc)
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in MISSING_CODES:
-                raise failures.artifact_missing(uri) from exc
-            if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
-                raise failures.artifact_unreadable(
-                    uri,
-                    f"object storage refused access ({code}); check MLPLANE_BUILDER_S3_ACCESS_KEY "
-                    "and the key's read permission on the bucket",
-                ) from exc
-            if isinstance(status, int) and status >= 500:
-                raise failures.storage_unavailable(uri, f"{status} {code}") from exc
-            raise failures.artifact_unreadable(uri, f"{code}: {exc}") from exc
+            raise _s3_failure(uri, exc) from exc
         except (TimeoutError, BotoCoreError, OSError) as exc:
             raise failures.storage_unavailable(uri, f"{type(exc).__name__}: {exc}") from exc
+
+    async def _s3_listing(self, uri: str) -> list[tuple[str, int]]:
+        parts = urlsplit(uri)
+        bucket, prefix = parts.netloc, f"{parts.path.lstrip('/')}/"
+        listed: list[tuple[str, int]] = []
+        try:
+            s3 = await self._client()
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            async for page in pages:
+                for item in page.get("Contents", []):
+                    if len(listed) >= self._max_files:
+                        raise too_many_files(uri, self._max_files)
+                    listed.append((item["Key"].removeprefix(prefix), int(item["Size"])))
+        except ClientError as exc:
+            raise _s3_failure(uri, exc) from exc
+        except (TimeoutError, BotoCoreError, OSError) as exc:
+            raise failures.storage_unavailable(uri, f"{type(exc).__name__}: {exc}") from exc
+        return listed
 
     # -- local disk -----------------------------------------------------------------
 
@@ -223,6 +300,22 @@ def _strict_file(uri: str) -> Path | None:
     if segments[0] != "" or any(s in ("", ".", "..") or "\x00" in s for s in segments[1:]):
         return None
     return Path(raw)
+
+
+def _s3_failure(uri: str, exc: ClientError) -> failures.BuildFailure:
+    code = error_code(exc)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code in MISSING_CODES:
+        return failures.artifact_missing(uri)
+    if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+        return failures.artifact_unreadable(
+            uri,
+            f"object storage refused access ({code}); check MLPLANE_BUILDER_S3_ACCESS_KEY "
+            "and the key's read permission on the bucket",
+        )
+    if isinstance(status, int) and status >= 500:
+        return failures.storage_unavailable(uri, f"{status} {code}")
+    return failures.artifact_unreadable(uri, f"{code}: {exc}")
 
 
 async def _fail(failure: failures.BuildFailure) -> AsyncIterator[bytes]:

@@ -2,7 +2,8 @@
 
 base image → (an identical image already under the tag? reuse it) → base layers in
 the target (present: skipped; same registry: mounted; else copied as a stream) →
-artifact streamed into the model layer while it uploads → config → manifest.
+artifact (its file, or its directory's files) streamed into the model layer while it
+uploads → config → manifest.
 
 Every failure leaves as a `BuildFailure` whose text says what to do about it.
 """
@@ -46,14 +47,10 @@ from mlplane_builder.domain.image_spec import (
     MODEL_FILE_MODE,
 )
 from mlplane_builder.image.config import derive_config
-from mlplane_builder.image.errors import (
-    InvalidImageConfig,
-    InvalidManifest,
-    LayerContentMismatch,
-    LayerSizeMismatch,
-)
-from mlplane_builder.image.layer import LayerFile, LayerStream
+from mlplane_builder.image.errors import InvalidImageConfig, InvalidManifest, LayerSizeMismatch
+from mlplane_builder.image.layer import LayerStream
 from mlplane_builder.image.manifest import Descriptor, image_manifest
+from mlplane_builder.model_content import model_content
 from mlplane_builder.targets import ImageTarget, Transfer
 
 _log = logging.getLogger("mlplane.builder")
@@ -160,40 +157,22 @@ async def _build(
         await target.ensure_base_layers(base, base_client, transfer, plan.chunk_size)
 
     started = time.monotonic()
-    source = artifacts.chunks(request.artifact_uri, team=request.team, model=request.model)
-    # The layer checks the artifact against the size and sha256 the registry verified
-    # (in the threads that hash the tar), before its last byte goes out.
+    content = await model_content(request, artifacts, spec.model_path, MODEL_FILE_MODE)
     layer = LayerStream(
-        LayerFile(spec.model_path, request.artifact_size, MODEL_FILE_MODE),
-        source,
-        content_sha256=request.artifact_sha256,
+        content.files,
+        content.chunks,
         compression_level=plan.compression_level,
         chunk_size=plan.layer_chunk_size if plan.stream_upload else plan.chunk_size,
         # A streamed upload takes pieces of any size: no copying them into chunks.
         exact_chunks=not plan.stream_upload,
     )
-    try:
-        stored = await target.store_stream(
-            layer,
-            None if plan.stream_upload else plan.chunk_size,
-            # The layer hashes its gzip bytes itself: the upload need not hash them
-            # again (and the registry checks the digest it is given).
-            digest=lambda: layer.result.digest,
-        )
-    except LayerContentMismatch as exc:
-        raise failures.artifact_mismatch(
-            request.artifact_uri, expected=exc.expected, actual=exc.actual, what="sha256"
-        ) from exc
-    except LayerSizeMismatch as exc:
-        streamed = exc.extensions["streamed"]
-        raise failures.artifact_mismatch(
-            request.artifact_uri,
-            expected=f"{request.artifact_size} bytes",
-            actual=f"{streamed} bytes"
-            if exc.complete
-            else f"more than {request.artifact_size} bytes",
-            what="size",
-        ) from exc
+    stored = await target.store_stream(
+        layer,
+        None if plan.stream_upload else plan.chunk_size,
+        # The layer hashes its gzip bytes itself: the upload need not hash them again
+        # (and the registry checks the digest it is given).
+        digest=lambda: layer.result.digest,
+    )
     built = layer.result
     artifact_seconds = time.monotonic() - started
     if stored.digest != built.digest:

@@ -64,6 +64,14 @@ class BuildRunner:
             s3_secret_key=None
             if settings.s3_secret_key is None
             else settings.s3_secret_key.get_secret_value(),
+            tracking_uri=None
+            if settings.mlflow_tracking_uri is None
+            else str(settings.mlflow_tracking_uri).rstrip("/"),
+            tracking_token=None
+            if settings.mlflow_tracking_token is None
+            else settings.mlflow_tracking_token.get_secret_value(),
+            tracking_locations=settings.mlflow_tracking_locations,
+            max_files=settings.max_artifact_files,
         )
 
     @property

@@ -10,6 +10,10 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlplane_builder.domain.naming import check_repository_template
+from mlplane_builder.domain.tracking_locations import tracking_location_prefix
+
+DEFAULT_REGISTRY_STORE = "s3://mlplane/registry/"
+"""The registry's store by its defaults: the prefix `registry/` of the platform's bucket."""
 
 SCRATCH = "scratch"
 """A framework's base image set to this word: the image holds only the model layer."""
@@ -95,13 +99,40 @@ class BuilderSettings(BaseSettings):
     """The registry's local-disk object directory: `file://` artifacts must be under its
     `teams/<team>/models/<model>/`; unset: `<data dir>/registry/artifacts/objects`."""
     registry_artifact_store: str = Field(
-        default="s3://mlplane-artifacts/", pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]/$"
+        default=DEFAULT_REGISTRY_STORE,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]+[a-z0-9]/([a-z0-9][a-z0-9._-]*/)*$",
     )
-    """The registry's S3 store (`s3://<MLPLANE_REGISTRY_S3_BUCKET>/`): `s3://` artifacts
-    are read from its `teams/<team>/models/<model>/` ..."""
+    """The registry's S3 store (`s3://<MLPLANE_REGISTRY_S3_BUCKET>/<MLPLANE_REGISTRY_S3_PREFIX>`):
+    `s3://` artifacts are read from its `teams/<team>/models/<model>/` ..."""
     team_artifact_locations: dict[str, list[str]] = Field(default_factory=dict)
     """... or from a team's own locations, JSON team -> `s3://bucket/prefix/` (the same
     value as MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS)."""
+
+    mlflow_tracking_uri: AnyHttpUrl | None = None
+    """The MLflow tracking server whose artifact store `mlflow-artifacts:/` artifacts are
+    read from (the same value as MLPLANE_REGISTRY_MLFLOW_TRACKING_URI); unset: they are
+    refused."""
+    mlflow_tracking_token: SecretStr | None = None
+    """Bearer token for the tracking server, if it needs one."""
+    mlflow_tracking_locations: dict[str, list[str]] = Field(default_factory=dict)
+    """JSON: team -> `mlflow-artifacts:/<prefix>/` locations of the tracking server the
+    builder reads that team's artifacts from (`mlflow-artifacts:/` for all of it): the
+    same value as MLPLANE_REGISTRY_MLFLOW_TRACKING_LOCATIONS."""
+    max_artifact_files: int = Field(default=10_000, ge=1, le=1_000_000)
+    """The most files of a directory artifact (an MLflow model) the builder packages."""
+
+    @field_validator("mlflow_tracking_locations")
+    @classmethod
+    def _tracking_locations(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for team, locations in value.items():
+            for location in locations:
+                if tracking_location_prefix(location) is None:
+                    raise ValueError(
+                        f"tracking server location {location!r} of team {team!r} must be "
+                        "mlflow-artifacts:/ or mlflow-artifacts:/<prefix>/ (ending with '/', "
+                        "no '.', '..' or empty segment)"
+                    )
+        return value
 
     @field_validator("team_artifact_locations")
     @classmethod

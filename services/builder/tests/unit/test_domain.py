@@ -22,6 +22,7 @@ from mlplane_builder.domain import (
 )
 from mlplane_builder.domain.image_spec import LABEL_BUILD_KEY
 from mlplane_builder.domain.naming import check_repository_template
+from mlplane_contracts.artifacts import ARTIFACT_TREE_MEDIA_TYPE
 from mlplane_runtime.errors import InvalidInput
 
 T0 = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
@@ -90,6 +91,26 @@ class TestImageSpec:
         assert labels["io.mlplane.ci-run"] == REQUEST.ci_run_url
         assert labels["io.mlplane.artifact-sha256"] == REQUEST.artifact_sha256
         assert "org.opencontainers.image.base.digest" not in labels
+
+    def test_a_model_directory_is_the_version_s_directory(self) -> None:
+        request = replace(
+            REQUEST,
+            artifact_uri="mlflow-artifacts:///1/models/m-1/artifacts",
+            artifact_media_type=ARTIFACT_TREE_MEDIA_TYPE,
+        )
+        spec = image_spec(request, base_image=None, compression_level=1)
+        assert request.artifact_is_directory
+        assert spec.model_path == "/models/fraud/7"
+        assert spec.env["MODEL_PATH"] == "/models/fraud/7"
+        as_file = replace(request, artifact_media_type=None)
+        assert image_spec(as_file, base_image=None, compression_level=1).model_path == (
+            "/models/fraud/7/artifacts"
+        )
+        # Another layout, another build key: an image built as a file is never reused.
+        assert (
+            spec.labels[LABEL_BUILD_KEY]
+            != image_spec(as_file, base_image=None, compression_level=1).labels[LABEL_BUILD_KEY]
+        )
 
     def test_base_image_is_named_in_the_labels(self) -> None:
         base = "reg.example.com/serving/sklearn@sha256:" + "1" * 64

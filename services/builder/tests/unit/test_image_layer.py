@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from mlplane_builder.image import layer as layer_module
-from mlplane_builder.image.errors import LayerContentMismatch, LayerSizeMismatch
+from mlplane_builder.image.errors import LayerSizeMismatch
 from mlplane_builder.image.gzip_member import GzipMember
 from mlplane_builder.image.layer import BuiltLayer, LayerFile, LayerStream
 from mlplane_oci.media_types import OCI_LAYER_GZIP
@@ -158,68 +158,6 @@ class TestValidLayer:
         # The gzip header, then a feed block's deflate output each: not re-cut.
         assert len(chunks[0]) == 10
         assert {len(chunk) for chunk in chunks[1:-1]} != {MiB}
-
-
-class TestContentCheck:
-    @pytest.mark.parametrize(
-        ("size", "piece", "chunk_size"),
-        [(0, 1, MiB), (1, 1, 1000), (5000, 700, 512), (2 * MiB + 5, 77777, MiB), (3000, 3000, 600)],
-    )
-    async def test_the_files_own_sha256_passes_and_changes_nothing(
-        self, size: int, piece: int, chunk_size: int
-    ) -> None:
-        data = DATA[:size]
-        plain, built, _ = await build(data, piece=piece, chunk_size=chunk_size)
-        stream = LayerStream(
-            LayerFile(PATH, len(data)),
-            pieces(data, piece),
-            chunk_size=chunk_size,
-            content_sha256=hashlib.sha256(data).hexdigest(),
-        )
-        assert b"".join([chunk async for chunk in stream]) == plain
-        assert stream.result == built
-
-    @pytest.mark.parametrize("chunk_size", [MiB, 4096])
-    async def test_another_sha256_fails_before_the_last_chunk(self, chunk_size: int) -> None:
-        expected, _, _ = await build(DATA, chunk_size=chunk_size)
-        # One byte differs: same size, other content.
-        changed = DATA[:-1] + bytes([DATA[-1] ^ 1])
-        stream = LayerStream(
-            LayerFile(PATH, len(DATA)),
-            pieces(changed, 100_000),
-            chunk_size=chunk_size,
-            content_sha256=hashlib.sha256(DATA).hexdigest(),
-        )
-        received: list[bytes] = []
-
-        async def read() -> None:
-            async for chunk in stream:
-                received.append(chunk)
-
-        with pytest.raises(LayerContentMismatch) as caught:
-            await read()
-        assert caught.value.actual == hashlib.sha256(changed).hexdigest()
-        assert caught.value.expected == hashlib.sha256(DATA).hexdigest()
-        assert len(b"".join(received)) < len(expected)
-        with pytest.raises(RuntimeError):
-            _ = stream.result
-
-    async def test_the_content_is_the_files_bytes_not_the_tar_headers_around_them(
-        self,
-    ) -> None:
-        data = DATA[: 3 * 1000]
-        deep = "/models/" + "/".join(["d" * 40] * 4) + "/model.bin"
-        stream = LayerStream(
-            LayerFile(deep, len(data)),
-            pieces(data, 999),
-            chunk_size=512,
-            content_sha256=hashlib.sha256(data).hexdigest(),
-        )
-        emitted = b"".join([chunk async for chunk in stream])
-        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(emitted))) as tar:
-            member = tar.extractfile(deep.lstrip("/"))
-            assert member is not None
-            assert member.read() == data
 
 
 class TestSizeMismatch:

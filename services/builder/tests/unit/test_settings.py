@@ -90,3 +90,22 @@ def test_a_base_image_for_an_unknown_framework_is_refused(monkeypatch: pytest.Mo
     with pytest.raises(InvalidInput) as caught:
         load_settings(BuilderSettings)
     assert "not a framework" in caught.value.detail
+
+
+def test_tracking_locations_must_be_mlflow_artifact_prefixes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "MLPLANE_BUILDER_MLFLOW_TRACKING_LOCATIONS", '{"fraud": ["mlflow-artifacts:/1/../2/"]}'
+    )
+    with pytest.raises(InvalidInput) as caught:
+        load_settings(BuilderSettings)
+    assert "MLPLANE_BUILDER_MLFLOW_TRACKING_LOCATIONS" in caught.value.detail
+    monkeypatch.setenv(
+        "MLPLANE_BUILDER_MLFLOW_TRACKING_LOCATIONS",
+        '{"fraud": ["mlflow-artifacts:/", "mlflow-artifacts:/1/models/"]}',
+    )
+    monkeypatch.setenv("MLPLANE_BUILDER_MLFLOW_TRACKING_TOKEN", "tracking-secret")
+    settings = load_settings(BuilderSettings)
+    assert settings.mlflow_tracking_locations["fraud"][1] == "mlflow-artifacts:/1/models/"
+    assert "tracking-secret" not in repr(settings)

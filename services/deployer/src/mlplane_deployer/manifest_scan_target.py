@@ -5,10 +5,10 @@ Decided once, when the deployer is built:
 - `MLPLANE_DEPLOYER_MANIFEST_SCAN=off`: no scan; a warning now and on every deployment;
 - the scanner's URL: `MLPLANE_DEPLOYER_SCANNER_URL` (a bare address, as `mlplane serve
   scanner` listens on, gets the scanner's mount `/scanner`, as the gateway's upstream
-  URLs do; a URL with a path is taken as it is); else, in embedded mode (no GitOps
-  remote configured, as `make run`) with the scanner installed, this platform's own
-  address (`http://<MLPLANE_HTTP_HOST>:<MLPLANE_HTTP_PORT>/scanner`, which `mlplane up`
-  serves in the same process); else the deployer refuses to start, naming both settings;
+  URLs do; a URL with a path is taken as it is); else, when the scanner is hosted in the
+  same process (`mlplane up`, as `make run`, whatever the GitOps remote), this platform's
+  own address (`http://<MLPLANE_HTTP_HOST>:<MLPLANE_HTTP_PORT>/scanner`); else the
+  deployer refuses to start, naming both settings;
 - the key: `MLPLANE_DEPLOYER_SCANNER_IDENTITY_KEY` (hex, the scanner's own key); else
   derived from the platform's identity secret (`MLPLANE_IDENTITY_SECRET`, or the dev
   secret `make run` keeps in its data directory), as the gateway derives it; else the
@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import binascii
 import logging
-from importlib.metadata import entry_points
 from urllib.parse import urlsplit
 
 from mlplane_runtime.caller import MIN_KEY_BYTES
 from mlplane_runtime.errors import InvalidInput
 from mlplane_runtime.forwarded_identity import derive_identity_key
-from mlplane_runtime.service import ENTRY_POINT_GROUP, ServiceContext
+from mlplane_runtime.service import ServiceContext
 from mlplane_runtime.settings import RuntimeSettings
 
 from mlplane_deployer.manifest_scan import SCANNER_AUDIENCE, ManifestScanGate, ScannerManifestClient
@@ -43,12 +42,9 @@ class ManifestScanNotConfigured(InvalidInput):
     title = "Manifest scan not configured"
 
 
-def manifest_scan_gate(
-    settings: DeployerSettings, context: ServiceContext, *, scanner_installed: bool | None = None
-) -> ManifestScanGate:
+def manifest_scan_gate(settings: DeployerSettings, context: ServiceContext) -> ManifestScanGate:
     """The gate the deployment worker asks before each commit (see the module's rules).
 
-    `scanner_installed` defaults to whether the scanner's plug-in is installed here.
     Raises ManifestScanNotConfigured naming what to set.
     """
     if settings.manifest_scan == "off":
@@ -57,13 +53,9 @@ def manifest_scan_gate(
             "the scanner's manifest scan"
         )
         return ManifestScanGate(None)
-    if scanner_installed is None:
-        scanner_installed = any(
-            ep.name == SCANNER_AUDIENCE for ep in entry_points(group=ENTRY_POINT_GROUP)
-        )
     if settings.scanner_url is not None:
         base_url = with_mount(str(settings.scanner_url))
-    elif settings.embedded and scanner_installed:
+    elif SCANNER_AUDIENCE in context.hosted:
         base_url = f"{platform_url(context.settings)}/{SCANNER_AUDIENCE}"
     else:
         raise ManifestScanNotConfigured(

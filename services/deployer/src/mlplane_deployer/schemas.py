@@ -80,7 +80,7 @@ class GatewayModel(_In):
 
 
 class RulesModel(_In):
-    """An environment's rules (see the README's "Deployer")."""
+    """An environment's rules (see docs/services/deployer.md)."""
 
     require_passed_scan: bool = True
     require_healthy_in_previous: bool = True

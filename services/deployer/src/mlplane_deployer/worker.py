@@ -11,6 +11,7 @@ answer is retried with backoff. After a push the cluster seam is called, when th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 
@@ -227,6 +228,8 @@ class DeploymentWorker:
         d = plan.deployment
         back = plan.returns_to or d
         change = self._change(back, d.rollback_change_id, ChangeAction.ROLLBACK, requested=d)
+        if plan.returns_to is None:
+            change = dataclasses.replace(change, removes=True)
         result = await self._repository.revert(change, d.change_ids)
         return result.sha
 

@@ -23,6 +23,7 @@ T = TypeVar("T")
 WORKERS = ("deployment-worker", "argocd-follower")
 BOUND_S = 60.0
 """How long a test waits for the cluster to get somewhere before it fails."""
+STOP_BOUND_S = 30.0
 
 
 @pytest.fixture
@@ -70,6 +71,10 @@ async def running(hosted: Hosted, workers: Iterable[str] = WORKERS) -> AsyncIter
         finally:
             for task in tasks:
                 task.cancel()
+            # A worker that lost its cancellation would poll this schema after it is
+            # dropped, for the rest of the session: fail here, naming it, instead.
+            _, still_running = await asyncio.wait(tasks, timeout=STOP_BOUND_S)
+            assert not still_running, f"workers ignored cancellation: {still_running}"
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -202,6 +202,22 @@ async def test_rollback_is_a_revert_commit_back_to_the_version_before(
     assert await hosted.run_jobs() == 0
 
 
+async def test_rolling_back_the_first_deployment_says_it_removes_it(
+    hosted: Hosted, team: str, remote: Path
+) -> None:
+    await hosted.deliver(*ready(team, version=1))
+    first = (await ask(hosted, team, "dev", version=1)).json()
+    await hosted.run_jobs()
+    rollback = await hosted.http.post(
+        f"/deployments/{first['id']}/rollback", headers=as_(team, CAROL)
+    )
+    assert rollback.status_code == 202, rollback.text
+    assert await hosted.run_jobs() == 1
+    assert log_of(remote)[0] == f"roll back {team}/fraud in dev removing v1"
+    listed = git(remote, "ls-tree", "-r", "--name-only", "main")
+    assert f"teams/{team}/fraud/dev/" not in listed
+
+
 async def test_another_teams_deployment_is_not_found(hosted: Hosted, team: str) -> None:
     await hosted.deliver(*ready(team))
     mine = (await ask(hosted, team, "dev")).json()

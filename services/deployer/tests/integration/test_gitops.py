@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from mlplane_deployer.domain.errors import ChangeNotFound, GitOpsConflict, GitOpsUnavailable
 from mlplane_deployer.gitops.credentials import GitCredentials
+from mlplane_deployer.gitops.git import Author
 from mlplane_deployer.gitops.message import ChangeAction, DeploymentChange, parse_trailers
 from mlplane_deployer.gitops.repository import GitOpsRepository
 from mlplane_deployer.render.tree import render
@@ -198,6 +199,60 @@ class TestConcurrentDeployments:
         last = parse_trailers(git(remote, "log", "-1", "--format=%B", "main"))["Mlplane-Version"]
         deployment = git(remote, "show", f"main:{s7.directory}/base/deployment.yaml")
         assert (digest("a") in deployment) == (last == "8")
+
+
+class TestAfterItsOwnPush:
+    """A clone that pushed the tip it tracks lands the next change without fetching first;
+    these are the cases where the remote moved meanwhile."""
+
+    async def test_a_change_another_replica_landed_meanwhile_is_not_landed_twice(
+        self, remote: Path, tmp_path: Path
+    ) -> None:
+        a, b = replica(remote, tmp_path), replica(remote, tmp_path)
+        # Replicas in one second would make the very same commit; these are told apart.
+        b.author = Author("mlplane deployer", "replica-b@mlplane.invalid")
+        await a.apply(*deploy_args(seed="a"))  # a's clone now stands at the tip it pushed
+        c, files = deploy_args(seed="b")
+        landed_by_b = await b.apply(c, files)
+        again_by_a = await a.apply(c, files)
+        assert (landed_by_b.created, again_by_a.created) == (True, False)
+        assert again_by_a.sha == landed_by_b.sha
+        assert len(commits(remote)) == 2
+
+    async def test_a_change_after_another_replicas_commit_lands_on_top_of_it(
+        self, remote: Path, tmp_path: Path
+    ) -> None:
+        a, b = replica(remote, tmp_path), replica(remote, tmp_path)
+        await a.apply(*deploy_args(seed="a"))
+        s_other = spec(seed="b", model="other")
+        by_b = await b.apply(
+            change(s_other.team, s_other.model, "dev", s_other.directory), render(s_other).files
+        )
+        s_mine = spec(seed="c", model="mine")
+        by_a = await a.apply(
+            change(s_mine.team, s_mine.model, "dev", s_mine.directory), render(s_mine).files
+        )
+        assert by_a.created
+        assert (by_a.attempts, by_a.rebases) == (2, 1)  # refused once, rebased, landed
+        assert commits(remote)[:2] == [by_a.sha, by_b.sha]
+        listed = set(git(remote, "ls-tree", "-r", "--name-only", "main").split())
+        assert set(render(s_other).files) <= listed
+        assert set(render(s_mine).files) <= listed
+
+    async def test_a_remote_rewound_behind_the_clone_is_not_written_over(
+        self, remote: Path, tmp_path: Path
+    ) -> None:
+        """The push is a swap on the tip the commit was made on, not a fast-forward check:
+        a branch an operator reset is seen, not silently extended from the old tip."""
+        a = replica(remote, tmp_path)
+        first = await a.apply(*deploy_args(seed="a"))
+        second = await a.apply(*deploy_args(seed="b"))
+        git(remote, "update-ref", "refs/heads/main", first.sha)  # rewound by an operator
+        third = await a.apply(*deploy_args(seed="c"))
+        assert third.created
+        history = commits(remote)
+        assert second.sha not in history
+        assert history[1] == first.sha
 
 
 class TestPushFailures:

@@ -20,7 +20,12 @@ from mlplane_runtime.settings import RuntimeSettings
 SECRET = b"s" * 40
 
 
-def context(tmp_path: Path, secret: bytes | None = SECRET, port: int = 8080) -> ServiceContext:
+def context(
+    tmp_path: Path,
+    secret: bytes | None = SECRET,
+    port: int = 8080,
+    hosted: frozenset[str] = frozenset({"deployer"}),
+) -> ServiceContext:
     return ServiceContext(
         name="deployer",
         settings=RuntimeSettings(http_port=port, http_host="0.0.0.0"),
@@ -29,13 +34,22 @@ def context(tmp_path: Path, secret: bytes | None = SECRET, port: int = 8080) -> 
         transport=None,  # type: ignore[arg-type]
         data_dir=tmp_path,
         identity_secret=secret,
+        hosted=hosted,
     )
 
 
-def test_embedded_mode_scans_with_the_scanner_of_the_same_platform(tmp_path: Path) -> None:
-    gate = manifest_scan_gate(
-        DeployerSettings(), context(tmp_path, port=9090), scanner_installed=True
-    )
+ONE_PROCESS = frozenset({"gateway", "registry", "builder", "scanner", "deployer", "drift"})
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [DeployerSettings(), DeployerSettings(gitops_remote="https://git.example.com/gitops.git")],
+    ids=["embedded", "remote-gitops"],
+)
+def test_one_process_scans_with_the_scanner_of_the_same_platform(
+    tmp_path: Path, settings: DeployerSettings
+) -> None:
+    gate = manifest_scan_gate(settings, context(tmp_path, port=9090, hosted=ONE_PROCESS))
     assert gate.client is not None
     assert gate.client.base_url == "http://127.0.0.1:9090/scanner"
     assert gate.client.key == derive_identity_key(SECRET, "scanner")
@@ -53,25 +67,24 @@ def test_a_configured_scanner_url_wins_a_bare_address_with_the_scanners_mount(
     tmp_path: Path, configured: str, called: str
 ) -> None:
     settings = DeployerSettings(scanner_url=configured)  # type: ignore[arg-type]
-    gate = manifest_scan_gate(settings, context(tmp_path), scanner_installed=False)
+    gate = manifest_scan_gate(settings, context(tmp_path, hosted=ONE_PROCESS))
     assert gate.client is not None
     assert gate.client.base_url == called
 
 
-@pytest.mark.parametrize("installed", [True, False])
-def test_a_remote_gitops_repository_without_a_scanner_url_refuses_to_start(
-    tmp_path: Path, installed: bool
+@pytest.mark.parametrize(
+    "settings",
+    [DeployerSettings(), DeployerSettings(gitops_remote="https://git.example.com/gitops.git")],
+    ids=["embedded", "remote-gitops"],
+)
+def test_a_deployer_served_alone_without_a_scanner_url_refuses_to_start(
+    tmp_path: Path, settings: DeployerSettings
 ) -> None:
-    settings = DeployerSettings(gitops_remote="https://git.example.com/gitops.git")
+    # `mlplane serve deployer`: the scanner may be installed, but nothing serves it here.
     with pytest.raises(ManifestScanNotConfigured) as refused:
-        manifest_scan_gate(settings, context(tmp_path), scanner_installed=installed)
+        manifest_scan_gate(settings, context(tmp_path))
     assert "MLPLANE_DEPLOYER_SCANNER_URL" in refused.value.detail
     assert "MLPLANE_DEPLOYER_MANIFEST_SCAN=off" in refused.value.detail
-
-
-def test_embedded_mode_without_the_scanner_installed_refuses_to_start(tmp_path: Path) -> None:
-    with pytest.raises(ManifestScanNotConfigured):
-        manifest_scan_gate(DeployerSettings(), context(tmp_path), scanner_installed=False)
 
 
 def test_scans_switched_off_say_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

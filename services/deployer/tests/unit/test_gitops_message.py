@@ -50,6 +50,8 @@ class TestMessage:
     def test_rollback_names_the_commit_it_reverts(self) -> None:
         message = _change(action=ChangeAction.ROLLBACK, version=7).message(reverts="f" * 40)
         assert message.startswith("roll back acme/fraud in prod to v7")
+        first = _change(action=ChangeAction.ROLLBACK, version=7, removes=True).message()
+        assert first.startswith("roll back acme/fraud in prod removing v7\n")
         assert parse_trailers(message)["Mlplane-Reverts"] == "f" * 40
 
     @pytest.mark.parametrize(

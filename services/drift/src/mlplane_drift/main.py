@@ -88,7 +88,7 @@ def _s3(settings: DriftSettings) -> S3BlobStore | None:
         settings.s3_access_key.get_secret_value(),
         settings.s3_secret_key.get_secret_value(),
     )
-    return S3BlobStore(connection, settings.s3_bucket)
+    return S3BlobStore(connection, settings.s3_space())
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from mlplane_contracts.events import MAX_DRIFT_SAMPLES
+from mlplane_runtime.s3_bucket import BUCKET_PATTERN, DEFAULT_BUCKET, PREFIX_PATTERN, BucketSpace
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -44,15 +45,17 @@ class DriftSettings(BaseSettings):
     s3_endpoint_url: AnyHttpUrl | None = None
     """S3 API for profiles, reports and datasets; unset: profiles and reports on the local
     disk under the data dir, datasets only uploaded (no `s3://` dataset can be read)."""
-    s3_bucket: str = Field(
-        default="mlplane-drift", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+$"
-    )
+    s3_bucket: str = Field(default=DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
+    """The platform's bucket (one for every service); made at start-up when missing."""
+    s3_prefix: str = Field(default="drift/", pattern=PREFIX_PATTERN)
+    """The drift service's part of the bucket: profiles, reports and a team's own
+    datasets lie under `<prefix>teams/<team>/`."""
     s3_region: str = Field(default="us-east-1", min_length=1)
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
     team_data_locations: dict[str, list[str]] = Field(default_factory=dict)
     """`s3://bucket/prefix` locations a team's datasets and sample files may be read from,
-    besides `s3://<s3_bucket>/teams/<team>/` (JSON: {"fraud-team": ["s3://ml-data/fraud/"]})."""
+    besides `s3://<s3_bucket>/<s3_prefix>teams/<team>/` (JSON: {"fraud-team": ["s3://ml-data/fraud/"]})."""
 
     max_concurrent_verdicts: int = Field(default=2, ge=1, le=64)
     lease_s: float = Field(default=60.0, gt=0, le=3600)
@@ -88,7 +91,11 @@ class DriftSettings(BaseSettings):
             )
         return self
 
+    def s3_space(self) -> BucketSpace:
+        """Where the drift service's own objects go in S3."""
+        return BucketSpace(self.s3_bucket, self.s3_prefix, "MLPLANE_DRIFT_S3_BUCKET")
+
     def data_locations(self, team: str) -> tuple[str, ...]:
         """The `s3://` prefixes `team` may name datasets under."""
-        own = f"s3://{self.s3_bucket}/teams/{team}/"
+        own = self.s3_space().uri(f"teams/{team}/")
         return (own, *self.team_data_locations.get(team, ()))

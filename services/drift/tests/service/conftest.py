@@ -88,8 +88,11 @@ def s3_connection(endpoint: S3Endpoint) -> S3Connection:
 
 
 @pytest.fixture
-async def blobs(s3_endpoint: S3Endpoint, bucket: str) -> AsyncIterator[S3BlobStore]:  # noqa: F811
-    store = S3BlobStore(s3_connection(s3_endpoint), bucket)
+async def blobs(
+    s3_endpoint: S3Endpoint,  # noqa: F811
+    settings: DriftSettings,
+) -> AsyncIterator[S3BlobStore]:
+    store = S3BlobStore(s3_connection(s3_endpoint), settings.s3_space())
     await store.start()
     try:
         yield store

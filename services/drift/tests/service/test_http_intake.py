@@ -40,7 +40,7 @@ async def test_a_shifted_window_is_reported_and_alerted_exactly_once(
     assert summary["drifted_features"] == ["amount"]
     assert summary["alert_fired"] is True
     assert summary["report_uri"] == alert["report_uri"]
-    assert summary["report_uri"].startswith(f"s3://{hosted.bucket}/teams/{team}/")
+    assert summary["report_uri"].startswith(f"s3://{hosted.bucket}/drift/teams/{team}/")
     report = await hosted.http.get(f"/reports/{summary['id']}", headers=as_(team))
     assert report.status_code == 200
     features = {f["feature"]: f for f in report.json()["features"]}

@@ -72,7 +72,7 @@ async def test_datasets_outside_the_teams_locations_are_refused(hosted: Hosted, 
     assert refused.status_code == 403
     assert refused.headers["content-type"] == "application/problem+json"
     assert "not under your team's data locations" in refused.json()["detail"]
-    sneaky = f"s3://{hosted.bucket}/teams/{team}/../someone-else/train.parquet"
+    sneaky = f"s3://{hosted.bucket}/drift/teams/{team}/../someone-else/train.parquet"
     assert (
         await hosted.http.put(
             "/models/fraud/versions/1/reference", json={"uri": sneaky}, headers=as_(team)
@@ -80,7 +80,7 @@ async def test_datasets_outside_the_teams_locations_are_refused(hosted: Hosted, 
     ).status_code == 422
     missing = await hosted.http.put(
         "/models/fraud/versions/1/reference",
-        json={"uri": f"s3://{hosted.bucket}/teams/{team}/none.parquet"},
+        json={"uri": f"s3://{hosted.bucket}/drift/teams/{team}/none.parquet"},
         headers=as_(team),
     )
     assert missing.status_code == 404
@@ -99,7 +99,7 @@ async def test_unreadable_datasets_get_a_clear_error(hosted: Hosted, team: str) 
     assert "Parquet" in garbage.json()["detail"]
     unnamed = await hosted.http.put(
         "/models/fraud/versions/1/reference",
-        json={"uri": f"s3://{hosted.bucket}/teams/{team}/data"},
+        json={"uri": f"s3://{hosted.bucket}/drift/teams/{team}/data"},
         headers=as_(team),
     )
     assert unnamed.status_code == 422

@@ -14,7 +14,7 @@ def test_defaults_close_windows_by_count_and_time(monkeypatch: pytest.MonkeyPatc
     settings = load_settings(DriftSettings)
     assert (settings.window_count, settings.window_seconds) == (1000, 3600.0)
     assert settings.reference_from_samples == 0
-    assert settings.data_locations("risk") == ("s3://mlplane-drift/teams/risk/",)
+    assert settings.data_locations("risk") == ("s3://mlplane/drift/teams/risk/",)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +49,6 @@ def test_windows_that_never_close_are_refused(monkeypatch: pytest.MonkeyPatch) -
 def test_team_locations_add_to_the_teams_own_prefix() -> None:
     settings = DriftSettings(team_data_locations={"risk": ["s3://ml-data/risk/"]})
     assert settings.data_locations("risk") == (
-        "s3://mlplane-drift/teams/risk/",
+        "s3://mlplane/drift/teams/risk/",
         "s3://ml-data/risk/",
     )

@@ -2,9 +2,9 @@
 
 `main.build` makes a `HostedGateway` per hosting; the host binds it to each request of
 the gateway's routes, and a route takes it as `gateway: Gateway`. The gateway
-authenticates its callers itself: `Admin`, `Publisher`, `Subscriber` (the caller,
-holding that scope) and `Authenticated` (scope not yet checked) reach this hosting's
-`Guard` through the same resources. The unit of work comes from `mlplane_runtime.deps`
+authenticates its callers itself: `Admin`, `Publisher`, `Subscriber`, `DeployWriter`
+(the caller, holding that scope) and `Authenticated` (scope not yet checked) reach this
+hosting's `Guard` through the same resources. The unit of work comes from `mlplane_runtime.deps`
 (`WriteUow`, `ReadUow`).
 """
 
@@ -92,5 +92,6 @@ async def authenticated(
 
 Admin = Annotated[Principal, Depends(admits(Scope.ADMIN))]
 Publisher = Annotated[Principal, Depends(admits(Scope.EVENTS_PUBLISH))]
+DeployWriter = Annotated[Principal, Depends(admits(Scope.DEPLOY_WRITE))]
 Subscriber = Annotated[Principal, Depends(admits(Scope.EVENTS_SUBSCRIBE))]
 Authenticated = Annotated[Principal, Depends(authenticated)]

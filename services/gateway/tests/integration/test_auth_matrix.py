@@ -72,6 +72,11 @@ def publish(target: Target) -> Request:
     return "POST", "/v1/events", {"content": message.body, "headers": message.headers}
 
 
+def request_deployment(target: Target) -> Request:
+    body = {"model": "fraud", "version": 1, "environment": "dev"}
+    return "POST", f"/v1/teams/{target.team}/deployment-requests", {"json": body}
+
+
 def subscribe(target: Target) -> Request:
     # Naming the team: another team's key asking for it is refused as "not found".
     return "POST", "/v1/subscriptions", {"json": {"sink": LOCAL_SINK, "team": target.team}}
@@ -121,6 +126,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", "/v1/keys/{key_id}"): Route(revoke_key, 204),
     ("PUT", "/v1/teams/{team}/webhook-secret"): Route(rotate_secret, 200),
     ("POST", "/v1/events"): Route(publish, 202, other_team=403),
+    ("POST", "/v1/teams/{team}/deployment-requests"): Route(request_deployment, 202),
     ("POST", "/v1/subscriptions"): Route(subscribe, 201),
     ("GET", "/v1/subscriptions"): Route(list_subscriptions, 200),
     ("GET", "/v1/subscriptions/{subscription_id}"): Route(get_subscription, 200),

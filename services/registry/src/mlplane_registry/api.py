@@ -15,11 +15,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from mlplane_contracts.scopes import MODELS_READ, MODELS_WRITE
 from mlplane_contracts.types import DNS_LABEL_PATTERN
-from mlplane_runtime.deps import Principal, ReadUow, Team, WriteUow, scoped
+from mlplane_runtime.deps import CurrentContext, Principal, ReadUow, Team, WriteUow, scoped
 from mlplane_runtime.errors import InvalidInput
 
 from mlplane_registry.deps import Registry
 from mlplane_registry.domain import Artifact, VersionStage
+from mlplane_registry.read_cache import CachedAnswer
 from mlplane_registry.schemas import (
     AliasedVersionOut,
     AliasOut,
@@ -151,18 +152,16 @@ async def create_version(
     return VersionOut.of(version)
 
 
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}/versions/{version}", response_model=VersionOut)
 async def get_version(
-    name: ModelName,
-    version: VersionNumber,
-    team: Team,
-    registry: Registry,
-    uow: ReadUow,
-    response: Response,
-) -> VersionOut:
-    found = await registry.service(uow).get_version(team, name, version)
-    response.headers["ETag"] = _etag(found.etag)
-    return VersionOut.of(found)
+    name: ModelName, version: VersionNumber, team: Team, registry: Registry, context: CurrentContext
+) -> Response:
+    async def read() -> CachedAnswer:
+        async with context.uow_factory.reading() as uow:
+            found = await registry.service(uow).get_version(team, name, version)
+        return CachedAnswer(VersionOut.of(found).model_dump_json().encode(), found.etag)
+
+    return _cached(await registry.cache.answer(team, name, ("version", version), read))
 
 
 @router.patch("/models/{name}/versions/{version}")
@@ -281,15 +280,21 @@ async def delete_alias(
     return Response(status_code=204)
 
 
-@router.get("/models/{name}/aliases/{alias}")
+@router.get("/models/{name}/aliases/{alias}", response_model=AliasedVersionOut)
 async def get_by_alias(
-    name: ModelName,
-    alias: AliasName,
-    team: Team,
-    registry: Registry,
-    uow: ReadUow,
-    response: Response,
-) -> AliasedVersionOut:
-    found, version = await registry.service(uow).get_alias(team, name, alias)
-    response.headers["ETag"] = _etag(found.etag)
-    return AliasedVersionOut(alias=AliasOut.of(found), version=VersionOut.of(version))
+    name: ModelName, alias: AliasName, team: Team, registry: Registry, context: CurrentContext
+) -> Response:
+    async def read() -> CachedAnswer:
+        async with context.uow_factory.reading() as uow:
+            found, version = await registry.service(uow).get_alias(team, name, alias)
+        body = AliasedVersionOut(alias=AliasOut.of(found), version=VersionOut.of(version))
+        return CachedAnswer(body.model_dump_json().encode(), found.etag)
+
+    return _cached(await registry.cache.answer(team, name, ("alias", alias), read))
+
+
+def _cached(answer: CachedAnswer) -> Response:
+    """A hot read's answer as sent: its JSON as is, no model built or checked again."""
+    return Response(
+        answer.body, media_type="application/json", headers={"ETag": _etag(answer.etag)}
+    )

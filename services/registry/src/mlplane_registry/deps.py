@@ -8,7 +8,7 @@ work, team and principal come from `mlplane_runtime.deps`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends
@@ -17,6 +17,7 @@ from mlplane_runtime.uow import UnitOfWork
 
 from mlplane_registry.artifacts.wiring import RegistryArtifacts
 from mlplane_registry.mlflow.settings import MlflowApiSettings
+from mlplane_registry.read_cache import ReadCache
 from mlplane_registry.service import RegistryService
 from mlplane_registry.settings import RegistrySettings
 from mlplane_registry.store import RegistryTables
@@ -32,6 +33,8 @@ class HostedRegistry:
     mlflow: MlflowApiSettings
     wake_registration: Callable[[], None] = lambda: None
     """Tells the registration worker a pending version was committed."""
+    cache: ReadCache = field(default_factory=ReadCache)
+    """This worker's answers to the hot reads (see `read_cache`)."""
 
     def service(self, uow: UnitOfWork) -> RegistryService:
         """The registry's use cases on `uow`, with the teams' artifact locations."""

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from mlplane_runtime.listen import NotificationListener
 from mlplane_runtime.service import ServiceContext, ServiceParts, ServicePlugin, ServiceWorker
 from mlplane_runtime.settings import load_settings
 
@@ -17,6 +18,7 @@ from mlplane_registry.artifacts.wiring import RegistryArtifacts, running, sweep_
 from mlplane_registry.deps import HostedRegistry
 from mlplane_registry.mlflow import api as mlflow_api
 from mlplane_registry.mlflow.settings import MlflowApiSettings
+from mlplane_registry.read_cache import ReadCache
 from mlplane_registry.registration.reading import ArtifactReader
 from mlplane_registry.registration.tracking import TrackingServer
 from mlplane_registry.registration.worker import RegistrationConfig, RegistrationWorker
@@ -68,7 +70,10 @@ def build(
             attempts=mlflow_settings.registration_attempts,
         ),
     )
-    registry = HostedRegistry(tables, settings, artifacts, mlflow_settings, registration.wake)
+    cache = ReadCache()
+    registry = HostedRegistry(
+        tables, settings, artifacts, mlflow_settings, registration.wake, cache
+    )
     local = [] if artifacts.local is None else [build_router(artifacts.local)]
     return ServiceParts(
         handlers=handlers.event_handlers(tables, settings.artifact_locations),
@@ -77,20 +82,27 @@ def build(
             ServiceWorker("upload-sweep", lambda: sweep_expired_uploads(artifacts)),
             ServiceWorker("registration", registration.run),
         ],
-        lifespan=_running(artifacts, tracking),
+        lifespan=_running(
+            artifacts, tracking, cache.listen(context.database, tables.models.schema or "public")
+        ),
         resources=registry,
     )
 
 
 @asynccontextmanager
 async def _running(
-    artifacts: RegistryArtifacts, tracking: TrackingServer | None
+    artifacts: RegistryArtifacts,
+    tracking: TrackingServer | None,
+    cache_listener: NotificationListener,
 ) -> AsyncIterator[None]:
-    """The artifact store open while the registry runs; the tracking client closed after."""
+    """The artifact store open and the read cache listening while the registry runs; the
+    tracking client closed after."""
+    cache_listener.start()
     try:
         async with running(artifacts):
             yield
     finally:
+        await cache_listener.aclose()
         if tracking is not None:
             await tracking.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlplane_runtime.s3_bucket import BUCKET_PATTERN, DEFAULT_BUCKET, PREFIX_PATTERN
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,10 +31,10 @@ class RegistrySettings(BaseSettings):
     """S3 API the registry calls (S3, MinIO, SeaweedFS); unset: artifacts on local disk."""
     s3_public_endpoint_url: AnyHttpUrl | None = None
     """S3 address uploaders and downloaders reach, if not `s3_endpoint_url`."""
-    s3_bucket: str = Field(
-        default="mlplane-artifacts", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+$"
-    )
-    """The bucket holding artifacts; created at start-up when missing."""
+    s3_bucket: str = Field(default=DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
+    """The platform's bucket (one for every service); made at start-up when missing."""
+    s3_prefix: str = Field(default="registry/", pattern=PREFIX_PATTERN)
+    """The registry's part of the bucket: artifacts lie under `<prefix>teams/<team>/`."""
     s3_region: str = Field(default="us-east-1", min_length=1)
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None

@@ -16,6 +16,7 @@ from typing import Any
 import aioboto3
 import httpx
 import pytest
+from mlplane_contracts.artifacts import ARTIFACT_TREE_MEDIA_TYPE
 from mlplane_registry.domain import TeamArtifactLocations
 from mlplane_registry.main import build
 from mlplane_registry.mlflow.settings import MlflowApiSettings
@@ -185,6 +186,32 @@ async def test_a_directory_is_hashed_by_its_manifest_and_without_lineage_is_unat
     assert event["artifact"]["media_type"] == "application/vnd.mlplane.artifact-tree.v1"
     assert event["attested"] is False
     assert event["lineage"]["commit_sha"] == "0" * 40  # the contract's placeholder
+
+
+async def test_a_directory_is_announced_as_one_whatever_media_type_was_given(
+    mlflow_http: httpx.AsyncClient,
+    worker: RegistrationWorker,
+    s3: Any,
+    bucket: str,
+    registry_database: Database,
+    tables: RegistryTables,
+) -> None:
+    # The builder reads an artifact as a directory by its media type alone: a directory
+    # is never announced as a file, nor a file as a directory.
+    await s3.put_object(Bucket=bucket, Key="models/fraud/v3/MLmodel", Body=b"flavors: {}\n")
+    await s3.put_object(Bucket=bucket, Key="models/fraud/m.onnx", Body=b"onnx")
+    await mlflow_http.post("/registered-models/create", json={"name": "fraud"})
+    claimed = [{"key": "mlplane.media_type", "value": "application/octet-stream"}]
+    await create(mlflow_http, f"s3://{bucket}/models/fraud/v3", tags=claimed)
+    tree = [{"key": "mlplane.media_type", "value": ARTIFACT_TREE_MEDIA_TYPE}]
+    await create(mlflow_http, f"s3://{bucket}/models/fraud/m.onnx", tags=tree)
+    assert await worker.run_once() == "ready"
+    assert await worker.run_once() == "failed"
+    [event] = await registered_events(registry_database, tables)
+    assert event["artifact"]["media_type"] == ARTIFACT_TREE_MEDIA_TYPE
+    refused = await get(mlflow_http, "2")
+    assert refused["status"] == "FAILED_REGISTRATION"
+    assert "is a single file" in refused["status_message"]
 
 
 async def test_what_cannot_be_registered_fails_with_what_to_do(

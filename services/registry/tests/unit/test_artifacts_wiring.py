@@ -63,11 +63,17 @@ def test_s3_settings_build_an_s3_store_and_keep_the_secret(
     assert artifacts.local is None
     with pytest.raises(Unavailable):  # not started: no client before the lifespan
         artifacts.started()
-    assert artifacts.key_of("s3://models/teams/a/models/m/x/model.onnx") == (
+    # The registry's part of the platform's bucket: its prefix, `registry/` by default.
+    assert artifacts.key_of("s3://models/registry/teams/a/models/m/x/model.onnx") == (
         "teams/a/models/m/x/model.onnx"
     )
-    with pytest.raises(ArtifactNotFound):
-        artifacts.key_of("s3://elsewhere/teams/a/models/m/x/model.onnx")
+    for elsewhere in (
+        "s3://elsewhere/registry/teams/a/models/m/x/model.onnx",
+        "s3://models/drift/teams/a/models/m/x/model.onnx",  # another service's part
+        "s3://models/teams/a/models/m/x/model.onnx",
+    ):
+        with pytest.raises(ArtifactNotFound):
+            artifacts.key_of(elsewhere)
 
 
 def test_without_s3_artifacts_live_on_disk_behind_the_platform_url(tmp_path: Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 from mlplane_registry.domain import TeamArtifactLocations
 from mlplane_registry.domain.artifacts import TrackingLocation
@@ -17,7 +15,6 @@ from mlplane_registry.domain.registration import (
     https_repository,
     lineage_of,
     parse_source,
-    tree_digest,
 )
 
 COMMIT = "a" * 40
@@ -64,13 +61,6 @@ def test_the_sources_mlflow_sends(text: str, parsed: object) -> None:
 def test_other_sources_are_refused(text: str) -> None:
     with pytest.raises(SourceRefused):
         parse_source(text)
-
-
-def test_a_directory_digest_is_its_sorted_manifests() -> None:
-    files = [("b/x", 2, "2" * 64), ("a", 1, "1" * 64)]
-    manifest = f"{'1' * 64}  a\n{'2' * 64}  b/x\n"
-    assert tree_digest(files) == (3, hashlib.sha256(manifest.encode()).hexdigest())
-    assert tree_digest(reversed(files)) == tree_digest(files)
 
 
 def test_lineage_prefers_what_was_given_then_the_run() -> None:

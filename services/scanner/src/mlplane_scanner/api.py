@@ -8,6 +8,7 @@ edits with `If-Match` are refused with 412 when the policy moved on meanwhile.
 - `POST /policies/{environment}/exceptions`, `DELETE .../exceptions/{finding_id}`;
 - `POST /policies/{environment}/vex`: an OpenVEX document;
 - `GET /scans`, `GET /scans/{digest}`: findings, verdict per environment, report URIs;
+- `GET /scans/{digest}/sbom`: the newest SBOM of the image (CycloneDX JSON), to download;
 - `POST /manifests/scan`: rendered Kubernetes manifests → misconfigurations, verdict.
 
 Reads need `models:read`, a manifest scan `models:read` (it changes nothing), every
@@ -44,6 +45,7 @@ from mlplane_scanner.schemas import (
     ScanSummaryOut,
 )
 from mlplane_scanner.service import policy_etag, utc_now
+from mlplane_scanner.worker import CYCLONEDX
 
 MAX_VEX_BYTES = 8 * 1024 * 1024
 
@@ -192,6 +194,22 @@ async def list_scans(
 async def get_scans(digest: ImageDigest, team: Team, scanner: Scanner, uow: ReadUow) -> DigestScans:
     views = await scanner.service(uow).scan_views(team, digest)
     return DigestScans(digest=digest, scans=[ScanOut.of_view(v) for v in views])
+
+
+@router.get(
+    "/scans/{digest}/sbom",
+    response_class=Response,
+    responses={200: {"content": {CYCLONEDX: {}}, "description": "the SBOM, CycloneDX JSON"}},
+)
+async def get_sbom(digest: ImageDigest, team: Team, scanner: Scanner, uow: ReadUow) -> Response:
+    uri = await scanner.service(uow).sbom_uri(team, digest)
+    document = await scanner.reports.get(uri)
+    name = f"sbom-{digest.removeprefix('sha256:')[:12]}.cdx.json"
+    return Response(
+        document,
+        media_type=CYCLONEDX,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 # -- manifests --------------------------------------------------------------------

@@ -100,7 +100,7 @@ def _s3_reports(settings: ScannerSettings) -> S3ReportStore | None:
     assert settings.s3_secret_key is not None
     return S3ReportStore(
         str(settings.s3_endpoint_url).rstrip("/"),
-        settings.s3_bucket,
+        settings.s3_space(),
         settings.s3_region,
         settings.s3_access_key.get_secret_value(),
         settings.s3_secret_key.get_secret_value(),

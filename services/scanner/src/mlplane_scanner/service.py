@@ -362,6 +362,17 @@ class ScannerService:
             views.append(ScanView(scan, findings, evaluations))
         return views
 
+    async def sbom_uri(self, team: str, digest: str) -> str:
+        """Where the newest SBOM of `digest` in `team` is kept.
+
+        Raises `ScanNotFound` when the team has no finished scan of it with an SBOM.
+        """
+        scans = await self._repo.scans_of_digest(team, digest)
+        for scan in reversed(scans):
+            if scan.sbom_uri is not None:
+                return scan.sbom_uri
+        raise ScanNotFound(f"no SBOM of {digest} in team {team}", digest=digest)
+
     async def list_scans(self, team: str, limit: int, before_id: int | None) -> list[ScanRow]:
         return await self._repo.list_scans(team, limit, before_id)
 

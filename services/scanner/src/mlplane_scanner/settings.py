@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from mlplane_contracts.events import Environment
+from mlplane_runtime.s3_bucket import BUCKET_PATTERN, DEFAULT_BUCKET, PREFIX_PATTERN, BucketSpace
 from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -58,9 +59,10 @@ class ScannerSettings(BaseSettings):
 
     s3_endpoint_url: AnyHttpUrl | None = None
     """S3 API reports and SBOMs are written to; unset: the local disk under the data dir."""
-    s3_bucket: str = Field(
-        default="mlplane-scans", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+$"
-    )
+    s3_bucket: str = Field(default=DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
+    """The platform's bucket (one for every service); made at start-up when missing."""
+    s3_prefix: str = Field(default="scanner/", pattern=PREFIX_PATTERN)
+    """The scanner's part of the bucket: reports lie under `<prefix>teams/<team>/`."""
     s3_region: str = Field(default="us-east-1", min_length=1)
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
@@ -80,3 +82,7 @@ class ScannerSettings(BaseSettings):
                 "go together"
             )
         return self
+
+    def s3_space(self) -> BucketSpace:
+        """Where the scanner's reports go in S3."""
+        return BucketSpace(self.s3_bucket, self.s3_prefix, "MLPLANE_SCANNER_S3_BUCKET")

@@ -21,6 +21,7 @@ from mlplane_contracts import events as ev
 from mlplane_contracts.envelope import CloudEvent, new_event
 from mlplane_runtime.consumer import EventConsumer
 from mlplane_runtime.db import Database
+from mlplane_runtime.s3_bucket import BucketSpace
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 from mlplane_scanner.deps import HostedScanner
 from mlplane_scanner.main import MIGRATIONS, build
@@ -78,7 +79,7 @@ async def tables(scanner_database: Database) -> AsyncIterator[ScannerTables]:
 async def reports(s3_endpoint: S3Endpoint) -> AsyncIterator[S3ReportStore]:  # noqa: F811
     store = S3ReportStore(
         s3_endpoint.url,
-        unique_bucket("scans"),
+        BucketSpace(unique_bucket("scans"), "scanner/"),
         s3_endpoint.region,
         s3_endpoint.access_key,
         s3_endpoint.secret_key,
@@ -88,7 +89,7 @@ async def reports(s3_endpoint: S3Endpoint) -> AsyncIterator[S3ReportStore]:  # n
         yield store
     finally:
         await store.close()
-        await delete_bucket(s3_endpoint, store.bucket)
+        await delete_bucket(s3_endpoint, store.space.bucket)
 
 
 @dataclass

@@ -50,6 +50,28 @@ class TestVerdicts:
         assert event["vulnerabilities_assessed"] is True
         assert _duration_count("passed") == before + 1
 
+    async def test_the_sbom_downloads_for_its_team_only(
+        self, scanner: ScannerUnderTest, test_images: ScannerTestImages
+    ) -> None:
+        digest = test_images.clean.split("@", 1)[1]
+        missing = await scanner.http.get(f"/scans/{digest}/sbom")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        await scanner.deliver(scanner.built(test_images.clean))
+        await scanner.drain()
+        (event,) = await scanner.scanned_events()
+
+        answer = await scanner.http.get(f"/scans/{digest}/sbom")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/vnd.cyclonedx+json"
+        assert answer.headers["content-disposition"].startswith('attachment; filename="sbom-')
+        assert answer.content == await scanner.reports.get(event["sbom_uri"])
+        assert answer.json()["bomFormat"] == "CycloneDX"
+        theirs = await scanner.http.get(
+            f"/scans/{digest}/sbom", headers={"X-Mlplane-Team": "another-team"}
+        )
+        assert theirs.status_code == 404
+
     async def test_the_vulnerable_image_fails_passes_under_an_exception_and_fails_after_it_expires(
         self, scanner: ScannerUnderTest, test_images: ScannerTestImages
     ) -> None:
@@ -119,7 +141,7 @@ class TestVerdicts:
         listing = await scanner.http.get("/scans")
         assert len(listing.json()["scans"]) == 1
         client = scanner.reports._bucket.client()
-        objects = await client.list_objects_v2(Bucket=scanner.reports.bucket)
+        objects = await client.list_objects_v2(Bucket=scanner.reports.space.bucket)
         keys = sorted(item["Key"].rsplit("/", 1)[1] for item in objects.get("Contents", []))
         assert keys == ["sbom.cdx.json", "trivy.json"]
 

@@ -49,6 +49,7 @@ from mlplane_runtime.telemetry.metrics import (
     EVENTS_REPLAYED,
     EVENTS_RETRIED,
 )
+from mlplane_runtime.waiting import wait_set
 
 __all__ = ["EmbeddedTransport"]
 
@@ -281,8 +282,7 @@ class EmbeddedTransport:
                 consumer.wake.clear()
             if self._stopping:
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(consumer.wake.wait(), timeout=max(timeout, 0.01))
+            await wait_set(consumer.wake, max(timeout, 0.01))
 
     @staticmethod
     def _finished(consumer: _Consumer, task: asyncio.Task[None]) -> None:

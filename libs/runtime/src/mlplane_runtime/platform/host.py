@@ -137,12 +137,13 @@ class Platform:
             )
         transport = self._transport
 
+        hosted = frozenset(plugin.name for plugin in self.plugins)
         for plugin in self.plugins:
             data_dir = settings.data_dir / plugin.name
             data_dir.mkdir(parents=True, exist_ok=True)
             try:
                 service = HostedService(
-                    plugin, settings, database, transport, data_dir, identity_secret
+                    plugin, settings, database, transport, data_dir, identity_secret, hosted
                 )
             except InvalidInput as exc:
                 raise PlatformStartFailed(exc.detail) from exc

@@ -43,8 +43,10 @@ class HostedService:
         transport: Transport,
         data_dir: Path,
         identity_secret: bytes | None = None,
+        hosted: frozenset[str] = frozenset(),
     ) -> None:
-        """`identity_secret` is the platform's (see `identity_secret`). Raises
+        """`identity_secret` is the platform's (see `identity_secret`); `hosted` names every
+        service the host serves beside this one (`ServiceContext.hosted`). Raises
         IdentityNotConfigured when a service the gateway fronts has no identity key, and
         what the plug-in's `build` raises (InvalidInput for its settings)."""
         self.plugin = plugin
@@ -63,6 +65,7 @@ class HostedService:
             data_dir=data_dir,
             caller=caller,
             identity_secret=identity_secret,
+            hosted=hosted | {plugin.name},
         )
         self.parts: ServiceParts = plugin.parts_for(self.context)
         self.consumer = EventConsumer(plugin.name, self.context.uow_factory, self.parts.handlers)

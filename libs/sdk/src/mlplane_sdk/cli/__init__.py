@@ -1,4 +1,4 @@
-"""The `mlplane` command: run the platform, and work with it (README "The `mlplane` command")."""
+"""The `mlplane` command: run the platform, and work with it (docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """How the CLI reports a failure: one plain sentence on stderr, no traceback, and an
-exit code that says what kind of failure it was (README "The `mlplane` command").
+exit code that says what kind of failure it was (docs/cli.md, "Errors and exit codes").
 
 | code | meaning |
 |---|---|

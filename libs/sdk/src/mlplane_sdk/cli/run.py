@@ -11,8 +11,9 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -44,24 +45,46 @@ def up(
     from mlplane_runtime.service import PluginDiscoveryError, discover_services
 
     settings = _settings()
+    if processes:
+        # The names are enough here: each child imports its own service (and says so if
+        # it cannot); importing all of them in the launcher cost it seconds and ~250 MB.
+        _up_processes(settings, installed_service_names())
+        return
     try:
         plugins = discover_services()
     except PluginDiscoveryError as exc:
         fail(str(exc))
-    if processes:
-        _up_processes(settings, [plugin.name for plugin in plugins])
-        return
     _configure_telemetry("mlplane", settings)
     _serve("mlplane", settings, plugins)
 
 
+def installed_service_names() -> list[str]:
+    """The installed services' names, from their entry points (each bears its service's
+    name), without importing them."""
+    from importlib.metadata import entry_points
+
+    from mlplane_runtime.service import ENTRY_POINT_GROUP
+
+    return sorted({entry_point.name for entry_point in entry_points(group=ENTRY_POINT_GROUP)})
+
+
 def serve(
     service: Annotated[str, typer.Argument(help="The installed service to run, e.g. registry.")],
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes sharing the port, each a replica of the service.",
+        ),
+    ] = 1,
 ) -> None:
     """Run one installed service alone (as its production container does).
 
     Without MLPLANE_HTTP_PORT it listens on the service's own port (gateway 8080,
-    registry 8081, builder 8082, scanner 8083, deployer 8084, drift 8085).
+    registry 8081, builder 8082, scanner 8083, deployer 8084, drift 8085). With
+    --workers N, N processes serve the port (see mlplane_runtime.platform.workers);
+    without MLPLANE_DATABASE_URL they share one embedded PostgreSQL the parent starts.
     """
     from mlplane_runtime.platform.ports import default_port
     from mlplane_runtime.service import PluginDiscoveryError, find_service
@@ -73,8 +96,56 @@ def serve(
         plugin = find_service(service)
     except PluginDiscoveryError as exc:
         fail(str(exc))
+    if workers > 1:
+        _serve_workers(service, settings, plugin, workers)
+        return
     _configure_telemetry(service, settings)
     _serve(service, settings, [plugin])
+
+
+def _serve_workers(
+    service: str, settings: RuntimeSettings, plugin: ServicePlugin, workers: int
+) -> None:
+    """`serve` with `workers` forked processes; the parent only binds and supervises."""
+    from mlplane_runtime.embedded_postgres import EmbeddedPostgres
+    from mlplane_runtime.errors import MlplaneError
+    from mlplane_runtime.identity_secret import platform_identity_secret
+    from mlplane_runtime.platform import bind_http_socket, run_workers, serve_platform
+
+    _configure_logging(service, settings)
+    try:
+        # Made once here, so the workers do not race to create the dev secret.
+        platform_identity_secret(settings)
+        sock = bind_http_socket(settings.http_host, settings.http_port)
+    except MlplaneError as exc:
+        fail(exc.detail)
+    postgres = None
+    if settings.database_url is None:
+        postgres = EmbeddedPostgres(settings.data_dir)
+        settings = settings.model_copy(update={"database_url": postgres.start()})
+
+    def serve_one(listen: socket.socket, index: int, ready: Callable[[], None]) -> int:
+        # In the forked child: tracing may start an exporter thread, so only here.
+        _configure_tracing(service, settings)
+
+        def on_ready(url: str) -> None:
+            ready()
+            if index == 0:
+                _announce(url)
+
+        try:
+            _run(serve_platform(settings, [plugin], name=service, on_ready=on_ready, listen=listen))
+        except typer.Exit as exc:
+            return exc.exit_code
+        return 0
+
+    try:
+        code = run_workers(sock, workers, serve_one)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+    if code:
+        raise typer.Exit(code)
 
 
 def _up_processes(settings: RuntimeSettings, services: list[str]) -> None:
@@ -141,12 +212,21 @@ def _settings() -> RuntimeSettings:
 
 
 def _configure_telemetry(service: str, settings: RuntimeSettings) -> None:
+    _configure_logging(service, settings)
+    _configure_tracing(service, settings)
+
+
+def _configure_logging(service: str, settings: RuntimeSettings) -> None:
     from mlplane_runtime.telemetry.logging import configure_logging
-    from mlplane_runtime.telemetry.setup import configure_tracing
 
     configure_logging(service, settings.log_level, format=settings.log_format)
     # pgserver narrates every command it runs at INFO; its warnings are enough.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+def _configure_tracing(service: str, settings: RuntimeSettings) -> None:
+    from mlplane_runtime.telemetry.setup import configure_tracing
+
     configure_tracing(service, settings.otlp_endpoint)
 
 

@@ -1,7 +1,7 @@
 """`mlplane upload FILE --model M`: an artifact to the registry, resumable, with progress.
 
-The registry signs one URL per part and checks the result (README "Uploading an
-artifact"); the bytes go straight to object storage, several parts at once. The
+The registry signs one URL per part and checks the result (docs/services/registry.md,
+"Uploading an artifact"); the bytes go straight to object storage, several parts at once. The
 file's sha256 is computed first, reading it once in constant memory (the registry
 wants it before it plans the upload and verifies it after). An interrupted upload
 is resumed by running the same command again (`upload_state`). With `--register`

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from mlplane_contracts.artifacts import ARTIFACT_TREE_MEDIA_TYPE
 from mlplane_contracts.subjects import version_subject
 from mlplane_runtime.errors import Conflict
 
@@ -47,6 +48,12 @@ class BuildRequest:
     ci_run_url: str
     registered_at: datetime
     artifact_media_type: str | None = None
+
+    @property
+    def artifact_is_directory(self) -> bool:
+        """Whether the artifact is a directory (an MLflow model) the registry verified as
+        one: its files go into the image below the model's path."""
+        return self.artifact_media_type == ARTIFACT_TREE_MEDIA_TYPE
 
     @property
     def subject(self) -> str:

@@ -53,7 +53,8 @@ class ImageSpec:
     """The model layer's file and the config's env and labels of one build."""
 
     model_path: str
-    """Absolute path of the model file inside the image."""
+    """Absolute path of the model file inside the image, or of the model directory
+    (an MLflow model) whose files the layer holds."""
     env: dict[str, str]
     labels: dict[str, str]
     history_comment: str
@@ -71,7 +72,13 @@ def image_spec(
 ) -> ImageSpec:
     """The spec of `request`'s image on `base_image` (`repo@digest`, None: scratch)."""
     model_dir = f"{MODELS_ROOT}/{request.model}/{request.version}"
-    model_path = f"{model_dir}/{artifact_file_name(request.artifact_uri)}"
+    # A model directory (an MLflow model) is the version's directory itself, so
+    # MODEL_PATH is what `mlflow models serve -m` takes; a file goes in it, by its name.
+    model_path = (
+        model_dir
+        if request.artifact_is_directory
+        else f"{model_dir}/{artifact_file_name(request.artifact_uri)}"
+    )
     created = request.registered_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     env = {
         "MODEL_NAME": request.model,

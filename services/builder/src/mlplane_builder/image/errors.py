@@ -31,24 +31,6 @@ class LayerSizeMismatch(Conflict):
             declared=declared,
             streamed=streamed,
         )
-        self.complete = complete
-
-
-class LayerContentMismatch(Conflict):
-    """The artifact streamed into a layer does not have the sha256 it was declared with."""
-
-    problem_type = f"{PROBLEM_BASE_URI}/layer-content-mismatch"
-    title = "Layer content does not match its declared digest"
-
-    def __init__(self, path: str, expected: str, actual: str) -> None:
-        super().__init__(
-            f"{path}: the content's sha256 is {actual}, declared {expected}",
-            path=path,
-            expected=expected,
-            actual=actual,
-        )
-        self.expected = expected
-        self.actual = actual
 
 
 class InvalidLayerFile(InvalidInput):

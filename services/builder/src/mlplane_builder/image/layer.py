@@ -1,13 +1,12 @@
 """A model artifact streamed into one reproducible gzip tar layer, hashed on the way.
 
-`LayerStream` turns a stream of the file's bytes into the gzip bytes of a
-layer holding that file, in constant memory, and knows the layer's digest and
-diff-id once the last byte is out; given the file's sha256, it checks the
-content against it on the way. The CPU work runs in worker threads, two at a
-time: ISA-L and hashlib release the GIL, so one thread compresses a chunk and
-hashes the gzip bytes it made while the other hashes the chunk (the tar, and
-the file's content in it), and the event loop meanwhile reads the next chunk
-from the source and hands the previous output to the consumer.
+`LayerStream` turns a stream of the file's bytes (or of a model directory's files,
+back to back) into the gzip bytes of a layer holding them, in constant memory, and
+knows the layer's digest and diff-id once the last byte is out. The CPU work runs in
+worker threads, two at a time: ISA-L and hashlib release the GIL, so one thread
+compresses a chunk and hashes the gzip bytes it made while the other hashes the
+chunk (the tar), and the event loop meanwhile reads the next chunk from the source
+and hands the previous output to the consumer.
 """
 
 from __future__ import annotations
@@ -15,14 +14,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from mlplane_oci.media_types import OCI_LAYER_GZIP
 
-from mlplane_builder.image.errors import LayerContentMismatch, LayerSizeMismatch
+from mlplane_builder.image.errors import LayerSizeMismatch
 from mlplane_builder.image.gzip_member import HEADER, Chunk, GzipMember
-from mlplane_builder.image.tar_entries import LayerFile, tar_prefix, tar_suffix
+from mlplane_builder.image.tar_entries import (
+    END_OF_ARCHIVE,
+    LayerFile,
+    tar_padding,
+    tar_prefix,
+)
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "BuiltLayer", "LayerFile", "LayerStream"]
 
@@ -41,41 +45,37 @@ class BuiltLayer:
 
 
 class LayerStream:
-    """The gzip bytes of a one-file layer, produced while `source` is read.
+    """The gzip bytes of a layer of one file or several, produced while `source` is read.
 
     Iterate once: every chunk but the last is exactly `chunk_size` bytes (with
     `exact_chunks`; else the compressor's pieces are yielded as they come, about
     a feed block each, which saves copying every byte into chunks when the
     consumer does not need them: a streamed upload). `source` must stream
-    exactly `file.size` bytes, in pieces of any size; otherwise iteration
-    raises `LayerSizeMismatch` (as soon as it streams one byte too many, or
-    when it ends short). The bytes depend only on the file's
-    content, path and mode and on `compression_level`, not on how the source
-    splits its content nor on `chunk_size`.
+    exactly the files' bytes, one after the other in the order given
+    (`file.size` bytes each), in pieces of any size that may cross from one file
+    to the next; otherwise iteration raises `LayerSizeMismatch` (as soon as it
+    streams one byte too many, or when it ends short). The bytes depend only on
+    the files' content, paths and modes, their order and on `compression_level`,
+    not on how the source splits its content nor on `chunk_size`. Give several
+    files in path order: each directory is then written once.
 
-    With `content_sha256` (hex), the file's content must hash to it: otherwise
-    `LayerContentMismatch` is raised before the last chunk is yielded, so a
-    layer is never finished from the wrong bytes.
-
-    Memory stays at a few times `chunk_size` whatever the file's size. The
+    Memory stays at a few times `chunk_size` whatever the files' size. The
     stream owns `source`: it closes it (`aclose`, when it has one) once it
     ends, fails or is closed itself.
     """
 
     def __init__(
         self,
-        file: LayerFile,
+        file: LayerFile | Sequence[LayerFile],
         source: AsyncIterable[bytes],
         *,
         compression_level: int = 1,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         exact_chunks: bool = True,
-        content_sha256: str | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        self._file = file
-        self._content_sha256 = content_sha256
+        self._files = (file,) if isinstance(file, LayerFile) else tuple(file)
         self._source = source
         self._chunk_size = chunk_size
         # Exact: the outbox hands out chunks of this size once it holds one (the rest
@@ -100,7 +100,7 @@ class LayerStream:
         return self._gzip_chunks()
 
     async def _gzip_chunks(self) -> AsyncIterator[bytes]:
-        hashes = _Hashes(self._content_sha256 is not None, len(tar_prefix(self._file)))
+        hashes = _Hashes()
         hashes.gzip.update(HEADER)
         tar_size = 0
         gzip_size = 0
@@ -111,7 +111,7 @@ class LayerStream:
             async for tar_chunk in tar_chunks:
                 if step is not None:
                     outbox.put(await step)
-                step = asyncio.create_task(self._step(tar_chunk, tar_size, hashes))
+                step = asyncio.create_task(self._step(tar_chunk, hashes))
                 tar_size += len(tar_chunk)
                 del tar_chunk
                 # The consumer works on these while the step runs in its threads,
@@ -127,7 +127,6 @@ class LayerStream:
             tail = await asyncio.to_thread(self._finish, hashes)
             outbox.put([tail])
             del tail
-            self._check_content(hashes)
             while outbox.size:
                 chunk = outbox.take(self._take_size)
                 gzip_size += len(chunk)
@@ -152,10 +151,10 @@ class LayerStream:
                 if not step.cancelled():
                     step.exception()  # retrieved: the stream's own error wins
 
-    async def _step(self, tar_chunk: bytearray, offset: int, hashes: _Hashes) -> list[bytes]:
+    async def _step(self, tar_chunk: bytearray, hashes: _Hashes) -> list[bytes]:
         compressed, _ = await asyncio.gather(
             asyncio.to_thread(self._compress, tar_chunk, hashes),
-            asyncio.to_thread(hashes.tar_chunk, tar_chunk, offset, self._file.size),
+            asyncio.to_thread(hashes.tar_chunk, tar_chunk),
         )
         return compressed
 
@@ -171,21 +170,17 @@ class LayerStream:
         hashes.gzip.update(tail)
         return tail
 
-    def _check_content(self, hashes: _Hashes) -> None:
-        if hashes.content is None or self._content_sha256 is None:
-            return
-        actual = hashes.content.hexdigest()
-        if actual != self._content_sha256:
-            raise LayerContentMismatch(self._file.path, self._content_sha256, actual)
-
     async def _tar_chunks(self) -> AsyncGenerator[bytearray, None]:
         """The uncompressed tar in `chunk_size` pieces (the last one shorter).
 
         Each piece is a fresh buffer handed over to the worker threads, so a
         source byte is copied once on its way in, whatever the source's pieces.
         """
-        declared = self._file.size
-        cutter = _Cutter(self._chunk_size, tar_prefix(self._file))
+        files = self._files
+        declared = sum(file.size for file in files)
+        cutter = _Cutter(self._chunk_size, b"")
+        # The file being filled, and how many of its bytes are still to come.
+        current, remaining = _next_file(files, -1, cutter)
         streamed = 0
         for full in cutter.full():
             yield full
@@ -194,8 +189,16 @@ class LayerStream:
             async for chunk in source:
                 streamed += len(chunk)
                 if streamed > declared:
-                    raise LayerSizeMismatch(self._file.path, declared, streamed, complete=False)
-                cutter.push(chunk)
+                    last = files[-1].path if files else "/"
+                    raise LayerSizeMismatch(last, declared, streamed, complete=False)
+                view = memoryview(chunk).cast("B")
+                while len(view):
+                    taken = min(remaining, len(view))
+                    cutter.push(view[:taken])
+                    view = view[taken:]
+                    remaining -= taken
+                    if remaining == 0:
+                        current, remaining = _next_file(files, current, cutter)
                 for full in cutter.full():
                     yield full
         finally:
@@ -203,13 +206,29 @@ class LayerStream:
             if close is not None:
                 await close()
         if streamed != declared:
-            raise LayerSizeMismatch(self._file.path, declared, streamed, complete=True)
-        cutter.push(tar_suffix(declared))
+            raise LayerSizeMismatch(files[current].path, declared, streamed, complete=True)
+        cutter.push(END_OF_ARCHIVE)
         for full in cutter.full():
             yield full
         rest = cutter.rest()
         if rest:
             yield rest
+
+
+def _next_file(files: Sequence[LayerFile], current: int, cutter: _Cutter) -> tuple[int, int]:
+    """Close file `current` (its padding) and open the next one with bytes to come (its
+    headers; empty files on the way get theirs too): that one's index and size, or
+    `len(files)` and 0 once every file is complete."""
+    while True:
+        if current >= 0:
+            cutter.push(tar_padding(files[current].size))
+        current += 1
+        if current == len(files):
+            return current, 0
+        file = files[current]
+        cutter.push(tar_prefix(file, files[current - 1] if current else None))
+        if file.size:
+            return current, file.size
 
 
 class _Cutter:
@@ -281,21 +300,11 @@ class _Outbox:
 
 
 class _Hashes:
-    """The sha256s a layer computes: of its tar, of its gzip bytes and, when it is to
-    be checked, of the file's content (the tar bytes after the `prefix` headers)."""
+    """The sha256s a layer computes: of its tar (the diff-id) and of its gzip bytes."""
 
-    def __init__(self, content: bool, prefix: int) -> None:
+    def __init__(self) -> None:
         self.tar = hashlib.sha256()
         self.gzip = hashlib.sha256()
-        self.content = hashlib.sha256() if content else None
-        self._prefix = prefix
 
-    def tar_chunk(self, chunk: Chunk, offset: int, file_size: int) -> None:
-        """Hash the tar chunk starting at `offset` (and the content in it)."""
+    def tar_chunk(self, chunk: Chunk) -> None:
         self.tar.update(chunk)
-        if self.content is None:
-            return
-        start = max(0, self._prefix - offset)
-        end = min(len(chunk), self._prefix + file_size - offset)
-        if start < end:
-            self.content.update(memoryview(chunk)[start:end])

@@ -1,9 +1,10 @@
-"""The tar framing of a one-file layer: parent directories, the file's header, the end.
+"""The tar framing of a layer: parent directories, each file's header, the end.
 
-Only the framing is built here; the file's bytes stream between `tar_prefix`
-and `tar_suffix`. Every header field that could vary between machines or runs
-(mtime, owner, names of owner and group, directory modes) is fixed, so equal
-inputs give equal bytes. Headers are POSIX ustar, with a PAX extended header
+Only the framing is built here; a file's bytes stream between its `tar_prefix`
+and its `tar_padding` (`tar_suffix` for the last one: padding and the end).
+Every header field that could vary between machines or runs (mtime, owner,
+names of owner and group, directory modes) is fixed, so equal inputs give
+equal bytes. Headers are POSIX ustar, with a PAX extended header
 only where ustar cannot hold a value (a name past 100 characters, a size of
 8 GiB or more, a non-ASCII name); the PAX record itself is deterministic too.
 """
@@ -24,7 +25,7 @@ DIRECTORY_MODE = 0o755
 
 @dataclass(frozen=True, slots=True)
 class LayerFile:
-    """The one file a model layer carries.
+    """A file a model layer carries (one model file, or each file of a model directory).
 
     `path` is absolute in the image (`/models/fraud/3/model.onnx`); `size` is
     the exact number of bytes the source will stream. Raises `InvalidLayerFile`
@@ -61,20 +62,30 @@ def _check_path(path: str) -> None:
             raise InvalidLayerFile(f"path must be normal (no '', '.', '..' parts), got {path!r}")
 
 
-def tar_prefix(file: LayerFile) -> bytes:
-    """Headers of the file's parent directories (outermost first), then the file's header."""
+def tar_prefix(file: LayerFile, previous: LayerFile | None = None) -> bytes:
+    """Headers of the file's parent directories (outermost first) that `previous`, the
+    file before it in the layer, did not open already; then the file's header."""
     parts = file.parts
+    opened = () if previous is None else previous.parts[:-1]
+    shared = 0
+    while shared < min(len(opened), len(parts) - 1) and opened[shared] == parts[shared]:
+        shared += 1
     headers = [
         _header("/".join(parts[:depth]), tarfile.DIRTYPE, DIRECTORY_MODE, 0)
-        for depth in range(1, len(parts))
+        for depth in range(shared + 1, len(parts))
     ]
     headers.append(_header("/".join(parts), tarfile.REGTYPE, file.mode, file.size))
     return b"".join(headers)
 
 
+def tar_padding(size: int) -> bytes:
+    """What follows a `size`-byte file's content before the next header: zeros to a block."""
+    return bytes(-size % BLOCK)
+
+
 def tar_suffix(size: int) -> bytes:
     """What follows a `size`-byte file's content: padding to a block, then the archive's end."""
-    return bytes(-size % BLOCK) + END_OF_ARCHIVE
+    return tar_padding(size) + END_OF_ARCHIVE
 
 
 def _header(name: str, kind: bytes, mode: int, size: int) -> bytes:

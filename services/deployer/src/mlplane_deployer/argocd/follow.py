@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from mlplane_contracts.events import DeploymentPhase as P
+from mlplane_runtime.waiting import get_within
 
 from mlplane_deployer.argocd.phase_mapping import ArgoStatus, ObservedPhase, phase_of
 from mlplane_deployer.argocd.watch import ApplicationEvent, ApplicationWatch
@@ -184,9 +185,8 @@ async def follow_phases(
         while True:
             deadline = follower.next_deadline()
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                event = await asyncio.wait_for(events.get(), wait)
-            except TimeoutError:
+            event = await get_within(events, wait)
+            if event is None:
                 if pumping.done():
                     pumping.result()
                 for change in follower.expire():

@@ -31,6 +31,7 @@ from uuid import UUID
 from kubernetes_asyncio.client import ApiClient
 from mlplane_contracts.events import DeploymentPhase as P
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
+from mlplane_runtime.waiting import get_within
 
 from mlplane_deployer.argocd.client import AppliedApplication, ArgoCdApplications
 from mlplane_deployer.argocd.connection import kube_api_client
@@ -245,12 +246,7 @@ class ArgoCdSync:
             while True:
                 deadline = self._follower.next_deadline()
                 until = next_resync if deadline is None else min(deadline, next_resync)
-                try:
-                    item = await asyncio.wait_for(
-                        self._inbox.get(), max(0.0, until - self._clock())
-                    )
-                except TimeoutError:
-                    item = None
+                item = await get_within(self._inbox, max(0.0, until - self._clock()))
                 if pumping.done():
                     pumping.result()  # the watch gave up (401, 403, 404): start again
                 if item is not None:

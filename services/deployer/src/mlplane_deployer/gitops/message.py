@@ -50,6 +50,8 @@ class DeploymentChange:
     policy_version: int = 0
     trace_id: str | None = None
     canary_weight: int | None = None
+    removes: bool = False
+    """A rollback of the first deployment there: nothing to go back to, `version` goes."""
 
     def __post_init__(self) -> None:
         """Raises `InvalidChangeMessage` for a bad change id or a value with control chars."""
@@ -72,9 +74,10 @@ class DeploymentChange:
 
     def message(self, reverts: str | None = None) -> str:
         """The commit message; `reverts` is the commit a rollback undoes."""
+        back_to = f"removing v{self.version}" if self.removes else f"to v{self.version}"
         subject = {
             ChangeAction.ROLLBACK: f"roll back {self.team}/{self.model} in {self.environment} "
-            f"to v{self.version}",
+            f"{back_to}",
             ChangeAction.CANARY: f"canary {self.team}/{self.model} v{self.version} at "
             f"{self.canary_weight}% in {self.environment}",
         }.get(

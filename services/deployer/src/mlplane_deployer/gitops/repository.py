@@ -13,6 +13,12 @@ Each `GitOpsRepository` owns one working clone. A change is landed so:
 
 Within one process a lock serializes changes on the clone; across replicas the
 remote decides, and the retries above make every change land exactly once.
+
+When this clone pushed the tip it tracks and nothing has touched it since, step 1
+and the reset of step 2 are skipped: every push is a compare-and-swap on the tip the
+commit was made on (`--force-with-lease`), so if another replica moved the branch
+meanwhile, the push is refused and the change goes the long way above. A push that
+succeeds proves the remote was at that tip, which does not carry the change.
 """
 
 from __future__ import annotations
@@ -68,6 +74,9 @@ class GitOpsRepository:
     backoff_s: float = 0.05
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     _opened: bool = field(default=False, init=False, repr=False)
+    # The tip this clone last pushed, while HEAD, the working tree and the tracking ref
+    # all stand there untouched; None once anything may have moved one of them.
+    _clean_tip: str | None = field(default=None, init=False, repr=False)
     # Counted per landing; the lock makes them this landing's alone.
     _pushes: int = field(default=0, init=False, repr=False)
     _rebases: int = field(default=0, init=False, repr=False)
@@ -193,17 +202,27 @@ class GitOpsRepository:
             await self._open()
             self._pushes = self._rebases = 0
             for attempt in range(1, self.max_attempts + 1):
-                has_tip = await self._fetch()
-                existing = await self._find(change.change_id, change.directory) if has_tip else None
+                at_own_tip = attempt == 1 and self._clean_tip is not None
+                # At its own tip the clone does not fetch: the push checks the tip still is.
+                has_tip = True if at_own_tip else await self._fetch()
+                existing = (
+                    await self._find(change.change_id, change.directory, tip_known=at_own_tip)
+                    if has_tip
+                    else None
+                )
                 if existing is not None:
                     return self._result(existing, created=False)
-                await self._reset()
+                if self._clean_tip is None:
+                    await self._reset()
+                self._clean_tip = None  # mutated from here until a landing ends well
                 await mutate()
                 if (self.workdir / _relative(change.directory)).exists():
                     await self._git.run("add", "--all", "--", _relative(change.directory))
                 # else: a revert of the first commit there removed it, already staged.
                 if await self._git.succeeds("diff", "--cached", "--quiet"):
-                    return self._result(await self._head(), created=False)
+                    head = await self._head()
+                    self._clean_tip = head if has_tip else None
+                    return self._result(head, created=False)
                 message = change.message(reverts=", ".join(reverts) if reverts else None)
                 await self._git.run("commit", "--quiet", "--file", "-", stdin=message)
                 try:
@@ -212,7 +231,10 @@ class GitOpsRepository:
                     await asyncio.sleep(self._backoff(attempt))
                     continue
                 if sha is None:  # the rebase emptied our commit: the content is there
-                    return self._result(await self._head(), created=False)
+                    head = await self._head()
+                    self._clean_tip = head
+                    return self._result(head, created=False)
+                self._clean_tip = sha
                 log.info(
                     "gitops change landed",
                     extra={"change_id": change.change_id, "commit": sha, "pushes": self._pushes},
@@ -236,9 +258,16 @@ class GitOpsRepository:
         """
         while self._pushes < self.max_attempts:
             self._pushes += 1
+            # Only onto the tip the commit was made on (none: the branch must not exist).
+            sha, _, base = (
+                (await self._git.run("log", "-1", "--format=%H %P")).strip().partition(" ")
+            )
+            lease = f"--force-with-lease=refs/heads/{self.branch}:{base}"
             try:
-                await self._git.run("push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}")
-                return await self._head()
+                await self._git.run(
+                    "push", "--quiet", lease, "origin", f"HEAD:refs/heads/{self.branch}"
+                )
+                return sha
             except GitFailed as exc:
                 if not any(marker in exc.stderr for marker in _REJECTED):
                     raise GitOpsUnavailable(f"GitOps push failed: {exc}") from None
@@ -246,7 +275,9 @@ class GitOpsRepository:
             await self._fetch()
             if await self._find(change.change_id, change.directory) is not None:
                 raise _PushRejected  # another replica landed it; step 1 will find it
-            if not await self._git.succeeds("rebase", "--quiet", self._tracking):
+            # Our one commit alone: commits the remote no longer has stay gone.
+            since = (base,) if base else ("--root",)
+            if not await self._git.succeeds("rebase", "--quiet", "--onto", self._tracking, *since):
                 await self._git.run("rebase", "--abort", check=False)
                 raise _PushRejected
             self._rebases += 1
@@ -272,6 +303,7 @@ class GitOpsRepository:
 
     async def _fetch(self) -> bool:
         """Fetch the branch; False when the remote has no such branch yet."""
+        self._clean_tip = None  # the tracking ref may move past HEAD
         git = self._git
         try:
             await git.run(
@@ -299,9 +331,13 @@ class GitOpsRepository:
             await git.run("rm", "-r", "--quiet", "--cached", "--ignore-unmatch", ".")
         await git.run("clean", "-fdxq")
 
-    async def _find(self, change_id: str, directory: str | None) -> str | None:
+    async def _find(
+        self, change_id: str, directory: str | None, *, tip_known: bool = False
+    ) -> str | None:
         git = self._git
-        if not await git.succeeds("rev-parse", "--verify", "--quiet", self._tracking):
+        if not tip_known and not await git.succeeds(
+            "rev-parse", "--verify", "--quiet", self._tracking
+        ):
             return None
         args = [
             "log",

@@ -1,6 +1,7 @@
 """`BlobStore` on S3 (AWS, MinIO, SeaweedFS) through aioboto3; `s3://bucket/key` URIs.
 
-Profiles and reports go to one bucket (created at `start()` when missing); datasets
+Profiles and reports go under the service's prefix of the platform's bucket (made at
+`start()` when missing); datasets
 are read from any bucket the service's credentials reach, streamed to a local file in
 chunks, so a large dataset never sits in memory whole.
 """
@@ -14,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from mlplane_runtime.errors import Unavailable
 from mlplane_runtime.s3 import MISSING_CODES, S3Connection, error_code
-from mlplane_runtime.s3_bucket import OpenBucket
+from mlplane_runtime.s3_bucket import BucketSpace, OpenBucket
 
 from mlplane_drift.blobs.store import BlobNotFound
 from mlplane_drift.domain.errors import DatasetTooLarge, InvalidLocation
@@ -33,13 +34,10 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 class S3BlobStore:
-    def __init__(self, connection: S3Connection, bucket: str) -> None:
-        self.bucket = bucket
+    def __init__(self, connection: S3Connection, space: BucketSpace) -> None:
+        self.space = space
         self._bucket = OpenBucket(
-            connection,
-            bucket,
-            label="drift storage",
-            not_started="the drift service's object storage is not started",
+            connection, space, not_started="the drift service's object storage is not started"
         )
 
     async def start(self) -> None:
@@ -53,15 +51,18 @@ class S3BlobStore:
         client = self._bucket.client()
         try:
             await client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+                Bucket=self.space.bucket,
+                Key=self.space.key(key),
+                Body=data,
+                ContentType=content_type,
             )
         except (BotoCoreError, ClientError) as exc:
             raise Unavailable(f"storing {key} failed: {exc}") from exc
-        return f"s3://{self.bucket}/{key}"
+        return self.space.uri(key)
 
     async def get(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)
-        if bucket != self.bucket:
+        if self.space.key_of(uri) is None:
             raise BlobNotFound(f"{uri} is not in the drift service's storage", uri=uri)
         client = self._bucket.client()
         try:

@@ -574,6 +574,21 @@ async def scan_page(
     return await _scan_view(request, gateway, session, digest, notice=DONE.get(done or ""))
 
 
+@router.get("/scans/{digest}/sbom")
+async def scan_sbom(
+    request: Request, digest: Digest, gateway: Gateway, context: CurrentContext
+) -> Response:
+    """The image's newest SBOM, downloaded as the scanner keeps it."""
+    session = await signed_in(request, gateway, context)
+    document = await _services(gateway, session).download("GET", "scanner", f"/scans/{digest}/sbom")
+    name = f"sbom-{digest.removeprefix('sha256:')[:12]}.cdx.json"
+    return Response(
+        document,
+        media_type="application/vnd.cyclonedx+json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 async def _scan_view(
     request: Request,
     gateway: HostedGateway,

@@ -79,6 +79,18 @@ class Services:
     ) -> Any:
         """The service's JSON answer (None for an empty one). Raises NotInstalled,
         Forbidden (the scope the facade would want), or ServiceError for its refusal."""
+        return _json(await self.download(method, service, path, query=query, body=body))
+
+    async def download(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: object | None = None,
+    ) -> bytes:
+        """The service's answer as it sent it (a file to hand on); raises as `call`."""
         upstream = self._facade.upstreams.get(service)
         if upstream is None:
             raise NotInstalled(service)
@@ -136,10 +148,9 @@ class Services:
             upstream.breaker.record_success(permit)
         if len(raw) > MAX_ANSWER_BYTES or encoding not in ("", "identity"):
             raise ServiceError(502, "Bad gateway", f"the {service} service's answer", service)
-        document = _json(raw)
         if status >= 400:
-            raise _refusal(status, document, service)
-        return document
+            raise _refusal(status, _json(raw), service)
+        return raw
 
 
 def _pairs(query: Query) -> list[tuple[str, str]]:

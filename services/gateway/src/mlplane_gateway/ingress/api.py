@@ -8,7 +8,10 @@ something else than a training run answers 200 `ignored`. `POST /v1/events`
 takes CloudEvents in binary, structured or batch mode (scope `events:publish`);
 an event with a control character in an attribute, or NUL anywhere in its data,
 is refused with 422 before anything is accepted (PostgreSQL cannot store NUL, and
-the consumers would fail on it until the event is dead-lettered). Each route takes
+the consumers would fail on it until the event is dead-lettered).
+`POST /v1/teams/{team}/deployment-requests` (scope `deploy:write`) asks the deployer
+for a deployment by `deployment.requested` and answers 202 with the deployment's id at
+once; the deployer decides it as it decides its own API's requests. Each route takes
 bodies up to the gateway's `max_body_bytes`. A delivery row and the event it caused
 commit together when the route returns (`WriteUow`).
 """
@@ -32,12 +35,14 @@ from mlplane_runtime.errors import InvalidInput
 
 from mlplane_gateway.auth.guard import Guard
 from mlplane_gateway.auth.principals import Scope
-from mlplane_gateway.deps import Admin, Gateway, Publisher
+from mlplane_gateway.deps import Admin, DeployWriter, Gateway, Publisher
 from mlplane_gateway.errors import BadSignature, MalformedRequest, PayloadTooLarge
 from mlplane_gateway.http_errors import GatewayRoute
 from mlplane_gateway.ingress import ci_runs
 from mlplane_gateway.ingress.ci_runs import CUSTOM_EVENT, Ignored, WebhookHints
 from mlplane_gateway.ingress.schemas import (
+    DeploymentRequestIn,
+    DeploymentRequestOut,
     EventsOut,
     PostedEventOut,
     ReceivedOut,
@@ -270,6 +275,40 @@ async def publish_events(
             for event, r in zip(events, received, strict=True)
         ]
     )
+
+
+@router.post(
+    "/teams/{team}/deployment-requests",
+    status_code=202,
+    tags=["deployments"],
+    responses={200: {"model": DeploymentRequestOut, "description": "duplicate"}},
+    openapi_extra=Guard.doc(Scope.DEPLOY_WRITE),
+)
+async def request_deployment(
+    team: TeamPath,
+    body: DeploymentRequestIn,
+    response: Response,
+    actor: DeployWriter,
+    gateway: Gateway,
+    uow: WriteUow,
+    idempotency_key: DeliveryHeader = None,
+) -> DeploymentRequestOut:
+    """Ask for a deployment of a version to an environment, decided by the deployer's
+    policy as its own API's requests are. 202 with the deployment's id at once (it
+    answers at `location` once the deployer has taken it; a refusal is announced as
+    `deployment.status_changed` with phase `rejected`). The same `Idempotency-Key`
+    again answers 200 `duplicate` with the same deployment id and asks nothing more."""
+    asked = await gateway.ingress(uow).request_deployment(
+        actor,
+        team,
+        model=body.model,
+        version=body.version,
+        environment=body.environment,
+        reason=body.reason,
+        idempotency_key=idempotency_key or None,
+    )
+    response.status_code = 202 if asked.received.outcome is Outcome.ACCEPTED else 200
+    return DeploymentRequestOut.of_request(asked)
 
 
 async def _accept(

@@ -1,10 +1,15 @@
-"""HTTP response models of the ingress routes: webhooks, CloudEvents, webhook secrets."""
+"""HTTP models of the ingress routes: webhooks, CloudEvents, webhook secrets, deployment
+requests."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from uuid import UUID
 
-from mlplane_gateway.ingress.service import Received
+from mlplane_contracts.events import Environment
+from mlplane_contracts.types import DnsLabel, VersionNumber
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlplane_gateway.ingress.service import DeploymentAsked, Received
 
 
 class WebhookSecretOut(BaseModel):
@@ -32,3 +37,31 @@ class PostedEventOut(ReceivedOut):
 
 class EventsOut(BaseModel):
     events: list[PostedEventOut]
+
+
+class DeploymentRequestIn(BaseModel):
+    """Deploy `version` of `model` to `environment`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: DnsLabel
+    version: VersionNumber
+    environment: Environment
+    reason: str | None = Field(
+        default=None, min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$"
+    )
+
+
+class DeploymentRequestOut(ReceivedOut):
+    deployment_id: UUID
+    location: str
+    """Where the deployment answers once the deployer has taken it (404 until then, and
+    for good when the policy refused it: the `rejected` status change says why)."""
+
+    @classmethod
+    def of_request(cls, asked: DeploymentAsked) -> DeploymentRequestOut:
+        return cls(
+            **ReceivedOut.of(asked.received).model_dump(),
+            deployment_id=asked.deployment_id,
+            location=f"/v1/deployer/deployments/{asked.deployment_id}",
+        )

@@ -1,17 +1,24 @@
-"""Ingress use cases: webhook secrets, CI runs and posted CloudEvents. Each takes a unit
-of work and never commits it: the request scope does (`WriteUow`), once, so a delivery
-row and the event it caused commit together."""
+"""Ingress use cases: webhook secrets, CI runs, posted CloudEvents and deployment requests.
+Each takes a unit of work and never commits it: the request scope does (`WriteUow`),
+once, so a delivery row and the event it caused commit together."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from mlplane_contracts.envelope import CloudEvent, EventPayload
-from mlplane_contracts.events import CI_RUN_COMPLETED, CiRunCompleted
-from mlplane_contracts.subjects import ci_runs_subject
+from mlplane_contracts.events import (
+    CI_RUN_COMPLETED,
+    CiRunCompleted,
+    DeploymentRequested,
+    Environment,
+)
+from mlplane_contracts.subjects import ci_runs_subject, version_subject
 from mlplane_runtime.uow import UnitOfWork
 from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -28,6 +35,11 @@ own fact (a scan verdict, a deployment's state): accepting it from outside would
 a caller forge it, e.g. pass an image that was never scanned."""
 
 CLOUDEVENTS_PROVIDER = "cloudevents"
+DEPLOYMENT_REQUESTS_PROVIDER = "deployment-request"
+"""The deliveries a deployment request's `Idempotency-Key` is recorded under."""
+_REQUESTED_DEPLOYMENTS = uuid.UUID("5f0c8a4e-2b7d-4c1e-9a35-6d2f0b8e7c14")
+"""Namespace of the deployment ids made from a team's idempotency key: a retried request
+names the same deployment."""
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -46,18 +58,35 @@ class Received:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeploymentAsked:
+    """What became of a deployment request: the deployment it names, and its delivery."""
+
+    deployment_id: uuid.UUID
+    received: Received
+
+
 def subject_of(data: EventPayload) -> str | None:
     if isinstance(data, CiRunCompleted):
         # CI runs are ordered per model.
         return ci_runs_subject(data.team, data.model)
+    if isinstance(data, DeploymentRequested):
+        return version_subject(data.team, data.model, data.version)
     return None
 
 
 class IngressService:
-    def __init__(self, uow: UnitOfWork, tables: GatewayTables, pepper: bytes) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        tables: GatewayTables,
+        pepper: bytes,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._uow = uow
         self._store = IngressStore(uow.session, tables)
         self._pepper = pepper
+        self._clock = clock
 
     async def rotate_webhook_secret(self, actor: Principal, team: str) -> str:
         """A new webhook secret for `team` (the previous one stops working)."""
@@ -102,6 +131,46 @@ class IngressService:
         for event in events:
             received.append(await self._accept_event(event))
         return received
+
+    async def request_deployment(
+        self,
+        actor: Principal,
+        team: str,
+        *,
+        model: str,
+        version: int,
+        environment: Environment,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> DeploymentAsked:
+        """Emit `deployment.requested` for `team`, asked for by `actor`; the deployer decides
+        it by the same rules as its own API (a denial is a `rejected` status change).
+
+        The same `idempotency_key` of the team again names the same deployment and
+        emits nothing. Raises NotFound (404) when `actor` does not act for `team`.
+        """
+        require_own_team(actor, team)
+        if idempotency_key is None:
+            deployment_id = uuid.uuid4()
+        else:
+            deployment_id = uuid.uuid5(_REQUESTED_DEPLOYMENTS, f"{team}\n{idempotency_key}")
+        data = DeploymentRequested(
+            deployment_id=deployment_id,
+            team=team,
+            model=model,
+            version=version,
+            environment=environment,
+            reason=reason,
+            requested_by=actor.id,
+            requested_at=self._clock(),
+        )
+        if idempotency_key is None:
+            event = self._uow.emit(data, subject=subject_of(data))
+            return DeploymentAsked(deployment_id, Received(Outcome.ACCEPTED, event_id=event.id))
+        received = await self._accept_once(
+            team, DEPLOYMENT_REQUESTS_PROVIDER, idempotency_key, data, None
+        )
+        return DeploymentAsked(deployment_id, received)
 
     async def _accept_event(self, posted: CloudEvent) -> Received:
         team = getattr(posted.data, "team")  # noqa: B009 (checked by accept_events)

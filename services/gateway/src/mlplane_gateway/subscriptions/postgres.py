@@ -6,13 +6,13 @@ transaction: `PostgresDeliveries` (claims, leases and outcomes of deliveries) an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Mapping, Sequence
 
 from mlplane_contracts.wire import event_from_json
 from mlplane_runtime.db import Database
 from mlplane_runtime.jobs import JobTrace
+from mlplane_runtime.waiting import wait_set
 from sqlalchemy import text
 
 from mlplane_gateway.subscriptions.delivery import DeliveryResult, DueDelivery
@@ -195,8 +195,7 @@ class PostgresEventSource:
 
     async def wait(self, timeout_s: float) -> None:
         """Until `changed()` (an event recorded in this process) or the poll interval."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), min(timeout_s, self._poll_s))
+        await wait_set(self._changed, min(timeout_s, self._poll_s))
 
     def changed(self) -> None:
         """Wake every waiting stream (call on the event loop, once the event is committed)."""

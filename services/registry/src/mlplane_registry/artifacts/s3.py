@@ -28,7 +28,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from mlplane_runtime.errors import Unavailable
-from mlplane_runtime.s3 import MISSING_CODES, S3Connection, ensure_bucket, error_code, s3_client
+from mlplane_runtime.s3 import MISSING_CODES, S3Connection, error_code, s3_client
+from mlplane_runtime.s3_bucket import BucketSpace, open_bucket
 
 from mlplane_registry.artifacts.errors import (
     ArtifactMismatch,
@@ -54,8 +55,8 @@ from mlplane_registry.artifacts.store import (
 
 _META_SHA256 = "mlplane-sha256"
 _META_SIZE = "mlplane-size"
-# Every key the registry hands out starts here (artifacts_api.key_prefix); the sweep
-# leaves other multipart uploads in a shared bucket alone.
+# Every key the registry hands out starts here (artifacts_api.key_prefix), under the
+# store's prefix; the sweep leaves other multipart uploads in a shared bucket alone.
 _UPLOADS_PREFIX = "teams/"
 
 
@@ -90,7 +91,8 @@ def _decode_upload_id(upload_id: str) -> tuple[str, str]:
 
 
 class S3ArtifactStore:
-    """Artifacts in one S3 bucket, created if missing at `start()`.
+    """Artifacts under `prefix` in one S3 bucket (the platform's, shared with the other
+    services), made if missing at `start()`; `setting` names where the bucket comes from.
 
     `public_endpoint_url` is the address uploaders and downloaders reach (when it
     differs from the one this service uses); presigned URLs are signed for it.
@@ -107,9 +109,12 @@ class S3ArtifactStore:
         *,
         public_endpoint_url: str | None = None,
         upload_expiry_s: int = DEFAULT_UPLOAD_EXPIRY_S,
+        prefix: str = "",
+        setting: str = "MLPLANE_REGISTRY_S3_BUCKET",
     ) -> None:
         self.endpoint_url = endpoint_url
         self.bucket = bucket
+        self.space = BucketSpace(bucket, prefix, setting)
         self.region = region
         self.upload_expiry_s = upload_expiry_s
         self._connection = S3Connection(endpoint_url, region, access_key, secret_key)
@@ -121,7 +126,8 @@ class S3ArtifactStore:
     async def start(self) -> None:
         """Open the client and create the bucket if it does not exist.
 
-        Raises `Unavailable` when storage does not answer.
+        Raises `Unavailable` naming the bucket's setting when storage does not answer or
+        the bucket is missing and cannot be made.
         """
         if self._stack is not None:
             return
@@ -132,8 +138,7 @@ class S3ArtifactStore:
             if self._public_endpoint_url != self.endpoint_url:
                 public = replace(self._connection, endpoint_url=self._public_endpoint_url)
                 self._presigner = await stack.enter_async_context(s3_client(public))
-            with _storage_unavailable(f"checking bucket {self.bucket!r}"):
-                await ensure_bucket(self._s3, self.bucket)
+            await open_bucket(self._s3, self.space, self.endpoint_url)
         except BaseException:
             await stack.aclose()
             self._client = self._presigner = None
@@ -166,7 +171,7 @@ class S3ArtifactStore:
         return self._client
 
     def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
+        return self.space.uri(key)
 
     def client(self) -> Any:
         """The started S3 client (it may read other buckets the credentials allow)."""
@@ -184,7 +189,7 @@ class S3ArtifactStore:
         with _storage_unavailable(f"starting the upload of {key!r}"):
             created = await self._s3.create_multipart_upload(
                 Bucket=self.bucket,
-                Key=key,
+                Key=self.space.key(key),
                 ContentType="application/octet-stream",
                 Metadata={_META_SHA256: digest, _META_SIZE: str(size)},
             )
@@ -195,7 +200,7 @@ class S3ArtifactStore:
                 "upload_part",
                 Params={
                     "Bucket": self.bucket,
-                    "Key": key,
+                    "Key": self.space.key(key),
                     "UploadId": s3_upload_id,
                     "PartNumber": number,
                 },
@@ -231,7 +236,7 @@ class S3ArtifactStore:
             try:
                 await self._s3.complete_multipart_upload(
                     Bucket=self.bucket,
-                    Key=key,
+                    Key=self.space.key(key),
                     UploadId=s3_upload_id,
                     MultipartUpload={
                         "Parts": [{"PartNumber": n, "ETag": f'"{e}"'} for n, e in listed]
@@ -254,7 +259,7 @@ class S3ArtifactStore:
         """Check the stored object against its declared size and sha256, streaming it."""
         with _storage_unavailable(f"verifying {key!r}"):
             try:
-                head = await self._s3.head_object(Bucket=self.bucket, Key=key)
+                head = await self._s3.head_object(Bucket=self.bucket, Key=self.space.key(key))
             except ClientError as exc:
                 if error_code(exc) in MISSING_CODES:
                     raise UploadNotFound(f"no upload of {key!r} to complete") from exc
@@ -268,7 +273,7 @@ class S3ArtifactStore:
                 await self.delete(key)
                 raise ArtifactMismatch(key, "size", declared_size, actual_size)
             hasher = hashlib.sha256()
-            got = await self._s3.get_object(Bucket=self.bucket, Key=key)
+            got = await self._s3.get_object(Bucket=self.bucket, Key=self.space.key(key))
             body = got["Body"]
             async with body:  # releases the connection, even when hashing fails
                 async for chunk in body.iter_chunks(HASH_CHUNK_SIZE):
@@ -285,13 +290,14 @@ class S3ArtifactStore:
 
     async def abort_upload(self, upload: UploadPlan | str) -> None:
         upload_id = upload.upload_id if isinstance(upload, UploadPlan) else upload
-        await self._abort(*_decode_upload_id(upload_id))
+        key, s3_upload_id = _decode_upload_id(upload_id)
+        await self._abort(self.space.key(key), s3_upload_id)
 
-    async def _abort(self, key: str, s3_upload_id: str) -> None:
-        with _storage_unavailable(f"aborting the upload of {key!r}"):
+    async def _abort(self, object_key: str, s3_upload_id: str) -> None:
+        with _storage_unavailable(f"aborting the upload of {object_key!r}"):
             try:
                 await self._s3.abort_multipart_upload(
-                    Bucket=self.bucket, Key=key, UploadId=s3_upload_id
+                    Bucket=self.bucket, Key=object_key, UploadId=s3_upload_id
                 )
             except ClientError as exc:
                 if error_code(exc) not in {"NoSuchUpload", *MISSING_CODES}:
@@ -304,8 +310,9 @@ class S3ArtifactStore:
 
     async def _initiated(self, key: str, s3_upload_id: str) -> datetime | None:
         """When S3 says the upload started; None when it has no such open upload."""
-        async for upload in self._multipart_uploads(key):
-            if upload.get("Key") == key and upload.get("UploadId") == s3_upload_id:
+        object_key = self.space.key(key)
+        async for upload in self._multipart_uploads(object_key):
+            if upload.get("Key") == object_key and upload.get("UploadId") == s3_upload_id:
                 initiated: datetime = upload["Initiated"]
                 return initiated
         return None
@@ -321,7 +328,7 @@ class S3ArtifactStore:
         with _storage_unavailable("looking for expired uploads"):
             expired = [
                 (upload["Key"], upload["UploadId"])
-                async for upload in self._multipart_uploads(_UPLOADS_PREFIX)
+                async for upload in self._multipart_uploads(self.space.key(_UPLOADS_PREFIX))
                 if self._expired(upload["Initiated"])
             ]
         for key, s3_upload_id in expired:
@@ -333,17 +340,19 @@ class S3ArtifactStore:
         validate_key(key)
         with _storage_unavailable(f"looking up {key!r}"):
             try:
-                await self._s3.head_object(Bucket=self.bucket, Key=key)
+                await self._s3.head_object(Bucket=self.bucket, Key=self.space.key(key))
             except ClientError as exc:
                 if error_code(exc) in MISSING_CODES:
                     raise ArtifactNotFound(f"no artifact {key!r}") from exc
                 raise
         url: str = await self._presigner.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self.space.key(key)},
+            ExpiresIn=expires_s,
         )
         return url
 
     async def delete(self, key: str) -> None:
         validate_key(key)
         with _storage_unavailable(f"deleting {key!r}"):
-            await self._s3.delete_object(Bucket=self.bucket, Key=key)
+            await self._s3.delete_object(Bucket=self.bucket, Key=self.space.key(key))

@@ -46,6 +46,7 @@ class RegistryArtifacts:
                 settings.s3_secret_key.get_secret_value(),
                 public_endpoint_url=None if public is None else str(public).rstrip("/"),
                 upload_expiry_s=settings.upload_expiry_s,
+                prefix=settings.s3_prefix,
             )
             self.store, self.local = s3, None
             self._uri_prefix = s3.uri("")

@@ -3,16 +3,15 @@
 A version created through the MLflow API with only a `source` starts `pending`; the
 registration worker resolves the source to a location (`parse_source`), checks the
 location against the team's (`artifacts.check_location`), reads it and hashes it
-(`tree_digest` for a directory, as MLflow logs models), assembles the lineage from
-what was given and what the MLflow run says (`lineage_of`), then marks the version
-`ready` or `failed`. No I/O here.
+(`mlplane_contracts.artifacts.tree_digest` for a directory, as MLflow logs models),
+assembles the lineage from what was given and what the MLflow run says (`lineage_of`),
+then marks the version `ready` or `failed`. No I/O here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -24,11 +23,6 @@ from mlplane_registry.domain.entities import Lineage
 READY = "ready"
 PENDING = "pending"
 FAILED = "failed"
-
-TREE_MEDIA_TYPE = "application/vnd.mlplane.artifact-tree.v1"
-"""A directory artifact (an MLflow model): its sha256 is that of its manifest, one line
-`<sha256 of the file>  <path relative to the directory>` per file, sorted by path (what
-`sha256sum` prints), and its size the sum of the files' sizes."""
 
 TRACKING_SCHEME = "mlflow-artifacts"
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -137,16 +131,6 @@ def _refused(text: str) -> SourceRefused:
         "tracking server configured), or models:/<name>/<version> of this registry.",
         field="source",
     )
-
-
-def tree_digest(files: Iterable[tuple[str, int, str]]) -> tuple[int, str]:
-    """(size, sha256) of a directory from its files' (relative path, size, sha256)."""
-    manifest = hashlib.sha256()
-    total = 0
-    for path, size, digest in sorted(files):
-        manifest.update(f"{digest}  {path}\n".encode())
-        total += size
-    return total, manifest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 A location is a single file or a directory (an MLflow model is a directory: MLmodel,
 the model's files, its environment). Files are streamed chunk by chunk into the hash;
-a directory's digest is that of its manifest (`domain.registration.tree_digest`).
+a directory's digest is that of its manifest (`mlplane_contracts.artifacts.tree_digest`,
+which the builder checks again).
 Failures are `ReadFailed`: `retryable` when storage or the tracking server did not
 answer (another try may work), final with a message a person can act on otherwise.
 """
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from mlplane_contracts.artifacts import ARTIFACT_TREE_MEDIA_TYPE, tree_digest
 from mlplane_runtime.s3 import MISSING_CODES, error_code
 
-from mlplane_registry.domain.registration import TREE_MEDIA_TYPE, tree_digest
 from mlplane_registry.registration.tracking import (
     TrackingRefused,
     TrackingServer,
@@ -115,7 +116,7 @@ class ArtifactReader:
                 retryable=False,
             ) from exc
         total, sha256 = tree_digest(files)
-        return Digest(total, sha256, TREE_MEDIA_TYPE, len(files))
+        return Digest(total, sha256, ARTIFACT_TREE_MEDIA_TYPE, len(files))
 
     # -- S3 -----------------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class ArtifactReader:
         if not files:
             raise ReadFailed(f"nothing is stored at {uri}", retryable=False)
         total, sha256 = tree_digest(files)
-        return Digest(total, sha256, TREE_MEDIA_TYPE, len(files))
+        return Digest(total, sha256, ARTIFACT_TREE_MEDIA_TYPE, len(files))
 
     @staticmethod
     async def _s3_file(s3: Any, bucket: str, key: str) -> tuple[int, str]:

@@ -9,32 +9,26 @@ server refuses is `TrackingRefused` with its message.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
-import httpx
+from mlplane_runtime.mlflow_artifacts import (
+    Listed,
+    MlflowArtifacts,
+    TrackingRefused,
+    TrackingUnavailable,
+)
 
 from mlplane_registry.domain.registration import RunFacts
 
-CHUNK_SIZE = 1024 * 1024
-TIMEOUT_S = 30.0
-
-
-class TrackingUnavailable(Exception):
-    """The tracking server did not answer, or failed (5xx): a later try may work."""
-
-
-class TrackingRefused(Exception):
-    """The tracking server answered no (404, 403, ...): the message says what it said."""
-
-
-@dataclass(frozen=True, slots=True)
-class Listed:
-    name: str
-    is_dir: bool
-    size: int | None
+__all__ = [
+    "Listed",
+    "LoggedModelInfo",
+    "RunInfo",
+    "TrackingRefused",
+    "TrackingServer",
+    "TrackingUnavailable",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,33 +46,9 @@ class LoggedModelInfo:
     source_run_id: str | None
 
 
-class TrackingServer:
-    """The tracking server at `base_url` (its root, e.g. `http://mlflow:5000`)."""
-
-    def __init__(self, base_url: str, token: str | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=TIMEOUT_S, follow_redirects=False
-        )
-
-    async def close(self) -> None:
-        await self._http.aclose()
-
-    async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
-        try:
-            answer = await self._http.get(path, params=params)
-        except httpx.HTTPError as exc:
-            raise TrackingUnavailable(
-                f"the tracking server {self.base_url} did not answer: {type(exc).__name__}"
-            ) from exc
-        _check(answer, f"{self.base_url}{path}")
-        try:
-            return answer.json()
-        except ValueError:
-            raise TrackingRefused(
-                f"the tracking server answered {path} with something that is not JSON"
-            ) from None
+class TrackingServer(MlflowArtifacts):
+    """The tracking server at `base_url` (its root, e.g. `http://mlflow:5000`): its
+    artifact proxy (`mlplane_runtime.mlflow_artifacts`), runs and logged models."""
 
     async def run(self, run_id: str) -> RunInfo:
         """A run's artifact root, tags and page. Raises `TrackingRefused`, `TrackingUnavailable`."""
@@ -101,44 +71,3 @@ class TrackingServer:
             str(info.get("name", "")),
             info.get("source_run_id") or None,
         )
-
-    async def list(self, path: str) -> list[Listed]:
-        """What the artifact proxy lists under `path` (empty for a file or nothing)."""
-        body = await self._get_json("/api/2.0/mlflow-artifacts/artifacts", {"path": path})
-        return [
-            Listed(
-                str(f.get("path", "")),
-                bool(f.get("is_dir", False)),
-                int(f["file_size"]) if f.get("file_size") is not None else None,
-            )
-            for f in body.get("files", [])
-        ]
-
-    async def chunks(self, path: str) -> AsyncIterator[bytes]:
-        """The bytes of the artifact file at `path`, streamed."""
-        url = f"/api/2.0/mlflow-artifacts/artifacts/{quote(path)}"
-        try:
-            async with self._http.stream("GET", url) as answer:
-                if answer.status_code != 200:
-                    await answer.aread()
-                    _check(answer, f"{self.base_url}{url}")
-                async for chunk in answer.aiter_bytes(CHUNK_SIZE):
-                    yield chunk
-        except httpx.HTTPError as exc:
-            raise TrackingUnavailable(
-                f"reading {path} from the tracking server {self.base_url} failed: "
-                f"{type(exc).__name__}"
-            ) from exc
-
-
-def _check(answer: httpx.Response, where: str) -> None:
-    if answer.status_code < 300:
-        return
-    if answer.status_code >= 500 or answer.status_code == 429:
-        raise TrackingUnavailable(f"{where} answered {answer.status_code}")
-    message = ""
-    try:
-        message = str(answer.json().get("message", ""))[:300]
-    except ValueError:
-        message = answer.text[:300]
-    raise TrackingRefused(f"{where} answered {answer.status_code}: {message}".rstrip(": "))

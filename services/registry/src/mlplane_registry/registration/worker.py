@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mlplane_contracts.artifacts import ARTIFACT_TREE_MEDIA_TYPE
 from mlplane_runtime.jobs import ClaimRequest, JobInfo, JobTrace, JobWorker
 from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -220,8 +221,7 @@ class RegistrationWorker:
                 f"{declared.get('size')} bytes with sha256 {declared.get('sha256')}: declare what "
                 "was uploaded, or leave mlplane.sha256 and mlplane.size_bytes out"
             )
-        media_type = (job.inputs.get("given") or {}).get("mlplane.media_type") or digest.media_type
-        return Artifact(uri, digest.size, digest.sha256, media_type), run, run_id
+        return Artifact(uri, digest.size, digest.sha256, _media_type(job, uri, digest)), run, run_id
 
     async def _resolve(
         self, job: RegistrationJob, source: LocationUri | RunArtifacts | LoggedModel | object
@@ -298,6 +298,21 @@ class RegistrationWorker:
                 job.version_id, error[:4000], delay_s
             )
             await uow.commit()
+
+
+def _media_type(job: RegistrationJob, uri: str, digest: Digest) -> str | None:
+    """The artifact's media type: a directory's is the tree type whatever was given (the
+    builder reads and checks it as a directory), a file's what was given, never the
+    tree type. Raises `Unregistrable`."""
+    given: str | None = (job.inputs.get("given") or {}).get("mlplane.media_type") or None
+    if digest.media_type == ARTIFACT_TREE_MEDIA_TYPE:
+        return ARTIFACT_TREE_MEDIA_TYPE
+    if given == ARTIFACT_TREE_MEDIA_TYPE:
+        raise Unregistrable(
+            f"{uri} is a single file, and mlplane.media_type says {ARTIFACT_TREE_MEDIA_TYPE} "
+            "(a directory): leave mlplane.media_type out, or give the file's own type"
+        )
+    return given or digest.media_type
 
 
 def _backoff_s(attempts: int) -> float:

@@ -137,11 +137,13 @@ class RegistrationStore:
     async def next_due_in(self) -> float | None:
         """Seconds until the next pending job is due (0 when one is), None when none waits."""
         r = self._t.registrations
+        # Not GREATEST(0, ...) in SQL: it skips a NULL, so "none waits" read as "one is
+        # due now", and an idle worker polled 20 times a second.
         found = (
             await self._session.execute(
-                select(
-                    func.greatest(0, func.extract("epoch", func.min(r.c.due_at) - func.now()))
-                ).where(r.c.state == PENDING)
+                select(func.extract("epoch", func.min(r.c.due_at) - func.now())).where(
+                    r.c.state == PENDING
+                )
             )
         ).scalar_one_or_none()
-        return None if found is None else float(found)
+        return None if found is None else max(0.0, float(found))

@@ -5,23 +5,22 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 from mlplane_runtime.errors import Unavailable
 from mlplane_runtime.s3 import MISSING_CODES, S3Connection, error_code
-from mlplane_runtime.s3_bucket import OpenBucket
+from mlplane_runtime.s3_bucket import BucketSpace, OpenBucket
 
 from mlplane_scanner.reports.store import ReportNotFound
 
 
 class S3ReportStore:
-    """Reports in one bucket, created at `start()` when missing."""
+    """Reports under the scanner's prefix of its bucket, made at `start()` when missing."""
 
     def __init__(
-        self, endpoint_url: str, bucket: str, region: str, access_key: str, secret_key: str
+        self, endpoint_url: str, space: BucketSpace, region: str, access_key: str, secret_key: str
     ) -> None:
         self.endpoint_url = endpoint_url
-        self.bucket = bucket
+        self.space = space
         self._bucket = OpenBucket(
             S3Connection(endpoint_url, region, access_key, secret_key),
-            bucket,
-            label="report storage",
+            space,
             not_started="the scanner's report storage is not started",
         )
 
@@ -36,19 +35,22 @@ class S3ReportStore:
         client = self._bucket.client()
         try:
             await client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+                Bucket=self.space.bucket,
+                Key=self.space.key(key),
+                Body=data,
+                ContentType=content_type,
             )
         except (BotoCoreError, ClientError) as exc:
             raise Unavailable(f"storing report {key} failed: {exc}") from exc
-        return f"s3://{self.bucket}/{key}"
+        return self.space.uri(key)
 
     async def get(self, uri: str) -> bytes:
-        prefix = f"s3://{self.bucket}/"
-        if not uri.startswith(prefix):
+        key = self.space.key_of(uri)
+        if key is None:
             raise ReportNotFound(f"report {uri} is not in the scanner's storage", uri=uri)
         client = self._bucket.client()
         try:
-            response = await client.get_object(Bucket=self.bucket, Key=uri[len(prefix) :])
+            response = await client.get_object(Bucket=self.space.bucket, Key=self.space.key(key))
             async with response["Body"] as body:
                 data: bytes = await body.read()
         except ClientError as exc:

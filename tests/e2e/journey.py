@@ -1,17 +1,20 @@
-"""The whole journey across processes, in one trace: webhook to rollback on drift.
+"""The journey from a signed webhook to a rollback on drift, in one trace: the steps and
+the trace's checks, shared by every way the platform is launched (test_journey.py).
 
-Each service runs as its own `mlplane serve` process (`mlplane up --processes`) on
-the real infrastructure: RabbitMQ (a virtual host of the test's), PostgreSQL (a
-throwaway database), Redis (the gateway's rate limits), S3 (the registry's
-artifacts, a bucket deleted after), the OCI registry (the builder pushes, the scanner
-pulls with Trivy), a bare git repository as the GitOps remote, and the Kubernetes
-API stand-in whose Argo CD controller syncs what the deployer commits. A signed
-GitHub webhook registers a version; it is built, scanned, deployed to `dev` and
-becomes `healthy`; prediction samples with a shift close a drift window;
-`drift.detected` makes the deployer commit the rollback. Every request the test
-makes carries one `traceparent`, so every span of the journey, HTTP and event
-handlers alike, must land in that one trace at the OTLP receiver this test runs,
-each with its parent there, from the service that made it.
+The platform runs on the real infrastructure: PostgreSQL (a throwaway database), Redis
+(the gateway's rate limits), S3 (one bucket
+the platform makes at start, the registry's, scanner's and drift service's objects each
+under the service's prefix; deleted after), the
+OCI registry (the builder pushes, the scanner pulls with Trivy), a bare git repository
+as the GitOps remote, and the Kubernetes API stand-in whose Argo CD controller syncs
+what the deployer commits; the bus is RabbitMQ (a virtual host of the test's) when
+`amqp_url` is given, else the in-process bus `make run` uses. A signed GitHub webhook
+registers a version; it is built, scanned, deployed to `dev` and becomes `healthy`;
+prediction samples with a shift close a drift window; `drift.detected` makes the
+deployer commit the rollback. Every request the test makes carries one `traceparent`,
+so every span of the journey, HTTP and event handlers alike, must land in that one
+trace at the OTLP receiver the test runs, each with its parent there, made by the
+service named for it.
 """
 
 from __future__ import annotations
@@ -29,34 +32,31 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import boto3
 import httpx
 import pytest
 from mlplane_testing.kube_api import KubeApiStandIn
-from mlplane_testing.rabbitmq_vhost import rabbitmq_vhost
+from mlplane_testing.s3_server import S3Endpoint
 
 from .conftest import MLPLANE
-from .otlp import OtlpReceiver, ReceivedSpan
+from .otlp import OtlpReceiver, ReceivedSpan, ancestor_names
 
 TEAM = "default"
 MODEL = "journey"
 WITHIN_S = 240.0
-S3_URL = os.environ.get("MLPLANE_TEST_S3_URL", "http://127.0.0.1:8333")
-OCI_URL = os.environ.get("MLPLANE_TEST_OCI_REGISTRY", "http://127.0.0.1:5000")
 REDIS_URL = os.environ.get("MLPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
-S3_KEY, S3_SECRET = "mlplane-test", "mlplane-test-secret"
 LINEAGE = {
     "git_repository": "https://git.example.com/acme/journey",
     "commit_sha": "7a1c2a9b7d4e5f60718293a4b5c6d7e8f9012345",
     "ci_run_url": "https://ci.example.com/acme/journey/runs/3",
 }
+SERVICES = ("gateway", "registry", "builder", "scanner", "deployer", "drift")
 
 
 def _traceparent() -> tuple[str, str]:
@@ -79,45 +79,18 @@ def _free_port_run(width: int = 6) -> int:
     raise AssertionError("no run of free ports")
 
 
-@pytest.fixture
-def bucket() -> Iterator[str]:
-    name = f"journey-{uuid4().hex[:12]}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=S3_URL,
-        aws_access_key_id=S3_KEY,
-        aws_secret_access_key=S3_SECRET,
-        region_name="us-east-1",
-    )
-    s3.create_bucket(Bucket=name)
-    yield name
-    # SeaweedFS gives each bucket volumes of its own: never leave one behind.
-    with suppress(Exception):
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-            for item in page.get("Contents", []):
-                s3.delete_object(Bucket=name, Key=item["Key"])
-        s3.delete_bucket(Bucket=name)
-
-
-@pytest.fixture
-def gitops(tmp_path: Path) -> Path:
-    remote = tmp_path / "gitops.git"
-    subprocess.run(["git", "init", "--quiet", "--bare", "-b", "main", str(remote)], check=True)
-    return remote
-
-
-@pytest.fixture
-def amqp_url() -> Iterator[str]:
-    with rabbitmq_vhost() as url:
-        yield url
-
-
 @dataclass
 class Journey:
+    """A launched platform: where it answers, its data, what it printed, and the trace."""
+
     url: str
     data_dir: Path
     lines: list[str]
+    trace_id: str
     traceparent: str
+    receiver: OtlpReceiver
+    one_process: bool
+    """`mlplane up` (every service exports as `mlplane`), not `mlplane up --processes`."""
 
     def client(self) -> httpx.Client:
         key = (self.data_dir / "gateway" / "initial-admin-key").read_text().strip()
@@ -132,14 +105,20 @@ class Journey:
         return "".join(line[:500] for line in kept[-60:])
 
 
-@pytest.fixture
-async def journey(
-    tmp_path: Path,
-    platform_database: str,
-    amqp_url: str,
+@asynccontextmanager
+async def launched(
+    *,
+    data_dir: Path,
+    database_url: str,
+    amqp_url: str | None,
+    s3: S3Endpoint,
     bucket: str,
+    oci_url: str,
     gitops: Path,
-) -> AsyncIterator[tuple[Journey, KubeApiStandIn, OtlpReceiver, str]]:
+) -> AsyncIterator[Journey]:
+    """`mlplane up --processes` on RabbitMQ at `amqp_url`, or with None `mlplane up` (what
+    `make run` starts: one process, the in-process bus); served until the block ends,
+    then stopped with SIGTERM."""
     trace_id, traceparent = _traceparent()
     port = _free_port_run()
     with OtlpReceiver() as receiver:
@@ -150,33 +129,43 @@ async def journey(
             env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPLANE_", "TRIVY_"))}
             env.update(
                 PYTHONUNBUFFERED="1",
-                MLPLANE_DATA_DIR=str(tmp_path / "data"),
+                MLPLANE_DATA_DIR=str(data_dir),
                 MLPLANE_HTTP_PORT=str(port),
-                MLPLANE_DATABASE_URL=platform_database,
-                MLPLANE_AMQP_URL=amqp_url,
+                MLPLANE_DATABASE_URL=database_url,
                 MLPLANE_OTLP_ENDPOINT=receiver.url,
                 OTEL_BSP_SCHEDULE_DELAY="100",
                 MLPLANE_GATEWAY_REDIS_URL=REDIS_URL,
-                MLPLANE_REGISTRY_S3_ENDPOINT_URL=S3_URL,
+                MLPLANE_REGISTRY_S3_ENDPOINT_URL=s3.url,
                 MLPLANE_REGISTRY_S3_BUCKET=bucket,
-                MLPLANE_REGISTRY_S3_ACCESS_KEY=S3_KEY,
-                MLPLANE_REGISTRY_S3_SECRET_KEY=S3_SECRET,
-                MLPLANE_BUILDER_REGISTRY_URL=OCI_URL,
+                MLPLANE_REGISTRY_S3_ACCESS_KEY=s3.access_key,
+                MLPLANE_REGISTRY_S3_SECRET_KEY=s3.secret_key,
+                MLPLANE_BUILDER_REGISTRY_URL=oci_url,
                 MLPLANE_BUILDER_REPOSITORY_TEMPLATE=f"journey-{uuid4().hex[:8]}/{{team}}/{{model}}",
-                MLPLANE_BUILDER_S3_ENDPOINT_URL=S3_URL,
-                MLPLANE_BUILDER_S3_ACCESS_KEY=S3_KEY,
-                MLPLANE_BUILDER_S3_SECRET_KEY=S3_SECRET,
-                MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE=f"s3://{bucket}/",
+                MLPLANE_BUILDER_S3_ENDPOINT_URL=s3.url,
+                MLPLANE_BUILDER_S3_ACCESS_KEY=s3.access_key,
+                MLPLANE_BUILDER_S3_SECRET_KEY=s3.secret_key,
+                MLPLANE_BUILDER_REGISTRY_ARTIFACT_STORE=f"s3://{bucket}/registry/",
+                # The one bucket of the platform, each service under its own prefix.
+                MLPLANE_SCANNER_S3_ENDPOINT_URL=s3.url,
+                MLPLANE_SCANNER_S3_BUCKET=bucket,
+                MLPLANE_SCANNER_S3_ACCESS_KEY=s3.access_key,
+                MLPLANE_SCANNER_S3_SECRET_KEY=s3.secret_key,
+                MLPLANE_DRIFT_S3_ENDPOINT_URL=s3.url,
+                MLPLANE_DRIFT_S3_BUCKET=bucket,
+                MLPLANE_DRIFT_S3_ACCESS_KEY=s3.access_key,
+                MLPLANE_DRIFT_S3_SECRET_KEY=s3.secret_key,
                 MLPLANE_DEPLOYER_GITOPS_REMOTE=str(gitops),
                 MLPLANE_DEPLOYER_KUBE_API_URL=kube.url,
                 MLPLANE_DEPLOYER_RETRY_DELAY_S="0.5",
                 MLPLANE_DEPLOYER_POLL_INTERVAL_S="0.5",
                 MLPLANE_DRIFT_POLL_INTERVAL_S="0.5",
             )
+            command = ["up"] if amqp_url is None else ["up", "--processes"]
+            if amqp_url is not None:
+                env["MLPLANE_AMQP_URL"] = amqp_url
             process = await asyncio.create_subprocess_exec(
                 str(MLPLANE),
-                "up",
-                "--processes",
+                *command,
                 env=env,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -185,11 +174,14 @@ async def journey(
             pump = asyncio.create_task(_pump(process, lines))
             try:
                 await asyncio.wait_for(_announced(lines, process), WITHIN_S)
-                yield (
-                    Journey(f"http://127.0.0.1:{port}", tmp_path / "data", lines, traceparent),
-                    kube,
-                    receiver,
-                    trace_id,
+                yield Journey(
+                    url=f"http://127.0.0.1:{port}",
+                    data_dir=data_dir,
+                    lines=lines,
+                    trace_id=trace_id,
+                    traceparent=traceparent,
+                    receiver=receiver,
+                    one_process=amqp_url is None,
                 )
             finally:
                 if process.returncode is None:
@@ -211,7 +203,7 @@ async def _pump(process: asyncio.subprocess.Process, lines: list[str]) -> None:
 async def _announced(lines: list[str], process: asyncio.subprocess.Process) -> None:
     while not any(line.startswith("mlplane is serving on") for line in lines):
         if process.returncode is not None:
-            raise AssertionError("mlplane up --processes stopped:\n" + "".join(lines[-60:]))
+            raise AssertionError("mlplane up stopped:\n" + "".join(lines[-60:]))
         await asyncio.sleep(0.2)
 
 
@@ -311,11 +303,9 @@ def _shifted_samples(rows: int, rng: random.Random) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.timeout(900)
-async def test_a_version_goes_from_webhook_to_rollback_on_drift_in_one_trace(
-    journey: tuple[Journey, KubeApiStandIn, OtlpReceiver, str], gitops: Path
-) -> None:
-    platform, _kube, receiver, trace_id = journey
+async def run_to_rollback(platform: Journey, gitops: Path) -> None:
+    """Webhook, build, scan, deployment to `dev`, healthy, drifted samples, rollback: each
+    step awaited through the gateway, and the GitOps remote's history checked at the end."""
     rng = random.Random(7)
     with platform.client() as http:
         # Embedded Trivy has no vulnerability database: prod's verdict (the one
@@ -409,26 +399,32 @@ async def test_a_version_goes_from_webhook_to_rollback_on_drift_in_one_trace(
             check=True,
         )
     ).stdout.splitlines()
-    assert log == [f"roll back {TEAM}/{MODEL} in dev to v1", f"deploy {TEAM}/{MODEL} v1 to dev"], (
-        log
-    )
+    assert log == [
+        f"roll back {TEAM}/{MODEL} in dev removing v1",
+        f"deploy {TEAM}/{MODEL} v1 to dev",
+    ], log
 
+
+async def journey_trace(platform: Journey) -> list[ReceivedSpan]:
+    """The journey's trace once every hop's span and every span's parent arrived."""
     try:
-        spans = await _until(
+        spans: list[ReceivedSpan] = await _until(
             "the rollback's spans to arrive",
             platform,
             lambda: _journey_spans(
-                receiver.snapshot(), trace_id, platform.traceparent.split("-")[2]
+                platform.receiver.snapshot(),
+                platform.trace_id,
+                platform.traceparent.split("-")[2],
             ),
         )
     except BaseException:
-        trace = [s for s in receiver.snapshot() if s.trace_id == trace_id]
+        trace = [s for s in platform.receiver.snapshot() if s.trace_id == platform.trace_id]
         ids = {s.span_id for s in trace}
         orphans = sorted({(s.service, s.name) for s in trace if s.parent_id not in ids})
         print("spans in the trace:", sorted({(s.service, s.name) for s in trace}))
         print("spans whose parent is not in it:", orphans)
         raise
-    _check_trace(spans)
+    return spans
 
 
 _HOPS = [
@@ -456,34 +452,28 @@ def _journey_spans(
     return trace if all(s.parent_id in ids for s in trace if s.parent_id) else None
 
 
-def _check_trace(trace: list[ReceivedSpan]) -> None:
+def check_trace(trace: list[ReceivedSpan], *, one_process: bool) -> None:
+    """Every service has spans in the trace, each hop made by its service (the resource's
+    `service.name`: the service's own, or `mlplane` for them all in one process), and the
+    hops descend from the webhook and from the drift service."""
     by_name: dict[str, list[ReceivedSpan]] = {}
     for span in trace:
         by_name.setdefault(span.name, []).append(span)
-    # Every process of the journey exported into the one trace.
-    assert {s.service for s in trace} >= {
-        "gateway",
-        "registry",
-        "builder",
-        "scanner",
-        "deployer",
-        "drift",
-    }, sorted({s.service for s in trace})
+    # Every service of the journey made spans in the one trace.
+    if one_process:
+        assert {s.service for s in trace} == {"mlplane"}, sorted({s.service for s in trace})
+    else:
+        assert {s.service for s in trace} >= set(SERVICES), sorted({s.service for s in trace})
+    made_by = {s.attributes.get("mlplane.service") for s in trace}
+    assert made_by >= set(SERVICES), sorted(map(str, made_by))
     for service, name in _HOPS:
         span = by_name[name][0]
-        assert span.service == service, (name, span.service)
+        assert span.service == ("mlplane" if one_process else service), (name, span.service)
         assert span.attributes.get("mlplane.service") == service, (name, span.attributes)
     # The webhook is where the journey's first service span descends from.
-    by_id = {s.span_id: s for s in trace}
-
-    def ancestors(span: ReceivedSpan) -> list[str]:
-        names = []
-        while span.parent_id in by_id:
-            span = by_id[span.parent_id]
-            names.append(span.name)
-        return names
-
-    registered = by_name["registry process io.mlplane.ci.run.completed.v1"][0]
-    assert any("/webhooks/github/" in name for name in ancestors(registered)), ancestors(registered)
-    drift_rollback = by_name["deployer process io.mlplane.drift.detected.v1"][0]
-    assert any("drift" in name for name in ancestors(drift_rollback)), ancestors(drift_rollback)
+    registered = ancestor_names(
+        by_name["registry process io.mlplane.ci.run.completed.v1"][0], trace
+    )
+    assert any("/webhooks/github/" in name for name in registered), registered
+    rollback = ancestor_names(by_name["deployer process io.mlplane.drift.detected.v1"][0], trace)
+    assert any("drift" in name for name in rollback), rollback
