@@ -225,10 +225,10 @@ class TestResources:
     ) -> None:
         loop_thread = threading.get_ident()
         seen: list[tuple[str, int]] = []
-        compress, finish, hash_tar = (
+        compress, finish, update_both = (
             GzipMember.compress,
             GzipMember.finish,
-            layer_module._Hashes.tar_chunk,
+            layer_module._update_both,
         )
 
         def spy(name: str, function):  # type: ignore[no-untyped-def]
@@ -240,7 +240,7 @@ class TestResources:
 
         monkeypatch.setattr(GzipMember, "compress", spy("compress", compress))
         monkeypatch.setattr(GzipMember, "finish", spy("finish", finish))
-        monkeypatch.setattr(layer_module._Hashes, "tar_chunk", spy("hash", hash_tar))
+        monkeypatch.setattr(layer_module, "_update_both", spy("hash", update_both))
         await build(DATA, chunk_size=MiB)
         assert {name for name, _ in seen} == {"compress", "finish", "hash"}
         assert all(thread != loop_thread for _, thread in seen)

@@ -2,11 +2,11 @@
 
 `LayerStream` turns a stream of the file's bytes (or of a model directory's files,
 back to back) into the gzip bytes of a layer holding them, in constant memory, and
-knows the layer's digest and diff-id once the last byte is out. The CPU work runs in
-worker threads, two at a time: ISA-L and hashlib release the GIL, so one thread
-compresses a chunk and hashes the gzip bytes it made while the other hashes the
-chunk (the tar), and the event loop meanwhile reads the next chunk from the source
-and hands the previous output to the consumer.
+knows the layer's digest and diff-id once the last byte is out. The CPU work (sha256
+of the tar, sha256 of the gzip, deflate) runs in worker threads, two at a time:
+ISA-L and hashlib release the GIL, so one thread compresses a chunk while the other
+hashes it, and the event loop meanwhile reads the next chunk from the source and
+hands the previous output to the consumer.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import hashlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mlplane_oci.media_types import OCI_LAYER_GZIP
 
@@ -27,6 +28,9 @@ from mlplane_builder.image.tar_entries import (
     tar_padding,
     tar_prefix,
 )
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "BuiltLayer", "LayerFile", "LayerStream"]
 
@@ -51,13 +55,14 @@ class LayerStream:
     `exact_chunks`; else the compressor's pieces are yielded as they come, about
     a feed block each, which saves copying every byte into chunks when the
     consumer does not need them: a streamed upload). `source` must stream
-    exactly the files' bytes, one after the other in the order given
-    (`file.size` bytes each), in pieces of any size that may cross from one file
-    to the next; otherwise iteration raises `LayerSizeMismatch` (as soon as it
-    streams one byte too many, or when it ends short). The bytes depend only on
-    the files' content, paths and modes, their order and on `compression_level`,
-    not on how the source splits its content nor on `chunk_size`. Give several
-    files in path order: each directory is then written once.
+    exactly the files' bytes, one after the other in the
+    order given (`file.size` bytes each), in pieces of any size that may cross
+    from one file to the next; otherwise iteration raises `LayerSizeMismatch`
+    (as soon as it streams one byte too many, or when it ends short). The bytes
+    depend only on the files' content, paths and modes, their order and on
+    `compression_level`, not on how the source splits its content nor on
+    `chunk_size`. Give several files in path order: each directory is then
+    written once.
 
     Memory stays at a few times `chunk_size` whatever the files' size. The
     stream owns `source`: it closes it (`aclose`, when it has one) once it
@@ -100,18 +105,22 @@ class LayerStream:
         return self._gzip_chunks()
 
     async def _gzip_chunks(self) -> AsyncIterator[bytes]:
-        hashes = _Hashes()
-        hashes.gzip.update(HEADER)
+        tar_sha = hashlib.sha256()
+        gzip_sha = hashlib.sha256()
         tar_size = 0
         gzip_size = 0
         outbox = _Outbox(HEADER)
+        # Gzip bytes not hashed yet: the next step's hashing thread takes them.
+        unhashed: list[bytes] = [HEADER]
         step: asyncio.Task[list[bytes]] | None = None
         tar_chunks = self._tar_chunks()
         try:
             async for tar_chunk in tar_chunks:
                 if step is not None:
-                    outbox.put(await step)
-                step = asyncio.create_task(self._step(tar_chunk, hashes))
+                    unhashed = await step
+                    outbox.put(unhashed)
+                step = asyncio.create_task(self._step(tar_chunk, tar_sha, gzip_sha, unhashed))
+                unhashed = []
                 tar_size += len(tar_chunk)
                 del tar_chunk
                 # The consumer works on these while the step runs in its threads,
@@ -122,11 +131,13 @@ class LayerStream:
                     yield chunk
                     del chunk
             if step is not None:
-                outbox.put(await step)
+                unhashed = await step
+                outbox.put(unhashed)
                 step = None
-            tail = await asyncio.to_thread(self._finish, hashes)
+            tail = await asyncio.to_thread(self._member.finish)
+            await asyncio.to_thread(_update, gzip_sha, [*unhashed, tail])
             outbox.put([tail])
-            del tail
+            del unhashed, tail
             while outbox.size:
                 chunk = outbox.take(self._take_size)
                 gzip_size += len(chunk)
@@ -134,8 +145,8 @@ class LayerStream:
                 # every byte it expects still finds the result.
                 if not outbox.size:
                     self._result = BuiltLayer(
-                        digest=f"sha256:{hashes.gzip.hexdigest()}",
-                        diff_id=f"sha256:{hashes.tar.hexdigest()}",
+                        digest=f"sha256:{gzip_sha.hexdigest()}",
+                        diff_id=f"sha256:{tar_sha.hexdigest()}",
                         size=gzip_size,
                         uncompressed_size=tar_size,
                     )
@@ -151,24 +162,14 @@ class LayerStream:
                 if not step.cancelled():
                     step.exception()  # retrieved: the stream's own error wins
 
-    async def _step(self, tar_chunk: bytearray, hashes: _Hashes) -> list[bytes]:
+    async def _step(
+        self, tar_chunk: bytearray, tar_sha: _Hash, gzip_sha: _Hash, unhashed: list[bytes]
+    ) -> list[bytes]:
         compressed, _ = await asyncio.gather(
-            asyncio.to_thread(self._compress, tar_chunk, hashes),
-            asyncio.to_thread(hashes.tar_chunk, tar_chunk),
+            asyncio.to_thread(self._member.compress, tar_chunk),
+            asyncio.to_thread(_update_both, tar_sha, tar_chunk, gzip_sha, unhashed),
         )
         return compressed
-
-    def _compress(self, tar_chunk: Chunk, hashes: _Hashes) -> list[bytes]:
-        # The gzip bytes are hashed in order, by the one thread making them.
-        compressed = self._member.compress(tar_chunk)
-        for piece in compressed:
-            hashes.gzip.update(piece)
-        return compressed
-
-    def _finish(self, hashes: _Hashes) -> bytes:
-        tail = self._member.finish()
-        hashes.gzip.update(tail)
-        return tail
 
     async def _tar_chunks(self) -> AsyncGenerator[bytearray, None]:
         """The uncompressed tar in `chunk_size` pieces (the last one shorter).
@@ -299,12 +300,13 @@ class _Outbox:
         return b"".join(parts)
 
 
-class _Hashes:
-    """The sha256s a layer computes: of its tar (the diff-id) and of its gzip bytes."""
+def _update(digest: _Hash, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        digest.update(piece)
 
-    def __init__(self) -> None:
-        self.tar = hashlib.sha256()
-        self.gzip = hashlib.sha256()
 
-    def tar_chunk(self, chunk: Chunk) -> None:
-        self.tar.update(chunk)
+def _update_both(
+    tar_sha: _Hash, tar_chunk: Chunk, gzip_sha: _Hash, gzip_pieces: list[bytes]
+) -> None:
+    tar_sha.update(tar_chunk)
+    _update(gzip_sha, gzip_pieces)
