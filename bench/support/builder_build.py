@@ -3,10 +3,11 @@
     python -m bench.support.builder_build ROOT URI SIZE SHA256 BASE REGISTRY_URL REPOSITORY
         [LAYOUT_DIR COMPRESSION_LEVEL]
 
-The builder's `build_image` with its defaults (compression level 1, 4 MiB upload
-chunks): resolve the base image in the registry, mount its layers into the target
-repository, stream the artifact (a `file://` URI under ROOT, read and checked as the
-builder reads it) into the model layer while it uploads, then config and manifest.
+The builder's `build_image` with its defaults (compression level 1, the model layer
+made in 1 MiB steps and uploaded in one streamed PATCH): resolve the base image in
+the registry, mount its layers into the target repository, stream the artifact (a
+`file://` URI under ROOT, read and checked as the builder reads it) into the model
+layer while it uploads, then config and manifest.
 Prints "ready", waits for "go" on stdin (so the parent samples memory from the
 start), then prints one JSON line with its figures. With LAYOUT_DIR the image goes
 into that OCI image layout instead of the registry (the base still comes from it),
@@ -79,6 +80,8 @@ async def build(
             base_reference=base,
             compression_level=compression_level or defaults.compression_level,
             chunk_size=defaults.upload_chunk_size,
+            stream_upload=defaults.stream_uploads,
+            layer_chunk_size=defaults.layer_chunk_size,
         )
         began = time.perf_counter()
         result = await build_image(

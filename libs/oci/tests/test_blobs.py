@@ -12,6 +12,7 @@ from mlplane_oci import (
     BlobNotFound,
     DigestMismatch,
     OciClient,
+    RegistryCallFailed,
     UploadInterrupted,
 )
 from mlplane_testing.oci_registry import OciRegistryEndpoint, unique_repository
@@ -144,6 +145,72 @@ class TestPushBlobStream:
 
         with pytest.raises(OSError, match="artifact store went away"):
             await client.push_blob_stream(repository, source(), chunk_size=MiB)
+        assert client.stats.count("PUT", "blob-upload") == 0
+        assert client.stats.blobs_uploaded == 0
+
+
+class TestPushBlobStreamedInOnePatch:
+    async def test_a_stream_goes_in_one_patch_and_reads_back_intact(
+        self, client: OciClient, repository: str
+    ) -> None:
+        data = os.urandom(9 * MiB + 5)
+        pushed = await client.push_blob_stream(repository, pieces(data, MiB), chunk_size=None)
+        assert (pushed.digest, pushed.size) == (sha256(data), len(data))
+        assert client.stats.count("PATCH", "blob-upload") == 1
+        assert client.stats.bytes_uploaded == len(data)
+        assert await client.get_blob(repository, pushed.digest) == data
+
+    async def test_the_producers_digest_is_used_and_the_registry_checks_it(
+        self, client: OciClient, repository: str
+    ) -> None:
+        data = os.urandom(MiB)
+        pushed = await client.push_blob_stream(
+            repository, pieces(data, 4096), chunk_size=None, digest=lambda: sha256(data)
+        )
+        assert await client.get_blob(repository, pushed.digest) == data
+        # A digest that is not the bytes' is refused by the registry, not stored.
+        wrong = sha256(b"other bytes")
+        with pytest.raises(RegistryCallFailed, match="DIGEST_INVALID"):
+            await client.push_blob_stream(
+                repository, pieces(data, 4096), chunk_size=None, digest=lambda: wrong
+            )
+        with pytest.raises(RegistryCallFailed, match="DIGEST_INVALID"):
+            await client.push_blob_stream(
+                repository, pieces(data, 4096), chunk_size=MiB // 2, digest=lambda: wrong
+            )
+        assert await client.blob_size(repository, wrong) is None
+
+    async def test_an_empty_stream_is_the_empty_blob(
+        self, client: OciClient, repository: str
+    ) -> None:
+        pushed = await client.push_blob_stream(repository, pieces(b"", 1), chunk_size=None)
+        assert (pushed.digest, pushed.size) == (sha256(b""), 0)
+        assert await client.blob_size(repository, pushed.digest) == 0
+
+    async def test_a_refused_patch_is_a_retryable_interruption(
+        self, oci_registry: OciRegistryEndpoint, repository: str
+    ) -> None:
+        proxy = RegistryProxy(oci_registry.url, rules=[fail_first("PATCH")])
+        with serve(proxy) as url:
+            async with OciClient(url, retry=FAST_RETRY) as client:
+                with pytest.raises(UploadInterrupted) as caught:
+                    await client.push_blob_stream(
+                        repository, pieces(os.urandom(2 * MiB), MiB), chunk_size=None
+                    )
+                assert client.stats.count("PATCH", "blob-upload") == 1  # not sent twice
+                assert client.stats.count("PUT", "blob-upload") == 0
+        assert caught.value.retryable
+        assert "restart the upload" in str(caught.value)
+
+    async def test_a_failing_source_stops_the_upload_with_its_own_error(
+        self, client: OciClient, repository: str
+    ) -> None:
+        async def source() -> AsyncIterator[bytes]:
+            yield os.urandom(MiB)
+            raise OSError("artifact store went away")
+
+        with pytest.raises(OSError, match="artifact store went away"):
+            await client.push_blob_stream(repository, source(), chunk_size=None)
         assert client.stats.count("PUT", "blob-upload") == 0
         assert client.stats.blobs_uploaded == 0
 

@@ -38,6 +38,7 @@ from mlplane_oci.retry import RetryPolicy
 from mlplane_oci.session import RegistrySession, with_query
 from mlplane_oci.stats import RequestStats
 from mlplane_oci.upload import (
+    Digest,
     PushedBlob,
     blob_size,
     finish_upload,
@@ -181,16 +182,24 @@ class OciClient:
         repository: str,
         chunks: AsyncIterable[bytes],
         *,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+        digest: Digest | None = None,
     ) -> PushedBlob:
-        """Upload a stream of any length as one blob, `chunk_size` bytes per PATCH.
+        """Upload a stream of any length as one blob: `chunk_size` bytes per PATCH,
+        or the whole stream in one streamed PATCH when `chunk_size` is None.
 
-        One PATCH is in flight while the next chunk is gathered, so memory stays at
-        a few chunks; digest and size are computed on the way. Raises
-        `UploadInterrupted` (retryable) when a failure cannot be resumed: only the
-        caller can restart its stream.
+        Chunked: one PATCH is in flight while the next chunk is gathered, so memory
+        stays at a few chunks, and a failed PATCH is resumed. Streamed: memory stays
+        at the piece being sent; the fastest, but a failure mid-stream is not
+        resumed. `digest` gives the stream's digest once it has ended, when its
+        producer hashed it (so it is not hashed twice); else it is computed on the
+        way. The registry checks it either way. Raises `UploadInterrupted`
+        (retryable) when a failure cannot be resumed: only the caller can restart
+        its stream.
         """
-        return await push_stream(self._session, validate_repository(repository), chunks, chunk_size)
+        return await push_stream(
+            self._session, validate_repository(repository), chunks, chunk_size, digest
+        )
 
     async def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
         """Link a blob of another repository of this registry into `repository`.

@@ -164,6 +164,51 @@ class RegistrySession:
             self.stats.retries += 1
             await asyncio.sleep(delay)
 
+    async def send_streamed(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: RequestKind,
+        scopes: Sequence[str],
+        headers: Mapping[str, str],
+        body: AsyncIterator[bytes],
+    ) -> httpx.Response:
+        """Send once, the body streamed from `body` (chunked transfer encoding): a
+        stream cannot be sent twice, so nothing is retried here.
+
+        Raises `RegistryUnavailable` for no answer, 429 and 5xx, and for a 401 (a
+        token that ran out mid-stream), after learning from its challenge what the
+        next call sends; `RegistryAuthFailed` when the challenge cannot be met. An
+        error `body` raises propagates as it is. Other statuses are returned.
+        """
+        call = describe_call(method, url)
+        all_headers = dict(headers)
+        try:
+            authorization = await self._auth.authorization(scopes)
+            if authorization is not None:
+                all_headers["Authorization"] = authorization
+            request = self._http.build_request(method, url, headers=all_headers, content=body)
+            self.stats.requests[(method, kind)] += 1
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise RegistryUnavailable(f"{call}: no answer ({reason})", call=call) from exc
+        if response.status_code == 401:
+            await self._auth.answer(
+                parse_challenges(response.headers.get_list("www-authenticate")), scopes
+            )
+            raise RegistryUnavailable(
+                f"{call}: 401, the registry asked for credentials again mid-stream",
+                call=call,
+                http_status=401,
+            )
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RegistryUnavailable.from_response(
+                method, url, response.status_code, response.content
+            )
+        return response
+
     async def _send_once(
         self,
         method: str,

@@ -1,10 +1,19 @@
-"""Chunked blob upload from a stream: POST, PATCH per chunk, PUT `?digest=`.
+"""Blob upload from a stream: POST, one streamed PATCH or a PATCH per chunk, PUT `?digest=`.
 
-Memory stays at a few chunks whatever the blob's size (one PATCH in flight while
-the next chunk is gathered); the sha256 and the size are computed while the bytes
-pass. A PATCH that fails is sent again after asking
+Streamed (`chunk_size=None`): the whole stream goes in one PATCH with chunked
+transfer encoding, as Docker and skopeo push: no request per chunk, no chunk held
+back, and the registry never waits between requests. A failure mid-stream cannot
+be resumed from this side (the stream's earlier bytes are gone): `UploadInterrupted`
+tells the caller to start again.
+
+Chunked: memory stays at a few chunks whatever the blob's size (one PATCH in
+flight while the next chunk is gathered). A PATCH that fails is sent again after asking
 the registry how much it has (GET on the upload URL, `Range: 0-<last byte>`), which
-distribution, Harbor and most registries answer. When the registry cannot say, or
+distribution, Harbor and most registries answer.
+
+Either way the sha256 and the size are computed while the bytes pass, unless the
+caller's producer hashes them itself (`digest`); the registry checks the digest
+on the PUT either way. When the registry cannot say, or
 says something the buffered chunk cannot continue from, the upload cannot be
 resumed from this side (the stream's earlier bytes are gone) and `UploadInterrupted`
 tells the caller, who owns the stream, to start over.
@@ -16,7 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 import re
-from collections.abc import AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from dataclasses import dataclass
 
 from mlplane_oci.auth import pull_scope, push_scope
@@ -206,18 +215,27 @@ async def _hash(hasher: hashlib._Hash, piece: bytes) -> None:
         hasher.update(piece)
 
 
+Digest = Callable[[], str]
+"""The digest of a stream, known once it has ended: its producer hashed its bytes."""
+
+
 async def push_stream(
     session: RegistrySession,
     repository: str,
     chunks: AsyncIterable[bytes],
-    chunk_size: int,
+    chunk_size: int | None,
+    digest: Digest | None = None,
 ) -> PushedBlob:
-    """Upload everything `chunks` yields as one blob, in PATCHes of `chunk_size` bytes."""
+    """Upload everything `chunks` yields as one blob: in one streamed PATCH when
+    `chunk_size` is None, else in PATCHes of `chunk_size` bytes. `digest`: the
+    stream's own (not hashed again here)."""
+    if chunk_size is None:
+        return await _push_streamed(session, repository, chunks, digest)
     if chunk_size < 2:
         raise ValueError("chunk_size must be at least 2 bytes")
     upload = ChunkedUpload(session, repository, await start_upload(session, repository))
     sender = _OnePatchInFlight(upload)
-    hasher = hashlib.sha256()
+    hasher = hashlib.sha256() if digest is None else None
     pending: list[bytes] = []
     pending_size = 0
     try:
@@ -225,7 +243,8 @@ async def push_stream(
             if not piece:
                 continue
             piece = bytes(piece)  # a bytearray or memoryview could change under us
-            await _hash(hasher, piece)
+            if hasher is not None:
+                await _hash(hasher, piece)
             pending.append(piece)
             pending_size += len(piece)
             if pending_size < chunk_size:
@@ -248,10 +267,73 @@ async def push_stream(
     except BaseException:
         await sender.abandon()
         raise
-    digest = "sha256:" + hasher.hexdigest()
-    size = upload.offset
+    final = digest() if digest is not None else "sha256:" + _hexdigest(hasher)
+    return await _complete(session, repository, upload.location, final, upload.offset)
+
+
+async def _push_streamed(
+    session: RegistrySession,
+    repository: str,
+    chunks: AsyncIterable[bytes],
+    digest: Digest | None,
+) -> PushedBlob:
+    location = await start_upload(session, repository)
+    hasher = hashlib.sha256() if digest is None else None
+    sent = 0
+
+    async def body() -> AsyncGenerator[bytes, None]:
+        nonlocal sent
+        async for piece in chunks:
+            if not piece:
+                continue
+            if hasher is not None:
+                await _hash(hasher, piece)
+            sent += len(piece)
+            session.stats.bytes_uploaded += len(piece)
+            # Sent before the next piece is asked for: a producer reusing its
+            # buffer cannot change these bytes under us.
+            yield piece
+
+    stream = body()
     try:
-        await finish_upload(session, repository, upload.location, digest)
+        response = await session.send_streamed(
+            "PATCH",
+            location,
+            kind="blob-upload",
+            scopes=[push_scope(repository)],
+            headers={"Content-Type": OCTET_STREAM},
+            body=stream,
+        )
+    except RegistryUnavailable as error:
+        raise UploadInterrupted(
+            f"{error.detail}; {sent} bytes of the stream were sent: restart the upload",
+            call=error.call,
+            http_status=error.http_status,
+            errors=error.errors,
+        ) from error
+    else:
+        if response.status_code != 202:
+            raise RegistryCallFailed.from_response(
+                "PATCH", location, response.status_code, response.content
+            )
+        location = session.resolve(response)
+    finally:
+        await stream.aclose()
+    final = digest() if digest is not None else "sha256:" + _hexdigest(hasher)
+    return await _complete(session, repository, location, final, sent)
+
+
+def _hexdigest(hasher: hashlib._Hash | None) -> str:
+    assert hasher is not None  # made whenever no digest was given
+    return hasher.hexdigest()
+
+
+async def _complete(
+    session: RegistrySession, repository: str, location: str, digest: str, size: int
+) -> PushedBlob:
+    """PUT `?digest=`; a lost answer is checked against the blob itself."""
+    try:
+        await finish_upload(session, repository, location, digest)
     except RegistryUnavailable as error:
         # The PUT may have completed with only its answer lost: the blob tells.
         if await blob_size(session, repository, digest) == size:

@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -63,6 +62,10 @@ async def s3_client(connection: S3Connection) -> AsyncIterator[Any]:
     shows up as `botocore.exceptions.BotoCoreError` (EndpointConnectionError,
     ConnectTimeoutError, ...) on the first call, after the configured retries.
     """
+    # Imported here: aioboto3 and aiobotocore are ~14 MB resident, which a process
+    # that never opens an S3 client (the builder reading `file://` artifacts) saves.
+    import aioboto3
+
     session = aioboto3.Session(
         aws_access_key_id=connection.access_key,
         aws_secret_access_key=connection.secret_key,

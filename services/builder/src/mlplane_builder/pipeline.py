@@ -54,6 +54,7 @@ from mlplane_builder.model_content import model_content
 from mlplane_builder.targets import ImageTarget, Transfer
 
 _log = logging.getLogger("mlplane.builder")
+DEFAULT_LAYER_CHUNK_SIZE = 1024 * 1024
 
 BaseClientFor = Callable[[str], Awaitable[OciClient]]
 """The OCI client of a registry host, for reading a base image there."""
@@ -69,6 +70,11 @@ class BuildPlan:
     base_reference: str | None
     compression_level: int
     chunk_size: int
+    stream_upload: bool = True
+    """The model layer in one streamed upload request (else a PATCH per chunk)."""
+    layer_chunk_size: int = DEFAULT_LAYER_CHUNK_SIZE
+    """Bytes per step of the model layer's pipeline when the upload is streamed (else
+    `chunk_size`, a PATCH's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +162,17 @@ async def _build(
         content.files,
         content.chunks,
         compression_level=plan.compression_level,
-        chunk_size=plan.chunk_size,
+        chunk_size=plan.layer_chunk_size if plan.stream_upload else plan.chunk_size,
+        # A streamed upload takes pieces of any size: no copying them into chunks.
+        exact_chunks=not plan.stream_upload,
     )
-    stored = await target.store_stream(layer, plan.chunk_size)
+    stored = await target.store_stream(
+        layer,
+        None if plan.stream_upload else plan.chunk_size,
+        # The layer hashes its gzip bytes itself: the upload need not hash them again
+        # (and the registry checks the digest it is given).
+        digest=lambda: layer.result.digest,
+    )
     built = layer.result
     artifact_seconds = time.monotonic() - started
     if stored.digest != built.digest:

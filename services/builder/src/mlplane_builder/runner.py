@@ -153,6 +153,8 @@ class BuildRunner:
             base_reference=settings.base_image_for(build.request.framework),
             compression_level=settings.compression_level,
             chunk_size=settings.upload_chunk_size,
+            stream_upload=settings.stream_uploads,
+            layer_chunk_size=settings.layer_chunk_size,
         )
         return await build_image(
             build.request, plan, artifacts=self.artifacts, base_client_for=self.client_for

@@ -70,9 +70,19 @@ class BuilderSettings(BaseSettings):
     """Tries of one registry request before the build counts the registry as unavailable."""
     registry_retry_delay_s: float = Field(default=0.5, gt=0)
     registry_timeout_s: float = Field(default=60.0, gt=0)
+    stream_uploads: bool = True
+    """Upload the model layer in one streamed request, as Docker and skopeo push: the
+    fastest (no request per chunk), but a connection lost mid-upload starts the
+    layer again (a retryable failure). False: one PATCH per `upload_chunk_size`
+    bytes, each resumed after a failure."""
+    layer_chunk_size: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+    """Bytes per step of the model layer's pipeline (read, tar, gzip, hash) when
+    uploads are streamed. A build holds a few steps' bytes at once: 1 MiB keeps one
+    build's buffers near 15 MiB; larger steps save no CPU."""
     upload_chunk_size: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
-    """Bytes per blob upload request (PATCH) of the model layer. A build holds about a
-    dozen chunks at once (read, tar, gzip, upload): 4 MiB keeps one build near 120 MiB."""
+    """Bytes per blob upload request (PATCH) when uploads are not streamed (and per
+    step of the model layer's pipeline then). A build holds about a dozen chunks at
+    once (read, tar, gzip, upload): 4 MiB keeps one build near 120 MiB."""
     lease_s: float = Field(default=60.0, ge=0.1)
     """A running build's lease; its worker renews it every third of it. A build whose
     lease ran out (its worker crashed) is picked up again by another worker."""

@@ -8,7 +8,7 @@ from a stream, store the config, store the manifest under the tag.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,8 +61,15 @@ class ImageTarget(Protocol):
     ) -> None:
         """Make every layer of `base` present here, without uploading what is."""
 
-    async def store_stream(self, chunks: AsyncIterable[bytes], chunk_size: int) -> StoredBlob:
-        """Store a blob from a stream of its bytes; its digest is known at the end."""
+    async def store_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        chunk_size: int | None,
+        digest: Callable[[], str] | None = None,
+    ) -> StoredBlob:
+        """Store a blob from a stream of its bytes; its digest is known at the end
+        (`digest` gives it then, when the stream's producer hashed it). `chunk_size`:
+        bytes per upload request, None for the whole stream in one."""
 
     async def store_blob(self, data: bytes) -> StoredBlob: ...
 
@@ -127,8 +134,15 @@ class RegistryTarget:
             transfer.layers_copied += 1
             transfer.bytes_uploaded += pushed.size
 
-    async def store_stream(self, chunks: AsyncIterable[bytes], chunk_size: int) -> StoredBlob:
-        pushed = await self._client.push_blob_stream(self._path, chunks, chunk_size=chunk_size)
+    async def store_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        chunk_size: int | None,
+        digest: Callable[[], str] | None = None,
+    ) -> StoredBlob:
+        pushed = await self._client.push_blob_stream(
+            self._path, chunks, chunk_size=chunk_size, digest=digest
+        )
         return StoredBlob(pushed.digest, pushed.size)
 
     async def store_blob(self, data: bytes) -> StoredBlob:
@@ -175,7 +189,12 @@ class LayoutTarget:
             transfer.layers_copied += 1
             transfer.bytes_uploaded += written.size
 
-    async def store_stream(self, chunks: AsyncIterable[bytes], chunk_size: int) -> StoredBlob:
+    async def store_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        chunk_size: int | None,
+        digest: Callable[[], str] | None = None,
+    ) -> StoredBlob:
         written = await self._layout.write_blob_stream(chunks)
         return StoredBlob(written.digest, written.size)
 

@@ -46,12 +46,14 @@ async def build(
     level: int = 1,
     piece: int = 100_000,
     chunk_size: int = 4 * MiB,
+    exact_chunks: bool = True,
 ) -> tuple[bytes, BuiltLayer, list[bytes]]:
     stream = LayerStream(
         LayerFile(path, len(data), mode),
         pieces(data, piece),
         compression_level=level,
         chunk_size=chunk_size,
+        exact_chunks=exact_chunks,
     )
     chunks = [chunk async for chunk in stream]
     return b"".join(chunks), stream.result, chunks
@@ -146,6 +148,16 @@ class TestValidLayer:
         assert len(chunks) > 2
         assert {len(chunk) for chunk in chunks[:-1]} == {MiB}
         assert 0 < len(chunks[-1]) <= MiB
+
+    async def test_without_exact_chunks_the_same_bytes_come_in_the_compressors_pieces(
+        self,
+    ) -> None:
+        exact, built, _ = await build(DATA, chunk_size=MiB)
+        loose, loose_built, chunks = await build(DATA, chunk_size=MiB, exact_chunks=False)
+        assert (loose, loose_built) == (exact, built)
+        # The gzip header, then a feed block's deflate output each: not re-cut.
+        assert len(chunks[0]) == 10
+        assert {len(chunk) for chunk in chunks[1:-1]} != {MiB}
 
 
 class TestSizeMismatch:

@@ -51,8 +51,11 @@ class BuiltLayer:
 class LayerStream:
     """The gzip bytes of a layer of one file or several, produced while `source` is read.
 
-    Iterate once: every chunk but the last is exactly `chunk_size` bytes.
-    `source` must stream exactly the files' bytes, one after the other in the
+    Iterate once: every chunk but the last is exactly `chunk_size` bytes (with
+    `exact_chunks`; else the compressor's pieces are yielded as they come, about
+    a feed block each, which saves copying every byte into chunks when the
+    consumer does not need them: a streamed upload). `source` must stream
+    exactly the files' bytes, one after the other in the
     order given (`file.size` bytes each), in pieces of any size that may cross
     from one file to the next; otherwise iteration raises `LayerSizeMismatch`
     (as soon as it streams one byte too many, or when it ends short). The bytes
@@ -73,12 +76,17 @@ class LayerStream:
         *,
         compression_level: int = 1,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        exact_chunks: bool = True,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         self._files = (file,) if isinstance(file, LayerFile) else tuple(file)
         self._source = source
         self._chunk_size = chunk_size
+        # Exact: the outbox hands out chunks of this size once it holds one (the rest
+        # at the end); else every piece as soon as it is there.
+        self._take_size = chunk_size if exact_chunks else None
+        self._hold = chunk_size if exact_chunks else 1
         self._member = GzipMember(compression_level)  # checks the level now, not mid-stream
         self._started = False
         self._result: BuiltLayer | None = None
@@ -117,8 +125,8 @@ class LayerStream:
                 del tar_chunk
                 # The consumer works on these while the step runs in its threads,
                 # and the loop reads the next tar chunk meanwhile.
-                while outbox.size >= self._chunk_size:
-                    chunk = outbox.take(self._chunk_size)
+                while outbox.size >= self._hold:
+                    chunk = outbox.take(self._take_size)
                     gzip_size += len(chunk)
                     yield chunk
                     del chunk
@@ -131,7 +139,7 @@ class LayerStream:
             outbox.put([tail])
             del unhashed, tail
             while outbox.size:
-                chunk = outbox.take(self._chunk_size)
+                chunk = outbox.take(self._take_size)
                 gzip_size += len(chunk)
                 # Set before the last yield: a consumer that stops once it has
                 # every byte it expects still finds the result.
@@ -253,10 +261,11 @@ class _Cutter:
 
 
 class _Outbox:
-    """Gzip pieces waiting to go out, taken in exact sizes.
+    """Gzip pieces waiting to go out, taken in exact sizes or piece by piece.
 
     The pieces are kept as they are (the hashing thread reads the same
-    objects), so each output byte is copied once: into the chunk it leaves in.
+    objects), so each output byte is copied at most once: into the chunk it
+    leaves in.
     """
 
     def __init__(self, first: bytes) -> None:
@@ -270,7 +279,14 @@ class _Outbox:
                 self._pieces.append(memoryview(piece))
                 self.size += len(piece)
 
-    def take(self, size: int) -> bytes:
+    def take(self, size: int | None) -> bytes:
+        """The next `size` bytes (fewer at the end); None: the next piece as it is,
+        not copied."""
+        if size is None:
+            piece = self._pieces.popleft()
+            self.size -= len(piece)
+            whole = piece.obj
+            return whole if isinstance(whole, bytes) and len(whole) == len(piece) else bytes(piece)
         parts: list[memoryview] = []
         wanted = min(size, self.size)
         while wanted:

@@ -47,9 +47,10 @@ class GatewayAuth:
 
     def start(self) -> None:
         """Listen for key revocations (on the running loop): the key cache is used
-        only while that connection is up."""
+        only while that connection is up; and for the rate limiter's failure blocks."""
         if self.revocations is not None:
             self.revocations.start()
+        self.limiter.start()
 
     async def aclose(self) -> None:
         if self.revocations is not None:

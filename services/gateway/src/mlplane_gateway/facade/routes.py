@@ -89,11 +89,87 @@ def facade_router(
     `signer` signs for the service. The routes are left out of the OpenAPI
     document: each service documents its own API.
     """
+    services, mlflow = facade_routers(
+        upstreams, authenticate=authenticate, require_scope=require_scope, signer=signer
+    )
     router = APIRouter(tags=["facade"])
+    router.include_router(services)
+    router.include_router(mlflow)
+    return router
+
+
+def facade_routers(
+    upstreams: Upstreams,
+    *,
+    authenticate: Authenticate,
+    require_scope: RequireScope,
+    signer: IdentitySigner,
+) -> tuple[APIRouter, APIRouter]:
+    """`facade_router`'s routes as two routers: `/v1/<service>/...`, and MLflow's
+    prefixes, so a host can try the first before routes that must come before the
+    second (MLflow's webhook API, served by the gateway itself)."""
+    route = _FacadeRoutes(authenticate, require_scope, signer)
+    services = APIRouter(tags=["facade"])
+    for service in FACADE_SERVICES:
+        upstream = upstreams.get(service)
+        base = f"/v1/{service}"
+        services.add_api_route(
+            base + "/{path:path}",
+            (
+                route.not_configured(service, render_problem)
+                if upstream is None
+                else route.endpoint(upstream, service, base, "", render_problem)
+            ),
+            methods=METHODS,
+            include_in_schema=False,
+            openapi_extra=max_body_bytes(FACADE_MAX_BODY_BYTES),
+            route_class_override=ProblemRoute,
+        )
+
+    mlflow = APIRouter(tags=["facade"])
+    registry = upstreams.get("registry")
+    for prefix in MLFLOW_PREFIXES:
+        mlflow.add_api_route(
+            prefix + "/{path:path}",
+            (
+                route.not_configured("registry", render_mlflow_problem)
+                if registry is None
+                else route.endpoint(
+                    registry, "mlflow", "", prefix.lstrip("/") + "/", render_mlflow_problem
+                )
+            ),
+            methods=METHODS,
+            include_in_schema=False,
+            openapi_extra=max_body_bytes(FACADE_MAX_BODY_BYTES),
+            route_class_override=MlflowErrorsRoute,
+        )
+    return services, mlflow
+
+
+class _FacadeRoutes:
+    """The endpoints of facade routes, closing over the gateway's auth and signer."""
+
+    def __init__(
+        self, authenticate: Authenticate, require_scope: RequireScope, signer: IdentitySigner
+    ) -> None:
+        self._authenticate = authenticate
+        self._require_scope = require_scope
+        self._signer = signer
 
     def endpoint(
-        upstream: Upstream, service: str, public_base: str, path_prefix: str, render: ErrorRenderer
+        self,
+        upstream: Upstream,
+        service: str,
+        public_base: str,
+        path_prefix: str,
+        render: ErrorRenderer,
     ) -> Callable[..., Coroutine[Any, Any, Response]]:
+        authenticate, require_scope, signer = (
+            self._authenticate,
+            self._require_scope,
+            self._signer,
+        )
+
         async def call(request: Request, path: str) -> Response:
             caller = await authenticate(request)
             checked = require_scope(caller, required_scope(service, request.method, path))
@@ -111,7 +187,11 @@ def facade_router(
 
         return call
 
-    def not_configured(service: str, render: ErrorRenderer) -> Callable[..., Awaitable[Response]]:
+    def not_configured(
+        self, service: str, render: ErrorRenderer
+    ) -> Callable[..., Awaitable[Response]]:
+        authenticate, require_scope = self._authenticate, self._require_scope
+
         async def call(request: Request, path: str) -> Response:
             caller = await authenticate(request)
             checked = require_scope(caller, required_scope(service, request.method, path))
@@ -127,40 +207,6 @@ def facade_router(
             )
 
         return call
-
-    for service in FACADE_SERVICES:
-        upstream = upstreams.get(service)
-        base = f"/v1/{service}"
-        router.add_api_route(
-            base + "/{path:path}",
-            (
-                not_configured(service, render_problem)
-                if upstream is None
-                else endpoint(upstream, service, base, "", render_problem)
-            ),
-            methods=METHODS,
-            include_in_schema=False,
-            openapi_extra=max_body_bytes(FACADE_MAX_BODY_BYTES),
-            route_class_override=ProblemRoute,
-        )
-
-    registry = upstreams.get("registry")
-    for prefix in MLFLOW_PREFIXES:
-        router.add_api_route(
-            prefix + "/{path:path}",
-            (
-                not_configured("registry", render_mlflow_problem)
-                if registry is None
-                else endpoint(
-                    registry, "mlflow", "", prefix.lstrip("/") + "/", render_mlflow_problem
-                )
-            ),
-            methods=METHODS,
-            include_in_schema=False,
-            openapi_extra=max_body_bytes(FACADE_MAX_BODY_BYTES),
-            route_class_override=MlflowErrorsRoute,
-        )
-    return router
 
 
 class ProblemRoute(APIRoute):

@@ -1,7 +1,7 @@
 """The facade of one hosting, built from settings: a pooled client per service it can
 reach, and the signer of the identities it forwards.
 
-Its routes are generated per upstream (`routes.facade_router`), so they are made here,
+Its routes are generated per upstream (`routes.facade_routers`), so they are made here,
 in the gateway's `build`, and close over what they use: no request of the hot path
 goes through FastAPI's dependency solving.
 """
@@ -15,7 +15,7 @@ from mlplane_runtime.settings import RuntimeSettings
 
 from mlplane_gateway.auth.guard import Guard
 from mlplane_gateway.facade.identity import IdentitySigner
-from mlplane_gateway.facade.routes import facade_router
+from mlplane_gateway.facade.routes import facade_routers
 from mlplane_gateway.facade.upstreams import Upstreams
 from mlplane_gateway.settings import GatewaySettings, platform_url
 
@@ -25,9 +25,10 @@ class Facade:
     upstreams: Upstreams
     signer: IdentitySigner
 
-    def router(self, guard: Guard) -> APIRouter:
-        """The facade's routes, each call authenticated and scope-checked by `guard`."""
-        return facade_router(
+    def routers(self, guard: Guard) -> tuple[APIRouter, APIRouter]:
+        """The facade's routes, each call authenticated and scope-checked by `guard`:
+        `/v1/<service>/...`, then MLflow's prefixes (`routes.facade_routers`)."""
+        return facade_routers(
             self.upstreams,
             authenticate=guard.request_caller,
             require_scope=guard.require_scope,
