@@ -176,6 +176,8 @@ def test_a_person_follows_a_version_from_upload_to_rollback(
     page.get_by_label("Environment").fill("prod")
     page.get_by_role("button", name="Deploy").click()
     expect(page.locator("#needs-approval")).to_be_visible()
+    # Waiting for an approval, the page stops refreshing: the button and focus stay put.
+    assert page.locator("#deployment-live").get_attribute("hx-trigger") is None
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("alert")).to_contain_text("request")
     shot(page, "05-requester-cannot-approve")
