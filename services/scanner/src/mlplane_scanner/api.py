@@ -33,6 +33,7 @@ from mlplane_scanner.domain.errors import InvalidVex
 from mlplane_scanner.domain.evaluation import evaluate
 from mlplane_scanner.domain.manifests import split_manifests
 from mlplane_scanner.domain.vex import parse_openvex
+from mlplane_scanner.reports import CYCLONEDX
 from mlplane_scanner.schemas import (
     DigestScans,
     ExceptionIn,
@@ -45,7 +46,6 @@ from mlplane_scanner.schemas import (
     ScanSummaryOut,
 )
 from mlplane_scanner.service import policy_etag, utc_now
-from mlplane_scanner.worker import CYCLONEDX
 
 MAX_VEX_BYTES = 8 * 1024 * 1024
 

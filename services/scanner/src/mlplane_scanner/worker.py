@@ -26,7 +26,7 @@ from mlplane_runtime.uow import UnitOfWork, UnitOfWorkFactory
 
 from mlplane_scanner.backlog import BacklogNotice
 from mlplane_scanner.metrics import FINDINGS, SCAN_DURATION, SCANS_RUNNING, VERDICTS
-from mlplane_scanner.reports import ReportStore, report_key
+from mlplane_scanner.reports import CYCLONEDX, ReportStore, report_key
 from mlplane_scanner.service import ScannerService, ScanOutcome
 from mlplane_scanner.settings import ScannerSettings
 from mlplane_scanner.store import ScanRow
@@ -41,7 +41,6 @@ from mlplane_scanner.trivy import (
 
 _log = logging.getLogger("mlplane.scanner")
 JSON = "application/json"
-CYCLONEDX = "application/vnd.cyclonedx+json"
 
 
 @dataclass(frozen=True, slots=True)

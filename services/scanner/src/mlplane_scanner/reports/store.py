@@ -7,6 +7,9 @@ from typing import Protocol
 
 from mlplane_runtime.errors import NotFound
 
+CYCLONEDX = "application/vnd.cyclonedx+json"
+"""The media type SBOMs are stored and served with."""
+
 _SAFE = re.compile(r"[^A-Za-z0-9._=+@,-]")
 
 
