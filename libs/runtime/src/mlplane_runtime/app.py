@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from mlplane_runtime.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from mlplane_runtime.head_requests import HeadAsGetMiddleware
 from mlplane_runtime.health import DEFAULT_CHECK_TIMEOUT_S, ReadinessCheck, health_router
+from mlplane_runtime.hot_path import HotPathMiddleware, MountedHotRoute
 from mlplane_runtime.problem import install_problem_handlers
 from mlplane_runtime.request_text import ControlCharacterMiddleware
 
@@ -72,6 +73,7 @@ def create_service_app(
     version: str | None = None,
     readiness_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    hot_routes: Sequence[MountedHotRoute] = (),
 ) -> FastAPI:
     """A FastAPI app for service `name` with health, metrics, errors, tracing and access logs.
 
@@ -79,8 +81,9 @@ def create_service_app(
     `app.state.readiness_checks`, a dict the `lifespan` may extend once it has
     built the engine or transport a check needs. `version` defaults to the
     runtime's. `max_body_bytes` is the body limit of every route that declares
-    none (`body_limit.max_body_bytes`). Building the app connects to nothing and
-    raises nothing.
+    none (`body_limit.max_body_bytes`). `hot_routes` are answered in front of
+    everything else when they can (`hot_path`).
+    Building the app connects to nothing and raises nothing.
     """
     app = FastAPI(
         title=f"mlplane {name}",
@@ -112,7 +115,23 @@ def create_service_app(
         # histograms cost CPU on every request for figures nobody exports.
         meter_provider=NoOpMeterProvider(),
     )
+    if hot_routes:
+        _put_in_front(app, HotPathMiddleware, routes=hot_routes)
     return app
+
+
+def _put_in_front(app: FastAPI, middleware: Callable[..., ASGIApp], **options: Any) -> None:
+    """Wrap `middleware` around the whole stack, the tracing middleware included.
+
+    `add_middleware` would put it inside the instrumentation, which wraps the stack
+    Starlette builds on the first request; this wraps what that build returns.
+    """
+    build = app.build_middleware_stack
+
+    def build_with_front() -> ASGIApp:
+        return middleware(build(), **options)
+
+    app.build_middleware_stack = build_with_front  # type: ignore[method-assign]
 
 
 class AccessLogMiddleware:

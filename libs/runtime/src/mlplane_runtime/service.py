@@ -32,6 +32,7 @@ from mlplane_runtime.bus.base import Transport
 from mlplane_runtime.caller import CallerDependencies, CallerDependency
 from mlplane_runtime.consumer import EventHandler
 from mlplane_runtime.db import Database, check_schema_name
+from mlplane_runtime.hot_path import HotRoute
 from mlplane_runtime.messaging_tables import MessagingTables, messaging_tables
 from mlplane_runtime.settings import RuntimeSettings
 from mlplane_runtime.uow import UnitOfWorkFactory
@@ -102,6 +103,8 @@ class ServiceParts:
       service is verified with the gateway's identity (`context.caller`).
     - `resources`: what its routes need besides the context (settings, tables,
       adapters), read in a route through `deps.resources(TheirType)`.
+    - `hot_routes`: `GET` routes of `routers` that may be answered before the full
+      app when their handler can (a cache hit; see `hot_path`), relative to the prefix.
     """
 
     handlers: Mapping[str, EventHandler] = field(default_factory=dict)
@@ -110,6 +113,7 @@ class ServiceParts:
     lifespan: AbstractAsyncContextManager[None] | None = None
     caller: CallerDependency | None = None
     resources: object | None = None
+    hot_routes: Sequence[HotRoute] = ()
 
 
 ServiceBuild = Callable[[ServiceContext], ServiceParts]

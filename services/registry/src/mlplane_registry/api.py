@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from mlplane_contracts.scopes import MODELS_READ, MODELS_WRITE
 from mlplane_contracts.types import DNS_LABEL_PATTERN
 from mlplane_runtime.deps import CurrentContext, Principal, ReadUow, Team, WriteUow, scoped
@@ -20,6 +20,7 @@ from mlplane_runtime.errors import InvalidInput
 
 from mlplane_registry.deps import Registry
 from mlplane_registry.domain import Artifact, VersionStage
+from mlplane_registry.hot_reads import alias_reader, search_entry, search_reader, version_reader
 from mlplane_registry.read_cache import CachedAnswer
 from mlplane_registry.schemas import (
     AliasedVersionOut,
@@ -156,11 +157,7 @@ async def create_version(
 async def get_version(
     name: ModelName, version: VersionNumber, team: Team, registry: Registry, context: CurrentContext
 ) -> Response:
-    async def read() -> CachedAnswer:
-        async with context.uow_factory.reading() as uow:
-            found = await registry.service(uow).get_version(team, name, version)
-        return CachedAnswer(VersionOut.of(found).model_dump_json().encode(), found.etag)
-
+    read = version_reader(registry, context.uow_factory, team, name, version)
     return _cached(await registry.cache.answer(team, name, ("version", version), read))
 
 
@@ -202,11 +199,12 @@ async def delete_version(
     return Response(status_code=204)
 
 
-@router.get("/versions")
+@router.get("/versions", response_model=VersionPageOut)
 async def search_versions(
+    request: Request,
     team: Team,
     registry: Registry,
-    uow: ReadUow,
+    context: CurrentContext,
     model: Annotated[str | None, Query(max_length=63, description="exact model name")] = None,
     name_prefix: Annotated[str | None, Query(max_length=63)] = None,
     tag: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
@@ -216,7 +214,7 @@ async def search_versions(
     created_before: datetime | None = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
-) -> VersionPageOut:
+) -> Response:
     tags: list[tuple[str, str]] = []
     for index, item in enumerate(tag or ()):
         key, sep, value = item.partition("=")
@@ -227,23 +225,22 @@ async def search_versions(
             )
         tags.append((key, value))
     size = min(limit or registry.settings.default_page_size, registry.settings.max_page_size)
-    page = await registry.service(uow).search_versions(
-        team,
-        VersionFilter(
-            model=model,
-            name_prefix=name_prefix,
-            tags=tuple(tags),
-            alias=alias,
-            stage=None if stage is None else stage.value,
-            created_after=created_after,
-            created_before=created_before,
-        ),
-        cursor,
-        size,
+    where = VersionFilter(
+        model=model,
+        name_prefix=name_prefix,
+        tags=tuple(tags),
+        alias=alias,
+        stage=None if stage is None else stage.value,
+        created_after=created_after,
+        created_before=created_before,
     )
-    return VersionPageOut(
-        versions=[VersionOut.of(v) for v in page.versions], next_cursor=page.next_cursor
-    )
+
+    read = search_reader(registry, context.uow_factory, team, where, cursor, size)
+    # Searches within one model are kept with the model's other answers (`hot_reads`).
+    entry = search_entry(request.scope["query_string"].decode("latin-1"))
+    if entry is None or entry[0] != model:
+        return _cached(await read())
+    return _cached(await registry.cache.answer(team, model, entry[1], read))
 
 
 # -- aliases ----------------------------------------------------------------------
@@ -284,17 +281,11 @@ async def delete_alias(
 async def get_by_alias(
     name: ModelName, alias: AliasName, team: Team, registry: Registry, context: CurrentContext
 ) -> Response:
-    async def read() -> CachedAnswer:
-        async with context.uow_factory.reading() as uow:
-            found, version = await registry.service(uow).get_alias(team, name, alias)
-        body = AliasedVersionOut(alias=AliasOut.of(found), version=VersionOut.of(version))
-        return CachedAnswer(body.model_dump_json().encode(), found.etag)
-
+    read = alias_reader(registry, context.uow_factory, team, name, alias)
     return _cached(await registry.cache.answer(team, name, ("alias", alias), read))
 
 
 def _cached(answer: CachedAnswer) -> Response:
     """A hot read's answer as sent: its JSON as is, no model built or checked again."""
-    return Response(
-        answer.body, media_type="application/json", headers={"ETag": _etag(answer.etag)}
-    )
+    headers = None if answer.etag is None else {"ETag": _etag(answer.etag)}
+    return Response(answer.body, media_type="application/json", headers=headers)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from mlplane_runtime.caller import IdentityVerifier
 from mlplane_runtime.listen import NotificationListener
 from mlplane_runtime.service import ServiceContext, ServiceParts, ServicePlugin, ServiceWorker
 from mlplane_runtime.settings import load_settings
@@ -16,6 +17,7 @@ from mlplane_registry.artifacts.local_http import build_router
 from mlplane_registry.artifacts.s3 import S3ArtifactStore
 from mlplane_registry.artifacts.wiring import RegistryArtifacts, running, sweep_expired_uploads
 from mlplane_registry.deps import HostedRegistry
+from mlplane_registry.hot_reads import hot_routes
 from mlplane_registry.mlflow import api as mlflow_api
 from mlplane_registry.mlflow.settings import MlflowApiSettings
 from mlplane_registry.read_cache import ReadCache
@@ -86,7 +88,17 @@ def build(
             artifacts, tracking, cache.listen(context.database, tables.models.schema or "public")
         ),
         resources=registry,
+        hot_routes=(
+            hot_routes(registry, context.uow_factory, verifier)
+            if (verifier := _verifier(context))
+            else ()
+        ),
     )
+
+
+def _verifier(context: ServiceContext) -> IdentityVerifier | None:
+    """What the hot routes check callers with: the gateway's identity, as every route."""
+    return None if context.caller is None else context.caller.verifier
 
 
 @asynccontextmanager

@@ -2,11 +2,11 @@
 write was acknowledged, by this worker or any other.
 
 What is kept: the answer's JSON body and ETag, per team and model, for the
-version and alias reads of the REST API; at most `max_models` models, least
-recently used out first. Every change of a model, its versions or its aliases
-NOTIFYs `<team>/<model>` in the writing transaction (migration 0005's triggers, so
-every writer is covered), and this worker's LISTEN connection drops the model's
-entries when it arrives.
+version and alias reads of the REST API and its searches within one model; at most
+`max_models` models, least recently used out first. Every change of a model, its
+versions or its aliases NOTIFYs `<team>/<model>` in the writing transaction
+(migration 0005's triggers, so every writer is covered), and this worker's LISTEN
+connection drops the model's entries when it arrives.
 
 Why an answer from here is never stale after an acknowledged write W (on any worker):
 
@@ -42,7 +42,8 @@ _log = logging.getLogger("mlplane.registry.cache")
 DEFAULT_MAX_MODELS = 10_000
 
 EntryKey = tuple[str, str | int]
-"""What of a model is cached: `("version", 3)` or `("alias", "champion")`."""
+"""What of a model is cached: `("version", 3)`, `("alias", "champion")` or
+`("search", <canonical query>)`."""
 
 
 def cache_channel(schema: str) -> str:
@@ -52,10 +53,10 @@ def cache_channel(schema: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
-    """One read's answer as sent: the JSON body and the ETag (without quotes)."""
+    """One read's answer as sent: the JSON body and the ETag (without quotes), if any."""
 
     body: bytes
-    etag: str
+    etag: str | None
 
 
 class ReadCache:
@@ -101,18 +102,26 @@ class ReadCache:
 
         Raises what `read()` raises (not-found errors are never cached).
         """
-        if await self._fenced():
-            entries = self._models.get((team, model))
-            if entries is not None:
-                found = entries.get(key)
-                if found is not None:
-                    self._models.move_to_end((team, model))
-                    self.hits += 1
-                    return found
+        found = await self.lookup(team, model, key)
+        if found is not None:
+            return found
         epoch = self._epoch
         fresh = await read()
         self.put(team, model, key, fresh, epoch)
         return fresh
+
+    async def lookup(self, team: str, model: str, key: EntryKey) -> CachedAnswer | None:
+        """The cached answer when there is one and it is certainly current, else None."""
+        if not self._models or not await self._fenced():
+            return None
+        entries = self._models.get((team, model))
+        if entries is None:
+            return None
+        found = entries.get(key)
+        if found is not None:
+            self._models.move_to_end((team, model))
+            self.hits += 1
+        return found
 
     @property
     def epoch(self) -> int:

@@ -166,6 +166,7 @@ class Platform:
             self.name,
             routers=[service.router() for service in self._services],
             readiness={"database": database.ping, "bus": transport.ping},
+            hot_routes=[route for service in self._services for route in service.hot_routes()],
         )
         _log.info(
             "platform started: %d service(s), %s database, %s bus",

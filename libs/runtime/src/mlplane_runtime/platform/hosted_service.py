@@ -17,6 +17,7 @@ from mlplane_runtime.consumer import EventConsumer
 from mlplane_runtime.db import Database
 from mlplane_runtime.dead_letters_api import dead_letters_router
 from mlplane_runtime.deps import bind_service
+from mlplane_runtime.hot_path import MountedHotRoute
 from mlplane_runtime.identity_secret import service_identity_key
 from mlplane_runtime.migrations import upgrade_to_head
 from mlplane_runtime.relay import OutboxRelay
@@ -111,6 +112,12 @@ class HostedService:
             prefix=f"/{self.name}",
         )
         return router
+
+    def hot_routes(self) -> list[MountedHotRoute]:
+        """The service's hot routes, under the prefix its routes are mounted at."""
+        return [
+            MountedHotRoute(self.name, self.plugin.prefix, route) for route in self.parts.hot_routes
+        ]
 
     def _caller(self) -> CallerDependency:
         if self.parts.caller is not None:

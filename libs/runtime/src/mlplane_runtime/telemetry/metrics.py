@@ -54,3 +54,8 @@ DEAD_LETTER_DEPTH = Gauge(
     "Messages waiting in a service's dead-letter queue (sampled).",
     ["service"],
 )
+HOT_ANSWERS = Counter(
+    "mlplane_http_hot_answers_total",
+    "GET requests answered by a hot route, before the full app (`hot_path`).",
+    ["service", "route"],
+)
