@@ -14,9 +14,13 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends
 from mlplane_runtime.app import create_service_app
-from mlplane_runtime.caller import caller_dependencies, identity_key
+from mlplane_runtime.caller import IdentityVerifier, caller_dependencies, identity_key
 from mlplane_runtime.errors import InvalidInput
-from mlplane_runtime.forwarded_identity import ISSUER, derive_identity_key
+from mlplane_runtime.forwarded_identity import (
+    ISSUER,
+    InvalidForwardedIdentity,
+    derive_identity_key,
+)
 from mlplane_runtime.identity_secret import IdentityNotConfigured, service_identity_key
 
 SECRET = b"caller-test-identity-secret-0123456789"
@@ -184,3 +188,28 @@ def test_a_key_that_cannot_be_used_fails_naming_the_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(InvalidInput, match=variable):
         identity_key("registry")
+
+
+def test_a_token_seen_before_is_still_refused_once_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = IdentityVerifier("registry", KEY)
+    seen = token()
+    assert verifier.caller(seen, None).team == "fraud"
+    assert verifier.caller(seen, None).team == "fraud"  # remembered
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(InvalidForwardedIdentity, match="expired"):
+        verifier.caller(seen, None)
+
+
+def test_a_forged_token_is_refused_every_time() -> None:
+    verifier = IdentityVerifier("registry", KEY)
+    forged = token(key=derive_identity_key(b"another-secret-0123456789abcdef0123", "registry"))
+    for _ in range(2):
+        with pytest.raises(InvalidForwardedIdentity, match="signature"):
+            verifier.caller(forged, None)
+    # Same claims, the right key: accepted, and the forged one still is not.
+    assert verifier.caller(token(), None).team == "fraud"
+    with pytest.raises(InvalidForwardedIdentity):
+        verifier.caller(forged, None)

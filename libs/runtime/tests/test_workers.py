@@ -23,7 +23,7 @@ from mlplane_runtime.platform.workers import run_workers
 
 record, mode = Path(sys.argv[1]), sys.argv[2]
 
-def serve(listen, index, ready):
+def serve(listen, index, ready, balancer):
     (record / f"{index}-{os.getpid()}").write_text("")
     if mode == "fail":
         return 3

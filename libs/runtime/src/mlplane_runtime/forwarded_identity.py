@@ -172,6 +172,15 @@ def verify_forwarded_identity(
     return _identity(_json_object(encoded_claims, "claims"), audience, now, leeway_s)
 
 
+def is_current(
+    identity: ForwardedIdentity, now: float | None = None, leeway_s: int = DEFAULT_LEEWAY_S
+) -> bool:
+    """True while `identity` is within its lifetime, as `verify_forwarded_identity` checks
+    it (`now` defaults to the current Unix time)."""
+    moment = time.time() if now is None else now
+    return identity.issued_at <= moment + leeway_s and moment < identity.expires_at + leeway_s
+
+
 def _identity(
     claims: dict[str, Any], audience: str, now: float | None, leeway_s: int
 ) -> ForwardedIdentity:

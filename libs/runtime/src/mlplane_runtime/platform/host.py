@@ -20,7 +20,6 @@ from sqlalchemy.engine import make_url
 from mlplane_runtime.app import create_service_app
 from mlplane_runtime.bus.base import Transport
 from mlplane_runtime.bus.embedded import EmbeddedTransport
-from mlplane_runtime.bus.rabbit import RabbitTransport
 from mlplane_runtime.db import Database, create_database
 from mlplane_runtime.embedded_postgres import EmbeddedPostgres
 from mlplane_runtime.errors import InvalidInput, Unavailable
@@ -128,6 +127,9 @@ class Platform:
 
         retry = settings.retry_policy()
         if settings.amqp_url is not None:
+            # Imported only when used: FastStream and aio-pika are 7 MB a process.
+            from mlplane_runtime.bus.rabbit import RabbitTransport
+
             self._transport = RabbitTransport(
                 settings.amqp_url, retry=retry, connection_name=f"mlplane {self.name}"
             )

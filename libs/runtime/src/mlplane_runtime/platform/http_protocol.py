@@ -7,7 +7,8 @@ closes a connection whose request headers are not complete `header_timeout_s`
 after it opened (or after the request's first byte), whose body sends nothing
 for `body_timeout_s` while the app waits for it, or whose headers pass
 `max_header_bytes` (431); past `max_connections` open connections a new one is
-answered 503 and closed at once.
+answered 503 and closed at once. Under `mlplane serve --workers N` it also keeps
+the workers' shares of connections even (`balance`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any, ClassVar, Final
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from mlplane_runtime.platform.balance import ConnectionBalancer
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,23 @@ TOO_MANY_CONNECTIONS: Final = _answer(b"503 Service Unavailable")
 HEADERS_TOO_LARGE: Final = _answer(b"431 Request Header Fields Too Large")
 
 
-def limited_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
-    """The protocol class to give `uvicorn.Config(http=...)` to serve under `limits`."""
-    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
+def limited_protocol(
+    limits: ConnectionLimits, balancer: ConnectionBalancer | None = None
+) -> type[LimitedHttpToolsProtocol]:
+    """The protocol class to give `uvicorn.Config(http=...)` to serve under `limits`,
+    handing connections to other workers through `balancer` when given."""
+    return type(
+        "LimitedHttpToolsProtocol",
+        (LimitedHttpToolsProtocol,),
+        {"limits": limits, "balancer": balancer},
+    )
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` enforcing `limits`; build a configured one with `limited_protocol`."""
 
     limits: ClassVar[ConnectionLimits] = ConnectionLimits()
+    balancer: ClassVar[ConnectionBalancer | None] = None
 
     def __init__(
         self,
@@ -65,11 +76,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._body_deadline: asyncio.TimerHandle | None = None
         self._reading_headers = False
         self._header_bytes = 0
+        self.adopted = False
+        """Handed over by another worker: never handed on again."""
+        self._given_away = False
 
     # -- connection --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if self._hand_over(transport):
+            return
         super().connection_made(transport)
+        if self.balancer is not None:
+            self.balancer.publish(len(self.connections))
         if len(self.connections) > self.limits.max_connections:
             self.logger.warning("refused a connection: %d open", len(self.connections) - 1)
             self._close(TOO_MANY_CONNECTIONS)
@@ -78,9 +96,29 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._given_away:
+            return  # given to another worker before it was this one's
         self._cancel_header_deadline()
         self._cancel_body_deadline()
         super().connection_lost(exc)
+        if self.balancer is not None:
+            self.balancer.publish(len(self.connections))
+
+    def _hand_over(self, transport: asyncio.Transport) -> bool:
+        """True when the connection went to a less loaded worker (nothing was read yet:
+        the transport starts reading after `connection_made`)."""
+        balancer = self.balancer
+        if balancer is None or self.adopted:
+            return False
+        target = balancer.target(len(self.connections))
+        connection = transport.get_extra_info("socket")
+        if target is None or connection is None:
+            return False
+        if not balancer.hand_over(target, connection.fileno()):
+            return False
+        self._given_away = True
+        transport.abort()  # closes this worker's copy; the other's keeps the connection
+        return True
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -22,8 +22,13 @@ from collections.abc import Callable, Iterator, Sequence
 import uvicorn
 
 from mlplane_runtime.errors import MlplaneError
+from mlplane_runtime.platform.balance import ConnectionBalancer
 from mlplane_runtime.platform.host import EMBEDDED_BUS_SCHEMA, Platform
-from mlplane_runtime.platform.http_protocol import ConnectionLimits, limited_protocol
+from mlplane_runtime.platform.http_protocol import (
+    ConnectionLimits,
+    LimitedHttpToolsProtocol,
+    limited_protocol,
+)
 from mlplane_runtime.service import ServicePlugin
 from mlplane_runtime.settings import RuntimeSettings
 
@@ -94,6 +99,7 @@ async def serve_platform(
     listen: socket.socket | None = None,
     until: asyncio.Event | None = None,
     bus_schema: str = EMBEDDED_BUS_SCHEMA,
+    balancer: ConnectionBalancer | None = None,
 ) -> None:
     """Host `plugins`, serve HTTP on `settings.http_host:http_port` until SIGINT/SIGTERM
     (or until `until` is set, when given).
@@ -102,7 +108,8 @@ async def serve_platform(
     the platform: services' relays, the transport, the database, the embedded
     PostgreSQL. A signal during start-up stops what was started and returns.
     `listen` is an already bound socket to serve on instead (it is closed after);
-    `on_ready` gets the base URL once requests are served. Raises
+    `on_ready` gets the base URL once requests are served. `balancer`: this process
+    is one of several workers on `listen`, sharing connections evenly. Raises
     PortUnavailable, PlatformStartFailed or EmbeddedPostgresFailed when it cannot
     start (having stopped whatever it started).
     """
@@ -117,7 +124,7 @@ async def serve_platform(
             await platform.start()
             _freeze_startup_objects()
             try:
-                await _serve(platform, settings, sock, shutdown, on_ready)
+                await _serve(platform, settings, sock, shutdown, on_ready, balancer)
             finally:
                 _log.info("stopping the platform")
                 await platform.stop()
@@ -142,6 +149,7 @@ class _Shutdown:
     def __init__(self, main_task: asyncio.Task[object] | None) -> None:
         self.main_task = main_task
         self.server: uvicorn.Server | None = None
+        self.balancer: ConnectionBalancer | None = None
         self.requested = False
 
     def on_signal(self, sig: signal.Signals) -> None:
@@ -155,6 +163,8 @@ class _Shutdown:
             return
         self.requested = True
         _log.info("%s, shutting down", reason)
+        if self.balancer is not None:
+            self.balancer.leave()  # no more connections handed to this worker
         if self.server is not None:
             self.server.should_exit = True
         elif self.main_task is not None:
@@ -177,31 +187,74 @@ async def _serve(
     sock: socket.socket,
     shutdown: _Shutdown,
     on_ready: Callable[[str], None] | None,
+    balancer: ConnectionBalancer | None,
 ) -> None:
+    protocol = limited_protocol(connection_limits(settings), balancer)
     config = uvicorn.Config(
         platform.app,
         log_config=None,  # keep the JSON logging the CLI configured
         access_log=False,  # the service app writes its own access log
         lifespan="off",  # the platform is started and stopped around serving
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        http=limited_protocol(connection_limits(settings)),
+        http=protocol,
+        # No WebSocket routes: left to "auto", uvicorn imports a WebSocket library in
+        # every worker (after the fork, so into each worker's own memory).
+        ws="none",
         timeout_keep_alive=settings.http_keep_alive_timeout_s,
     )
     server = _PlatformServer(config)
     shutdown.server = server
+    shutdown.balancer = balancer
     if shutdown.requested:
         return
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     # uvicorn offers no event for "listening"; `started` flips once it is.
     while not server.started and not serving.done():  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+    if server.started and balancer is not None:
+        balancer.receive(lambda connection, held: _adopt(server, protocol, connection, held))
     if server.started:
         host, port = sock.getsockname()[:2]
         url = f"http://{_url_host(host)}:{port}"
         _log.info("serving on %s", url, extra={"url": url})
         if on_ready is not None:
             on_ready(url)
-    await serving
+    try:
+        await serving
+    finally:
+        if balancer is not None:
+            balancer.stop_receiving()
+
+
+def _adopt(
+    server: uvicorn.Server,
+    protocol: type[LimitedHttpToolsProtocol],
+    connection: socket.socket,
+    held: Callable[[], None],
+) -> None:
+    """Serve a connection another worker handed over, as uvicorn serves its own; `held()`
+    once it is served here."""
+
+    def adopted() -> LimitedHttpToolsProtocol:
+        served = protocol(
+            config=server.config, server_state=server.server_state, app_state=server.lifespan.state
+        )
+        served.adopted = True
+        return served
+
+    if server.should_exit:
+        connection.close()  # stopping: the worker that handed it over had not seen it yet
+        held()
+        return
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(loop.connect_accepted_socket(adopted, connection))
+    _adoptions.add(task)
+    task.add_done_callback(_adoptions.discard)
+    task.add_done_callback(lambda _: held())
+
+
+_adoptions: set[asyncio.Task[object]] = set()
+"""Adoptions under way (the loop keeps only weak references to tasks)."""
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 A pre-fork supervisor: the parent binds and listens once, then forks N children
 that each run a whole platform (its own event loop, database pool, relays,
 consumers and job workers) accepting on the inherited socket; the kernel hands each
-new connection to one of the processes waiting in accept. What the platform runs
+new connection to one of the processes waiting in accept, and the workers even out
+their shares of open connections among themselves (`balance`). What the platform runs
 besides HTTP is built for replicas: outbox relays and job workers claim rows with
 `FOR UPDATE SKIP LOCKED`, RabbitMQ consumers on one queue are competing consumers,
 the in-process bus leases its rows the same way, and migrations take an advisory
@@ -33,14 +34,18 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from mlplane_runtime.platform.balance import ConnectionBalancer
+
 _log = logging.getLogger("mlplane.platform")
 
 LISTEN_BACKLOG = 2048
 EXIT_STARTUP_FAILED = 1
 
-ServeWorker = Callable[[socket.socket, int, Callable[[], None]], int]
-"""`(listening socket, worker index, ready)`: runs one worker to its end in the child
-process and returns its exit code; it calls `ready()` once it serves requests."""
+ServeWorker = Callable[[socket.socket, int, Callable[[], None], ConnectionBalancer], int]
+"""`(listening socket, worker index, ready, balancer)`: runs one worker to its end in
+the child process and returns its exit code; it calls `ready()` once it serves
+requests, and serves with `balancer` (seated as this worker) to keep the workers'
+shares of connections even."""
 
 
 @dataclass
@@ -70,6 +75,7 @@ def run_workers(sock: socket.socket, count: int, serve: ServeWorker) -> int:
     if count < 1:
         raise ValueError("at least one worker")
     sock.listen(LISTEN_BACKLOG)
+    balancer = ConnectionBalancer(count)
     # What the parent imported is shared with the children until written to; kept out
     # of the collector's passes, its objects' pages are not copied by a collection.
     gc.collect()
@@ -88,12 +94,13 @@ def run_workers(sock: socket.socket, count: int, serve: ServeWorker) -> int:
     exit_code = 0
     try:
         for index in range(count):
-            _start(children, sock, index, serve, previous, stopping[0])
+            _start(children, sock, index, serve, balancer, previous, stopping[0])
         while children:
             pid, status = os.wait()
             if pid not in children:
                 continue
             child = children.pop(pid)
+            balancer.vacate(child.index)
             code = os.waitstatus_to_exitcode(status)
             ready = child.was_ready()
             child.close()
@@ -111,7 +118,7 @@ def run_workers(sock: socket.socket, count: int, serve: ServeWorker) -> int:
             _log.warning(
                 "worker %d (pid %d) exited with %d; starting it again", child.index, pid, code
             )
-            _start(children, sock, child.index, serve, previous, stopping[0])
+            _start(children, sock, child.index, serve, balancer, previous, stopping[0])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -124,6 +131,7 @@ def _start(
     sock: socket.socket,
     index: int,
     serve: ServeWorker,
+    balancer: ConnectionBalancer,
     parent_handlers: Mapping[signal.Signals, Any],
     stopping: bool,
 ) -> None:
@@ -135,7 +143,7 @@ def _start(
     held = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        child = _fork(sock, index, serve, parent_handlers)
+        child = _fork(sock, index, serve, balancer, parent_handlers)
         children[child.pid] = child
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
@@ -145,6 +153,7 @@ def _fork(
     sock: socket.socket,
     index: int,
     serve: ServeWorker,
+    balancer: ConnectionBalancer,
     parent_handlers: Mapping[signal.Signals, Any],
 ) -> _Child:
     read_fd, write_fd = os.pipe()
@@ -164,7 +173,8 @@ def _fork(
             with contextlib.suppress(OSError):
                 os.write(write_fd, b"r")
 
-        code = serve(sock, index, ready)
+        balancer.seat(index)
+        code = serve(sock, index, ready, balancer)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -41,6 +40,9 @@ def build_tracer_provider(
         attributes[SERVICE_VERSION] = service_version
     provider = TracerProvider(resource=Resource.create(attributes))
     if otlp_endpoint:
+        # Imported only when spans are exported: it brings protobuf (about 4 MB a process).
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
         exporter = OTLPSpanExporter(endpoint=otlp_traces_url(otlp_endpoint))
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider

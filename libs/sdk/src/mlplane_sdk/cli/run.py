@@ -21,6 +21,7 @@ import typer
 from mlplane_sdk.cli.failure import EXIT_INTERRUPTED, fail
 
 if TYPE_CHECKING:
+    from mlplane_runtime.platform.balance import ConnectionBalancer
     from mlplane_runtime.service import ServicePlugin
     from mlplane_runtime.settings import RuntimeSettings
 
@@ -124,7 +125,15 @@ def _serve_workers(
         postgres = EmbeddedPostgres(settings.data_dir)
         settings = settings.model_copy(update={"database_url": postgres.start()})
 
-    def serve_one(listen: socket.socket, index: int, ready: Callable[[], None]) -> int:
+    # Imported before the fork, so the workers share these pages rather than each
+    # importing its own copy (the tracer provider itself is made in each worker).
+    import mlplane_runtime.telemetry.setup  # noqa: F401
+    import opentelemetry.sdk.trace  # noqa: F401
+    import uvloop  # noqa: F401
+
+    def serve_one(
+        listen: socket.socket, index: int, ready: Callable[[], None], balancer: ConnectionBalancer
+    ) -> int:
         # In the forked child: tracing may start an exporter thread, so only here.
         _configure_tracing(service, settings)
 
@@ -134,7 +143,16 @@ def _serve_workers(
                 _announce(url)
 
         try:
-            _run(serve_platform(settings, [plugin], name=service, on_ready=on_ready, listen=listen))
+            _run(
+                serve_platform(
+                    settings,
+                    [plugin],
+                    name=service,
+                    on_ready=on_ready,
+                    listen=listen,
+                    balancer=balancer,
+                )
+            )
         except typer.Exit as exc:
             return exc.exit_code
         return 0
