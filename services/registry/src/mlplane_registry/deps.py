@@ -38,7 +38,9 @@ class HostedRegistry:
 
     def service(self, uow: UnitOfWork) -> RegistryService:
         """The registry's use cases on `uow`, with the teams' artifact locations."""
-        return RegistryService(uow, self.tables, self.settings.artifact_locations)
+        return RegistryService(
+            uow, self.tables, self.settings.artifact_locations, self.artifacts.uri_prefix
+        )
 
 
 Registry = Annotated[HostedRegistry, Depends(resources(HostedRegistry))]

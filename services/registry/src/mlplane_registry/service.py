@@ -46,6 +46,7 @@ from mlplane_registry.store import (
     Comparison,
     Cursor,
     MlflowSearchStore,
+    NewVersion,
     Ordering,
     RegistrationStore,
     RegistryStore,
@@ -87,7 +88,9 @@ class RegistryService:
 
     `artifact_locations`: where each team's artifacts may lie besides the registry's
     own store (`MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS`); none by default, so a
-    version can then only point at an upload the registry verified.
+    version can then only point at an upload the registry verified. `uploads_under`:
+    the URI prefix of the registry's own store, where every upload it verified lies;
+    a version's artifact elsewhere is then not looked up among them (None: always).
     """
 
     def __init__(
@@ -95,11 +98,13 @@ class RegistryService:
         uow: UnitOfWork,
         tables: RegistryTables,
         artifact_locations: TeamArtifactLocations | None = None,
+        uploads_under: str | None = None,
     ) -> None:
         self._uow = uow
         self._store = RegistryStore(uow.session, tables)
         self._tables = tables
         self._locations = artifact_locations or TeamArtifactLocations()
+        self._uploads_under = uploads_under
 
     # -- models -----------------------------------------------------------------------
 
@@ -226,34 +231,13 @@ class RegistryService:
         else is looked at or changed), `ModelNotFound`, `InvalidName`.
         """
         if not artifact_admitted:
-            verified = await self._store.get_verified_artifact(artifact.uri)
+            verified = (
+                await self._store.get_verified_artifact(artifact.uri)
+                if self._may_be_upload(artifact.uri)
+                else None
+            )
             check_artifact(team, model_name, artifact, verified, self._locations)
-        # The common case in one round trip: the model exists and no CI run to match.
-        claimed = (
-            None if ci_run_id is not None else await self._store.claim_version(team, model_name)
-        )
-        if claimed is not None:
-            model, number = claimed
-        else:
-            found = await self._store.get_model(team, model_name, for_update=True)
-            if found is None:
-                if not create_model:
-                    raise ModelNotFound(
-                        f"team {team} has no model named {model_name}", name=model_name
-                    )
-                check_dns_label(team, "team")
-                check_dns_label(model_name, "model")
-                await self._store.insert_model(team, model_name, "", {})
-                found = await self.get_model(team, model_name, for_update=True)
-            model = found
-            if ci_run_id is not None:
-                existing = await self._store.find_version_of_ci_run(model.id, ci_run_id)
-                if existing is not None:
-                    return await self.get_version(team, model_name, existing)
-            number = await self._store.next_version_number(model.id)
-        version = await self._store.insert_version(
-            model,
-            number,
+        fields = NewVersion(
             framework=framework,
             artifact=artifact,
             lineage=lineage,
@@ -263,6 +247,26 @@ class RegistryService:
             registered_by=registered_by,
             ci_run_id=ci_run_id,
         )
+        if ci_run_id is None:
+            # The common case in one round trip: the model exists, no CI run to match.
+            inserted = await self._store.insert_next_version(team, model_name, fields)
+            if inserted is not None:
+                self._emit_registered(inserted)
+                return inserted
+        model = await self._store.get_model(team, model_name, for_update=True)
+        if model is None:
+            if not create_model:
+                raise ModelNotFound(f"team {team} has no model named {model_name}", name=model_name)
+            check_dns_label(team, "team")
+            check_dns_label(model_name, "model")
+            await self._store.insert_model(team, model_name, "", {})
+            model = await self.get_model(team, model_name, for_update=True)
+        if ci_run_id is not None:
+            existing = await self._store.find_version_of_ci_run(model.id, ci_run_id)
+            if existing is not None:
+                return await self.get_version(team, model_name, existing)
+        number = await self._store.next_version_number(model.id)
+        version = await self._store.insert_version(model, number, fields)
         self._emit_registered(version)
         return version
 
@@ -283,23 +287,23 @@ class RegistryService:
         `inputs` keeps what the worker needs besides the source (the caller's lineage
         tags, run id and link). Raises `ModelNotFound`.
         """
-        claimed = await self._store.claim_version(team, model_name)
-        if claimed is None:
-            raise ModelNotFound(f"team {team} has no model named {model_name}", name=model_name)
-        model, number = claimed
-        version = await self._store.insert_version(
-            model,
-            number,
-            framework=framework,
-            artifact=Artifact(source, 0, "", None),
-            lineage=Lineage("", "", ""),
-            signature=None,
-            tags=tags,
-            status_message="the registry is reading and verifying the artifact",
-            registered_by=registered_by,
-            ci_run_id=None,
-            registration=PENDING,
+        version = await self._store.insert_next_version(
+            team,
+            model_name,
+            NewVersion(
+                framework=framework,
+                artifact=Artifact(source, 0, "", None),
+                lineage=Lineage("", "", ""),
+                signature=None,
+                tags=tags,
+                status_message="the registry is reading and verifying the artifact",
+                registered_by=registered_by,
+                ci_run_id=None,
+                registration=PENDING,
+            ),
         )
+        if version is None:
+            raise ModelNotFound(f"team {team} has no model named {model_name}", name=model_name)
         trace = JobTrace.current()
         await RegistrationStore(self._uow.session, self._tables).insert(
             version.id, source, inputs, trace.traceparent, trace.tracestate
@@ -365,6 +369,9 @@ class RegistryService:
             ),
             subject=version.subject,
         )
+
+    def _may_be_upload(self, uri: str) -> bool:
+        return self._uploads_under is None or uri.startswith(self._uploads_under)
 
     async def record_verified_artifact(
         self, team: str, model: str, uri: str, size_bytes: int, sha256: str

@@ -82,6 +82,11 @@ class RegistryArtifacts:
             raise Unavailable("the registry's artifact store is not started")
         return self.store
 
+    @property
+    def uri_prefix(self) -> str:
+        """What every URI of this store starts with (and so every verified upload's)."""
+        return self._uri_prefix
+
     def key_of(self, uri: str) -> str:
         """The key of an artifact URI in this store. Raises `ArtifactNotFound`."""
         if not uri.startswith(self._uri_prefix):

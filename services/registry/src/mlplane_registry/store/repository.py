@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,21 @@ from mlplane_registry.store.rows import (
 )
 from mlplane_registry.store.search import Cursor, VersionFilter
 from mlplane_registry.store.tables import RegistryTables
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """What a new version row is made of, besides its model and number."""
+
+    framework: str
+    artifact: Artifact
+    lineage: Lineage
+    signature: dict[str, Any] | None
+    tags: dict[str, str]
+    status_message: str | None
+    registered_by: str
+    ci_run_id: str | None
+    registration: str = "ready"
 
 
 class RegistryStore:
@@ -116,20 +131,6 @@ class RegistryStore:
     async def delete_model(self, model_id: int) -> None:
         await self._session.execute(delete(self._t.models).where(self._t.models.c.id == model_id))
 
-    async def claim_version(self, team: str, name: str) -> tuple[Model, int] | None:
-        """The model and its next version number, claimed (the model row stays locked until
-        commit); None when `team` has no model `name`."""
-        models = self._t.models
-        row = (
-            await self._session.execute(
-                update(models)
-                .where(models.c.team == team, models.c.name == name)
-                .values(last_version=models.c.last_version + 1)
-                .returning(models)
-            )
-        ).first()
-        return None if row is None else (model_from_row(row), int(row.last_version))
-
     async def next_version_number(self, model_id: int) -> int:
         """The model's next version number (locks the model row until commit)."""
         models = self._t.models
@@ -146,23 +147,9 @@ class RegistryStore:
 
     # -- versions ---------------------------------------------------------------------
 
-    async def insert_version(
-        self,
-        model: Model,
-        version: int,
-        *,
-        framework: str,
-        artifact: Artifact,
-        lineage: Lineage,
-        signature: dict[str, Any] | None,
-        tags: dict[str, str],
-        status_message: str | None,
-        registered_by: str,
-        ci_run_id: str | None,
-        registration: str = "ready",
-    ) -> ModelVersion:
+    async def insert_version(self, model: Model, number: int, new: NewVersion) -> ModelVersion:
+        """Version `number` of `model` (its number claimed by `next_version_number`)."""
         versions = self._t.versions
-        lifecycle = Lifecycle()
         row = (
             await self._session.execute(
                 insert(versions)
@@ -170,24 +157,61 @@ class RegistryStore:
                     model_id=model.id,
                     team=model.team,
                     model=model.name,
-                    version=version,
-                    framework=framework,
-                    artifact=artifact_json(artifact),
-                    lineage=lineage_json(lineage),
-                    signature=signature,
-                    tags=tags,
-                    status_message=status_message,
-                    stage=lifecycle.stage.value,
-                    lifecycle=lifecycle.as_json(),
-                    ci_run_id=ci_run_id,
-                    registered_by=registered_by,
-                    registration=registration,
-                    etag=new_etag(),
+                    version=number,
+                    **self._version_values(new),
                 )
                 .returning(versions)
             )
         ).one()
         return version_from_row(row, ())
+
+    async def insert_next_version(
+        self, team: str, name: str, new: NewVersion
+    ) -> ModelVersion | None:
+        """The next version of `team`'s model `name`, its number claimed and the row
+        inserted in one statement (the model row stays locked until commit); None when
+        the team has no such model."""
+        models, versions = self._t.models, self._t.versions
+        claimed = (
+            update(models)
+            .where(models.c.team == team, models.c.name == name)
+            .values(last_version=models.c.last_version + 1)
+            .returning(models.c.id, models.c.team, models.c.name, models.c.last_version)
+            .cte("claimed")
+        )
+        values = self._version_values(new)
+        columns = ["model_id", "team", "model", "version", *values]
+        chosen = select(
+            claimed.c.id,
+            claimed.c.team,
+            claimed.c.name,
+            claimed.c.last_version,
+            *(literal(value, versions.c[column].type) for column, value in values.items()),
+        )
+        row = (
+            await self._session.execute(
+                insert(versions).from_select(columns, chosen).returning(versions)
+            )
+        ).first()
+        return None if row is None else version_from_row(row, ())
+
+    @staticmethod
+    def _version_values(new: NewVersion) -> dict[str, Any]:
+        lifecycle = Lifecycle()
+        return {
+            "framework": new.framework,
+            "artifact": artifact_json(new.artifact),
+            "lineage": lineage_json(new.lineage),
+            "signature": new.signature,
+            "tags": new.tags,
+            "status_message": new.status_message,
+            "stage": lifecycle.stage.value,
+            "lifecycle": lifecycle.as_json(),
+            "ci_run_id": new.ci_run_id,
+            "registered_by": new.registered_by,
+            "registration": new.registration,
+            "etag": new_etag(),
+        }
 
     async def find_version_of_ci_run(self, model_id: int, ci_run_id: str) -> int | None:
         versions = self._t.versions
