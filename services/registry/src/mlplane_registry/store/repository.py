@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, delete, func, literal, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -171,26 +171,15 @@ class RegistryStore:
         """The next version of `team`'s model `name`, its number claimed and the row
         inserted in one statement (the model row stays locked until commit); None when
         the team has no such model."""
-        models, versions = self._t.models, self._t.versions
-        claimed = (
-            update(models)
-            .where(models.c.team == team, models.c.name == name)
-            .values(last_version=models.c.last_version + 1)
-            .returning(models.c.id, models.c.team, models.c.name, models.c.last_version)
-            .cte("claimed")
-        )
-        values = self._version_values(new)
-        columns = ["model_id", "team", "model", "version", *values]
-        chosen = select(
-            claimed.c.id,
-            claimed.c.team,
-            claimed.c.name,
-            claimed.c.last_version,
-            *(literal(value, versions.c[column].type) for column, value in values.items()),
-        )
+        statement = _next_version_statement(self._t)
         row = (
             await self._session.execute(
-                insert(versions).from_select(columns, chosen).returning(versions)
+                statement,
+                {
+                    "claimed_team": team,
+                    "claimed_name": name,
+                    **{f"new_{key}": value for key, value in self._version_values(new).items()},
+                },
             )
         ).first()
         return None if row is None else version_from_row(row, ())
@@ -445,6 +434,52 @@ _names = version_names
 def alias_names_of(tables: RegistryTables) -> Any:
     """The `alias_names` column a version query selects (its aliases, in one round trip)."""
     return _read_statements(tables).alias_names
+
+
+_VERSION_VALUES = (
+    "framework",
+    "artifact",
+    "lineage",
+    "signature",
+    "tags",
+    "status_message",
+    "stage",
+    "lifecycle",
+    "ci_run_id",
+    "registered_by",
+    "registration",
+    "etag",
+)
+"""The columns of a new version besides its model and number (`_version_values`)."""
+
+
+@functools.cache
+def _next_version_statement(tables: RegistryTables) -> Any:
+    """Claim the next number of a model (`claimed_team`, `claimed_name`) and insert that
+    version (`new_<column>` for each of `_VERSION_VALUES`), returning the row; built once.
+
+    No parameter is named like a column: SQLAlchemy would take it as a value to set.
+    """
+    models, versions = tables.models, tables.versions
+    claimed = (
+        update(models)
+        .where(
+            models.c.team == bindparam("claimed_team"),
+            models.c.name == bindparam("claimed_name"),
+        )
+        .values(last_version=models.c.last_version + 1)
+        .returning(models.c.id, models.c.team, models.c.name, models.c.last_version)
+        .cte("claimed")
+    )
+    chosen = select(
+        claimed.c.id,
+        claimed.c.team,
+        claimed.c.name,
+        claimed.c.last_version,
+        *(bindparam(f"new_{column}", type_=versions.c[column].type) for column in _VERSION_VALUES),
+    )
+    columns = ["model_id", "team", "model", "version", *_VERSION_VALUES]
+    return insert(versions).from_select(columns, chosen).returning(versions)
 
 
 @dataclass(frozen=True, slots=True)
