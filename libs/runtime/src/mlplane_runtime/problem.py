@@ -155,7 +155,7 @@ async def _unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
     if is_unstorable_text(exc):
         return _unstorable_text_response(request.url.path)
     _log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return _internal_error_response(request.url.path)
+    return internal_error_response(request.url.path)
 
 
 def is_unstorable_text(exc: BaseException) -> bool:
@@ -191,7 +191,8 @@ def _unstorable_text_response(path: str) -> ProblemResponse:
     )
 
 
-def _internal_error_response(path: str) -> ProblemResponse:
+def internal_error_response(path: str) -> ProblemResponse:
+    """The 500 problem for an unexpected error at `path` (its trace id, when traced)."""
     extensions: dict[str, Any] = {}
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
@@ -243,7 +244,7 @@ class UnhandledErrorMiddleware:
             if response_started:
                 # Half a response is on the wire; all that is left is to drop it.
                 raise
-            response = _internal_error_response(path)
+            response = internal_error_response(path)
             await response(scope, receive, send)
 
 

@@ -18,6 +18,7 @@ from mlplane_registry.artifacts.s3 import S3ArtifactStore
 from mlplane_registry.artifacts.wiring import RegistryArtifacts, running, sweep_expired_uploads
 from mlplane_registry.deps import HostedRegistry
 from mlplane_registry.hot_reads import hot_routes
+from mlplane_registry.hot_writes import hot_writes
 from mlplane_registry.mlflow import api as mlflow_api
 from mlplane_registry.mlflow.settings import MlflowApiSettings
 from mlplane_registry.read_cache import ReadCache
@@ -89,7 +90,10 @@ def build(
         ),
         resources=registry,
         hot_routes=(
-            hot_routes(registry, context.uow_factory, verifier)
+            [
+                *hot_routes(registry, context.uow_factory, verifier),
+                *hot_writes(registry, context.uow_factory, verifier),
+            ]
             if (verifier := _verifier(context))
             else ()
         ),

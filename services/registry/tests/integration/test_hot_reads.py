@@ -3,7 +3,7 @@
 A hosted registry on real PostgreSQL, called as the gateway calls it. The hot path
 answers a team's caller holding `models:read`; the operator (a token naming no
 team) is always answered by the full route, so the operator's answer is the full
-route's, byte for byte, to compare with.
+route's, to compare with byte for byte.
 """
 
 from __future__ import annotations
@@ -64,13 +64,13 @@ async def platform(
         await registry_database.drop_schema(bus_schema)
 
 
-def _client(platform: Platform, team: str | None) -> httpx.AsyncClient:
-    """As the gateway: for `team`'s caller, or the operator acting for `team` (None)."""
+def _client(platform: Platform, team: str) -> httpx.AsyncClient:
+    """As the gateway, for `team`'s caller."""
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=platform.app),
         base_url=f"http://mlplane/{SERVICE}",
         auth=GatewayIdentity(SERVICE),
-        headers={} if team is None else {"X-Mlplane-Team": team},
+        headers={"X-Mlplane-Team": team},
     )
 
 
@@ -105,9 +105,13 @@ async def test_a_hot_answer_is_the_full_routes_answer_byte_for_byte(
     hot = [await member.get(path) for _ in range(3)]
     assert _hot_answers(route) >= before + 2, "the hot path never answered"
     # The operator's token names no team: always the full route, with its own reads.
-    operator = _client(platform, None)
-    async with operator:
-        full = await operator.get(path, headers={"X-Mlplane-Team": team})
+    operator = signed_identity(SERVICE, team=None)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=platform.app), base_url=f"http://mlplane/{SERVICE}"
+    ) as raw:
+        answered = _hot_answers(route)
+        full = await raw.get(path, headers={IDENTITY_HEADER: operator, "X-Mlplane-Team": team})
+        assert _hot_answers(route) == answered, "the operator was answered hot"
     assert full.status_code == 200, full.text
     for answer in hot:
         assert answer.status_code == 200
