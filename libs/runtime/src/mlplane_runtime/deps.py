@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, params
 
 from mlplane_runtime.caller import (
     Caller,
@@ -57,22 +57,27 @@ class ServiceBinding:
     parts: ServiceParts
 
 
-def bind_service(
-    routers: Sequence[APIRouter], context: ServiceContext, parts: ServiceParts
-) -> APIRouter:
-    """`routers` in one router whose every request is bound to `context` and `parts`.
-
-    The binding is the first dependency of each route, so the routers' own
-    dependencies (scope checks included) already see it.
-    """
+def service_binder(context: ServiceContext, parts: ServiceParts) -> params.Depends:
+    """The dependency that binds a request to `context` and `parts`: give it first in
+    `include_router(router, dependencies=[...])` of a service's routers, so the
+    routers' own dependencies (scope checks included) already see the binding."""
     binding = ServiceBinding(context, parts)
 
     async def bind(request: Request) -> None:
         request.scope[_SCOPE_KEY] = binding
 
+    binder: params.Depends = Depends(bind)
+    return binder
+
+
+def bind_service(
+    routers: Sequence[APIRouter], context: ServiceContext, parts: ServiceParts
+) -> APIRouter:
+    """`routers` in one router whose every request is bound to `context` and `parts`."""
+    binder = service_binder(context, parts)
     bound = APIRouter()
     for router in routers:
-        bound.include_router(router, dependencies=[Depends(bind)])
+        bound.include_router(router, dependencies=[binder])
     return bound
 
 

@@ -8,6 +8,7 @@ route's, to compare with byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from uuid import uuid4
 import httpx
 import pytest
 from mlplane_contracts.scopes import MODELS_WRITE
+from mlplane_registry.deps import HostedRegistry
 from mlplane_registry.main import make_plugin
 from mlplane_runtime.db import Database
 from mlplane_runtime.forwarded_identity import IDENTITY_HEADER
@@ -57,6 +59,12 @@ async def platform(
     hosted = Platform(settings, [make_plugin(SERVICE, schema)], bus_schema=bus_schema)
     await hosted.start()
     try:
+        registry = hosted.services[0].parts.resources
+        assert isinstance(registry, HostedRegistry)
+        # Answers are kept only once the cache LISTENs (a moment after the start).
+        async with asyncio.timeout(60):
+            while not registry.cache.enabled:  # noqa: ASYNC110 (a state to poll)
+                await asyncio.sleep(0.02)
         yield hosted
     finally:
         await hosted.stop()
@@ -102,7 +110,8 @@ async def test_a_hot_answer_is_the_full_routes_answer_byte_for_byte(
     platform: Platform, member: httpx.AsyncClient, team: str, path: str, route: str
 ) -> None:
     before = _hot_answers(route)
-    hot = [await member.get(path) for _ in range(3)]
+    # The first answer may not be kept (a change notified meanwhile): a few reads.
+    hot = [await member.get(path) for _ in range(4)]
     assert _hot_answers(route) >= before + 2, "the hot path never answered"
     # The operator's token names no team: always the full route, with its own reads.
     operator = signed_identity(SERVICE, team=None)
@@ -123,7 +132,11 @@ async def test_a_hot_answer_is_the_full_routes_answer_byte_for_byte(
 async def test_a_search_written_in_another_order_is_the_same_cached_answer(
     member: httpx.AsyncClient,
 ) -> None:
-    first = await member.get("/versions", params=[("model", "fraud"), ("limit", "2")])
+    for _ in range(5):  # until it is kept (a change notified meanwhile refuses it)
+        before = _hot_answers("/versions")
+        first = await member.get("/versions", params=[("model", "fraud"), ("limit", "2")])
+        if _hot_answers("/versions") > before:
+            break
     before = _hot_answers("/versions")
     second = await member.get("/versions", params=[("limit", "2"), ("model", "fraud")])
     assert _hot_answers("/versions") == before + 1

@@ -16,7 +16,7 @@ from mlplane_runtime.caller import CallerDependency, caller_dependencies
 from mlplane_runtime.consumer import EventConsumer
 from mlplane_runtime.db import Database
 from mlplane_runtime.dead_letters_api import dead_letters_router
-from mlplane_runtime.deps import bind_service
+from mlplane_runtime.deps import service_binder
 from mlplane_runtime.hot_path import MountedHotRoute
 from mlplane_runtime.identity_secret import service_identity_key
 from mlplane_runtime.migrations import upgrade_to_head
@@ -32,7 +32,7 @@ class HostedService:
     """A plug-in and what the host built for it; `subscribe`, then `start` and `stop`.
 
     The plug-in is built once, here: its `ServiceParts` give the consumer's handlers,
-    the routes (bound to this hosting, see `deps.bind_service`), the lifespan
+    the routes (bound to this hosting, see `deps.service_binder`), the lifespan
     entered by `start` and the workers started after it.
     """
 
@@ -103,10 +103,12 @@ class HostedService:
 
     def router(self) -> APIRouter:
         """The service's routes under its prefix, its dead-letter API under `/<service name>`."""
+        # Each router included once, with its prefix and binding: every level of nested
+        # routers is another copy of every route (5 MB a process for the registry's).
         router = APIRouter()
-        own = APIRouter(prefix=self.plugin.prefix)
-        own.include_router(bind_service(self.parts.routers, self.context, self.parts))
-        router.include_router(own)
+        binder = service_binder(self.context, self.parts)
+        for own in self.parts.routers:
+            router.include_router(own, prefix=self.plugin.prefix, dependencies=[binder])
         router.include_router(
             dead_letters_router(self.name, self.context.transport, self._caller()),
             prefix=f"/{self.name}",
