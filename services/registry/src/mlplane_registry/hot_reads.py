@@ -1,5 +1,5 @@
 """The registry's hot reads, answered before the full app: a version, an alias, a
-search within one model.
+search within one model, and MLflow's get-version and get-by-alias.
 
 Each answers only a caller whose gateway-signed identity verifies, names a team and
 holds `models:read`, and only when the read succeeds: from the read cache when it
@@ -11,7 +11,8 @@ database) goes on to the full route in `api`, which answers it, errors included.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable
 from urllib.parse import parse_qsl
 
 from mlplane_contracts.scopes import MODELS_READ
@@ -22,14 +23,17 @@ from mlplane_runtime.hot_path import HotAnswer, HotRequest, HotRoute
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 from mlplane_registry.deps import HostedRegistry
-from mlplane_registry.read_cache import CachedAnswer, EntryKey
+from mlplane_registry.mlflow import cached_reads, names
+from mlplane_registry.mlflow.api import PREFIXES as MLFLOW_PREFIXES
+from mlplane_registry.mlflow.errors import MlflowError
+from mlplane_registry.read_cache import CachedAnswer, EntryKey, Read
 from mlplane_registry.schemas import AliasedVersionOut, AliasOut, VersionOut, VersionPageOut
 from mlplane_registry.store import VersionFilter
 
-Read = Callable[[], Awaitable[CachedAnswer]]
-
 MAX_VERSION = 2**31 - 1
+MAX_NAME = 63
 _VERSION_PATTERN = r"[1-9][0-9]{0,9}"
+_DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 
 
 def search_entry(query: str) -> tuple[str, EntryKey] | None:
@@ -136,7 +140,36 @@ def hot_routes(
         found = await cache.lookup(team, *entry)
         return None if found is None else _as_hot(found)
 
+    async def mlflow_version(request: HotRequest) -> HotAnswer | None:
+        team, asked = team_of(request), _mlflow_query(request, "version")
+        if team is None or asked is None:
+            return None
+        name, version = asked
+        try:
+            number = names.parse_version(version)
+        except MlflowError:
+            return None
+        read = cached_reads.version_reader(registry, readers, team, name, number)
+        return await _answer(cache.answer(team, name, cached_reads.version_key(number), read))
+
+    async def mlflow_alias(request: HotRequest) -> HotAnswer | None:
+        team, asked = team_of(request), _mlflow_query(request, "alias")
+        if team is None or asked is None:
+            return None
+        name, alias = asked
+        read = cached_reads.alias_reader(registry, readers, team, name, alias)
+        return await _answer(cache.answer(team, name, cached_reads.alias_key(alias), read))
+
+    mlflow_routes = [
+        route
+        for prefix in MLFLOW_PREFIXES
+        for route in (
+            HotRoute(f"{prefix}/model-versions/get", mlflow_version, query=True),
+            HotRoute(f"{prefix}/registered-models/alias", mlflow_alias, query=True),
+        )
+    ]
     return [
+        *mlflow_routes,
         HotRoute(
             "/models/{name}/versions/{version}",
             version,
@@ -151,11 +184,25 @@ def hot_routes(
     ]
 
 
+def _mlflow_query(request: HotRequest, second: str) -> tuple[str, str] | None:
+    """`(name, <second>)` from an MLflow read's query string holding exactly these two
+    (anything else, repeated or not a name, goes to the full route)."""
+    params = dict(parse_qsl(request.query.decode("latin-1"), keep_blank_values=True))
+    name, value = params.get("name"), params.get(second)
+    if len(params) != 2 or name is None or value is None or not _is_name(name):
+        return None
+    return name, value
+
+
+def _is_name(name: str) -> bool:
+    return 0 < len(name) <= MAX_NAME and _DNS_LABEL.fullmatch(name) is not None
+
+
 async def _answer(answered: Awaitable[CachedAnswer]) -> HotAnswer | None:
     """The answer, or None (the full route answers) when the read refused."""
     try:
         return _as_hot(await answered)
-    except MlplaneError:
+    except (MlplaneError, MlflowError):
         return None
 
 

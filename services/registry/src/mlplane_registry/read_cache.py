@@ -41,6 +41,9 @@ _log = logging.getLogger("mlplane.registry.cache")
 
 DEFAULT_MAX_MODELS = 10_000
 
+Read = Callable[[], Awaitable["CachedAnswer"]]
+"""Reads one answer from the database (raising what the read raises)."""
+
 EntryKey = tuple[str, str | int]
 """What of a model is cached: `("version", 3)`, `("alias", "champion")` or
 `("search", <canonical query>)`."""

@@ -215,3 +215,67 @@ async def test_what_a_hot_route_cannot_answer_gets_the_full_routes_error(
     answer = await member.get(path)
     assert answer.status_code in (404, 422), answer.text
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+MLFLOW_READS = [
+    (
+        "/api/2.0/mlflow/model-versions/get?name=fraud&version=2",
+        "/api/2.0/mlflow/model-versions/get",
+    ),
+    (
+        "/ajax-api/2.0/mlflow/registered-models/alias?name=fraud&alias=champion",
+        "/ajax-api/2.0/mlflow/registered-models/alias",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "route"), MLFLOW_READS)
+async def test_mlflows_reads_are_hot_and_the_same_as_its_routes(
+    platform: Platform, member: httpx.AsyncClient, team: str, path: str, route: str
+) -> None:
+    before = _hot_answers(route)
+    hot = [await member.get(path) for _ in range(3)]
+    assert _hot_answers(route) == before + 3, "the hot path did not answer"
+    operator = signed_identity(SERVICE, team=None)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=platform.app), base_url=f"http://mlplane/{SERVICE}"
+    ) as raw:
+        full = await raw.get(path, headers={IDENTITY_HEADER: operator, "X-Mlplane-Team": team})
+    assert full.status_code == 200, full.text
+    assert _hot_answers(route) == before + 3
+    for answer in hot:
+        assert answer.status_code == 200
+        assert answer.content == full.content
+        assert answer.headers["content-type"] == full.headers["content-type"]
+    assert full.json()["model_version"]["version"] == "2"
+
+
+async def test_mlflows_reads_see_every_acknowledged_write(member: httpx.AsyncClient) -> None:
+    alias = "/api/2.0/mlflow/registered-models/alias?name=fraud&alias=champion"
+    version = "/api/2.0/mlflow/model-versions/get?name=fraud&version=3"
+    assert (await member.get(alias)).json()["model_version"]["version"] == "2"
+    assert (await member.get(version)).json()["model_version"]["tags"] == [
+        {"key": "stage", "value": "candidate"}
+    ]
+    await member.put("/models/fraud/aliases/champion", json={"version": 3})
+    await member.patch("/models/fraud/versions/3", json={"tags": {"stage": "prod"}})
+    assert (await member.get(alias)).json()["model_version"]["version"] == "3"
+    assert (await member.get(version)).json()["model_version"]["tags"] == [
+        {"key": "stage", "value": "prod"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/api/2.0/mlflow/model-versions/get?name=fraud&version=9", "RESOURCE_DOES_NOT_EXIST"),
+        ("/api/2.0/mlflow/model-versions/get?name=fraud&version=x", "INVALID_PARAMETER_VALUE"),
+        ("/api/2.0/mlflow/registered-models/alias?name=fraud&alias=no", "RESOURCE_DOES_NOT_EXIST"),
+        ("/api/2.0/mlflow/model-versions/get?name=fraud", "INVALID_PARAMETER_VALUE"),
+    ],
+)
+async def test_mlflow_reads_the_hot_path_cannot_answer_get_mlflows_errors(
+    member: httpx.AsyncClient, path: str, code: str
+) -> None:
+    answer = await member.get(path)
+    assert answer.json()["error_code"] == code, answer.text

@@ -30,7 +30,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from mlplane_contracts.scopes import MODELS_READ, MODELS_WRITE
-from mlplane_runtime.deps import OptionalTeam, Principal, ReadUow, WriteUow, scoped
+from mlplane_runtime.deps import (
+    CurrentContext,
+    OptionalTeam,
+    Principal,
+    ReadUow,
+    WriteUow,
+    scoped,
+)
 from mlplane_runtime.errors import MlplaneError
 from mlplane_runtime.media_types import is_json_media_type
 from mlplane_runtime.uow import UnitOfWork
@@ -38,7 +45,7 @@ from pydantic import ValidationError
 
 from mlplane_registry.deps import HostedRegistry, Registry
 from mlplane_registry.domain.registration import PENDING
-from mlplane_registry.mlflow import errors
+from mlplane_registry.mlflow import cached_reads, errors, names
 from mlplane_registry.mlflow import schemas as s
 from mlplane_registry.mlflow.entities import model_version_json, registered_model_json
 from mlplane_registry.mlflow.service import MlflowRegistryService
@@ -233,11 +240,14 @@ async def delete_alias(
 
 
 @routes.get("/registered-models/alias")
-async def get_by_alias(request: Request, team: Team, mlflow: Reads) -> dict[str, Any]:
+async def get_by_alias(
+    request: Request, team: Team, registry: Registry, context: CurrentContext
+) -> Response:
     req = await read(request, s.AliasRef)
-    return {
-        "model_version": model_version_json(await mlflow.get_by_alias(team, req.name, req.alias))
-    }
+    reader = cached_reads.alias_reader(registry, context.uow_factory, team, req.name, req.alias)
+    key = cached_reads.alias_key(req.alias)
+    answer = await registry.cache.answer(team, req.name, key, reader)
+    return Response(answer.body, media_type="application/json")
 
 
 # -- model versions ---------------------------------------------------------------------
@@ -270,11 +280,15 @@ async def create_model_version(
 
 
 @routes.get("/model-versions/get")
-async def get_model_version(request: Request, team: Team, mlflow: Reads) -> dict[str, Any]:
+async def get_model_version(
+    request: Request, team: Team, registry: Registry, context: CurrentContext
+) -> Response:
     req = await read(request, s.VersionRef)
-    return {
-        "model_version": model_version_json(await mlflow.get_version(team, req.name, req.version))
-    }
+    number = names.parse_version(req.version)
+    reader = cached_reads.version_reader(registry, context.uow_factory, team, req.name, number)
+    key = cached_reads.version_key(number)
+    answer = await registry.cache.answer(team, req.name, key, reader)
+    return Response(answer.body, media_type="application/json")
 
 
 @routes.get("/model-versions/search")
