@@ -56,8 +56,7 @@ def version_reader(
     """Reads one version's answer (raises `ModelVersionNotFound`)."""
 
     async def read() -> CachedAnswer:
-        async with readers.reading() as uow:
-            found = await registry.service(uow).get_version(team, model, version)
+        found = await registry.reading(readers, lambda use: use.get_version(team, model, version))
         return CachedAnswer(VersionOut.of(found).model_dump_json().encode(), found.etag)
 
     return read
@@ -69,8 +68,9 @@ def alias_reader(
     """Reads an alias and the version it names (raises `AliasNotFound`, `ModelNotFound`)."""
 
     async def read() -> CachedAnswer:
-        async with readers.reading() as uow:
-            found, version = await registry.service(uow).get_alias(team, model, alias)
+        found, version = await registry.reading(
+            readers, lambda use: use.get_alias(team, model, alias)
+        )
         body = AliasedVersionOut(alias=AliasOut.of(found), version=VersionOut.of(version))
         return CachedAnswer(body.model_dump_json().encode(), found.etag)
 
@@ -88,8 +88,9 @@ def search_reader(
     """Reads one page of a search (raises `InvalidInput` for a cursor not ours)."""
 
     async def read() -> CachedAnswer:
-        async with readers.reading() as uow:
-            page = await registry.service(uow).search_versions(team, where, cursor, size)
+        page = await registry.reading(
+            readers, lambda use: use.search_versions(team, where, cursor, size)
+        )
         body = VersionPageOut(
             versions=[VersionOut.of(v) for v in page.versions], next_cursor=page.next_cursor
         )

@@ -30,8 +30,7 @@ def version_reader(
     """`model-versions/get`'s answer (raises `ModelVersionNotFound`)."""
 
     async def read() -> CachedAnswer:
-        async with readers.reading() as uow:
-            found = await registry.service(uow).get_version(team, model, number)
+        found = await registry.reading(readers, lambda use: use.get_version(team, model, number))
         return _answer(model_version_json(found))
 
     return read
@@ -43,8 +42,7 @@ def alias_reader(
     """`registered-models/alias`'s answer (raises `AliasNotFound`, `ModelNotFound`)."""
 
     async def read() -> CachedAnswer:
-        async with readers.reading() as uow:
-            _, version = await registry.service(uow).get_alias(team, model, alias)
+        _, version = await registry.reading(readers, lambda use: use.get_alias(team, model, alias))
         return _answer(model_version_json(version))
 
     return read
