@@ -194,6 +194,26 @@ class TestHostedServices:
 
 
 class TestPlatformLifecycle:
+    async def test_the_database_pool_is_the_size_the_settings_give(
+        self, database_url: str, database: Database, tmp_path: Path
+    ) -> None:
+        bus_schema = unique("t_")
+        settings = RuntimeSettings(
+            database_url=database_url,
+            data_dir=tmp_path,
+            database_pool_size=3,
+            database_max_overflow=1,
+        )
+        platform = Platform(settings, [], bus_schema=bus_schema)
+        try:
+            await platform.start()
+            pool = platform.database.engine.pool
+            assert pool.size() == 3  # type: ignore[attr-defined]
+            assert pool._max_overflow == 1  # type: ignore[attr-defined]
+        finally:
+            await platform.stop()
+            await database.drop_schema(bus_schema)
+
     async def test_platform_with_no_services_serves_health_and_metrics(
         self, database_url: str, database: Database, tmp_path: Path
     ) -> None:

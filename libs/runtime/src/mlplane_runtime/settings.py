@@ -78,6 +78,11 @@ class RuntimeSettings(BaseSettings):
     env: Environment = "dev"
     database_url: str | None = None
     amqp_url: str | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    """Connections a process keeps open to the database (each worker of `--workers N`
+    has its own pool: N times this, plus each service's LISTEN connections)."""
+    database_max_overflow: int = Field(default=10, ge=0, le=1000)
+    """Connections opened past the pool under load, closed when returned."""
     redis_url: str | None = None
     data_dir: Path = Path(".data")
     http_host: str = "127.0.0.1"

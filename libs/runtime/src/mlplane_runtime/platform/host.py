@@ -122,7 +122,11 @@ class Platform:
         if database_url is None:
             self._embedded_postgres = EmbeddedPostgres(settings.data_dir)
             database_url = await asyncio.to_thread(self._embedded_postgres.start)
-        self._database = database = create_database(database_url)
+        self._database = database = create_database(
+            database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         await _check_database(database)
 
         retry = settings.retry_policy()
