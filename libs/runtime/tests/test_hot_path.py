@@ -150,6 +150,7 @@ async def test_a_hot_answer_has_a_server_span_continuing_the_callers_trace(
     assert span.attributes is not None
     assert span.attributes["http.response.status_code"] == 200
     assert span.attributes["mlplane.hot_path"] is True
+    assert span.attributes["mlplane.service"] == "svc"
     (access,) = logs.by_logger("mlplane.access")
     assert access["http_path"] == "/models/fraud"
     assert access["http_status"] == 200

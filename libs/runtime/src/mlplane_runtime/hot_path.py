@@ -265,6 +265,7 @@ class HotPathMiddleware:
                 "http.request.method": method,
                 "url.path": scope["path"],
                 "http.route": compiled.template,
+                "mlplane.service": compiled.service,
                 "mlplane.hot_path": True,
             },
         )
