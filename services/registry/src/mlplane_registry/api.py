@@ -19,8 +19,9 @@ from mlplane_runtime.deps import CurrentContext, Principal, ReadUow, Team, Write
 from mlplane_runtime.errors import InvalidInput
 
 from mlplane_registry.deps import Registry
-from mlplane_registry.domain import Artifact, VersionStage
+from mlplane_registry.domain import VersionStage
 from mlplane_registry.hot_reads import alias_reader, search_entry, search_reader, version_reader
+from mlplane_registry.hot_writes import register_version
 from mlplane_registry.read_cache import CachedAnswer
 from mlplane_registry.schemas import (
     AliasedVersionOut,
@@ -132,22 +133,7 @@ async def create_version(
     who: Principal,
     response: Response,
 ) -> VersionOut:
-    version = await registry.service(uow).register_version(
-        team,
-        name,
-        framework=body.framework.value,
-        artifact=Artifact(
-            body.artifact.uri,
-            body.artifact.size_bytes,
-            body.artifact.sha256,
-            body.artifact.media_type,
-        ),
-        lineage=body.lineage.to_domain(),
-        registered_by=who,
-        signature=body.signature,
-        tags=dict(body.tags),
-        status_message=body.status_message,
-    )
+    version = await register_version(registry.service(uow), team, name, body, who)
     response.headers["ETag"] = _etag(version.etag)
     response.headers["Location"] = f"models/{name}/versions/{version.version}"
     return VersionOut.of(version)

@@ -11,18 +11,18 @@ database) goes on to the full route in `api`, which answers it, errors included.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable
 from urllib.parse import parse_qsl
 
 from mlplane_contracts.scopes import MODELS_READ
 from mlplane_contracts.types import DNS_LABEL_PATTERN
-from mlplane_runtime.caller import IdentityVerifier
+from mlplane_runtime.caller import Caller, IdentityVerifier
 from mlplane_runtime.errors import MlplaneError
 from mlplane_runtime.hot_path import HotAnswer, HotRequest, HotRoute
 from mlplane_runtime.uow import UnitOfWorkFactory
 
 from mlplane_registry.deps import HostedRegistry
+from mlplane_registry.domain import DNS_LABEL, MAX_DNS_LABEL
 from mlplane_registry.mlflow import cached_reads, names
 from mlplane_registry.mlflow.api import PREFIXES as MLFLOW_PREFIXES
 from mlplane_registry.mlflow.errors import MlflowError
@@ -31,9 +31,7 @@ from mlplane_registry.schemas import AliasedVersionOut, AliasOut, VersionOut, Ve
 from mlplane_registry.store import VersionFilter
 
 MAX_VERSION = 2**31 - 1
-MAX_NAME = 63
 _VERSION_PATTERN = r"[1-9][0-9]{0,9}"
-_DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 
 
 def search_entry(query: str) -> tuple[str, EntryKey] | None:
@@ -48,6 +46,16 @@ def search_entry(query: str) -> tuple[str, EntryKey] | None:
     if len(models) != 1:
         return None
     return models[0], ("search", repr(sorted(params)))
+
+
+def team_caller(verifier: IdentityVerifier, request: HotRequest, scope: str) -> Caller | None:
+    """The caller of a hot request when its identity verifies, names a team and holds
+    `scope`; None otherwise (the full route answers it, refusal included)."""
+    try:
+        caller = verifier.caller(request.identity, None)
+    except MlplaneError:
+        return None
+    return caller if caller.team is not None and caller.has(scope) else None
 
 
 def version_reader(
@@ -106,13 +114,8 @@ def hot_routes(
     cache = registry.cache
 
     def team_of(request: HotRequest) -> str | None:
-        try:
-            caller = verifier.caller(request.identity, None)
-        except MlplaneError:
-            return None
-        if caller.team is None or not caller.has(MODELS_READ):
-            return None
-        return caller.team
+        caller = team_caller(verifier, request, MODELS_READ)
+        return None if caller is None else caller.team
 
     async def version(request: HotRequest) -> HotAnswer | None:
         team, model, number = (
@@ -196,7 +199,7 @@ def _mlflow_query(request: HotRequest, second: str) -> tuple[str, str] | None:
 
 
 def _is_name(name: str) -> bool:
-    return 0 < len(name) <= MAX_NAME and _DNS_LABEL.fullmatch(name) is not None
+    return 0 < len(name) <= MAX_DNS_LABEL and DNS_LABEL.fullmatch(name) is not None
 
 
 async def _answer(answered: Awaitable[CachedAnswer]) -> HotAnswer | None:

@@ -25,12 +25,34 @@ from mlplane_runtime.uow import UnitOfWorkFactory
 from pydantic import ValidationError
 
 from mlplane_registry.deps import HostedRegistry
-from mlplane_registry.domain import Artifact
+from mlplane_registry.domain import MAX_DNS_LABEL, Artifact, ModelVersion
+from mlplane_registry.hot_reads import team_caller
 from mlplane_registry.schemas import VersionCreate, VersionOut
+from mlplane_registry.service import RegistryService
 
 _log = logging.getLogger("mlplane.registry")
 
-MAX_NAME = 63
+
+async def register_version(
+    service: RegistryService, team: str, name: str, body: VersionCreate, principal: str
+) -> ModelVersion:
+    """The version `body` asks for, registered by `principal` (the full route's use too)."""
+    return await service.register_version(
+        team,
+        name,
+        framework=body.framework.value,
+        artifact=Artifact(
+            body.artifact.uri,
+            body.artifact.size_bytes,
+            body.artifact.sha256,
+            body.artifact.media_type,
+        ),
+        lineage=body.lineage.to_domain(),
+        registered_by=principal,
+        signature=body.signature,
+        tags=dict(body.tags),
+        status_message=body.status_message,
+    )
 
 
 def hot_writes(
@@ -40,32 +62,17 @@ def hot_writes(
 
     async def create_version(request: HotRequest) -> HotAnswer | None:
         name = request.params["name"]
-        if len(name) > MAX_NAME:
+        caller = team_caller(verifier, request, MODELS_WRITE)
+        if caller is None or caller.team is None or len(name) > MAX_DNS_LABEL:
             return None
         try:
-            caller = verifier.caller(request.identity, None)
             body = VersionCreate.model_validate_json(request.body)
-        except (MlplaneError, ValidationError):
-            return None
-        if caller.team is None or not caller.has(MODELS_WRITE):
+        except ValidationError:
             return None
         async with writers() as uow:
             try:
-                version = await registry.service(uow).register_version(
-                    caller.team,
-                    name,
-                    framework=body.framework.value,
-                    artifact=Artifact(
-                        body.artifact.uri,
-                        body.artifact.size_bytes,
-                        body.artifact.sha256,
-                        body.artifact.media_type,
-                    ),
-                    lineage=body.lineage.to_domain(),
-                    registered_by=caller.principal,
-                    signature=body.signature,
-                    tags=dict(body.tags),
-                    status_message=body.status_message,
+                version = await register_version(
+                    registry.service(uow), caller.team, name, body, caller.principal
                 )
             except MlplaneError:
                 return None  # rolled back: the full route answers with its error

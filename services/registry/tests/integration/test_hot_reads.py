@@ -8,39 +8,18 @@ route's, to compare with byte for byte.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
-from uuid import uuid4
 
 import httpx
 import pytest
 from mlplane_contracts.scopes import MODELS_WRITE
-from mlplane_registry.deps import HostedRegistry
-from mlplane_registry.main import make_plugin
 from mlplane_runtime.db import Database
 from mlplane_runtime.forwarded_identity import IDENTITY_HEADER
 from mlplane_runtime.platform import Platform
-from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.telemetry.metrics import HOT_ANSWERS
-from mlplane_testing.identity import GatewayIdentity, signed_identity
+from mlplane_testing.identity import signed_identity
 
-SERVICE = "registry"
-
-
-def _version_body(number: int) -> dict[str, Any]:
-    return {
-        "framework": "onnx",
-        "artifact": {"uri": f"s3://models/fraud/{number}", "size_bytes": 9, "sha256": "ab" * 32},
-        "lineage": {
-            "git_repository": "https://git.example.com/ml/fraud",
-            "commit_sha": f"{number:040x}",
-            "ci_run_url": f"https://ci.example.com/runs/{number}",
-        },
-        "tags": {"stage": "candidate"},
-    }
+from .hosting import SERVICE, as_member, hosted_registry, hot_answers, version_body
 
 
 @pytest.fixture
@@ -51,51 +30,24 @@ async def platform(
     team: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Platform]:
-    monkeypatch.setenv(
-        "MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS", json.dumps({team: ["s3://models/"]})
-    )
-    schema, bus_schema = (f"t_{uuid4().hex[:10]}" for _ in range(2))
-    settings = RuntimeSettings(database_url=database_url, amqp_url=None, data_dir=tmp_path)
-    hosted = Platform(settings, [make_plugin(SERVICE, schema)], bus_schema=bus_schema)
-    await hosted.start()
-    try:
-        registry = hosted.services[0].parts.resources
-        assert isinstance(registry, HostedRegistry)
-        # Answers are kept only once the cache LISTENs (a moment after the start).
-        async with asyncio.timeout(60):
-            while not registry.cache.enabled:  # noqa: ASYNC110 (a state to poll)
-                await asyncio.sleep(0.02)
+    async with hosted_registry(
+        database_url, registry_database, tmp_path, team, monkeypatch
+    ) as hosted:
         yield hosted
-    finally:
-        await hosted.stop()
-        await registry_database.drop_schema(schema)
-        await registry_database.drop_schema(bus_schema)
-
-
-def _client(platform: Platform, team: str) -> httpx.AsyncClient:
-    """As the gateway, for `team`'s caller."""
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=platform.app),
-        base_url=f"http://mlplane/{SERVICE}",
-        auth=GatewayIdentity(SERVICE),
-        headers={"X-Mlplane-Team": team},
-    )
 
 
 @pytest.fixture
 async def member(platform: Platform, team: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with _client(platform, team) as http:
+    async with as_member(platform, team) as http:
         assert (await http.post("/models", json={"name": "fraud"})).status_code == 201
         for number in (1, 2, 3):
-            created = await http.post("/models/fraud/versions", json=_version_body(number))
+            created = await http.post(
+                "/models/fraud/versions", json=version_body(number, tags={"stage": "candidate"})
+            )
             assert created.status_code == 201, created.text
         put = await http.put("/models/fraud/aliases/champion", json={"version": 2})
         assert put.status_code == 200, put.text
         yield http
-
-
-def _hot_answers(route: str) -> float:
-    return HOT_ANSWERS.labels(SERVICE, f"/{SERVICE}{route}")._value.get()
 
 
 HOT_READS = [
@@ -109,18 +61,18 @@ HOT_READS = [
 async def test_a_hot_answer_is_the_full_routes_answer_byte_for_byte(
     platform: Platform, member: httpx.AsyncClient, team: str, path: str, route: str
 ) -> None:
-    before = _hot_answers(route)
+    before = hot_answers(route)
     # The first answer may not be kept (a change notified meanwhile): a few reads.
     hot = [await member.get(path) for _ in range(4)]
-    assert _hot_answers(route) >= before + 2, "the hot path never answered"
+    assert hot_answers(route) >= before + 2, "the hot path never answered"
     # The operator's token names no team: always the full route, with its own reads.
     operator = signed_identity(SERVICE, team=None)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=platform.app), base_url=f"http://mlplane/{SERVICE}"
     ) as raw:
-        answered = _hot_answers(route)
+        answered = hot_answers(route)
         full = await raw.get(path, headers={IDENTITY_HEADER: operator, "X-Mlplane-Team": team})
-        assert _hot_answers(route) == answered, "the operator was answered hot"
+        assert hot_answers(route) == answered, "the operator was answered hot"
     assert full.status_code == 200, full.text
     for answer in hot:
         assert answer.status_code == 200
@@ -133,13 +85,13 @@ async def test_a_search_written_in_another_order_is_the_same_cached_answer(
     member: httpx.AsyncClient,
 ) -> None:
     for _ in range(5):  # until it is kept (a change notified meanwhile refuses it)
-        before = _hot_answers("/versions")
+        before = hot_answers("/versions")
         first = await member.get("/versions", params=[("model", "fraud"), ("limit", "2")])
-        if _hot_answers("/versions") > before:
+        if hot_answers("/versions") > before:
             break
-    before = _hot_answers("/versions")
+    before = hot_answers("/versions")
     second = await member.get("/versions", params=[("limit", "2"), ("model", "fraud")])
-    assert _hot_answers("/versions") == before + 1
+    assert hot_answers("/versions") == before + 1
     assert second.content == first.content
     assert [v["version"] for v in second.json()["versions"]] == [1, 2]
 
@@ -147,7 +99,7 @@ async def test_a_search_written_in_another_order_is_the_same_cached_answer(
 async def test_hot_reads_see_every_acknowledged_write(member: httpx.AsyncClient) -> None:
     for path, _ in HOT_READS:
         await member.get(path)
-    created = await member.post("/models/fraud/versions", json=_version_body(4))
+    created = await member.post("/models/fraud/versions", json=version_body(4))
     assert created.status_code == 201
     moved = await member.put("/models/fraud/aliases/champion", json={"version": 4})
     assert moved.status_code == 200
@@ -168,7 +120,7 @@ async def test_a_cached_answer_is_never_given_to_another_team(
 ) -> None:
     for path, _ in HOT_READS:
         assert (await member.get(path)).status_code == 200
-    async with _client(platform, "other-team") as stranger:
+    async with as_member(platform, "other-team") as stranger:
         for path in ("/models/fraud/versions/2", "/models/fraud/aliases/champion"):
             answer = await stranger.get(path)
             assert answer.status_code == 404, answer.text
@@ -233,16 +185,16 @@ MLFLOW_READS = [
 async def test_mlflows_reads_are_hot_and_the_same_as_its_routes(
     platform: Platform, member: httpx.AsyncClient, team: str, path: str, route: str
 ) -> None:
-    before = _hot_answers(route)
+    before = hot_answers(route)
     hot = [await member.get(path) for _ in range(3)]
-    assert _hot_answers(route) == before + 3, "the hot path did not answer"
+    assert hot_answers(route) == before + 3, "the hot path did not answer"
     operator = signed_identity(SERVICE, team=None)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=platform.app), base_url=f"http://mlplane/{SERVICE}"
     ) as raw:
         full = await raw.get(path, headers={IDENTITY_HEADER: operator, "X-Mlplane-Team": team})
     assert full.status_code == 200, full.text
-    assert _hot_answers(route) == before + 3
+    assert hot_answers(route) == before + 3
     for answer in hot:
         assert answer.status_code == 200
         assert answer.content == full.content

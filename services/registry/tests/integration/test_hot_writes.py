@@ -8,39 +8,21 @@ reference the hot route's are compared with.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import pytest
 from mlplane_contracts.scopes import MODELS_READ
-from mlplane_registry.main import make_plugin
 from mlplane_runtime.db import Database
 from mlplane_runtime.forwarded_identity import IDENTITY_HEADER
 from mlplane_runtime.platform import Platform
-from mlplane_runtime.settings import RuntimeSettings
-from mlplane_runtime.telemetry.metrics import HOT_ANSWERS
-from mlplane_testing.identity import GatewayIdentity, signed_identity
+from mlplane_testing.identity import signed_identity
 
-SERVICE = "registry"
-ROUTE = f"/{SERVICE}/models/{{name}}/versions"
+from .hosting import SERVICE, as_member, hosted_registry, hot_answers, version_body
 
-
-def _body(number: int, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "framework": "onnx",
-        "artifact": {"uri": f"s3://models/fraud/{number}", "size_bytes": 9, "sha256": "ab" * 32},
-        "lineage": {
-            "git_repository": "https://git.example.com/ml/fraud",
-            "commit_sha": f"{number:040x}",
-            "ci_run_url": f"https://ci.example.com/runs/{number}",
-        },
-        "tags": {"stage": "candidate"},
-    }
-    return body | changes
+ROUTE = "/models/{name}/versions"
 
 
 @pytest.fixture
@@ -51,33 +33,15 @@ async def platform(
     team: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Platform]:
-    monkeypatch.setenv(
-        "MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS", json.dumps({team: ["s3://models/"]})
-    )
-    schema, bus_schema = (f"t_{uuid4().hex[:10]}" for _ in range(2))
-    settings = RuntimeSettings(database_url=database_url, amqp_url=None, data_dir=tmp_path)
-    hosted = Platform(settings, [make_plugin(SERVICE, schema)], bus_schema=bus_schema)
-    await hosted.start()
-    try:
+    async with hosted_registry(
+        database_url, registry_database, tmp_path, team, monkeypatch
+    ) as hosted:
         yield hosted
-    finally:
-        await hosted.stop()
-        await registry_database.drop_schema(schema)
-        await registry_database.drop_schema(bus_schema)
-
-
-def _client(platform: Platform, team: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=platform.app),
-        base_url=f"http://mlplane/{SERVICE}",
-        auth=GatewayIdentity(SERVICE),
-        headers={"X-Mlplane-Team": team},
-    )
 
 
 @pytest.fixture
 async def member(platform: Platform, team: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with _client(platform, team) as http:
+    async with as_member(platform, team) as http:
         assert (await http.post("/models", json={"name": "fraud"})).status_code == 201
         yield http
 
@@ -94,7 +58,7 @@ async def operator(platform: Platform, team: str) -> AsyncIterator[httpx.AsyncCl
 
 
 def _hot_answers() -> float:
-    return HOT_ANSWERS.labels(SERVICE, ROUTE)._value.get()
+    return hot_answers(ROUTE)
 
 
 async def _version_numbers(http: httpx.AsyncClient) -> list[int]:
@@ -106,9 +70,9 @@ async def test_a_hot_create_answers_as_the_full_route_does(
     member: httpx.AsyncClient, operator: httpx.AsyncClient
 ) -> None:
     before = _hot_answers()
-    hot = await member.post("/models/fraud/versions", json=_body(1))
+    hot = await member.post("/models/fraud/versions", json=version_body(1))
     assert _hot_answers() == before + 1, "the hot route did not answer"
-    full = await operator.post("/models/fraud/versions", json=_body(2))
+    full = await operator.post("/models/fraud/versions", json=version_body(2))
     assert _hot_answers() == before + 1, "the operator's create was answered hot"
     for answer, number in ((hot, 1), (full, 2)):
         assert answer.status_code == 201, answer.text
@@ -125,12 +89,14 @@ async def test_a_hot_create_answers_as_the_full_route_does(
 @pytest.mark.parametrize(
     ("path", "body", "status"),
     [
-        ("/models/nobody/versions", _body(1), 404),  # no such model
-        ("/models/fraud/versions", _body(1, framework="cobol"), 422),  # invalid body
+        ("/models/nobody/versions", version_body(1), 404),  # no such model
+        ("/models/fraud/versions", version_body(1, framework="cobol"), 422),  # invalid body
         ("/models/fraud/versions", {"framework": "onnx"}, 422),  # fields missing
         (  # outside the team's artifact locations
             "/models/fraud/versions",
-            _body(1, artifact={"uri": "s3://elsewhere/x", "size_bytes": 9, "sha256": "ab" * 32}),
+            version_body(
+                1, artifact={"uri": "s3://elsewhere/x", "size_bytes": 9, "sha256": "ab" * 32}
+            ),
             422,
         ),
     ],
@@ -152,16 +118,16 @@ async def test_a_create_needs_a_verified_caller_with_the_write_scope(
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=platform.app), base_url=f"http://mlplane/{SERVICE}"
     ) as raw:
-        nobody = await raw.post("/models/fraud/versions", json=_body(1))
+        nobody = await raw.post("/models/fraud/versions", json=version_body(1))
         assert nobody.status_code == 401
         forged = signed_identity(SERVICE, team=team, secret="another-secret-" + "x" * 40)
         refused = await raw.post(
-            "/models/fraud/versions", json=_body(1), headers={IDENTITY_HEADER: forged}
+            "/models/fraud/versions", json=version_body(1), headers={IDENTITY_HEADER: forged}
         )
         assert refused.status_code == 401
         reader = signed_identity(SERVICE, team=team, scopes=[MODELS_READ])
         forbidden = await raw.post(
-            "/models/fraud/versions", json=_body(1), headers={IDENTITY_HEADER: reader}
+            "/models/fraud/versions", json=version_body(1), headers={IDENTITY_HEADER: reader}
         )
         assert forbidden.status_code == 403
         assert forbidden.headers["content-type"] == "application/problem+json"
@@ -171,8 +137,8 @@ async def test_a_create_needs_a_verified_caller_with_the_write_scope(
 async def test_another_teams_model_of_the_same_name_is_not_written(
     platform: Platform, member: httpx.AsyncClient
 ) -> None:
-    async with _client(platform, "other-team") as stranger:
-        answer = await stranger.post("/models/fraud/versions", json=_body(1))
+    async with as_member(platform, "other-team") as stranger:
+        answer = await stranger.post("/models/fraud/versions", json=version_body(1))
         # Its artifact is looked at first: not in the other team's locations either.
         assert answer.status_code in (404, 422)
         assert answer.headers["content-type"] == "application/problem+json"
@@ -180,7 +146,7 @@ async def test_another_teams_model_of_the_same_name_is_not_written(
 
 
 async def test_a_body_over_the_limit_is_refused_unread(member: httpx.AsyncClient) -> None:
-    huge = _body(1, status_message="x" * (2 * 1024 * 1024))
+    huge = version_body(1, status_message="x" * (2 * 1024 * 1024))
     answer = await member.post("/models/fraud/versions", json=huge)
     assert answer.status_code == 413
     assert answer.headers["content-type"] == "application/problem+json"

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +28,10 @@ from mlplane_registry.read_cache import ReadCache
 from mlplane_runtime.db import Database, libpq_url
 from mlplane_runtime.platform import Platform
 from mlplane_runtime.settings import RuntimeSettings
-from mlplane_testing.identity import TEST_IDENTITY_SECRET, GatewayIdentity
+from mlplane_testing.identity import GatewayIdentity
 
-WAIT_S = 60.0
-START_S = 240.0
-"""A whole `mlplane serve` starting on a machine others load too."""
+from .hosting import START_S, WAIT_S, serving_registry, version_body
+
 ROUNDS = 20
 
 
@@ -50,18 +45,6 @@ class Worker:
         resources = self.platform.services[0].parts.resources
         assert isinstance(resources, HostedRegistry)
         return resources.cache
-
-
-def _version_body(number: int) -> dict[str, Any]:
-    return {
-        "framework": "onnx",
-        "artifact": {"uri": f"s3://models/fraud/{number}", "size_bytes": 9, "sha256": "ab" * 32},
-        "lineage": {
-            "git_repository": "https://git.example.com/ml/fraud",
-            "commit_sha": f"{number:040x}",
-            "ci_run_url": f"https://ci.example.com/runs/{number}",
-        },
-    }
 
 
 async def _until(condition: Any, what: str) -> None:
@@ -123,7 +106,7 @@ async def test_a_write_on_one_worker_is_read_at_once_on_the_other(
     a, b, _ = workers
     assert (await a.http.post("/models", json={"name": "fraud"})).status_code == 201
     for number in (1, 2):
-        created = await a.http.post("/models/fraud/versions", json=_version_body(number))
+        created = await a.http.post("/models/fraud/versions", json=version_body(number))
         assert created.status_code == 201, created.text
     put = await a.http.put("/models/fraud/aliases/champion", json={"version": 1})
     assert put.status_code == 200, put.text
@@ -157,7 +140,7 @@ async def test_reads_stay_current_while_the_listen_connection_is_down_and_after(
     a, b, _ = workers
     assert (await a.http.post("/models", json={"name": "fraud"})).status_code == 201
     for number in (1, 2):
-        assert (await a.http.post("/models/fraud/versions", json=_version_body(number))).is_success
+        assert (await a.http.post("/models/fraud/versions", json=version_body(number))).is_success
     await a.http.put("/models/fraud/aliases/champion", json={"version": 1})
     assert await _alias_version(b) == 1
     assert await _alias_version(b) == 1
@@ -187,51 +170,21 @@ async def test_reads_stay_current_while_the_listen_connection_is_down_and_after(
     assert b.cache.hits > hits, "B's cache was not used again after reconnecting"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_mlplane_serve_with_two_workers_reads_its_writes_on_any_worker(
     database_url: str, registry_database: Database, tmp_path: Path, team: str
 ) -> None:
-    schema = f"t_{uuid4().hex[:10]}"
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLPLANE_")}
-    env |= {
-        "MLPLANE_DATABASE_URL": database_url,
-        "MLPLANE_HTTP_PORT": str(port),
-        "MLPLANE_DATA_DIR": str(tmp_path / "data"),
-        "MLPLANE_IDENTITY_SECRET": TEST_IDENTITY_SECRET,
-        "MLPLANE_REGISTRY_TEAM_ARTIFACT_LOCATIONS": json.dumps({team: ["s3://models/"]}),
-        "MLPLANE_LOG_LEVEL": "WARNING",
-    }
-    # The registry's schema is its own name's; this test's own, so it can be dropped.
-    launcher = (
-        "import sys; from mlplane_registry import main; "
-        f"main.plugin = main.make_plugin('registry', {schema!r}); "
-        "from mlplane_sdk.cli import main as cli; sys.argv = ['mlplane'] + sys.argv[1:]; cli()"
-    )
-    server = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-c", launcher, "serve", "registry", "--workers", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}/registry"
-    try:
+    async with serving_registry(database_url, registry_database, tmp_path, team, 2) as served:
+        base = f"http://127.0.0.1:{served.port}/registry"
         async with httpx.AsyncClient(
             base_url=base, auth=GatewayIdentity("registry"), headers={"X-Mlplane-Team": team}
         ) as http:
-            pids = await _worker_pids(server.pid)
+            pids = await _worker_pids(served.process.pid)
             assert len(pids) == 2, f"expected 2 workers, found {pids}"
-            await _until_ready(http, server)
+            await _until_ready(http, served.process)
             assert (await http.post("/models", json={"name": "fraud"})).status_code == 201
             for number in (1, 2):
                 assert (
-                    await http.post("/models/fraud/versions", json=_version_body(number))
+                    await http.post("/models/fraud/versions", json=version_body(number))
                 ).is_success
             for number in range(ROUNDS):
                 expected = 1 + number % 2
@@ -248,16 +201,7 @@ async def test_mlplane_serve_with_two_workers_reads_its_writes_on_any_worker(
                     for _ in range(3):
                         answer = await fresh.get("/models/fraud/aliases/champion")
                         assert answer.json()["version"]["version"] == expected
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(WAIT_S):
-                output, _ = await server.communicate()
-        except TimeoutError:
-            server.kill()
-            output, _ = await server.communicate()
-        await registry_database.drop_schema(schema)
-    assert server.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert served.process.returncode == 0, served.output[-3000:]
 
 
 async def _worker_pids(parent: int) -> list[int]:
