@@ -50,13 +50,13 @@ async def test_the_key_authenticates_until_it_is_revoked(harness: Harness, team:
 
 
 async def test_an_expired_key_is_refused(harness: Harness, team: str) -> None:
-    created = await harness.create_key(
-        team, ["admin"], expires_at=datetime.now(UTC) + timedelta(milliseconds=300)
-    )
+    # Long enough for creating and using it on a loaded machine (300 ms was not in CI).
+    expires_at = datetime.now(UTC) + timedelta(seconds=3)
+    created = await harness.create_key(team, ["admin"], expires_at=expires_at)
     ok = await harness.client.get("/v1/keys", headers=harness.bearer(created["key"]))
     assert ok.status_code == 200
     # The expiry is compared with the gateway's clock on every request.
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 0.1)
     expired = await harness.client.get("/v1/keys", headers=harness.bearer(created["key"]))
     assert expired.status_code == 401
     assert "expired" in expired.json()["detail"]
